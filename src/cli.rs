@@ -1,0 +1,316 @@
+//! The command line. `main` parses, dispatches, prints, and maps every failure to an exit code.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::{self, Reply, Request};
+use crate::config::{Config, DEFAULT_CONFIG_DIR};
+use crate::engine::{explain, parse_import_lines, Engine, Shared};
+use crate::exit::{CliError, Exit};
+
+const ABOUT: &str = "Keeps Sectigo Certificate Manager certificates renewed before they expire.";
+const LONG_ABOUT: &str = "\
+Keeps Sectigo Certificate Manager (SCM) certificates renewed before they expire, through SCM's \
+REST Enrollment API, and keeps the Jira issues that track them in step.
+
+Configuration: DIR/connector.toml (global settings) and DIR/profiles.d/NAME.toml (one file per \
+Sectigo profile: client_id, client_secret, scm_url, expiry_window_days, auto_renew, \
+force_renewal, ...). State (the certificate inventory): [state] dir, by default \
+/var/lib/sectigo-connector. While the daemon runs, the other commands reach it through its \
+control socket ([control] socket).
+
+Exit codes: 0 success, 1 the work failed, 2 usage error, 75 temporary failure (state locked, \
+SCM unreachable), 78 configuration error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "sectigo-connector", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Configuration directory (connector.toml and profiles.d/).
+    #[arg(long, global = true, env = "SECTIGO_CONNECTOR_CONFIG_DIR", default_value = DEFAULT_CONFIG_DIR, value_name = "DIR")]
+    pub config_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (foreground; systemd Type=notify): renewal cycles on [schedule] cron,
+    /// SIGHUP reloads the configuration, SIGTERM stops.
+    Run {
+        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed).
+        #[arg(long)]
+        once: bool,
+        /// With --once: decide and report what would be renewed, writing nothing to SCM, Jira
+        /// or the state.
+        #[arg(long, requires = "once")]
+        dry_run: bool,
+    },
+    /// Validate connector.toml and every profile; print the profiles (secrets masked).
+    CheckConfig,
+    /// The certificate inventory.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Renew one certificate now, bypassing the backoff (also after a failed or unknown outcome:
+    /// check SCM first, renewal is billable).
+    Renew {
+        /// SCM certificate id.
+        id: String,
+    },
+    /// The profiles and their certificate counts.
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+    },
+    /// Start a force renewal of a whole profile: every certificate renewed within 24 hours.
+    ForceRenew {
+        profile: String,
+    },
+    /// Last and next cycle, counts by state, failures, orphaned certificates.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the daemon's engine against the built-in SCM simulator on loopback, with sample
+    /// profiles and certificates, and show the renewals happen. Touches nothing outside a
+    /// temporary directory.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List tracked certificates, earliest expiry first.
+    List {
+        #[arg(long)]
+        profile: Option<String>,
+        /// Only certificates inside their expiry window (or under force renewal).
+        #[arg(long)]
+        due: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One certificate: subject, SANs, validity, state, history, linked issue, next action.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start tracking existing SCM certificates (downloads each to learn subject and notAfter).
+    Import {
+        /// The profile whose credentials reach the certificates.
+        #[arg(long)]
+        profile: String,
+        /// One certificate id.
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+        cert_id: Option<String>,
+        /// With --cert-id: the Jira issue tracking it.
+        #[arg(long, requires = "cert_id")]
+        issue: Option<String>,
+        /// A file with one `ID [ISSUE-KEY]` per line (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
+    /// Link a certificate to a Jira issue.
+    Link {
+        id: String,
+        key: String,
+    },
+    /// Stop tracking a certificate (its history is written to the log).
+    Forget {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// The configured profiles, their settings and certificate counts (orphans too).
+    List,
+    /// Rename a profile: renames profiles.d/OLD.toml and moves its certificates, in one step.
+    Rename { old: String, new: String },
+}
+
+/// Entry point: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage.code() } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sectigo-connector: {:#}", e.error);
+            e.exit.code()
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sectigo-worker")
+        .build()
+        .map_err(|e| CliError::new(Exit::Failed, e))
+}
+
+fn load(dir: &Path) -> Result<Config, CliError> {
+    Ok(Config::load(dir)?)
+}
+
+fn print(reply: &Reply) -> i32 {
+    print!("{}", reply.stdout);
+    eprint!("{}", reply.stderr);
+    reply.exit
+}
+
+fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    let dir = cli.config_dir;
+    let request = match cli.command {
+        Command::Demo => return runtime()?.block_on(crate::demo::run()),
+        Command::CheckConfig => return check_config(&dir),
+        Command::Run { once: false, .. } => return run_daemon(&dir),
+        Command::Run { once: true, dry_run } => return run_once(&dir, dry_run),
+        Command::Status { json } => Request::Status { json },
+        Command::Renew { id } => Request::Renew { id },
+        Command::ForceRenew { profile } => Request::ForceRenew { profile },
+        Command::Profiles { command: ProfilesCommand::List } => Request::ProfilesList,
+        Command::Profiles { command: ProfilesCommand::Rename { old, new } } => Request::ProfilesRename { old, new },
+        Command::Certs { command } => match command {
+            CertsCommand::List { profile, due, json } => Request::CertsList { profile, due, json },
+            CertsCommand::Show { id, json } => Request::CertsShow { id, json },
+            CertsCommand::Link { id, key } => Request::CertsLink { id, key },
+            CertsCommand::Forget { id } => Request::CertsForget { id },
+            CertsCommand::Import { profile, cert_id, issue, from } => {
+                let lines = match (cert_id, from) {
+                    (Some(id), _) => vec![(id, issue)],
+                    (None, Some(f)) => read_import_list(&f)?,
+                    (None, None) => return Err(CliError::usage("give --cert-id ID or --from FILE")),
+                };
+                Request::CertsImport { profile, lines }
+            }
+        },
+    };
+    let cfg = load(&dir)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        // The daemon holds the state: go through it when it runs.
+        match crate::daemon::control::send(&cfg.connector.control.socket, &request).await {
+            Ok(Some(reply)) => return Ok(print(&reply)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(CliError::new(
+                    Exit::TempFail,
+                    anyhow::anyhow!("cannot talk to the daemon through {}: {e}", cfg.connector.control.socket.display()),
+                ))
+            }
+        }
+        let _log = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+        let store = crate::state::open(&cfg.connector.state)?;
+        let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+        let reply = commands::execute(request, &engine, &cfg, None, Utc::now()).await;
+        Ok(print(&reply))
+    })
+}
+
+fn read_import_list(f: &Path) -> Result<Vec<(String, Option<String>)>, CliError> {
+    let mut text = String::new();
+    if f == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::new(Exit::Failed, e))?;
+    } else {
+        text = std::fs::read_to_string(f).map_err(|e| CliError::usage(format!("cannot read {}: {e}", f.display())))?;
+    }
+    parse_import_lines(&text)
+        .map(|v| v.into_iter().map(|l| (l.cert_id, l.issue)).collect())
+        .map_err(|errs| CliError::usage(format!("{}: {} bad lines, nothing imported:\n  {}", f.display(), errs.len(), errs.join("\n  "))))
+}
+
+fn check_config(dir: &Path) -> Result<i32, CliError> {
+    let cfg = load(dir)?;
+    let c = &cfg.connector;
+    println!("configuration in {}: OK", dir.display());
+    println!("  state:     {} (cache {} MiB)", c.state.dir.display(), c.state.cache_mb);
+    println!("  schedule:  {:?}{}", c.schedule.cron, if c.schedule.run_at_start { ", and at start" } else { "" });
+    println!("  log:       level {:?}, format {:?}{}", c.log.level, c.log.format, c.log.file.as_ref().map(|f| format!(", files in {}", f.display())).unwrap_or_default());
+    println!("  scm:       timeout {}s, at most {} concurrent and {}/s per host, retries for up to {}s", c.scm.timeout_secs, c.scm.max_concurrent, c.scm.max_requests_per_second, c.scm.retry_max_secs);
+    match &c.jira {
+        Some(j) => println!("  jira:      {:?} at {} (token {})", j.flavor, j.url, j.token),
+        None => println!("  jira:      off (no [jira] section)"),
+    }
+    println!("  control:   {}", c.control.socket.display());
+    println!("profiles ({}):", cfg.profiles.len());
+    for p in cfg.profiles.values() {
+        println!("  {}  ({})", p.name, p.file.display());
+        println!("    client_id:          {}", p.client_id);
+        println!("    client_secret:      {}", p.client_secret);
+        println!("    scm_url:            {}", p.scm_url);
+        println!("    token_url:          {}", p.token_url);
+        println!("    expiry_window_days: {}{}", p.expiry_window_days, if p.force_renewal { " (irrelevant: force_renewal)" } else { "" });
+        println!("    auto_renew:         {}{}", p.auto_renew, if p.force_renewal { " (irrelevant: force_renewal)" } else { "" });
+        println!("    force_renewal:      {}", p.force_renewal);
+        println!("    ssl_cert_comments:  {:?}", p.ssl_cert_comments);
+        println!("    scm_profile_id:     {}", p.scm_profile_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()));
+        if !p.custom_fields.is_empty() {
+            println!("    custom_fields:      {:?}", p.custom_fields);
+        }
+    }
+    for w in &cfg.warnings {
+        println!("warning: {w}");
+    }
+    Ok(0)
+}
+
+fn run_daemon(dir: &Path) -> Result<i32, CliError> {
+    let cfg = load(dir)?;
+    let logging = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let store = crate::state::open(&cfg.connector.state)?;
+    runtime()?.block_on(crate::daemon::run(dir.to_path_buf(), cfg, store, logging))?;
+    Ok(0)
+}
+
+fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
+    let cfg = load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let store = crate::state::open(&cfg.connector.state)?;
+    runtime()?.block_on(async move {
+        crate::daemon::log_config(&cfg);
+        let engine = Arc::new(Engine::new(&cfg, store, Shared::new(&cfg)).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?);
+        let fail = |e| CliError::new(Exit::Failed, e);
+        if !dry_run {
+            engine.recover(Utc::now()).await.map_err(fail)?;
+            engine.sync_profiles(Utc::now()).await.map_err(fail)?;
+        }
+        let report = engine.run_cycle(Utc::now(), dry_run, &CancellationToken::new()).await.map_err(fail)?;
+        let mut s = report.summary.clone();
+        // Wait a little for renewals the CA has not issued yet; the daemon would poll them.
+        let poll = std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs.min(10));
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs * 2);
+        while !dry_run && s.pending > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(poll).await;
+            let c = engine.collect_pending(Utc::now()).await.map_err(fail)?;
+            s.renewed += c.renewed;
+            s.failed += c.failed;
+            s.pending = c.pending;
+        }
+        for p in &report.planned {
+            println!("{:<12} {:<16} {:<30} expires {}  {}", p.id, p.profile, p.subject_cn, p.not_after.format("%Y-%m-%d %H:%M"), explain(&p.decision));
+        }
+        if dry_run {
+            println!("dry run: {} would be renewed, {} due without auto-renew; nothing was sent or written", s.requested, s.skipped_no_auto_renew);
+            return Ok(0);
+        }
+        println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
+        for e in &s.errors {
+            eprintln!("failed: {e}");
+        }
+        Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
+    })
+}

@@ -1,0 +1,236 @@
+//! `connector.toml`: the global settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::reader::KeyReader;
+use super::secret_source::{read_secret, SecretSpec};
+use super::url_check::check_url;
+use crate::secret::Secret;
+
+pub const DEFAULT_CRON: &str = "0 0 * * * *";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sectigo-connector";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorConfig {
+    pub state: StateConfig,
+    pub schedule: ScheduleConfig,
+    pub log: LogConfig,
+    pub scm: ScmConfig,
+    pub renewal: RenewalConfig,
+    pub control: ControlConfig,
+    pub jira: Option<JiraConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlConfig {
+    /// The control socket: commands given while the daemon runs go through it.
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sectigo-connector/control.sock";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+    /// sled's page cache, in MiB: bounds the daemon's memory whatever the inventory's size.
+    pub cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleConfig {
+    pub cron: String,
+    pub run_at_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Journald,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScmConfig {
+    pub timeout_secs: u64,
+    pub max_concurrent: usize,
+    pub max_requests_per_second: f64,
+    /// How long one call may keep retrying transient errors before the attempt counts as failed.
+    pub retry_max_secs: u64,
+    /// Extra PEM CA certificates to trust (private deployments); public roots are always trusted.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewalConfig {
+    /// First delay after a failed renewal attempt; doubles per failure.
+    pub retry_initial_mins: u64,
+    /// Longest delay between attempts.
+    pub retry_max_hours: u64,
+    /// How often a renewed certificate that the CA has not issued yet is polled.
+    pub collect_poll_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JiraFlavor {
+    Cloud,
+    Datacenter,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JiraConfig {
+    pub url: String,
+    pub flavor: JiraFlavor,
+    pub email: Option<String>,
+    pub token: Secret,
+    /// Transition names per event (`renewal_started`, `renewed`, `renewal_failed`,
+    /// `expiring_no_auto_renew`, `outcome_unknown`); absent = comment only.
+    pub transitions: BTreeMap<String, String>,
+    pub timeout_secs: u64,
+}
+
+pub const JIRA_EVENTS: &[&str] =
+    &["renewal_started", "renewed", "renewal_failed", "expiring_no_auto_renew", "outcome_unknown"];
+
+impl ConnectorConfig {
+    pub fn read(r: &mut KeyReader<'_>, credentials_dir: Option<&std::path::Path>) -> Self {
+        let state = StateConfig {
+            dir: r.or("state.dir", PathBuf::from(DEFAULT_STATE_DIR)),
+            cache_mb: r.or("state.cache_mb", 64u64),
+        };
+        if state.dir.as_os_str().is_empty() {
+            r.error("state.dir", "must not be empty");
+        }
+        if !(4..=65536).contains(&state.cache_mb) {
+            r.error("state.cache_mb", "must be between 4 and 65536 (MiB)");
+        }
+
+        let schedule = ScheduleConfig {
+            cron: r.or("schedule.cron", DEFAULT_CRON.to_string()),
+            run_at_start: r.or("schedule.run_at_start", true),
+        };
+        if let Err(e) = crate::daemon::schedule::validate_cron(&schedule.cron) {
+            r.error(
+                "schedule.cron",
+                format!(
+                    "invalid cron expression {:?}: {e}; six fields with seconds, e.g. \"0 0 * * * *\" (hourly)",
+                    schedule.cron
+                ),
+            );
+        }
+
+        let log = LogConfig {
+            level: r.or("log.level", "info".to_string()),
+            format: r.or("log.format", LogFormat::Auto),
+            file: r.opt("log.file"),
+        };
+        if let Err(e) = crate::logging::parse_level(&log.level) {
+            r.error("log.level", e);
+        }
+
+        let scm = ScmConfig {
+            timeout_secs: r.or("scm.timeout_secs", 30u64),
+            max_concurrent: r.or("scm.max_concurrent", 4usize),
+            max_requests_per_second: r.or("scm.max_requests_per_second", 5.0f64),
+            retry_max_secs: r.or("scm.retry_max_secs", 300u64),
+            ca_bundle: r.opt("scm.ca_bundle"),
+        };
+        if !(1..=600).contains(&scm.timeout_secs) {
+            r.error("scm.timeout_secs", "must be between 1 and 600 seconds");
+        }
+        if !(1..=256).contains(&scm.max_concurrent) {
+            r.error("scm.max_concurrent", "must be between 1 and 256");
+        }
+        if !(scm.max_requests_per_second > 0.0 && scm.max_requests_per_second <= 10_000.0) {
+            r.error("scm.max_requests_per_second", "must be greater than 0 and at most 10000");
+        }
+        if scm.retry_max_secs > 86_400 {
+            r.error("scm.retry_max_secs", "must be at most 86400 seconds");
+        }
+        if let Some(ca) = &scm.ca_bundle {
+            if !ca.is_file() {
+                r.error("scm.ca_bundle", format!("{} is not a readable file", ca.display()));
+            }
+        }
+
+        let renewal = RenewalConfig {
+            retry_initial_mins: r.or("renewal.retry_initial_mins", 60u64),
+            retry_max_hours: r.or("renewal.retry_max_hours", 32u64),
+            collect_poll_secs: r.or("renewal.collect_poll_secs", 60u64),
+        };
+        if !(1..=1440).contains(&renewal.retry_initial_mins) {
+            r.error("renewal.retry_initial_mins", "must be between 1 and 1440 minutes");
+        }
+        if !(1..=168).contains(&renewal.retry_max_hours) {
+            r.error("renewal.retry_max_hours", "must be between 1 and 168 hours");
+        }
+        if !(1..=3600).contains(&renewal.collect_poll_secs) {
+            r.error("renewal.collect_poll_secs", "must be between 1 and 3600 seconds");
+        }
+
+        let control = ControlConfig {
+            socket: r.or("control.socket", PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
+        if !control.socket.is_absolute() {
+            r.error("control.socket", "must be an absolute path");
+        }
+
+        let jira = Self::read_jira(r, credentials_dir);
+        ConnectorConfig { state, schedule, log, scm, renewal, control, jira }
+    }
+
+    fn read_jira(r: &mut KeyReader<'_>, credentials_dir: Option<&std::path::Path>) -> Option<JiraConfig> {
+        let url: Option<String> = r.opt("jira.url");
+        let flavor: Option<JiraFlavor> = r.opt("jira.flavor");
+        let email: Option<String> = r.opt("jira.email");
+        let token_inline: Option<Secret> = r.opt("jira.token");
+        let token_file: Option<PathBuf> = r.opt("jira.token_file");
+        let timeout_secs = r.or("jira.timeout_secs", 30u64);
+        let mut transitions = BTreeMap::new();
+        for ev in JIRA_EVENTS {
+            if let Some(name) = r.opt::<String>(&format!("jira.transitions.{ev}")) {
+                transitions.insert(ev.to_string(), name);
+            }
+        }
+        let any = url.is_some() || flavor.is_some() || email.is_some() || token_inline.is_some()
+            || token_file.is_some();
+        if !any {
+            return None;
+        }
+        let Some(url) = url else {
+            r.error("jira.url", "missing; required when a [jira] section is present (remove the section to turn Jira off)");
+            return None;
+        };
+        if let Err(e) = check_url(&url) {
+            r.error("jira.url", e);
+        }
+        let flavor = flavor.unwrap_or(JiraFlavor::Cloud);
+        if flavor == JiraFlavor::Cloud && email.is_none() {
+            r.error("jira.email", "missing; Jira Cloud authenticates with the account's email and an API token");
+        }
+        let spec = SecretSpec { inline: token_inline, file: token_file, credential: "jira.token" };
+        let token = match read_secret(&spec, r.file(), credentials_dir) {
+            Ok(t) => t,
+            Err(msg) => {
+                r.error("jira.token", msg);
+                Secret::new("")
+            }
+        };
+        if !(1..=600).contains(&timeout_secs) {
+            r.error("jira.timeout_secs", "must be between 1 and 600 seconds");
+        }
+        Some(JiraConfig { url, flavor, email, token, transitions, timeout_secs })
+    }
+}

@@ -1,0 +1,139 @@
+//! `profiles.d/NAME.toml`: one Sectigo profile (the seed's "Sectigo Profile Settings").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::reader::KeyReader;
+use super::secret_source::{read_secret_named, SecretSpec};
+use super::url_check::check_url;
+use crate::secret::Secret;
+
+pub const DEFAULT_TOKEN_URL: &str =
+    "https://auth.sso.sectigo.com/auth/realms/apiclients/protocol/openid-connect/token";
+pub const MAX_COMMENTS: usize = 1024;
+/// The longest a public TLS certificate can be valid; a wider window would renew constantly.
+pub const MAX_WINDOW_DAYS: i64 = 397;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// The file's stem.
+    pub name: String,
+    pub file: PathBuf,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scm_url: String,
+    pub token_url: String,
+    pub ssl_cert_comments: String,
+    pub force_renewal: bool,
+    pub expiry_window_days: i64,
+    pub auto_renew: bool,
+    pub scm_profile_id: Option<i64>,
+    pub custom_fields: BTreeMap<String, String>,
+    /// True when the secret is inline in a file that users other than the owner can read.
+    #[serde(skip)]
+    pub inline_secret_readable_by_others: bool,
+}
+
+impl Profile {
+    /// The identity used to recognise a profile whose file was renamed by hand.
+    pub fn identity(&self) -> (String, String) {
+        (self.client_id.clone(), self.scm_url.trim_end_matches('/').to_string())
+    }
+}
+
+/// A profile's name must be usable as a file stem, a log field and a command argument.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a profile name (the file's stem) must have 1 to 64 characters".into());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!(
+            "profile name {name:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+impl Profile {
+    pub fn read(name: &str, r: &mut KeyReader<'_>, credentials_dir: Option<&Path>) -> Option<Self> {
+        let client_id: Option<String> = r.req("client_id", "the SCM REST account's Client ID");
+        let inline: Option<Secret> = r.opt("client_secret");
+        let file: Option<PathBuf> = r.opt("client_secret_file");
+        let scm_url: Option<String> = r.req("scm_url", "e.g. https://CUSTOMER.enroll.enterprise.sectigo.com");
+        let token_url: String = r.or("token_url", DEFAULT_TOKEN_URL.to_string());
+        let ssl_cert_comments: String = r.or("ssl_cert_comments", String::new());
+        let force_renewal: bool = r.or("force_renewal", false);
+        let expiry_window_days: i64 = r.or("expiry_window_days", 30i64);
+        let auto_renew: bool = r.or("auto_renew", true);
+        let scm_profile_id: Option<i64> = r.opt("scm_profile_id");
+        let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
+
+        if let Some(id) = &client_id {
+            if id.trim().is_empty() {
+                r.error("client_id", "must not be empty");
+            }
+        }
+        let credential = format!("{name}.client_secret");
+        let has_inline = inline.is_some();
+        let spec = SecretSpec { inline, file, credential: "" };
+        let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
+            Ok(s) => Some(s),
+            Err(msg) => {
+                r.error("client_secret", msg);
+                None
+            }
+        };
+        if let Some(u) = &scm_url {
+            if let Err(e) = check_url(u) {
+                r.error("scm_url", e);
+            }
+        }
+        if let Err(e) = check_url(&token_url) {
+            r.error("token_url", e);
+        }
+        let n = ssl_cert_comments.chars().count();
+        if n > MAX_COMMENTS {
+            r.error("ssl_cert_comments", format!("is {n} characters long; SCM accepts at most {MAX_COMMENTS}"));
+        }
+        if !(1..=MAX_WINDOW_DAYS).contains(&expiry_window_days) {
+            r.error(
+                "expiry_window_days",
+                format!("is {expiry_window_days}; must be between 1 and {MAX_WINDOW_DAYS} days"),
+            );
+        }
+        if let Some(id) = scm_profile_id {
+            if id <= 0 {
+                r.error("scm_profile_id", "must be a positive SCM profile id");
+            }
+        }
+        let readable = has_inline && readable_by_others(r.file());
+        Some(Profile {
+            name: name.to_string(),
+            file: r.file().to_path_buf(),
+            client_id: client_id?,
+            client_secret: secret?,
+            scm_url: scm_url?.trim_end_matches('/').to_string(),
+            token_url,
+            ssl_cert_comments,
+            force_renewal,
+            expiry_window_days,
+            auto_renew,
+            scm_profile_id,
+            custom_fields,
+            inline_secret_readable_by_others: readable,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o004 != 0).unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &Path) -> bool {
+    false
+}

@@ -1,0 +1,102 @@
+//! The control socket: a Unix socket under /run/sectigo-connector/ through which commands reach
+//! the running daemon (which holds the state database). One JSON request line, one JSON reply.
+//! Access is by file permissions: the socket is 0660, owned by the service user and group.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::commands::{Reply, Request};
+
+/// Largest request accepted (an import list of ~100k lines fits).
+const MAX_REQUEST: usize = 16 * 1024 * 1024;
+
+/// A request from the socket, with where to send the reply.
+pub type Incoming = (Request, oneshot::Sender<Reply>);
+
+/// Listens on `path`; forwards each request to `tx`. Returns the listener task.
+pub fn serve(path: &Path, tx: mpsc::Sender<Incoming>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    if path.exists() {
+        // A socket left by a daemon that did not stop cleanly (we hold the state lock, so no
+        // other daemon is running).
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, tx).await {
+                    debug!("control connection: {e}");
+                }
+            });
+        }
+    }))
+}
+
+async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(r).take(MAX_REQUEST as u64);
+    reader.read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let (rtx, rrx) = oneshot::channel();
+            if tx.send((req, rtx)).await.is_err() {
+                Reply { stderr: "error: the daemon is shutting down\n".into(), exit: 75, ..Default::default() }
+            } else {
+                rrx.await.unwrap_or(Reply { stderr: "error: the daemon dropped the request\n".into(), exit: 75, ..Default::default() })
+            }
+        }
+        Err(e) => {
+            warn!("control socket: malformed request: {e}");
+            Reply { stderr: format!("error: malformed request: {e}\n"), exit: 2, ..Default::default() }
+        }
+    };
+    let mut out = serde_json::to_vec(&reply).expect("json");
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.shutdown().await
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Sends a request to a running daemon. `Ok(None)` when no daemon listens at `path`.
+pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (r, mut w) = stream.into_split();
+    let mut out = serde_json::to_vec(req).expect("json");
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.shutdown().await?;
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await?;
+    serde_json::from_str(&line).map(Some).map_err(|e| std::io::Error::other(format!("malformed reply from the daemon: {e}")))
+}
+
+/// Removes the socket file when the daemon stops.
+pub struct SocketFile(pub PathBuf);
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub type SharedEngine = Arc<tokio::sync::RwLock<Arc<crate::engine::Engine>>>;

@@ -1,0 +1,239 @@
+//! The service's lifecycle: start (config, state, journal recovery), cycles on the schedule,
+//! reload on SIGHUP, stop on SIGTERM/SIGINT, systemd notifications and watchdog, and the control
+//! socket through which commands reach the running daemon.
+
+pub mod control;
+pub mod notify;
+pub mod schedule;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::commands::{self, DaemonInfo, Reply};
+use crate::config::Config;
+use crate::engine::{CycleReport, Engine, EngineError, Shared};
+use crate::exit::{CliError, Exit};
+use crate::logging::Logging;
+use crate::state::{blocking, SharedStore};
+
+/// Logs what was loaded: one line per profile, and the warnings.
+pub fn log_config(cfg: &Config) {
+    for p in cfg.profiles.values() {
+        let mode = if p.force_renewal {
+            "force renewal".to_string()
+        } else if p.auto_renew {
+            format!("renews {} days before expiry", p.expiry_window_days)
+        } else {
+            format!("reports {} days before expiry, auto renew off", p.expiry_window_days)
+        };
+        info!(profile = %p.name, "profile {:?} loaded from {}: SCM {} as client {:?}, {mode}", p.name, p.file.display(), p.scm_url, p.client_id);
+    }
+    if cfg.profiles.is_empty() {
+        warn!("no profiles configured: add one file per profile in {}/profiles.d/", cfg.dir.display());
+    }
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
+}
+
+fn summary_line(r: &CycleReport) -> String {
+    let s = &r.summary;
+    format!(
+        "{} renewed, {} renewal requests, {} failed, {} pending collection, {} due without auto-renew",
+        s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew
+    )
+}
+
+fn status_text(last: Option<&str>, next: DateTime<Utc>) -> String {
+    match last {
+        Some(l) => format!("last cycle: {l}; next cycle {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
+        None => format!("next cycle {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
+    }
+}
+
+/// Converts a wall-clock time to a tokio deadline.
+fn deadline(at: DateTime<Utc>) -> tokio::time::Instant {
+    let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now() + d
+}
+
+enum Work {
+    Cycle,
+    Collect,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(dir: PathBuf, mut cfg: Config, store: SharedStore, logging: Logging) -> Result<(), CliError> {
+    let started = Utc::now();
+    let shared = Shared::new(&cfg);
+    let mut engine = Arc::new(Engine::new(&cfg, store.clone(), shared.clone()).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?);
+    let unknown = engine.recover(Utc::now()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    if unknown > 0 {
+        error!("{unknown} renewals have an unknown outcome after the last stop; see `sectigo-connector status`");
+    }
+    engine.sync_profiles(Utc::now()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    log_config(&cfg);
+
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
+    let socket_path = cfg.connector.control.socket.clone();
+    let _socket = match control::serve(&socket_path, ctl_tx) {
+        Ok(_) => Some(control::SocketFile(socket_path.clone())),
+        Err(e) => {
+            warn!("control socket {} unavailable ({e}); commands cannot reach the daemon while it runs", socket_path.display());
+            None
+        }
+    };
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| CliError::new(Exit::Failed, e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| CliError::new(Exit::Failed, e))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| CliError::new(Exit::Failed, e))?;
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
+
+    let mut cron = schedule::parse(&cfg.connector.schedule.cron).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let mut next_cycle = if cfg.connector.schedule.run_at_start {
+        Utc::now()
+    } else {
+        schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
+    let mut collect_at: Option<DateTime<Utc>> = None;
+    let mut running: Option<JoinHandle<Result<CycleReport, EngineError>>> = None;
+    let cancel = CancellationToken::new();
+    let watchdog = notify::watchdog_interval();
+    let mut wd = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(86_400)));
+    let mut last_summary: Option<String> = None;
+
+    info!("sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
+        env!("CARGO_PKG_VERSION"), cfg.profiles.len(), cfg.connector.state.dir.display(), cfg.connector.schedule.cron, next_cycle);
+    notify::ready(&status_text(None, next_cycle));
+
+    loop {
+        let wake = collect_at.map_or(next_cycle, |c| c.min(next_cycle));
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline(wake)), if running.is_none() => {
+                let now = Utc::now();
+                let work = if now >= next_cycle { Work::Cycle } else { Work::Collect };
+                if let Work::Cycle = work {
+                    next_cycle = schedule::next_after(&cron, now).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                }
+                collect_at = None;
+                let e = engine.clone();
+                let c = cancel.clone();
+                running = Some(tokio::spawn(async move {
+                    match work {
+                        Work::Cycle => {
+                            info!("cycle started");
+                            e.run_cycle(now, false, &c).await
+                        }
+                        Work::Collect => {
+                            let r = e.collect_pending(now).await?;
+                            let pending = blocking(e.store(), |s| s.in_flight()).await?.len() as u64;
+                            let mut rep = CycleReport::default();
+                            rep.summary.renewed = r.renewed;
+                            rep.summary.failed = r.failed;
+                            rep.summary.pending = pending;
+                            Ok(rep)
+                        }
+                    }
+                }));
+            }
+            r = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
+                running = None;
+                match r {
+                    Ok(Ok(rep)) => {
+                        let line = summary_line(&rep);
+                        if rep.summary.started.is_some() {
+                            info!("cycle finished: {line}");
+                        } else if rep.summary.renewed > 0 || rep.summary.failed > 0 {
+                            info!("collection pass: {} renewed, {} failed, {} still pending", rep.summary.renewed, rep.summary.failed, rep.summary.pending);
+                        }
+                        if rep.summary.pending > 0 {
+                            collect_at = Some(Utc::now() + chrono::Duration::seconds(cfg.connector.renewal.collect_poll_secs as i64));
+                        }
+                        if rep.summary.started.is_some() {
+                            last_summary = Some(line);
+                        }
+                    }
+                    Ok(Err(e)) => error!("cycle failed: {e:#}"),
+                    Err(e) => error!("cycle task ended abnormally: {e}"),
+                }
+                notify::status(&status_text(last_summary.as_deref(), next_cycle));
+            }
+            Some((req, reply_tx)) = ctl_rx.recv() => {
+                let e = engine.clone();
+                let c = cfg.clone();
+                let info = DaemonInfo { pid: std::process::id(), started: Some(started), next_cycle: Some(next_cycle) };
+                let reload = reload_tx.clone();
+                tokio::spawn(async move {
+                    let reply: Reply = commands::execute(req, &e, &c, Some(&info), Utc::now()).await;
+                    if reply.reload {
+                        let _ = reload.try_send(());
+                    }
+                    let _ = reply_tx.send(reply);
+                });
+            }
+            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+            r = async {
+                tokio::select! {
+                    _ = hup.recv() => "SIGHUP",
+                    _ = reload_rx.recv() => "a profile rename",
+                }
+            } => {
+                info!("{r}: reloading the configuration from {}", dir.display());
+                notify::reloading();
+                match Config::load(&dir) {
+                    Err(errs) => error!("configuration reload failed, keeping the running configuration: {errs}"),
+                    Ok(new) => match Engine::new(&new, store.clone(), shared.clone()) {
+                        Err(e) => error!("configuration reload failed, keeping the running configuration: {e}"),
+                        Ok(new_engine) => {
+                            if new.connector.state.dir != cfg.connector.state.dir {
+                                warn!("[state] dir changed to {}; this takes effect at the next restart", new.connector.state.dir.display());
+                            }
+                            if new.connector.control.socket != cfg.connector.control.socket {
+                                warn!("[control] socket changed; this takes effect at the next restart");
+                            }
+                            if let Err(e) = logging.set_level(&new.connector.log.level) {
+                                warn!("[log] level: {e}");
+                            }
+                            engine = Arc::new(new_engine);
+                            if let Err(e) = engine.sync_profiles(Utc::now()).await {
+                                error!("applying the new profiles to the state failed: {e}");
+                            }
+                            if new.connector.schedule.cron != cfg.connector.schedule.cron {
+                                cron = schedule::parse(&new.connector.schedule.cron).expect("validated by Config::load");
+                                next_cycle = schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                            }
+                            cfg = new;
+                            log_config(&cfg);
+                            info!("configuration reloaded: {} profiles, next cycle {next_cycle}", cfg.profiles.len());
+                        }
+                    },
+                }
+                notify::ready(&status_text(last_summary.as_deref(), next_cycle));
+            }
+            _ = wd.tick(), if watchdog.is_some() => notify::watchdog(),
+        }
+    }
+
+    notify::stopping();
+    cancel.cancel();
+    if let Some(task) = running {
+        // Renewal calls already sent finish (their answers must be recorded); no new ones start.
+        let grace = Duration::from_secs(cfg.connector.scm.timeout_secs + 5);
+        info!("waiting up to {}s for SCM calls in flight", grace.as_secs());
+        if tokio::time::timeout(grace, task).await.is_err() {
+            warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
+        }
+    }
+    blocking(&store, |s| s.flush()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    info!("stopped");
+    Ok(())
+}

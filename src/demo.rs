@@ -1,0 +1,147 @@
+//! `sectigo-connector demo`: the daemon's engine against the SCM simulator on loopback, with
+//! sample profiles and certificates in a temporary directory, showing renewals happen.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{Duration, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{explain, Engine, ImportLine, Shared};
+use crate::exit::{CliError, Exit};
+use crate::sim::{Faults, ScmSim, ScmSimConfig};
+use crate::state::{blocking, CertRecord};
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError::new(Exit::Failed, anyhow::anyhow!("demo: {e}"))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|e| fail(format!("{}: {e}", path.display())))
+}
+
+/// Writes a demo configuration for `sim` into `dir`.
+pub fn write_config(dir: &Path, sim: &ScmSim) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir.join("profiles.d")).map_err(fail)?;
+    write(
+        &dir.join("connector.toml"),
+        &format!(
+            "[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
+            dir.join("state"),
+            dir.join("control.sock"),
+        ),
+    )?;
+    write(&dir.join("profiles.d/demo.secret"), "sim-secret\n")?;
+    let profile = |window: u32, auto: bool, force: bool, comments: &str| {
+        format!(
+            "client_id = \"sim-client\"\nclient_secret_file = \"demo.secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\nssl_cert_comments = \"{comments}\"\nexpiry_window_days = {window}\nauto_renew = {auto}\nforce_renewal = {force}\nscm_profile_id = 1\n",
+            sim.url(),
+            sim.token_url()
+        )
+    };
+    write(&dir.join("profiles.d/web.toml"), &profile(30, true, false, "renewed by sectigo-connector (web)"))?;
+    write(&dir.join("profiles.d/legacy.toml"), &profile(30, false, false, ""))?;
+    write(&dir.join("profiles.d/rotate.toml"), &profile(30, true, true, "key rotation"))?;
+    Ok(())
+}
+
+fn inventory(title: &str, recs: &[CertRecord]) -> String {
+    let mut o = String::new();
+    writeln!(o, "\n{title}").ok();
+    writeln!(o, "  {:<6} {:<8} {:<12} {:<22} {:<11} {}", "ID", "PROFILE", "STATE", "SUBJECT", "EXPIRES", "JIRA").ok();
+    for r in recs {
+        writeln!(o, "  {:<6} {:<8} {:<12} {:<22} {:<11} {}", r.id, r.profile, r.state.name(), r.subject_cn, r.not_after.format("%Y-%m-%d"), r.jira_issue.as_deref().unwrap_or("-")).ok();
+    }
+    o
+}
+
+async fn all(engine: &Engine) -> Result<Vec<CertRecord>, CliError> {
+    let mut v = blocking(engine.store(), |s| {
+        let mut v = Vec::new();
+        s.scan(&mut |r| {
+            v.push(r);
+            true
+        })?;
+        Ok(v)
+    })
+    .await
+    .map_err(fail)?;
+    v.sort_by(|a, b| (&a.profile, a.not_after).cmp(&(&b.profile, b.not_after)));
+    Ok(v)
+}
+
+pub async fn run() -> Result<i32, CliError> {
+    let tmp = tempfile::Builder::new().prefix("sectigo-connector-demo-").tempdir().map_err(fail)?;
+    let dir = tmp.path();
+    let sim = ScmSim::start(ScmSimConfig {
+        issue_delay: std::time::Duration::from_secs(2),
+        validity_days: 90,
+        ..Default::default()
+    })
+    .await
+    .map_err(fail)?;
+    // A little realism: latency and some transient errors that the client retries.
+    sim.set_faults(Faults { latency: std::time::Duration::from_millis(20), error_5xx: 0.1, ..Default::default() });
+    write_config(dir, &sim)?;
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log).map_err(fail)?;
+
+    println!("sectigo-connector demo");
+    println!("  SCM simulator:  {} (token endpoint {})", sim.url(), sim.token_url());
+    println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", dir.display());
+
+    let now = Utc::now();
+    let d = Duration::days;
+    let samples: [(&str, &str, i64, Option<&str>); 8] = [
+        ("web", "shop.example.com", 5, Some("CERT-101")),
+        ("web", "api.example.com", 12, Some("CERT-102")),
+        ("web", "www.example.com", 29, None),
+        ("web", "blog.example.com", 60, None),
+        ("web", "mail.example.com", 200, None),
+        ("legacy", "old.example.com", 9, Some("CERT-201")),
+        ("legacy", "intranet.example.com", 120, None),
+        ("rotate", "vpn.example.com", 300, Some("CERT-301")),
+    ];
+    let store = crate::state::open(&cfg.connector.state)?;
+    let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(fail)?;
+    engine.sync_profiles(now).await.map_err(fail)?;
+    for (profile, cn, days, issue) in samples {
+        let id = sim.add_certificate(cn, &[cn], now - d(365 - days), now + d(days));
+        engine
+            .import(profile, vec![ImportLine { cert_id: id, issue: issue.map(str::to_string) }], now)
+            .await
+            .map_err(fail)?;
+    }
+    print!("{}", inventory("Inventory after `certs import` (each certificate downloaded from SCM to learn its expiry):", &all(&engine).await?));
+
+    println!("\nCycle 1 (what `run` does on its schedule):");
+    let report = engine.run_cycle(Utc::now(), false, &CancellationToken::new()).await.map_err(fail)?;
+    for p in &report.planned {
+        println!("  {:<6} {:<8} {:<22} {}", p.id, p.profile, p.subject_cn, explain(&p.decision));
+    }
+    let mut pending = report.summary.pending;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pending > 0 && tokio::time::Instant::now() < deadline {
+        println!("  ... {pending} renewals accepted by SCM, waiting for issuance");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        engine.collect_pending(Utc::now()).await.map_err(fail)?;
+        pending = blocking(engine.store(), |s| s.in_flight()).await.map_err(fail)?.len() as u64;
+    }
+    print!("{}", inventory("Inventory after cycle 1 (renewed certificates are superseded by their renewal, which keeps the Jira link):", &all(&engine).await?));
+
+    let second = engine.run_cycle(Utc::now(), false, &CancellationToken::new()).await.map_err(fail)?;
+    println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
+
+    let calls = sim.requests();
+    let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();
+    let errors = calls.iter().filter(|r| r.status >= 500).count();
+    println!("\nSCM simulator: {} billable renew calls, {} API requests ({} answered 5xx by fault injection and retried), most requests in one second: {}",
+        sim.billable_total(), api, errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
+    let twice = sim.billed_twice();
+    if !twice.is_empty() {
+        return Err(fail(format!("certificates renewed twice: {twice:?}")));
+    }
+    println!("Every due certificate renewed exactly once. Try `sectigo-connector --config-dir <dir> status` on a configuration of your own.");
+    Ok(0)
+}

@@ -1,0 +1,603 @@
+//! The renewal engine: one cycle collects renewals in flight, decides what is due (through the
+//! pure [`policy`]), and renews it through SCM with every billable call journaled in the store
+//! before it is sent and after it is answered.
+
+mod import;
+pub mod policy;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use import::{is_issue_key, parse_import_lines, ImportLine, ImportSummary};
+use policy::{Decision, Reason, RenewPolicy};
+
+use crate::config::{Config, Profile, RenewalConfig};
+use crate::scm::{ClientSettings, Limits, ProfileCreds, RenewRequest, ScmClient, ScmError};
+use crate::state::{
+    blocking, CertOrigin, CertRecord, CertState, CycleSummary, ProfileState, SharedStore,
+    StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no certificate with id {0:?} is tracked (see `certs list`)")]
+    UnknownCert(String),
+    #[error("no profile named {0:?} is configured (see `profiles list`)")]
+    UnknownProfile(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("SCM: {0}")]
+    Scm(#[from] ScmError),
+}
+
+/// A certificate the cycle acted on, or would act on in a dry run.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub id: String,
+    pub profile: String,
+    pub subject_cn: String,
+    pub not_after: DateTime<Utc>,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    pub summary: CycleSummary,
+    pub planned: Vec<Planned>,
+}
+
+/// What became of one renewal attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewOutcome {
+    Requested { new_id: String },
+    Skipped(String),
+    Failed(String),
+    Unknown(String),
+}
+
+/// What survives a configuration reload: the per-host request limits, and the certificates
+/// whose renewal is under way (so that a `renew ID` and a cycle, or two engines across a reload,
+/// can never renew the same certificate at once).
+#[derive(Clone)]
+pub struct Shared {
+    limits: Arc<Limits>,
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Shared {
+    pub fn new(cfg: &Config) -> Self {
+        Shared {
+            limits: Arc::new(Limits::new(cfg.connector.scm.max_concurrent, cfg.connector.scm.max_requests_per_second)),
+            busy: Arc::default(),
+        }
+    }
+
+    fn claim(&self, id: &str) -> Option<Claim> {
+        let mut b = self.busy.lock().expect("busy lock");
+        b.insert(id.to_string()).then(|| Claim { busy: self.busy.clone(), id: id.to_string() })
+    }
+}
+
+/// Holds a certificate for one renewal; released on drop.
+struct Claim {
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.busy.lock().expect("busy lock").remove(&self.id);
+    }
+}
+
+pub struct Engine {
+    shared: Shared,
+    store: SharedStore,
+    profiles: BTreeMap<String, Profile>,
+    clients: BTreeMap<String, Arc<ScmClient>>,
+    renewal: RenewalConfig,
+    concurrency: usize,
+}
+
+impl Engine {
+    /// Builds the engine and one SCM client per profile. `limits` is shared per host.
+    pub fn new(cfg: &Config, store: SharedStore, shared: Shared) -> Result<Engine, String> {
+        let limits = shared.limits.clone();
+        let settings = ClientSettings {
+            timeout: std::time::Duration::from_secs(cfg.connector.scm.timeout_secs),
+            retry_max: std::time::Duration::from_secs(cfg.connector.scm.retry_max_secs),
+            ca_bundle: cfg.connector.scm.ca_bundle.clone(),
+        };
+        let http = crate::scm::http_client(&settings)?;
+        let clients = cfg
+            .profiles
+            .values()
+            .map(|p| {
+                let creds = ProfileCreds {
+                    profile: p.name.clone(),
+                    scm_url: p.scm_url.clone(),
+                    token_url: p.token_url.clone(),
+                    client_id: p.client_id.clone(),
+                    client_secret: p.client_secret.clone(),
+                };
+                let c = ScmClient::new(http.clone(), creds, settings.clone(), limits.clone());
+                (p.name.clone(), Arc::new(c))
+            })
+            .collect();
+        Ok(Engine {
+            shared,
+            store,
+            profiles: cfg.profiles.clone(),
+            clients,
+            renewal: cfg.connector.renewal.clone(),
+            concurrency: cfg.connector.scm.max_concurrent * 2,
+        })
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn profiles(&self) -> &BTreeMap<String, Profile> {
+        &self.profiles
+    }
+
+    fn client(&self, profile: &str) -> Result<&Arc<ScmClient>, EngineError> {
+        self.clients.get(profile).ok_or_else(|| EngineError::UnknownProfile(profile.into()))
+    }
+
+    /// Reads the journal left by a previous run: a renew call whose answer was never recorded
+    /// has an unknown outcome. Marks those, loudly, before anything new is done.
+    pub async fn recover(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let inflight = blocking(&self.store, |s| s.in_flight()).await?;
+        let mut n = 0;
+        for mut rec in inflight {
+            if let CertState::RenewRequested { due, .. } = rec.state {
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal outcome unknown: the daemon stopped after journaling a renew call for {} (expires {}) and before recording SCM's answer; SCM may have renewed (and billed) it. It will not be renewed again automatically: check SCM, then run `sectigo-connector renew {}` if it was not renewed, or `certs import` the new certificate if it was",
+                    rec.subject_cn, rec.not_after, rec.id);
+                rec.state = CertState::OutcomeUnknown { due, at: now };
+                rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
+                self.put(rec).await?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.flush().await?;
+        }
+        Ok(n)
+    }
+
+    /// Brings the remembered profiles in line with the configured ones: renames recognised
+    /// by client_id and scm_url, orphans reported, force renewals started on off → on.
+    pub async fn sync_profiles(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let remembered = blocking(&self.store, |s| s.profile_states()).await?;
+        let configured = self.profiles.iter().map(|(n, p)| (n.clone(), p.identity())).collect();
+        let ch = policy::profile_changes(&configured, &remembered);
+        for (old, new) in &ch.renamed {
+            let (o, n) = (old.clone(), new.clone());
+            let moved = blocking(&self.store, move |s| s.rename_profile(&o, &n)).await?;
+            info!(profile = %new, "profile file renamed by hand: {old:?} is now {new:?} (same client_id and scm_url); moved its {moved} certificates");
+        }
+        for old in &ch.vanished {
+            let o = old.clone();
+            let n = blocking(&self.store, move |s| s.by_profile(&o)).await?
+                .iter()
+                .filter(|c| c.state.is_live())
+                .count();
+            if n > 0 {
+                warn!(profile = %old, "profile {old:?} is no longer configured: its {n} certificates are orphaned and will not be renewed; restore its file, or `certs forget` them");
+            }
+        }
+        let mut states = blocking(&self.store, |s| s.profile_states()).await?;
+        for p in self.profiles.values() {
+            let mut st = states.remove(&p.name).unwrap_or_default();
+            let before = st.clone();
+            st.client_id = p.client_id.clone();
+            st.scm_url = p.identity().1;
+            if let Some(run) = policy::force_run_to_start(p.force_renewal, &st, now) {
+                info!(profile = %p.name, "force renewal started: every certificate of profile {:?} will be renewed by {}", p.name, run.deadline);
+                st.force = Some(run);
+            }
+            st.force_setting_seen = p.force_renewal;
+            if st != before {
+                let (name, st) = (p.name.clone(), st);
+                blocking(&self.store, move |s| s.put_profile_state(&name, &st)).await?;
+            }
+        }
+        self.flush().await?;
+        Ok(())
+    }
+
+    /// Starts a force renewal of one profile now (the `force-renew` command).
+    pub async fn start_force_renewal(&self, profile: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, EngineError> {
+        if !self.profiles.contains_key(profile) {
+            return Err(EngineError::UnknownProfile(profile.into()));
+        }
+        let name = profile.to_string();
+        let mut st = blocking(&self.store, {
+            let n = name.clone();
+            move |s| s.profile_state(&n)
+        })
+        .await?
+        .unwrap_or_default();
+        let p = &self.profiles[profile];
+        st.client_id = p.client_id.clone();
+        st.scm_url = p.identity().1;
+        st.force_setting_seen = p.force_renewal;
+        let run = policy::new_force_run(now, "command");
+        let deadline = run.deadline;
+        st.force = Some(run);
+        blocking(&self.store, move |s| s.put_profile_state(&name, &st)).await?;
+        self.flush().await?;
+        info!(profile = %profile, "force renewal started by command: every certificate will be renewed by {deadline}");
+        Ok(deadline)
+    }
+
+    async fn policies(&self, dry_run: bool, now: DateTime<Utc>) -> Result<BTreeMap<String, RenewPolicy>, EngineError> {
+        let states = blocking(&self.store, |s| s.profile_states()).await?;
+        Ok(self
+            .profiles
+            .values()
+            .map(|p| {
+                let st = states.get(&p.name).cloned().unwrap_or_default();
+                let mut force = st.force.clone().filter(|r| r.completed.is_none());
+                if dry_run && force.is_none() {
+                    force = policy::force_run_to_start(p.force_renewal, &st, now);
+                }
+                let pol = RenewPolicy { expiry_window_days: p.expiry_window_days, auto_renew: p.auto_renew, force };
+                (p.name.clone(), pol)
+            })
+            .collect())
+    }
+
+    /// The decision for one certificate under the current configuration (for `certs show`).
+    pub async fn explain(&self, rec: &CertRecord, now: DateTime<Utc>) -> Result<Option<Decision>, EngineError> {
+        let pols = self.policies(false, now).await?;
+        Ok(pols.get(&rec.profile).map(|p| policy::decide(rec, p, now)))
+    }
+
+    /// One cycle. In a dry run nothing is written, to SCM or to the state.
+    pub async fn run_cycle(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        cancel: &CancellationToken,
+    ) -> Result<CycleReport, EngineError> {
+        let mut report = CycleReport::default();
+        report.summary.started = Some(now);
+        if !dry_run {
+            let c = self.collect_pending(now).await?;
+            report.summary.renewed += c.renewed;
+            report.summary.failed += c.failed;
+        }
+
+        // Select: certificates inside the widest window, plus every certificate of profiles
+        // under force renewal. The index keeps this proportional to what is due.
+        let pols = self.policies(dry_run, now).await?;
+        let widest = pols.values().map(|p| p.expiry_window_days).max().unwrap_or(0);
+        let until = now + Duration::days(widest);
+        let mut candidates = blocking(&self.store, move |s| s.active_expiring_before(until)).await?;
+        for (name, p) in &pols {
+            if p.force.is_some() {
+                let n = name.clone();
+                let certs = blocking(&self.store, move |s| s.by_profile(&n)).await?;
+                candidates.extend(certs.into_iter().filter(|c| c.state == CertState::Active));
+            }
+        }
+        candidates.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
+        candidates.dedup_by(|a, b| a.id == b.id);
+
+        let mut to_renew = Vec::new();
+        for rec in candidates {
+            let Some(p) = pols.get(&rec.profile) else { continue }; // orphaned
+            let d = policy::decide(&rec, p, now);
+            match &d {
+                Decision::Renew { reason, .. } => to_renew.push((rec.id.clone(), *reason)),
+                Decision::ReportNoAutoRenew { .. } => {
+                    report.summary.skipped_no_auto_renew += 1;
+                    if !dry_run {
+                        self.report_no_auto_renew(rec.clone(), now).await?;
+                    }
+                }
+                Decision::Backoff { .. } => {}
+                _ => continue,
+            }
+            report.planned.push(Planned {
+                id: rec.id.clone(),
+                profile: rec.profile.clone(),
+                subject_cn: rec.subject_cn.clone(),
+                not_after: rec.not_after,
+                decision: d,
+            });
+        }
+        if dry_run {
+            report.summary.requested = to_renew.len() as u64;
+            return Ok(report);
+        }
+
+        let outcomes: Vec<RenewOutcome> = futures::stream::iter(to_renew)
+            .map(|(id, reason)| async move {
+                if cancel.is_cancelled() {
+                    return RenewOutcome::Skipped("shutting down".into());
+                }
+                self.renew(&id, Some(reason)).await.unwrap_or_else(|e| RenewOutcome::Failed(e.to_string()))
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for o in &outcomes {
+            match o {
+                RenewOutcome::Requested { .. } => report.summary.requested += 1,
+                RenewOutcome::Failed(e) | RenewOutcome::Unknown(e) => {
+                    report.summary.failed += 1;
+                    if report.summary.errors.len() < 20 {
+                        report.summary.errors.push(e.clone());
+                    }
+                }
+                RenewOutcome::Skipped(_) => {}
+            }
+        }
+        if !cancel.is_cancelled() {
+            let c = self.collect_pending(now).await?;
+            report.summary.renewed += c.renewed;
+            report.summary.failed += c.failed;
+        }
+        self.finish_force_runs(Utc::now()).await?;
+        report.summary.pending = blocking(&self.store, |s| s.in_flight()).await?.len() as u64;
+        report.summary.finished = Some(Utc::now());
+        let s = report.summary.clone();
+        blocking(&self.store, move |st| st.put_last_cycle(&s)).await?;
+        self.flush().await?;
+        Ok(report)
+    }
+
+    async fn report_no_auto_renew(&self, mut rec: CertRecord, now: DateTime<Utc>) -> Result<(), EngineError> {
+        info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+            "certificate {} expires {} and is inside the expiry window, but profile {:?} has auto_renew = false: not renewing",
+            rec.subject_cn, rec.not_after, rec.profile);
+        rec.reported_no_auto_renew = Some(rec.not_after);
+        rec.log(now, "expiring without auto-renew: reported");
+        self.put(rec).await
+    }
+
+    /// Renews one certificate, journaling the billable call. `reason: None` is the operator's
+    /// `renew ID`: it bypasses the backoff, the window, and a failed or unknown outcome.
+    pub async fn renew(&self, id: &str, reason: Option<Reason>) -> Result<RenewOutcome, EngineError> {
+        let Some(_claim) = self.shared.claim(id) else {
+            return Ok(RenewOutcome::Skipped("a renewal of it is already under way".into()));
+        };
+        let Some(mut rec) = self.get(id).await? else { return Err(EngineError::UnknownCert(id.into())) };
+        let client = self.client(&rec.profile)?.clone();
+        let profile = self.profiles[&rec.profile].clone();
+        match (&rec.state, reason) {
+            (CertState::Active, Some(_)) => {}
+            (CertState::Active | CertState::Failed { .. } | CertState::OutcomeUnknown { .. }, None) => {}
+            (s, _) => return Ok(RenewOutcome::Skipped(format!("state is {}", s.name()))),
+        }
+        let forced = reason == Some(Reason::Forced);
+        let due = rec.not_after;
+        // Journal the intent, durably, before the billable call.
+        rec.state = CertState::RenewRequested { due, at: Utc::now(), forced };
+        rec.log(Utc::now(), match reason {
+            Some(Reason::Window) => "renewal started (inside the expiry window)",
+            Some(Reason::Forced) => "renewal started (force renewal)",
+            None => "renewal started (by operator)",
+        });
+        self.put(rec.clone()).await?;
+        self.flush().await?;
+        info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+            "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
+
+        let req = RenewRequest {
+            profile_id: profile.scm_profile_id,
+            custom_fields: profile.custom_fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+            comments: profile.ssl_cert_comments.clone(),
+        };
+        let result = client.renew(&rec.id, &req).await;
+        let at = Utc::now();
+        let outcome = match result {
+            Ok(new_id) => {
+                rec.state = CertState::Collecting { new_id: new_id.clone(), at };
+                rec.failures = 0;
+                rec.next_attempt = None;
+                rec.last_error = None;
+                rec.log(at, format!("renewal requested: SCM certificate {new_id}"));
+                info!(profile = %rec.profile, cert_id = %rec.id, new_cert_id = %new_id, "renewal of {} accepted by SCM as certificate {new_id}", rec.subject_cn);
+                RenewOutcome::Requested { new_id }
+            }
+            Err(e) if e.maybe_billed() => {
+                rec.state = CertState::OutcomeUnknown { due, at };
+                rec.last_error = Some(e.to_string());
+                rec.log(at, format!("renewal outcome unknown: {e}"));
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
+                RenewOutcome::Unknown(format!("{}: {e}", rec.id))
+            }
+            Err(e @ ScmError::Permanent { .. }) => {
+                rec.state = CertState::Failed { reason: e.to_string(), at };
+                rec.last_error = Some(e.to_string());
+                rec.log(at, format!("renewal refused: {e}"));
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal of {} refused by SCM, not retrying automatically: {e}", rec.subject_cn);
+                RenewOutcome::Failed(format!("{}: {e}", rec.id))
+            }
+            Err(e) => {
+                rec.state = CertState::Active;
+                rec.failures += 1;
+                let next = policy::next_attempt(
+                    rec.failures,
+                    at,
+                    rec.not_after,
+                    Duration::minutes(self.renewal.retry_initial_mins as i64),
+                    Duration::hours(self.renewal.retry_max_hours as i64),
+                );
+                rec.next_attempt = Some(next);
+                rec.last_error = Some(e.to_string());
+                rec.log(at, format!("renewal attempt {} failed: {e}; next attempt {next}", rec.failures));
+                warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                RenewOutcome::Failed(format!("{}: {e}", rec.id))
+            }
+        };
+        self.put(rec).await?;
+        self.flush().await?;
+        Ok(outcome)
+    }
+
+    /// Tries to collect every renewal SCM accepted and has not been collected yet.
+    pub async fn collect_pending(&self, now: DateTime<Utc>) -> Result<CollectReport, EngineError> {
+        let inflight = blocking(&self.store, |s| s.in_flight()).await?;
+        let mut report = CollectReport::default();
+        let todo: Vec<(CertRecord, String)> = inflight
+            .into_iter()
+            .filter_map(|rec| match &rec.state {
+                CertState::Collecting { new_id, .. } if self.clients.contains_key(&rec.profile) => {
+                    let id = new_id.clone();
+                    Some((rec, id))
+                }
+                _ => None,
+            })
+            .collect();
+        let results: Vec<Result<Collected, EngineError>> = futures::stream::iter(todo)
+            .map(|(rec, new_id)| self.collect_one(rec, new_id, now))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            match r? {
+                Collected::Done => report.renewed += 1,
+                Collected::Pending => report.pending += 1,
+                Collected::Failed => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn collect_one(&self, mut old: CertRecord, new_id: String, _now: DateTime<Utc>) -> Result<Collected, EngineError> {
+        let client = self.client(&old.profile)?.clone();
+        match client.download(&new_id).await {
+            Ok(d) => {
+                let at = Utc::now();
+                let renewed_at = match old.state {
+                    CertState::Collecting { at, .. } => at,
+                    _ => at,
+                };
+                let mut new = CertRecord {
+                    id: new_id.clone(),
+                    profile: old.profile.clone(),
+                    subject_cn: d.info.subject_cn.clone(),
+                    sans: d.info.sans.clone(),
+                    serial: d.info.serial.clone(),
+                    not_before: d.info.not_before,
+                    not_after: d.info.not_after,
+                    state: CertState::Active,
+                    jira_issue: old.jira_issue.clone(),
+                    origin: CertOrigin::Renewed { from: old.id.clone(), at: renewed_at },
+                    failures: 0,
+                    next_attempt: None,
+                    last_error: None,
+                    reported_no_auto_renew: None,
+                    history: Vec::new(),
+                };
+                new.log(at, format!("issued as the renewal of {} ({} until {})", old.id, new.subject_cn, new.not_after));
+                old.state = CertState::Superseded { by: new_id.clone(), at };
+                old.log(at, format!("renewed: superseded by {new_id}"));
+                info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
+                    "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
+                blocking(&self.store, move |s| s.put(&[old, new])).await?;
+                self.flush().await?;
+                Ok(Collected::Done)
+            }
+            Err(ScmError::Pending { .. }) => Ok(Collected::Pending),
+            Err(e @ ScmError::Permanent { .. }) => {
+                let at = Utc::now();
+                let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
+                error!(profile = %old.profile, cert_id = %old.id, "{msg}");
+                old.state = CertState::Failed { reason: msg.clone(), at };
+                old.last_error = Some(msg.clone());
+                old.log(at, msg);
+                self.put(old).await?;
+                self.flush().await?;
+                Ok(Collected::Failed)
+            }
+            Err(e) => {
+                warn!(profile = %old.profile, cert_id = %old.id, "collecting renewal {new_id} failed, will retry: {e}");
+                Ok(Collected::Pending)
+            }
+        }
+    }
+
+    async fn finish_force_runs(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let states = blocking(&self.store, |s| s.profile_states()).await?;
+        for (name, mut st) in states {
+            let Some(run) = st.force.clone().filter(|r| r.completed.is_none()) else { continue };
+            if !self.profiles.contains_key(&name) {
+                continue;
+            }
+            let n = name.clone();
+            let certs = blocking(&self.store, move |s| s.by_profile(&n)).await?;
+            if policy::force_complete(&certs, &run) {
+                let renewed = certs.iter().filter(|c| c.renewed_at().is_some_and(|a| a >= run.started)).count();
+                info!(profile = %name, "force renewal of profile {name:?} complete: {renewed} certificates renewed since {}", run.started);
+                st.force = Some(ForceRun { completed: Some(now), ..run });
+                blocking(&self.store, move |s| s.put_profile_state(&name, &st)).await?;
+            } else if now > run.deadline {
+                warn!(profile = %name, "force renewal of profile {name:?} is past its deadline {} and not complete", run.deadline);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<CertRecord>, EngineError> {
+        let id = id.to_string();
+        Ok(blocking(&self.store, move |s| s.get(&id)).await?)
+    }
+
+    async fn put(&self, rec: CertRecord) -> Result<(), EngineError> {
+        Ok(blocking(&self.store, move |s| s.put(&[rec])).await?)
+    }
+
+    async fn flush(&self) -> Result<(), EngineError> {
+        Ok(blocking(&self.store, |s| s.flush()).await?)
+    }
+}
+
+use crate::state::ForceRun;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CollectReport {
+    pub renewed: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+enum Collected {
+    Done,
+    Pending,
+    Failed,
+}
+
+/// Explains a decision to an operator.
+pub fn explain(d: &Decision) -> String {
+    match d {
+        Decision::Renew { reason: Reason::Window, .. } => "renew now: inside the expiry window".into(),
+        Decision::Renew { reason: Reason::Forced, .. } => "renew now: the profile's force renewal covers it".into(),
+        Decision::Backoff { until } => format!("renew at {until}: waiting after a failed attempt"),
+        Decision::NotDue { at } => format!("renew at {at}: when the expiry window opens"),
+        Decision::ReportNoAutoRenew { .. } => "report: due, but the profile has auto_renew = false".into(),
+        Decision::Reported => "none: due, but the profile has auto_renew = false (reported)".into(),
+        Decision::Idle { why } => format!("none: {why}"),
+    }
+}
+
+/// A profile state for a profile, for commands that do not run the engine.
+pub fn profile_state_of(p: &Profile) -> ProfileState {
+    ProfileState { client_id: p.client_id.clone(), scm_url: p.identity().1, ..Default::default() }
+}

@@ -1,0 +1,54 @@
+//! SCM errors, classified once.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScmError {
+    /// The CA is still working on it (download before issuance, "being processed").
+    #[error("not issued yet (SCM code {code}: {description})")]
+    Pending { code: i64, description: String },
+    /// Worth retrying later: timeouts, connection errors, 5xx, 429.
+    #[error("{what}")]
+    Transient {
+        what: String,
+        retry_after: Option<Duration>,
+        /// The request may have reached SCM and been acted on (a timeout after sending, a
+        /// dropped connection, a gateway timeout). A billable call must not be repeated blindly.
+        maybe_processed: bool,
+    },
+    /// SCM refused, and will refuse again: a human must act.
+    #[error("SCM refused: HTTP {status}{}: {description}", code.map(|c| format!(", code {c}")).unwrap_or_default())]
+    Permanent { status: u16, code: Option<i64>, description: String },
+    /// The credentials were refused (token endpoint, or 401 again after re-authenticating).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// A success status with a body that could not be understood.
+    #[error("SCM answered HTTP {status} with a body that cannot be read: {what}")]
+    Malformed { status: u16, what: String },
+}
+
+impl ScmError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ScmError::Transient { .. })
+    }
+
+    /// For a billable call (renew, enroll): could SCM have acted on the request even though we
+    /// got an error? If so the outcome is unknown and the call must not be sent again.
+    pub fn maybe_billed(&self) -> bool {
+        match self {
+            ScmError::Transient { maybe_processed, .. } => *maybe_processed,
+            // A 2xx whose body we could not read: SCM did it, we do not know the new id.
+            ScmError::Malformed { status, .. } => (200..300).contains(status),
+            _ => false,
+        }
+    }
+
+    /// The SCM error code, when SCM gave one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            ScmError::Pending { code, .. } => Some(*code),
+            ScmError::Permanent { code, .. } => *code,
+            _ => None,
+        }
+    }
+}

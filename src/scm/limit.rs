@@ -1,0 +1,135 @@
+//! Per-host request limits, shared by every profile that talks to the same SCM host: at most
+//! `max_concurrent` requests in flight and at most `max_requests_per_second` started in any
+//! one-second window.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct HostLimiter {
+    slots: Arc<Semaphore>,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    /// Starts in the last second (for rates ≥ 1/s): at most `per_window` of them.
+    starts: VecDeque<Instant>,
+    per_window: usize,
+    /// For rates below 1/s: the minimum spacing between starts.
+    spacing: Option<Duration>,
+    last: Option<Instant>,
+}
+
+const WINDOW: Duration = Duration::from_secs(1);
+/// Slack so that requests spaced exactly one window apart at the client cannot arrive inside
+/// one window at the server.
+const MARGIN: Duration = Duration::from_millis(5);
+
+impl Window {
+    /// When the next request may start, reserving that moment.
+    fn reserve(&mut self, now: Instant) -> Instant {
+        if let Some(sp) = self.spacing {
+            let at = match self.last {
+                Some(l) if l + sp > now => l + sp,
+                _ => now,
+            };
+            self.last = Some(at);
+            return at;
+        }
+        while self.starts.len() > self.per_window {
+            self.starts.pop_front();
+        }
+        let at = if self.starts.len() < self.per_window {
+            now
+        } else {
+            let oldest = self.starts.pop_front().expect("full window");
+            (oldest + WINDOW + MARGIN).max(now)
+        };
+        let at = self.starts.back().map_or(at, |b| at.max(*b));
+        self.starts.push_back(at);
+        at
+    }
+}
+
+/// Holds a concurrency slot for the duration of one request.
+pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl HostLimiter {
+    pub fn new(max_concurrent: usize, max_per_second: f64) -> Self {
+        let (per_window, spacing) = if max_per_second >= 1.0 {
+            (max_per_second.floor() as usize, None)
+        } else {
+            (1, Some(Duration::from_secs_f64(1.0 / max_per_second) + MARGIN))
+        };
+        HostLimiter {
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            window: Mutex::new(Window { starts: VecDeque::new(), per_window, spacing, last: None }),
+        }
+    }
+
+    /// Waits for a concurrency slot, then for the rate limit.
+    pub async fn acquire(&self) -> Permit {
+        let p = self.slots.clone().acquire_owned().await.expect("semaphore never closed");
+        let at = self.window.lock().expect("limiter lock").reserve(Instant::now());
+        tokio::time::sleep_until(at).await;
+        Permit(p)
+    }
+}
+
+/// The limiters of every host, created on first use.
+#[derive(Debug, Default)]
+pub struct Limits {
+    max_concurrent: usize,
+    max_per_second: f64,
+    hosts: Mutex<BTreeMap<String, Arc<HostLimiter>>>,
+}
+
+impl Limits {
+    pub fn new(max_concurrent: usize, max_per_second: f64) -> Self {
+        Limits { max_concurrent, max_per_second, hosts: Mutex::new(BTreeMap::new()) }
+    }
+
+    pub fn for_host(&self, host: &str) -> Arc<HostLimiter> {
+        let mut h = self.hosts.lock().expect("limits lock");
+        h.entry(host.to_string())
+            .or_insert_with(|| Arc::new(HostLimiter::new(self.max_concurrent, self.max_per_second)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_never_allows_more_than_rate() {
+        let mut w = Window { starts: VecDeque::new(), per_window: 3, spacing: None, last: None };
+        let t0 = Instant::now();
+        let ats: Vec<Instant> = (0..10).map(|_| w.reserve(t0)).collect();
+        for (i, a) in ats.iter().enumerate() {
+            let in_window = ats.iter().filter(|b| **b >= *a && **b < *a + WINDOW).count();
+            assert!(in_window <= 3, "start {i}: {in_window} in one window");
+        }
+        assert_eq!(ats[2], t0);
+        assert!(ats[3] >= t0 + WINDOW);
+    }
+
+    #[test]
+    fn slow_rates_space_requests() {
+        let mut w = Window {
+            starts: VecDeque::new(),
+            per_window: 1,
+            spacing: Some(Duration::from_secs(2)),
+            last: None,
+        };
+        let t0 = Instant::now();
+        let a = w.reserve(t0);
+        let b = w.reserve(t0);
+        assert_eq!(b - a, Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,95 @@
+//! Reading the PEM that SCM's download returns: the leaf and its chain.
+
+use chrono::{DateTime, Utc};
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+
+/// What the daemon needs to know about an issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    pub subject_cn: String,
+    pub sans: Vec<String>,
+    /// Hex, upper case, no separators.
+    pub serial: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// How many certificates the bundle held (leaf + chain).
+    pub chain_len: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PemError {
+    #[error("the response holds no PEM certificate (it starts with {0:?})")]
+    NoCertificate(String),
+    #[error("malformed PEM: {0}")]
+    Malformed(String),
+    #[error("the certificate cannot be parsed as X.509: {0}")]
+    X509(String),
+}
+
+fn ts(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Parses a PEM bundle (CRLF or LF line endings, text around the blocks ignored). The leaf is
+/// the first certificate that is not a CA, or the first one when all are CAs.
+pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
+    if !data.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        let start: String = String::from_utf8_lossy(&data[..data.len().min(40)]).into_owned();
+        return Err(PemError::NoCertificate(start));
+    }
+    let mut ders = Vec::new();
+    for pem in Pem::iter_from_buffer(data) {
+        let pem = pem.map_err(|e| PemError::Malformed(e.to_string()))?;
+        if pem.label == "CERTIFICATE" {
+            ders.push(pem);
+        }
+    }
+    if ders.is_empty() {
+        return Err(PemError::Malformed("no CERTIFICATE block could be decoded".into()));
+    }
+    let mut parsed = Vec::new();
+    for p in &ders {
+        let (_, c) = x509_parser::parse_x509_certificate(&p.contents)
+            .map_err(|e| PemError::X509(e.to_string()))?;
+        parsed.push(c);
+    }
+    let leaf = parsed
+        .iter()
+        .find(|c| !c.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca))
+        .unwrap_or(&parsed[0]);
+    let subject_cn = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = leaf.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => sans.push(d.to_string()),
+                GeneralName::IPAddress(ip) => sans.push(match ip.len() {
+                    4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                    16 => {
+                        let a: [u8; 16] = (*ip).try_into().unwrap_or([0; 16]);
+                        std::net::Ipv6Addr::from(a).to_string()
+                    }
+                    _ => continue,
+                }),
+                GeneralName::RFC822Name(e) => sans.push(e.to_string()),
+                _ => {}
+            }
+        }
+    }
+    let serial = leaf.tbs_certificate.raw_serial().iter().map(|b| format!("{b:02X}")).collect();
+    Ok(CertInfo {
+        subject_cn,
+        sans,
+        serial,
+        not_before: ts(leaf.validity().not_before),
+        not_after: ts(leaf.validity().not_after),
+        chain_len: parsed.len(),
+    })
+}

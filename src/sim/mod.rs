@@ -1,0 +1,8 @@
+//! Simulators of the vendor services, on loopback ports the OS picks. Test equipment for the
+//! integration tests and the `demo` command: faithful to the vendors' documented behaviour
+//! (status codes, error bodies, pending codes, token expiry, 401 + re-auth, 429 + Retry-After),
+//! with latency and error injection.
+
+pub mod scm;
+
+pub use scm::{Faults, ScmSim, ScmSimConfig};

@@ -1,0 +1,88 @@
+//! Certificate inventory and per-certificate state.
+//!
+//! The REST Enrollment API cannot list certificates, so this store is the daemon's memory: every
+//! tracked certificate, its lifecycle state (including the journal of billable calls in flight),
+//! the profiles' persisted state (force renewals, identity for rename detection) and the last
+//! cycle's summary. [`Store`] is the seam; [`SledStore`] is the implementation.
+
+mod records;
+mod sled_store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use records::{
+    CertOrigin, CertRecord, CertState, CycleSummary, ForceRun, HistoryEntry, ProfileState,
+};
+pub use sled_store::{SledStore, SCHEMA_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the state directory {dir} is in use by another process (is the daemon running? commands given while it runs go through it; otherwise stop it first)")]
+    Locked { dir: String },
+    #[error("the state in {dir} has schema version {found}; this sectigo-connector understands version {expected}: {hint}")]
+    Schema { dir: String, found: u32, expected: u32, hint: &'static str },
+    #[error("cannot open the state directory {dir}: {source}")]
+    Open { dir: String, source: sled::Error },
+    #[error("state database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("corrupt record {key:?} in the state: {error}")]
+    Corrupt { key: String, error: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (exit 75), as opposed to a real failure.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, StoreError::Locked { .. })
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The state store. Calls may block on disk: async code runs them through [`blocking`].
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    /// Inserts or replaces records, with their indexes, in one atomic step.
+    fn put(&self, recs: &[CertRecord]) -> StoreResult<()>;
+    fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    /// Active certificates whose notAfter is before `before`, earliest first. The cost grows
+    /// with the number returned, not the number tracked.
+    fn active_expiring_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<CertRecord>>;
+    /// Certificates with a billable call journaled and not yet resolved.
+    fn in_flight(&self) -> StoreResult<Vec<CertRecord>>;
+    /// Every record of one profile (all states).
+    fn by_profile(&self, profile: &str) -> StoreResult<Vec<CertRecord>>;
+    /// Visits every record; `f` returns false to stop.
+    fn scan(&self, f: &mut dyn FnMut(CertRecord) -> bool) -> StoreResult<()>;
+    fn len(&self) -> StoreResult<usize>;
+    fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>>;
+    fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()>;
+    fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>>;
+    /// Moves a profile's persisted state and all its certificates to a new name, atomically.
+    fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize>;
+    fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
+    fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
+    /// Makes everything written so far durable (fsync).
+    fn flush(&self) -> StoreResult<()>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the configured sled store.
+pub fn open(cfg: &crate::config::StateConfig) -> StoreResult<SharedStore> {
+    Ok(Arc::new(SledStore::open(&cfg.dir, cfg.cache_mb)?))
+}
+
+/// Runs a store call on the blocking pool, off the async workers.
+pub async fn blocking<T, F>(store: &SharedStore, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+{
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(&*s)).await.expect("store task panicked")
+}

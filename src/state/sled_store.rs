@@ -1,0 +1,294 @@
+//! The sled implementation of [`Store`].
+//!
+//! Trees:
+//! - `certs`: id → record (JSON)
+//! - `by_not_after`: notAfter (sortable 8 bytes) ‖ id → (), **active** certificates only
+//! - `in_flight`: id → (), certificates with a journaled billable call
+//! - `by_profile`: profile ‖ 0 ‖ id → (), every record
+//! - `profiles`: name → [`ProfileState`]
+//! - `meta`: `schema_version`, `last_cycle`
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::{CertRecord, CertState, CycleSummary, ProfileState, Store, StoreError, StoreResult};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub struct SledStore {
+    db: sled::Db,
+    certs: sled::Tree,
+    by_not_after: sled::Tree,
+    in_flight: sled::Tree,
+    by_profile: sled::Tree,
+    profiles: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn time_key(t: DateTime<Utc>) -> [u8; 8] {
+    ((t.timestamp() as u64) ^ (1u64 << 63)).to_be_bytes()
+}
+
+fn na_key(r: &CertRecord) -> Vec<u8> {
+    let mut k = time_key(r.not_after).to_vec();
+    k.extend_from_slice(r.id.as_bytes());
+    k
+}
+
+fn profile_key(profile: &str, id: &str) -> Vec<u8> {
+    let mut k = profile.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        error: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the state under `dir`, with at most `cache_mb` MiB of cache.
+    pub fn open(dir: &Path, cache_mb: u64) -> StoreResult<SledStore> {
+        let d = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            dir: d.clone(),
+            source: sled::Error::Io(e),
+        })?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked { dir: d.clone() }
+                }
+                other => StoreError::Open { dir: d.clone(), source: other },
+            })?;
+        let store = SledStore {
+            certs: db.open_tree("certs")?,
+            by_not_after: db.open_tree("by_not_after")?,
+            in_flight: db.open_tree("in_flight")?,
+            by_profile: db.open_tree("by_profile")?,
+            profiles: db.open_tree("profiles")?,
+            meta: db.open_tree("meta")?,
+            db,
+        };
+        match store.meta.get("schema_version")? {
+            None => {
+                store.meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+                store.db.flush()?;
+            }
+            Some(v) => {
+                let found: u32 = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        dir: d,
+                        found,
+                        expected: SCHEMA_VERSION,
+                        hint: if found > SCHEMA_VERSION {
+                            "it was written by a newer version; upgrade sectigo-connector"
+                        } else {
+                            "no migration from that version exists"
+                        },
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn put_tx(
+        certs: &TransactionalTree,
+        na: &TransactionalTree,
+        inf: &TransactionalTree,
+        byp: &TransactionalTree,
+        rec: &CertRecord,
+    ) -> TxResult<()> {
+        if let Some(old) = certs.get(rec.id.as_bytes())? {
+            let old: CertRecord =
+                decode(rec.id.as_bytes(), &old).map_err(ConflictableTransactionError::Abort)?;
+            na.remove(na_key(&old))?;
+            inf.remove(old.id.as_bytes())?;
+            byp.remove(profile_key(&old.profile, &old.id))?;
+        }
+        certs.insert(rec.id.as_bytes(), encode(rec))?;
+        if rec.state == CertState::Active {
+            na.insert(na_key(rec), &[])?;
+        }
+        if rec.state.is_in_flight() {
+            inf.insert(rec.id.as_bytes(), &[])?;
+        }
+        byp.insert(profile_key(&rec.profile, &rec.id), &[])?;
+        Ok(())
+    }
+
+    fn get_many(&self, ids: impl Iterator<Item = Vec<u8>>) -> StoreResult<Vec<CertRecord>> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(v) = self.certs.get(&id)? {
+                out.push(decode(&id, &v)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+        match self.certs.get(id.as_bytes())? {
+            Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
+        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile)
+            .transaction(|(c, na, inf, byp)| {
+                for r in recs {
+                    Self::put_tx(c, na, inf, byp, r)?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
+    fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile)
+            .transaction(|(c, na, inf, byp)| {
+                let Some(old) = c.remove(id.as_bytes())? else { return Ok(None) };
+                let old: CertRecord =
+                    decode(id.as_bytes(), &old).map_err(ConflictableTransactionError::Abort)?;
+                na.remove(na_key(&old))?;
+                inf.remove(id.as_bytes())?;
+                byp.remove(profile_key(&old.profile, id))?;
+                Ok(Some(old))
+            })
+            .map_err(tx_err)
+    }
+
+    fn active_expiring_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<CertRecord>> {
+        let end = time_key(before);
+        let ids = self.by_not_after.range(..end.to_vec()).keys();
+        let mut keys = Vec::new();
+        for k in ids {
+            keys.push(k?[8..].to_vec());
+        }
+        self.get_many(keys.into_iter())
+    }
+
+    fn in_flight(&self) -> StoreResult<Vec<CertRecord>> {
+        let mut keys = Vec::new();
+        for k in self.in_flight.iter().keys() {
+            keys.push(k?.to_vec());
+        }
+        self.get_many(keys.into_iter())
+    }
+
+    fn by_profile(&self, profile: &str) -> StoreResult<Vec<CertRecord>> {
+        let mut prefix = profile.as_bytes().to_vec();
+        prefix.push(0);
+        let mut keys = Vec::new();
+        for k in self.by_profile.scan_prefix(&prefix).keys() {
+            keys.push(k?[prefix.len()..].to_vec());
+        }
+        self.get_many(keys.into_iter())
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(CertRecord) -> bool) -> StoreResult<()> {
+        for kv in self.certs.iter() {
+            let (k, v) = kv?;
+            if !f(decode(&k, &v)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> StoreResult<usize> {
+        Ok(self.certs.len())
+    }
+
+    fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>> {
+        match self.profiles.get(name.as_bytes())? {
+            Some(v) => Ok(Some(decode(name.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()> {
+        self.profiles.insert(name.as_bytes(), encode(st))?;
+        Ok(())
+    }
+
+    fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>> {
+        let mut out = BTreeMap::new();
+        for kv in self.profiles.iter() {
+            let (k, v) = kv?;
+            out.insert(String::from_utf8_lossy(&k).into_owned(), decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize> {
+        let recs = self.by_profile(old)?;
+        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile, &self.profiles)
+            .transaction(|(c, na, inf, byp, prof)| {
+                if prof.get(new.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(format!(
+                        "the state already has a profile named {new:?}"
+                    ))));
+                }
+                if let Some(st) = prof.remove(old.as_bytes())? {
+                    prof.insert(new.as_bytes(), st)?;
+                }
+                for r in &recs {
+                    let mut r = r.clone();
+                    r.profile = new.to_string();
+                    Self::put_tx(c, na, inf, byp, &r)?;
+                }
+                Ok(recs.len())
+            })
+            .map_err(tx_err)
+    }
+
+    fn last_cycle(&self) -> StoreResult<Option<CycleSummary>> {
+        match self.meta.get("last_cycle")? {
+            Some(v) => Ok(Some(decode(b"last_cycle", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()> {
+        self.meta.insert("last_cycle", encode(c))?;
+        Ok(())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
