@@ -160,6 +160,9 @@ fn walk(d: &Dict, prefix: &str, consumed: &BTreeSet<String>, out: &mut Vec<Strin
 
 /// The known key closest to `key` in spelling, if close enough to be a typo.
 fn suggest(key: &str, known: &BTreeSet<String>) -> Option<String> {
+    if let Some(k) = known.iter().find(|k| k.starts_with(key) || key.starts_with(k.as_str())) {
+        return Some(k.clone());
+    }
     known
         .iter()
         .map(|k| (edit_distance(key, k), k))

@@ -76,6 +76,21 @@ pub struct Faults {
     pub max_rps: Option<usize>,
 }
 
+/// An exact answer for the next API request (consumed in order, before any other fault).
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    /// 429 with `Retry-After: secs`.
+    TooMany(u64),
+    /// This status with an SCM error body.
+    Status(u16),
+    /// Drop the connection after the headers.
+    Drop,
+    /// An HTML error page with this status (a proxy's answer).
+    Html(u16),
+    /// This status, content type and body, verbatim.
+    Raw(u16, &'static str, String),
+}
+
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
     pub at: Instant,
@@ -106,6 +121,7 @@ struct Inner {
 
 struct Sim {
     cfg: ScmSimConfig,
+    script: Mutex<std::collections::VecDeque<Scripted>>,
     faults: Mutex<Faults>,
     inner: Mutex<Inner>,
     ca_key: KeyPair,
@@ -165,6 +181,7 @@ impl ScmSim {
         let ca_cert = ca.self_signed(&ca_key).expect("CA");
         let sim = Arc::new(Sim {
             cfg,
+            script: Mutex::new(Default::default()),
             faults: Mutex::new(Faults::default()),
             inner: Mutex::new(Inner {
                 certs: BTreeMap::new(),
@@ -209,6 +226,16 @@ impl ScmSim {
 
     pub fn token_url(&self) -> String {
         self.sim.token_url.clone()
+    }
+
+    /// Queues exact answers for the next API requests.
+    pub fn script(&self, answers: Vec<Scripted>) {
+        self.sim.script.lock().unwrap().extend(answers);
+    }
+
+    /// Access tokens issued so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.sim.inner.lock().unwrap().tokens.len()
     }
 
     pub fn set_faults(&self, f: Faults) {
@@ -312,6 +339,16 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
     if !api {
         return Ok(());
     }
+    let scripted = sim.script.lock().unwrap().pop_front();
+    if let Some(answer) = scripted {
+        return Err(match answer {
+            Scripted::TooMany(secs) => too_many(secs),
+            Scripted::Status(st) => scm_error(StatusCode::from_u16(st).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), -2, "Internal error. Please contact Support for details."),
+            Scripted::Drop => dropped(),
+            Scripted::Html(st) => (StatusCode::from_u16(st).unwrap_or(StatusCode::OK), [("content-type", "text/html")], "<!DOCTYPE html><html><body><h1>Gateway error</h1></body></html>").into_response(),
+            Scripted::Raw(st, ct, body) => (StatusCode::from_u16(st).unwrap_or(StatusCode::OK), [("content-type", ct)], body).into_response(),
+        });
+    }
     let roll: f64 = rand::thread_rng().gen();
     if roll < faults.rate_429 {
         return Err(too_many(faults.retry_after_secs));
@@ -324,10 +361,14 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
         });
     }
     if roll < faults.rate_429 + faults.error_5xx + faults.drop {
-        let stream = futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("dropped by the simulator")) });
-        return Err(Response::builder().status(200).body(Body::from_stream(stream)).expect("response"));
+        return Err(dropped());
     }
     Ok(())
+}
+
+fn dropped() -> Response {
+    let stream = futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("dropped by the simulator")) });
+    Response::builder().status(200).body(Body::from_stream(stream)).expect("response")
 }
 
 fn too_many(secs: u64) -> Response {
