@@ -199,20 +199,21 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             }
         },
     };
-    let cfg = load(&dir)?;
+    let socket = Config::control_socket(&dir);
     let rt = runtime()?;
     rt.block_on(async move {
         // The daemon holds the state: go through it when it runs.
-        match crate::daemon::control::send(&cfg.connector.control.socket, &request).await {
+        match crate::daemon::control::send(&socket, &request).await {
             Ok(Some(reply)) => return Ok(print(&reply)),
             Ok(None) => {}
             Err(e) => {
                 return Err(CliError::new(
                     Exit::TempFail,
-                    anyhow::anyhow!("cannot talk to the daemon through {}: {e}", cfg.connector.control.socket.display()),
+                    anyhow::anyhow!("cannot talk to the daemon through {}: {e}", socket.display()),
                 ))
             }
         }
+        let cfg = load(&dir)?;
         let _log = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
         let store = crate::state::open(&cfg.connector.state)?;
         let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;

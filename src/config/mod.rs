@@ -115,6 +115,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The control socket's path, read from connector.toml (and the environment) alone, so that
+    /// commands reach a running daemon even while some other file is broken.
+    pub fn control_socket(dir: &Path) -> PathBuf {
+        let mut errors = Vec::new();
+        KeyReader::open(&dir.join(CONNECTOR_FILE), true, true, &mut errors)
+            .and_then(|mut r| r.opt::<PathBuf>("control.socket"))
+            .unwrap_or_else(|| PathBuf::from(connector::DEFAULT_CONTROL_SOCKET))
+    }
+}
+
 /// The profile files in `dir`, sorted: names ending in `.toml`, not hidden.
 fn profile_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
