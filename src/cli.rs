@@ -70,9 +70,7 @@ pub enum Command {
         command: ProfilesCommand,
     },
     /// Start a force renewal of a whole profile: every certificate renewed within 24 hours.
-    ForceRenew {
-        profile: String,
-    },
+    ForceRenew { profile: String },
     /// Last and next cycle, counts by state, failures, orphaned certificates.
     Status {
         #[arg(long)]
@@ -118,14 +116,9 @@ pub enum CertsCommand {
         from: Option<PathBuf>,
     },
     /// Link a certificate to a Jira issue.
-    Link {
-        id: String,
-        key: String,
-    },
+    Link { id: String, key: String },
     /// Stop tracking a certificate (its history is written to the log).
-    Forget {
-        id: String,
-    },
+    Forget { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +135,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage.code() } else { 0 };
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            };
         }
     };
     match dispatch(cli) {
@@ -178,22 +175,36 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Demo => return runtime()?.block_on(crate::demo::run()),
         Command::CheckConfig => return check_config(&dir),
         Command::Run { once: false, .. } => return run_daemon(&dir),
-        Command::Run { once: true, dry_run } => return run_once(&dir, dry_run),
+        Command::Run {
+            once: true,
+            dry_run,
+        } => return run_once(&dir, dry_run),
         Command::Status { json } => Request::Status { json },
         Command::Renew { id } => Request::Renew { id },
         Command::ForceRenew { profile } => Request::ForceRenew { profile },
-        Command::Profiles { command: ProfilesCommand::List } => Request::ProfilesList,
-        Command::Profiles { command: ProfilesCommand::Rename { old, new } } => Request::ProfilesRename { old, new },
+        Command::Profiles {
+            command: ProfilesCommand::List,
+        } => Request::ProfilesList,
+        Command::Profiles {
+            command: ProfilesCommand::Rename { old, new },
+        } => Request::ProfilesRename { old, new },
         Command::Certs { command } => match command {
             CertsCommand::List { profile, due, json } => Request::CertsList { profile, due, json },
             CertsCommand::Show { id, json } => Request::CertsShow { id, json },
             CertsCommand::Link { id, key } => Request::CertsLink { id, key },
             CertsCommand::Forget { id } => Request::CertsForget { id },
-            CertsCommand::Import { profile, cert_id, issue, from } => {
+            CertsCommand::Import {
+                profile,
+                cert_id,
+                issue,
+                from,
+            } => {
                 let lines = match (cert_id, from) {
                     (Some(id), _) => vec![(id, issue)],
                     (None, Some(f)) => read_import_list(&f)?,
-                    (None, None) => return Err(CliError::usage("give --cert-id ID or --from FILE")),
+                    (None, None) => {
+                        return Err(CliError::usage("give --cert-id ID or --from FILE"))
+                    }
                 };
                 Request::CertsImport { profile, lines }
             }
@@ -209,14 +220,19 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             Err(e) => {
                 return Err(CliError::new(
                     Exit::TempFail,
-                    anyhow::anyhow!("cannot talk to the daemon through {}: {e}", socket.display()),
+                    anyhow::anyhow!(
+                        "cannot talk to the daemon through {}: {e}",
+                        socket.display()
+                    ),
                 ))
             }
         }
         let cfg = load(&dir)?;
-        let _log = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+        let _log = crate::logging::init(&cfg.connector.log)
+            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
         let store = crate::state::open(&cfg.connector.state)?;
-        let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+        let engine = Engine::new(&cfg, store, Shared::new(&cfg))
+            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
         let reply = commands::execute(request, &engine, &cfg, None, Utc::now()).await;
         Ok(print(&reply))
     })
@@ -225,25 +241,65 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
 fn read_import_list(f: &Path) -> Result<Vec<(String, Option<String>)>, CliError> {
     let mut text = String::new();
     if f == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::new(Exit::Failed, e))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::new(Exit::Failed, e))?;
     } else {
-        text = std::fs::read_to_string(f).map_err(|e| CliError::usage(format!("cannot read {}: {e}", f.display())))?;
+        text = std::fs::read_to_string(f)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", f.display())))?;
     }
     parse_import_lines(&text)
         .map(|v| v.into_iter().map(|l| (l.cert_id, l.issue)).collect())
-        .map_err(|errs| CliError::usage(format!("{}: {} bad lines, nothing imported:\n  {}", f.display(), errs.len(), errs.join("\n  "))))
+        .map_err(|errs| {
+            CliError::usage(format!(
+                "{}: {} bad lines, nothing imported:\n  {}",
+                f.display(),
+                errs.len(),
+                errs.join("\n  ")
+            ))
+        })
 }
 
 fn check_config(dir: &Path) -> Result<i32, CliError> {
     let cfg = load(dir)?;
     let c = &cfg.connector;
     println!("configuration in {}: OK", dir.display());
-    println!("  state:     {} (cache {} MiB)", c.state.dir.display(), c.state.cache_mb);
-    println!("  schedule:  {:?}{}", c.schedule.cron, if c.schedule.run_at_start { ", and at start" } else { "" });
-    println!("  log:       level {:?}, format {:?}{}", c.log.level, c.log.format, c.log.file.as_ref().map(|f| format!(", files in {}", f.display())).unwrap_or_default());
-    println!("  scm:       timeout {}s, at most {} concurrent and {}/s per host, retries for up to {}s", c.scm.timeout_secs, c.scm.max_concurrent, c.scm.max_requests_per_second, c.scm.retry_max_secs);
+    println!(
+        "  state:     {} (cache {} MiB)",
+        c.state.dir.display(),
+        c.state.cache_mb
+    );
+    println!(
+        "  schedule:  {:?}{}",
+        c.schedule.cron,
+        if c.schedule.run_at_start {
+            ", and at start"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  log:       level {:?}, format {:?}{}",
+        c.log.level,
+        c.log.format,
+        c.log
+            .file
+            .as_ref()
+            .map(|f| format!(", files in {}", f.display()))
+            .unwrap_or_default()
+    );
+    println!(
+        "  scm:       timeout {}s, at most {} concurrent and {}/s per host, retries for up to {}s",
+        c.scm.timeout_secs,
+        c.scm.max_concurrent,
+        c.scm.max_requests_per_second,
+        c.scm.retry_max_secs
+    );
     match &c.jira {
-        Some(j) => println!("  jira:      {:?} at {} (token {})", j.flavor, j.url, j.token),
+        Some(j) => println!(
+            "  jira:      {:?} at {} (token {})",
+            j.flavor, j.url, j.token
+        ),
         None => println!("  jira:      off (no [jira] section)"),
     }
     println!("  control:   {}", c.control.socket.display());
@@ -254,11 +310,32 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
         println!("    client_secret:      {}", p.client_secret);
         println!("    scm_url:            {}", p.scm_url);
         println!("    token_url:          {}", p.token_url);
-        println!("    expiry_window_days: {}{}", p.expiry_window_days, if p.force_renewal { " (irrelevant: force_renewal)" } else { "" });
-        println!("    auto_renew:         {}{}", p.auto_renew, if p.force_renewal { " (irrelevant: force_renewal)" } else { "" });
+        println!(
+            "    expiry_window_days: {}{}",
+            p.expiry_window_days,
+            if p.force_renewal {
+                " (irrelevant: force_renewal)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "    auto_renew:         {}{}",
+            p.auto_renew,
+            if p.force_renewal {
+                " (irrelevant: force_renewal)"
+            } else {
+                ""
+            }
+        );
         println!("    force_renewal:      {}", p.force_renewal);
         println!("    ssl_cert_comments:  {:?}", p.ssl_cert_comments);
-        println!("    scm_profile_id:     {}", p.scm_profile_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()));
+        println!(
+            "    scm_profile_id:     {}",
+            p.scm_profile_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
         if !p.custom_fields.is_empty() {
             println!("    custom_fields:      {:?}", p.custom_fields);
         }
@@ -271,7 +348,8 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
 
 fn run_daemon(dir: &Path) -> Result<i32, CliError> {
     let cfg = load(dir)?;
-    let logging = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let logging = crate::logging::init(&cfg.connector.log)
+        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
     let store = crate::state::open(&cfg.connector.state)?;
     runtime()?.block_on(crate::daemon::run(dir.to_path_buf(), cfg, store, logging))?;
     Ok(0)
@@ -279,7 +357,8 @@ fn run_daemon(dir: &Path) -> Result<i32, CliError> {
 
 fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
     let cfg = load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let _log = crate::logging::init(&cfg.connector.log)
+        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
     let store = crate::state::open(&cfg.connector.state)?;
     runtime()?.block_on(async move {
         crate::daemon::log_config(&cfg);

@@ -18,16 +18,40 @@ use crate::state::{blocking, CertRecord, CertState};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
-    Status { json: bool },
-    CertsList { profile: Option<String>, due: bool, json: bool },
-    CertsShow { id: String, json: bool },
-    CertsImport { profile: String, lines: Vec<(String, Option<String>)> },
-    CertsLink { id: String, key: String },
-    CertsForget { id: String },
-    Renew { id: String },
-    ForceRenew { profile: String },
+    Status {
+        json: bool,
+    },
+    CertsList {
+        profile: Option<String>,
+        due: bool,
+        json: bool,
+    },
+    CertsShow {
+        id: String,
+        json: bool,
+    },
+    CertsImport {
+        profile: String,
+        lines: Vec<(String, Option<String>)>,
+    },
+    CertsLink {
+        id: String,
+        key: String,
+    },
+    CertsForget {
+        id: String,
+    },
+    Renew {
+        id: String,
+    },
+    ForceRenew {
+        profile: String,
+    },
     ProfilesList,
-    ProfilesRename { old: String, new: String },
+    ProfilesRename {
+        old: String,
+        new: String,
+    },
 }
 
 /// What a command prints and how it exits.
@@ -43,10 +67,17 @@ pub struct Reply {
 
 impl Reply {
     fn ok(stdout: String) -> Self {
-        Reply { stdout, ..Default::default() }
+        Reply {
+            stdout,
+            ..Default::default()
+        }
     }
     fn err(exit: Exit, msg: impl std::fmt::Display) -> Self {
-        Reply { stderr: format!("error: {msg}\n"), exit: exit.code(), ..Default::default() }
+        Reply {
+            stderr: format!("error: {msg}\n"),
+            exit: exit.code(),
+            ..Default::default()
+        }
     }
 }
 
@@ -72,7 +103,13 @@ fn engine_error(e: EngineError) -> Reply {
     Reply::err(exit, e)
 }
 
-pub async fn execute(req: Request, engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, now: DateTime<Utc>) -> Reply {
+pub async fn execute(
+    req: Request,
+    engine: &Engine,
+    config: &Config,
+    daemon: Option<&DaemonInfo>,
+    now: DateTime<Utc>,
+) -> Reply {
     let r = match req {
         Request::Status { json } => status(engine, config, daemon, now, json).await,
         Request::CertsList { profile, due, json } => certs_list(engine, profile, due, json, now).await,
@@ -103,7 +140,13 @@ async fn all_records(engine: &Engine) -> Result<Vec<CertRecord>, EngineError> {
     .await?)
 }
 
-async fn status(engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, now: DateTime<Utc>, as_json: bool) -> Result<Reply, EngineError> {
+async fn status(
+    engine: &Engine,
+    config: &Config,
+    daemon: Option<&DaemonInfo>,
+    now: DateTime<Utc>,
+    as_json: bool,
+) -> Result<Reply, EngineError> {
     let last = blocking(engine.store(), |s| s.last_cycle()).await?;
     let states = blocking(engine.store(), |s| s.profile_states()).await?;
     let recs = all_records(engine).await?;
@@ -122,12 +165,18 @@ async fn status(engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, n
         if let Some(crate::engine::policy::Decision::Renew { .. }) = engine.explain(r, now).await? {
             due += 1;
         }
-        if matches!(r.state, CertState::Failed { .. } | CertState::OutcomeUnknown { .. }) || r.failures > 0 {
+        if matches!(
+            r.state,
+            CertState::Failed { .. } | CertState::OutcomeUnknown { .. }
+        ) || r.failures > 0
+        {
             problems.push(r);
         }
     }
     let next_cycle = daemon.and_then(|d| d.next_cycle).or_else(|| {
-        crate::daemon::schedule::parse(&config.connector.schedule.cron).ok().and_then(|c| crate::daemon::schedule::next_after(&c, now))
+        crate::daemon::schedule::parse(&config.connector.schedule.cron)
+            .ok()
+            .and_then(|c| crate::daemon::schedule::next_after(&c, now))
     });
     if as_json {
         let v = json!({
@@ -142,11 +191,19 @@ async fn status(engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, n
             "problems": problems.iter().map(|r| json!({"id": r.id, "profile": r.profile, "state": r.state.name(), "failures": r.failures, "last_error": r.last_error})).collect::<Vec<_>>(),
             "jira_pending": serde_json::Value::Null,
         });
-        return Ok(Reply::ok(format!("{}\n", serde_json::to_string_pretty(&v).expect("json"))));
+        return Ok(Reply::ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).expect("json")
+        )));
     }
     let mut o = String::new();
     match daemon {
-        Some(d) => writeln!(o, "daemon:        running (pid {}, since {})", d.pid, d.started.map(ts).unwrap_or_default()),
+        Some(d) => writeln!(
+            o,
+            "daemon:        running (pid {}, since {})",
+            d.pid,
+            d.started.map(ts).unwrap_or_default()
+        ),
         None => writeln!(o, "daemon:        not running"),
     }
     .ok();
@@ -156,15 +213,37 @@ async fn status(engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, n
             "last cycle:    {} -> {}: {} renewed, {} requested, {} failed, {} pending collection{}",
             c.started.map(ts).unwrap_or_default(),
             c.finished.map(ts).unwrap_or_else(|| "(unfinished)".into()),
-            c.renewed, c.requested, c.failed, c.pending,
-            if c.skipped_no_auto_renew > 0 { format!(", {} due without auto-renew", c.skipped_no_auto_renew) } else { String::new() }
+            c.renewed,
+            c.requested,
+            c.failed,
+            c.pending,
+            if c.skipped_no_auto_renew > 0 {
+                format!(", {} due without auto-renew", c.skipped_no_auto_renew)
+            } else {
+                String::new()
+            }
         ),
         None => writeln!(o, "last cycle:    none yet"),
     }
     .ok();
-    writeln!(o, "next cycle:    {}", next_cycle.map(ts).unwrap_or_else(|| "-".into())).ok();
+    writeln!(
+        o,
+        "next cycle:    {}",
+        next_cycle.map(ts).unwrap_or_else(|| "-".into())
+    )
+    .ok();
     let counts: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    writeln!(o, "certificates:  {} tracked ({})", recs.len(), if counts.is_empty() { "none".into() } else { counts.join(", ") }).ok();
+    writeln!(
+        o,
+        "certificates:  {} tracked ({})",
+        recs.len(),
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    )
+    .ok();
     writeln!(o, "due now:       {due}").ok();
     for (p, n) in &orphaned {
         writeln!(o, "orphaned:      {n} certificates of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)").ok();
@@ -172,23 +251,61 @@ async fn status(engine: &Engine, config: &Config, daemon: Option<&DaemonInfo>, n
     for (name, st) in &states {
         if let Some(f) = &st.force {
             match f.completed {
-                Some(c) => writeln!(o, "force renewal: {name}: complete at {} (started {})", ts(c), ts(f.started)),
-                None => writeln!(o, "force renewal: {name}: under way since {}, deadline {}", ts(f.started), ts(f.deadline)),
+                Some(c) => writeln!(
+                    o,
+                    "force renewal: {name}: complete at {} (started {})",
+                    ts(c),
+                    ts(f.started)
+                ),
+                None => writeln!(
+                    o,
+                    "force renewal: {name}: under way since {}, deadline {}",
+                    ts(f.started),
+                    ts(f.deadline)
+                ),
             }
             .ok();
         }
     }
     for r in problems.iter().take(20) {
-        writeln!(o, "problem:       {} ({}, {}): {}", r.id, r.profile, r.state.name(), r.last_error.as_deref().unwrap_or("-")).ok();
+        writeln!(
+            o,
+            "problem:       {} ({}, {}): {}",
+            r.id,
+            r.profile,
+            r.state.name(),
+            r.last_error.as_deref().unwrap_or("-")
+        )
+        .ok();
     }
     if problems.len() > 20 {
-        writeln!(o, "problem:       ... and {} more (certs list --json)", problems.len() - 20).ok();
+        writeln!(
+            o,
+            "problem:       ... and {} more (certs list --json)",
+            problems.len() - 20
+        )
+        .ok();
     }
-    writeln!(o, "jira:          {}", if config.connector.jira.is_some() { "configured (updates not yet implemented)" } else { "off (no [jira] section)" }).ok();
+    writeln!(
+        o,
+        "jira:          {}",
+        if config.connector.jira.is_some() {
+            "configured (updates not yet implemented)"
+        } else {
+            "off (no [jira] section)"
+        }
+    )
+    .ok();
     Ok(Reply::ok(o))
 }
 
-async fn certs_list(engine: &Engine, profile: Option<String>, due_only: bool, as_json: bool, now: DateTime<Utc>) -> Result<Reply, EngineError> {
+async fn certs_list(
+    engine: &Engine,
+    profile: Option<String>,
+    due_only: bool,
+    as_json: bool,
+    now: DateTime<Utc>,
+) -> Result<Reply, EngineError> {
     let mut recs = match &profile {
         Some(p) => {
             let p = p.clone();
@@ -199,7 +316,13 @@ async fn certs_list(engine: &Engine, profile: Option<String>, due_only: bool, as
     if due_only {
         let mut keep = Vec::new();
         for r in recs {
-            if let Some(crate::engine::policy::Decision::Renew { .. } | crate::engine::policy::Decision::Backoff { .. } | crate::engine::policy::Decision::ReportNoAutoRenew { .. } | crate::engine::policy::Decision::Reported) = engine.explain(&r, now).await? {
+            if let Some(
+                crate::engine::policy::Decision::Renew { .. }
+                | crate::engine::policy::Decision::Backoff { .. }
+                | crate::engine::policy::Decision::ReportNoAutoRenew { .. }
+                | crate::engine::policy::Decision::Reported,
+            ) = engine.explain(&r, now).await?
+            {
                 keep.push(r);
             }
         }
@@ -207,24 +330,59 @@ async fn certs_list(engine: &Engine, profile: Option<String>, due_only: bool, as
     }
     recs.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
     if as_json {
-        return Ok(Reply::ok(format!("{}\n", serde_json::to_string_pretty(&recs).expect("json"))));
+        return Ok(Reply::ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&recs).expect("json")
+        )));
     }
     let mut o = String::new();
-    writeln!(o, "{:<12} {:<16} {:<16} {:<20} {:<10} SUBJECT", "ID", "PROFILE", "STATE", "NOT AFTER", "JIRA").ok();
+    writeln!(
+        o,
+        "{:<12} {:<16} {:<16} {:<20} {:<10} SUBJECT",
+        "ID", "PROFILE", "STATE", "NOT AFTER", "JIRA"
+    )
+    .ok();
     for r in &recs {
-        let orphan = if engine.profiles().contains_key(&r.profile) { "" } else { " (orphaned)" };
-        writeln!(o, "{:<12} {:<16} {:<16} {:<20} {:<10} {}{orphan}", r.id, r.profile, r.state.name(), ts(r.not_after), r.jira_issue.as_deref().unwrap_or("-"), r.subject_cn).ok();
+        let orphan = if engine.profiles().contains_key(&r.profile) {
+            ""
+        } else {
+            " (orphaned)"
+        };
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<16} {:<20} {:<10} {}{orphan}",
+            r.id,
+            r.profile,
+            r.state.name(),
+            ts(r.not_after),
+            r.jira_issue.as_deref().unwrap_or("-"),
+            r.subject_cn
+        )
+        .ok();
     }
-    writeln!(o, "{} certificate{}", recs.len(), if recs.len() == 1 { "" } else { "s" }).ok();
+    writeln!(
+        o,
+        "{} certificate{}",
+        recs.len(),
+        if recs.len() == 1 { "" } else { "s" }
+    )
+    .ok();
     Ok(Reply::ok(o))
 }
 
 async fn get(engine: &Engine, id: &str) -> Result<CertRecord, EngineError> {
     let i = id.to_string();
-    blocking(engine.store(), move |s| s.get(&i)).await?.ok_or_else(|| EngineError::UnknownCert(id.into()))
+    blocking(engine.store(), move |s| s.get(&i))
+        .await?
+        .ok_or_else(|| EngineError::UnknownCert(id.into()))
 }
 
-async fn certs_show(engine: &Engine, id: &str, as_json: bool, now: DateTime<Utc>) -> Result<Reply, EngineError> {
+async fn certs_show(
+    engine: &Engine,
+    id: &str,
+    as_json: bool,
+    now: DateTime<Utc>,
+) -> Result<Reply, EngineError> {
     let r = get(engine, id).await?;
     let next = match engine.explain(&r, now).await? {
         Some(d) => explain(&d),
@@ -233,26 +391,61 @@ async fn certs_show(engine: &Engine, id: &str, as_json: bool, now: DateTime<Utc>
     if as_json {
         let mut v = serde_json::to_value(&r).expect("json");
         v["next_action"] = json!(next);
-        return Ok(Reply::ok(format!("{}\n", serde_json::to_string_pretty(&v).expect("json"))));
+        return Ok(Reply::ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).expect("json")
+        )));
     }
     let mut o = String::new();
     writeln!(o, "certificate:  {}", r.id).ok();
     writeln!(o, "profile:      {}", r.profile).ok();
     writeln!(o, "subject:      CN={}", r.subject_cn).ok();
-    writeln!(o, "SANs:         {}", if r.sans.is_empty() { "-".into() } else { r.sans.join(", ") }).ok();
+    writeln!(
+        o,
+        "SANs:         {}",
+        if r.sans.is_empty() {
+            "-".into()
+        } else {
+            r.sans.join(", ")
+        }
+    )
+    .ok();
     writeln!(o, "serial:       {}", r.serial).ok();
-    writeln!(o, "valid:        {} .. {}", ts(r.not_before), ts(r.not_after)).ok();
+    writeln!(
+        o,
+        "valid:        {} .. {}",
+        ts(r.not_before),
+        ts(r.not_after)
+    )
+    .ok();
     let state = match &r.state {
-        CertState::Collecting { new_id, at } => format!("collecting (renewed as {new_id} at {}, waiting for issuance)", ts(*at)),
+        CertState::Collecting { new_id, at } => format!(
+            "collecting (renewed as {new_id} at {}, waiting for issuance)",
+            ts(*at)
+        ),
         CertState::Superseded { by, at } => format!("superseded by {by} at {}", ts(*at)),
         CertState::Failed { reason, at } => format!("failed at {}: {reason}", ts(*at)),
-        CertState::OutcomeUnknown { at, .. } => format!("outcome unknown since {} (a renew call's answer was lost; check SCM)", ts(*at)),
+        CertState::OutcomeUnknown { at, .. } => format!(
+            "outcome unknown since {} (a renew call's answer was lost; check SCM)",
+            ts(*at)
+        ),
         s => s.name().to_string(),
     };
     writeln!(o, "state:        {state}").ok();
-    writeln!(o, "jira issue:   {}", r.jira_issue.as_deref().unwrap_or("-")).ok();
+    writeln!(
+        o,
+        "jira issue:   {}",
+        r.jira_issue.as_deref().unwrap_or("-")
+    )
+    .ok();
     if r.failures > 0 {
-        writeln!(o, "failures:     {} (last: {})", r.failures, r.last_error.as_deref().unwrap_or("-")).ok();
+        writeln!(
+            o,
+            "failures:     {} (last: {})",
+            r.failures,
+            r.last_error.as_deref().unwrap_or("-")
+        )
+        .ok();
     }
     writeln!(o, "next action:  {next}").ok();
     writeln!(o, "history:").ok();
@@ -262,22 +455,54 @@ async fn certs_show(engine: &Engine, id: &str, as_json: bool, now: DateTime<Utc>
     Ok(Reply::ok(o))
 }
 
-async fn certs_import(engine: &Engine, profile: &str, lines: Vec<(String, Option<String>)>, now: DateTime<Utc>) -> Result<Reply, EngineError> {
-    let lines = lines.into_iter().map(|(cert_id, issue)| ImportLine { cert_id, issue }).collect();
+async fn certs_import(
+    engine: &Engine,
+    profile: &str,
+    lines: Vec<(String, Option<String>)>,
+    now: DateTime<Utc>,
+) -> Result<Reply, EngineError> {
+    let lines = lines
+        .into_iter()
+        .map(|(cert_id, issue)| ImportLine { cert_id, issue })
+        .collect();
     let s = engine.import(profile, lines, now).await?;
     let mut o = String::new();
-    writeln!(o, "imported {}, skipped {} (already tracked), failed {}", s.imported.len(), s.skipped.len(), s.failed.len()).ok();
+    writeln!(
+        o,
+        "imported {}, skipped {} (already tracked), failed {}",
+        s.imported.len(),
+        s.skipped.len(),
+        s.failed.len()
+    )
+    .ok();
     let mut err = String::new();
     for (id, e) in &s.failed {
         writeln!(err, "failed: {id}: {e}").ok();
     }
-    let exit = if s.failed.is_empty() { 0 } else { Exit::Failed.code() };
-    Ok(Reply { stdout: o, stderr: err, exit, reload: false })
+    let exit = if s.failed.is_empty() {
+        0
+    } else {
+        Exit::Failed.code()
+    };
+    Ok(Reply {
+        stdout: o,
+        stderr: err,
+        exit,
+        reload: false,
+    })
 }
 
-async fn certs_link(engine: &Engine, id: &str, key: &str, now: DateTime<Utc>) -> Result<Reply, EngineError> {
+async fn certs_link(
+    engine: &Engine,
+    id: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Reply, EngineError> {
     if !is_issue_key(key) {
-        return Ok(Reply::err(Exit::Usage, format!("{key:?} is not a Jira issue key (like CERT-123)")));
+        return Ok(Reply::err(
+            Exit::Usage,
+            format!("{key:?} is not a Jira issue key (like CERT-123)"),
+        ));
     }
     let mut r = get(engine, id).await?;
     let before = r.jira_issue.replace(key.to_string());
@@ -309,19 +534,34 @@ async fn certs_forget(engine: &Engine, id: &str) -> Result<Reply, EngineError> {
     for h in &r.history {
         info!(profile = %r.profile, cert_id = %r.id, "history of {}: {} {}", r.id, ts(h.at), h.event);
     }
-    Ok(Reply::ok(format!("stopped tracking certificate {id} ({}); its history was written to the log\n", r.subject_cn)))
+    Ok(Reply::ok(format!(
+        "stopped tracking certificate {id} ({}); its history was written to the log\n",
+        r.subject_cn
+    )))
 }
 
 async fn renew(engine: &Engine, id: &str) -> Result<Reply, EngineError> {
     match engine.renew(id, None).await? {
         RenewOutcome::Requested { new_id } => {
             let c = engine.collect_pending(Utc::now()).await?;
-            let issued = if c.renewed > 0 { "issued and recorded" } else { "not issued yet; it is collected on the next cycle" };
-            Ok(Reply::ok(format!("certificate {id} renewed: new certificate {new_id} ({issued})\n")))
+            let issued = if c.renewed > 0 {
+                "issued and recorded"
+            } else {
+                "not issued yet; it is collected on the next cycle"
+            };
+            Ok(Reply::ok(format!(
+                "certificate {id} renewed: new certificate {new_id} ({issued})\n"
+            )))
         }
-        RenewOutcome::Skipped(why) => Ok(Reply::err(Exit::Failed, format!("certificate {id} was not renewed: {why}"))),
+        RenewOutcome::Skipped(why) => Ok(Reply::err(
+            Exit::Failed,
+            format!("certificate {id} was not renewed: {why}"),
+        )),
         RenewOutcome::Failed(e) => Ok(Reply::err(Exit::Failed, format!("renewal failed: {e}"))),
-        RenewOutcome::Unknown(e) => Ok(Reply::err(Exit::Failed, format!("renewal outcome unknown: {e}"))),
+        RenewOutcome::Unknown(e) => Ok(Reply::err(
+            Exit::Failed,
+            format!("renewal outcome unknown: {e}"),
+        )),
     }
 }
 
@@ -337,32 +577,73 @@ async fn profiles_list(engine: &Engine, config: &Config) -> Result<Reply, Engine
         }
     }
     let mut o = String::new();
-    writeln!(o, "{:<20} {:>8} {:>8}  {:<8} {:<6} SCM URL", "PROFILE", "LIVE", "PAST", "WINDOW", "AUTO").ok();
+    writeln!(
+        o,
+        "{:<20} {:>8} {:>8}  {:<8} {:<6} SCM URL",
+        "PROFILE", "LIVE", "PAST", "WINDOW", "AUTO"
+    )
+    .ok();
     for p in config.profiles.values() {
         let (live, past) = counts.remove(&p.name).unwrap_or_default();
-        let window = if p.force_renewal { "force".to_string() } else { format!("{}d", p.expiry_window_days) };
-        writeln!(o, "{:<20} {:>8} {:>8}  {:<8} {:<6} {}", p.name, live, past, window, p.auto_renew, p.scm_url).ok();
+        let window = if p.force_renewal {
+            "force".to_string()
+        } else {
+            format!("{}d", p.expiry_window_days)
+        };
+        writeln!(
+            o,
+            "{:<20} {:>8} {:>8}  {:<8} {:<6} {}",
+            p.name, live, past, window, p.auto_renew, p.scm_url
+        )
+        .ok();
     }
     for (name, (live, past)) in counts {
-        writeln!(o, "{:<20} {:>8} {:>8}  (orphaned: no profiles.d/{name}.toml)", name, live, past).ok();
+        writeln!(
+            o,
+            "{:<20} {:>8} {:>8}  (orphaned: no profiles.d/{name}.toml)",
+            name, live, past
+        )
+        .ok();
     }
     Ok(Reply::ok(o))
 }
 
-async fn profiles_rename(engine: &Engine, config: &Config, old: &str, new: &str) -> Result<Reply, EngineError> {
+async fn profiles_rename(
+    engine: &Engine,
+    config: &Config,
+    old: &str,
+    new: &str,
+) -> Result<Reply, EngineError> {
     if let Err(e) = check_name(new) {
         return Ok(Reply::err(Exit::Usage, e));
     }
-    let Some(p) = config.profiles.get(old) else { return Err(EngineError::UnknownProfile(old.into())) };
+    let Some(p) = config.profiles.get(old) else {
+        return Err(EngineError::UnknownProfile(old.into()));
+    };
     let dir = config.dir.join(PROFILES_DIR);
     let to = dir.join(format!("{new}.toml"));
-    if to.exists() || config.profiles.keys().any(|n| n.eq_ignore_ascii_case(new) && n != old) {
-        return Ok(Reply::err(Exit::Usage, format!("{} already exists", to.display())));
+    if to.exists()
+        || config
+            .profiles
+            .keys()
+            .any(|n| n.eq_ignore_ascii_case(new) && n != old)
+    {
+        return Ok(Reply::err(
+            Exit::Usage,
+            format!("{} already exists", to.display()),
+        ));
     }
     // The file first, then the state: if we stop in between, the next start recognises the
     // rename by client_id and scm_url and moves the state then.
     if let Err(e) = std::fs::rename(&p.file, &to) {
-        return Ok(Reply::err(Exit::Failed, format!("cannot rename {} to {}: {e}", p.file.display(), to.display())));
+        return Ok(Reply::err(
+            Exit::Failed,
+            format!(
+                "cannot rename {} to {}: {e}",
+                p.file.display(),
+                to.display()
+            ),
+        ));
     }
     let (o, n) = (old.to_string(), new.to_string());
     let moved = blocking(engine.store(), move |s| {
@@ -372,5 +653,13 @@ async fn profiles_rename(engine: &Engine, config: &Config, old: &str, new: &str)
     })
     .await?;
     info!(profile = %new, "profile {old:?} renamed to {new:?}; {moved} certificates moved");
-    Ok(Reply { stdout: format!("profile {old:?} renamed to {new:?} ({} -> {}); {moved} certificates moved\n", p.file.display(), to.display()), reload: true, ..Default::default() })
+    Ok(Reply {
+        stdout: format!(
+            "profile {old:?} renamed to {new:?} ({} -> {}); {moved} certificates moved\n",
+            p.file.display(),
+            to.display()
+        ),
+        reload: true,
+        ..Default::default()
+    })
 }

@@ -40,18 +40,42 @@ pub fn write_config(dir: &Path, sim: &ScmSim) -> Result<(), CliError> {
             sim.token_url()
         )
     };
-    write(&dir.join("profiles.d/web.toml"), &profile(30, true, false, "renewed by sectigo-connector (web)"))?;
-    write(&dir.join("profiles.d/legacy.toml"), &profile(30, false, false, ""))?;
-    write(&dir.join("profiles.d/rotate.toml"), &profile(30, true, true, "key rotation"))?;
+    write(
+        &dir.join("profiles.d/web.toml"),
+        &profile(30, true, false, "renewed by sectigo-connector (web)"),
+    )?;
+    write(
+        &dir.join("profiles.d/legacy.toml"),
+        &profile(30, false, false, ""),
+    )?;
+    write(
+        &dir.join("profiles.d/rotate.toml"),
+        &profile(30, true, true, "key rotation"),
+    )?;
     Ok(())
 }
 
 fn inventory(title: &str, recs: &[CertRecord]) -> String {
     let mut o = String::new();
     writeln!(o, "\n{title}").ok();
-    writeln!(o, "  {:<6} {:<8} {:<12} {:<22} {:<11} {}", "ID", "PROFILE", "STATE", "SUBJECT", "EXPIRES", "JIRA").ok();
+    writeln!(
+        o,
+        "  {:<6} {:<8} {:<12} {:<22} {:<11} JIRA",
+        "ID", "PROFILE", "STATE", "SUBJECT", "EXPIRES"
+    )
+    .ok();
     for r in recs {
-        writeln!(o, "  {:<6} {:<8} {:<12} {:<22} {:<11} {}", r.id, r.profile, r.state.name(), r.subject_cn, r.not_after.format("%Y-%m-%d"), r.jira_issue.as_deref().unwrap_or("-")).ok();
+        writeln!(
+            o,
+            "  {:<6} {:<8} {:<12} {:<22} {:<11} {}",
+            r.id,
+            r.profile,
+            r.state.name(),
+            r.subject_cn,
+            r.not_after.format("%Y-%m-%d"),
+            r.jira_issue.as_deref().unwrap_or("-")
+        )
+        .ok();
     }
     o
 }
@@ -72,7 +96,10 @@ async fn all(engine: &Engine) -> Result<Vec<CertRecord>, CliError> {
 }
 
 pub async fn run() -> Result<i32, CliError> {
-    let tmp = tempfile::Builder::new().prefix("sectigo-connector-demo-").tempdir().map_err(fail)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("sectigo-connector-demo-")
+        .tempdir()
+        .map_err(fail)?;
     let dir = tmp.path();
     let sim = ScmSim::start(ScmSimConfig {
         issue_delay: std::time::Duration::from_secs(2),
@@ -82,13 +109,21 @@ pub async fn run() -> Result<i32, CliError> {
     .await
     .map_err(fail)?;
     // A little realism: latency and some transient errors that the client retries.
-    sim.set_faults(Faults { latency: std::time::Duration::from_millis(20), error_5xx: 0.1, ..Default::default() });
+    sim.set_faults(Faults {
+        latency: std::time::Duration::from_millis(20),
+        error_5xx: 0.1,
+        ..Default::default()
+    });
     write_config(dir, &sim)?;
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log).map_err(fail)?;
 
     println!("sectigo-connector demo");
-    println!("  SCM simulator:  {} (token endpoint {})", sim.url(), sim.token_url());
+    println!(
+        "  SCM simulator:  {} (token endpoint {})",
+        sim.url(),
+        sim.token_url()
+    );
     println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", dir.display());
 
     let now = Utc::now();
@@ -109,16 +144,32 @@ pub async fn run() -> Result<i32, CliError> {
     for (profile, cn, days, issue) in samples {
         let id = sim.add_certificate(cn, &[cn], now - d(365 - days), now + d(days));
         engine
-            .import(profile, vec![ImportLine { cert_id: id, issue: issue.map(str::to_string) }], now)
+            .import(
+                profile,
+                vec![ImportLine {
+                    cert_id: id,
+                    issue: issue.map(str::to_string),
+                }],
+                now,
+            )
             .await
             .map_err(fail)?;
     }
     print!("{}", inventory("Inventory after `certs import` (each certificate downloaded from SCM to learn its expiry):", &all(&engine).await?));
 
     println!("\nCycle 1 (what `run` does on its schedule):");
-    let report = engine.run_cycle(Utc::now(), false, &CancellationToken::new()).await.map_err(fail)?;
+    let report = engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .map_err(fail)?;
     for p in &report.planned {
-        println!("  {:<6} {:<8} {:<22} {}", p.id, p.profile, p.subject_cn, explain(&p.decision));
+        println!(
+            "  {:<6} {:<8} {:<22} {}",
+            p.id,
+            p.profile,
+            p.subject_cn,
+            explain(&p.decision)
+        );
     }
     let mut pending = report.summary.pending;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -126,11 +177,17 @@ pub async fn run() -> Result<i32, CliError> {
         println!("  ... {pending} renewals accepted by SCM, waiting for issuance");
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         engine.collect_pending(Utc::now()).await.map_err(fail)?;
-        pending = blocking(engine.store(), |s| s.in_flight()).await.map_err(fail)?.len() as u64;
+        pending = blocking(engine.store(), |s| s.in_flight())
+            .await
+            .map_err(fail)?
+            .len() as u64;
     }
     print!("{}", inventory("Inventory after cycle 1 (renewed certificates are superseded by their renewal, which keeps the Jira link):", &all(&engine).await?));
 
-    let second = engine.run_cycle(Utc::now(), false, &CancellationToken::new()).await.map_err(fail)?;
+    let second = engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .map_err(fail)?;
     println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
 
     let calls = sim.requests();

@@ -36,7 +36,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
-        CliError { exit, error: error.into() }
+        CliError {
+            exit,
+            error: error.into(),
+        }
     }
     pub fn usage(msg: impl std::fmt::Display) -> Self {
         CliError::new(Exit::Usage, anyhow::anyhow!("{msg}"))
@@ -54,7 +57,11 @@ impl From<crate::config::ConfigErrors> for CliError {
 
 impl From<crate::state::StoreError> for CliError {
     fn from(e: crate::state::StoreError) -> Self {
-        let exit = if e.is_temporary() { Exit::TempFail } else { Exit::Failed };
+        let exit = if e.is_temporary() {
+            Exit::TempFail
+        } else {
+            Exit::Failed
+        };
         CliError::new(exit, e)
     }
 }

@@ -23,7 +23,9 @@ pub struct Logging {
 impl Logging {
     pub fn set_level(&self, level: &str) -> Result<(), String> {
         let f = EnvFilter::try_new(parse_level(level)?).map_err(|e| e.to_string())?;
-        self.filter.modify(|cur| *cur = f).map_err(|e| e.to_string())
+        self.filter
+            .modify(|cur| *cur = f)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -48,9 +50,15 @@ pub fn parse_level(level: &str) -> Result<String, String> {
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM to its dev:inode).
 pub fn stderr_is_journal() -> bool {
-    let Ok(v) = std::env::var("JOURNAL_STREAM") else { return false };
-    let Some((dev, ino)) = v.split_once(':') else { return false };
-    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
     // SAFETY: fstat on fd 2 with a zeroed stat buffer we own.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
@@ -73,17 +81,22 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
         f => f,
     };
     match format {
-        LogFormat::Journald => match tracing_journald::layer() {
-            Ok(l) => layers.push(Box::new(
-                l.with_field_prefix(None).with_syslog_identifier("sectigo-connector".into()),
-            )),
-            Err(e) => {
-                eprintln!("sectigo-connector: journald is not reachable ({e}); logging text to stderr");
-                layers.push(text_layer());
+        LogFormat::Journald => {
+            match tracing_journald::layer() {
+                Ok(l) => layers.push(Box::new(
+                    l.with_field_prefix(None)
+                        .with_syslog_identifier("sectigo-connector".into()),
+                )),
+                Err(e) => {
+                    eprintln!("sectigo-connector: journald is not reachable ({e}); logging text to stderr");
+                    layers.push(text_layer());
+                }
             }
-        },
+        }
         LogFormat::Json => layers.push(Box::new(
-            tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr),
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr),
         )),
         _ => layers.push(text_layer()),
     }
@@ -98,7 +111,11 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
         let l: BoxedLayer = if format == LogFormat::Json {
             Box::new(tracing_subscriber::fmt::layer().json().with_writer(writer))
         } else {
-            Box::new(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer))
+            Box::new(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(writer),
+            )
         };
         layers.push(l);
     }
@@ -108,7 +125,10 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
         .with(layers)
         .try_init()
         .map_err(|e| e.to_string())?;
-    Ok(Logging { _file_guard: guard, filter: handle })
+    Ok(Logging {
+        _file_guard: guard,
+        filter: handle,
+    })
 }
 
 fn text_layer() -> BoxedLayer {

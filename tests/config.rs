@@ -36,34 +36,203 @@ fn errors_of(dir: &Path) -> Vec<ConfigError> {
 fn each_error_names_file_and_key() {
     let p = |extra: &str| format!("{GOOD_PROFILE}{extra}");
     let cases: Vec<(&str, String, &str, Option<&str>, &str)> = vec![
-        ("connector.toml", "[scm]\nmax_concurent = 4\n".into(), "connector.toml", Some("scm.max_concurent"), "did you mean `scm.max_concurrent`"),
-        ("connector.toml", "[scm]\ntimeout_secs = \"thirty\"\n".into(), "connector.toml", Some("scm.timeout_secs"), "invalid type"),
-        ("connector.toml", "[schedule]\ncron = \"0 0 * * *\"\n".into(), "connector.toml", Some("schedule.cron"), "invalid cron expression"),
-        ("connector.toml", "[schedule]\ncron = \"hourly\"\n".into(), "connector.toml", Some("schedule.cron"), "six fields"),
-        ("connector.toml", "[log]\nlevel = \"chatty\"\n".into(), "connector.toml", Some("log.level"), "not a level"),
-        ("connector.toml", "[log]\nformat = \"xml\"\n".into(), "connector.toml", Some("log.format"), "unknown variant"),
-        ("connector.toml", "[scm]\nmax_requests_per_second = 0\n".into(), "connector.toml", Some("scm.max_requests_per_second"), "greater than 0"),
-        ("connector.toml", "[scm]\nmax_concurrent = 0\n".into(), "connector.toml", Some("scm.max_concurrent"), "between 1 and 256"),
-        ("connector.toml", "[jira]\nurl = \"https://x.atlassian.net\"\ntoken = \"t\"\n".into(), "connector.toml", Some("jira.email"), "Jira Cloud"),
-        ("connector.toml", "[jira]\nurl = \"http://jira.example.com\"\nflavor = \"datacenter\"\ntoken = \"t\"\n".into(), "connector.toml", Some("jira.url"), "https://"),
-        ("connector.toml", "[jira]\nurl = \"https://j\"\nflavor = \"server\"\ntoken = \"t\"\n".into(), "connector.toml", Some("jira.flavor"), "unknown variant"),
-        ("connector.toml", "[nonsense]\nx = 1\n".into(), "connector.toml", Some("nonsense"), "unknown key"),
-        ("connector.toml", "[state\ndir = 1".into(), "connector.toml", None, "invalid TOML"),
-        ("web.toml", "client_secret = \"s\"\nscm_url = \"https://a.example\"\n".into(), "web.toml", Some("client_id"), "required"),
-        ("web.toml", "client_id = \"c\"\nscm_url = \"https://a.example\"\n".into(), "web.toml", Some("client_secret"), "systemd credential `web.client_secret`"),
-        ("web.toml", "client_id = \"c\"\nclient_secret = \"s\"\n".into(), "web.toml", Some("scm_url"), "required"),
-        ("web.toml", p("client_secret_file = \"x\"\n"), "web.toml", Some("client_secret"), "not both"),
-        ("web.toml", GOOD_PROFILE.replace("https://customer", "http://customer"), "web.toml", Some("scm_url"), "http:// is allowed only to loopback"),
-        ("web.toml", p("token_url = \"ftp://x\"\n"), "web.toml", Some("token_url"), "https://"),
-        ("web.toml", p("expiry_window_days = -1\n"), "web.toml", Some("expiry_window_days"), "between 1 and 397"),
-        ("web.toml", p("expiry_window_days = 1000\n"), "web.toml", Some("expiry_window_days"), "between 1 and 397"),
-        ("web.toml", p("expiry_window_days = \"30\"\n"), "web.toml", Some("expiry_window_days"), "invalid type"),
-        ("web.toml", p(&format!("ssl_cert_comments = \"{}\"\n", "c".repeat(1025))), "web.toml", Some("ssl_cert_comments"), "at most 1024"),
-        ("web.toml", p("auto_renew = \"yes\"\n"), "web.toml", Some("auto_renew"), "invalid type"),
-        ("web.toml", p("scm_profile_id = -3\n"), "web.toml", Some("scm_profile_id"), "positive"),
-        ("web.toml", p("expiry_window = 30\n"), "web.toml", Some("expiry_window"), "did you mean `expiry_window_days`"),
-        ("web.toml", p("client_secret_file_typo = 1\n"), "web.toml", Some("client_secret_file_typo"), "unknown key"),
-        ("bad name!.toml", GOOD_PROFILE.into(), "bad name!.toml", None, "may hold only"),
+        (
+            "connector.toml",
+            "[scm]\nmax_concurent = 4\n".into(),
+            "connector.toml",
+            Some("scm.max_concurent"),
+            "did you mean `scm.max_concurrent`",
+        ),
+        (
+            "connector.toml",
+            "[scm]\ntimeout_secs = \"thirty\"\n".into(),
+            "connector.toml",
+            Some("scm.timeout_secs"),
+            "invalid type",
+        ),
+        (
+            "connector.toml",
+            "[schedule]\ncron = \"0 0 * * *\"\n".into(),
+            "connector.toml",
+            Some("schedule.cron"),
+            "invalid cron expression",
+        ),
+        (
+            "connector.toml",
+            "[schedule]\ncron = \"hourly\"\n".into(),
+            "connector.toml",
+            Some("schedule.cron"),
+            "six fields",
+        ),
+        (
+            "connector.toml",
+            "[log]\nlevel = \"chatty\"\n".into(),
+            "connector.toml",
+            Some("log.level"),
+            "not a level",
+        ),
+        (
+            "connector.toml",
+            "[log]\nformat = \"xml\"\n".into(),
+            "connector.toml",
+            Some("log.format"),
+            "unknown variant",
+        ),
+        (
+            "connector.toml",
+            "[scm]\nmax_requests_per_second = 0\n".into(),
+            "connector.toml",
+            Some("scm.max_requests_per_second"),
+            "greater than 0",
+        ),
+        (
+            "connector.toml",
+            "[scm]\nmax_concurrent = 0\n".into(),
+            "connector.toml",
+            Some("scm.max_concurrent"),
+            "between 1 and 256",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://x.atlassian.net\"\ntoken = \"t\"\n".into(),
+            "connector.toml",
+            Some("jira.email"),
+            "Jira Cloud",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"http://jira.example.com\"\nflavor = \"datacenter\"\ntoken = \"t\"\n"
+                .into(),
+            "connector.toml",
+            Some("jira.url"),
+            "https://",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nflavor = \"server\"\ntoken = \"t\"\n".into(),
+            "connector.toml",
+            Some("jira.flavor"),
+            "unknown variant",
+        ),
+        (
+            "connector.toml",
+            "[nonsense]\nx = 1\n".into(),
+            "connector.toml",
+            Some("nonsense"),
+            "unknown key",
+        ),
+        (
+            "connector.toml",
+            "[state\ndir = 1".into(),
+            "connector.toml",
+            None,
+            "invalid TOML",
+        ),
+        (
+            "web.toml",
+            "client_secret = \"s\"\nscm_url = \"https://a.example\"\n".into(),
+            "web.toml",
+            Some("client_id"),
+            "required",
+        ),
+        (
+            "web.toml",
+            "client_id = \"c\"\nscm_url = \"https://a.example\"\n".into(),
+            "web.toml",
+            Some("client_secret"),
+            "systemd credential `web.client_secret`",
+        ),
+        (
+            "web.toml",
+            "client_id = \"c\"\nclient_secret = \"s\"\n".into(),
+            "web.toml",
+            Some("scm_url"),
+            "required",
+        ),
+        (
+            "web.toml",
+            p("client_secret_file = \"x\"\n"),
+            "web.toml",
+            Some("client_secret"),
+            "not both",
+        ),
+        (
+            "web.toml",
+            GOOD_PROFILE.replace("https://customer", "http://customer"),
+            "web.toml",
+            Some("scm_url"),
+            "http:// is allowed only to loopback",
+        ),
+        (
+            "web.toml",
+            p("token_url = \"ftp://x\"\n"),
+            "web.toml",
+            Some("token_url"),
+            "https://",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = -1\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "between 1 and 397",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = 1000\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "between 1 and 397",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = \"30\"\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "invalid type",
+        ),
+        (
+            "web.toml",
+            p(&format!("ssl_cert_comments = \"{}\"\n", "c".repeat(1025))),
+            "web.toml",
+            Some("ssl_cert_comments"),
+            "at most 1024",
+        ),
+        (
+            "web.toml",
+            p("auto_renew = \"yes\"\n"),
+            "web.toml",
+            Some("auto_renew"),
+            "invalid type",
+        ),
+        (
+            "web.toml",
+            p("scm_profile_id = -3\n"),
+            "web.toml",
+            Some("scm_profile_id"),
+            "positive",
+        ),
+        (
+            "web.toml",
+            p("expiry_window = 30\n"),
+            "web.toml",
+            Some("expiry_window"),
+            "did you mean `expiry_window_days`",
+        ),
+        (
+            "web.toml",
+            p("client_secret_file_typo = 1\n"),
+            "web.toml",
+            Some("client_secret_file_typo"),
+            "unknown key",
+        ),
+        (
+            "bad name!.toml",
+            GOOD_PROFILE.into(),
+            "bad name!.toml",
+            None,
+            "may hold only",
+        ),
     ];
     for (file, text, want_file, want_key, want_msg) in cases {
         let d = if file == "connector.toml" {
@@ -72,8 +241,12 @@ fn each_error_names_file_and_key() {
             dir_with(None, &[(file, &text)])
         };
         let errs = errors_of(d.path());
-        let hit = errs.iter().find(|e| e.key.as_deref() == want_key && e.message.contains(want_msg));
-        let Some(e) = hit else { panic!("{file} {text:?}: no error for key {want_key:?} containing {want_msg:?}; got {errs:#?}") };
+        let hit = errs
+            .iter()
+            .find(|e| e.key.as_deref() == want_key && e.message.contains(want_msg));
+        let Some(e) = hit else {
+            panic!("{file} {text:?}: no error for key {want_key:?} containing {want_msg:?}; got {errs:#?}")
+        };
         match &e.origin {
             Origin::File(f) => assert!(f.ends_with(want_file), "{e} should name {want_file}"),
             Origin::Env(v) => panic!("{e} should name the file, not {v}"),
@@ -92,7 +265,10 @@ fn all_errors_of_all_files_in_one_run() {
     let d = dir_with(
         Some("[scm]\ntimeout_secs = 0\nmax_concurrent = 0\n[log]\nlevel = \"x\"\n"),
         &[
-            ("a.toml", "client_id = \"c\"\nscm_url = \"http://example.com\"\nexpiry_window_days = 0\n"),
+            (
+                "a.toml",
+                "client_id = \"c\"\nscm_url = \"http://example.com\"\nexpiry_window_days = 0\n",
+            ),
             ("b.toml", "nonsense = 1\n"),
         ],
     );
@@ -107,10 +283,22 @@ fn all_errors_of_all_files_in_one_run() {
             (file, e.key.clone().unwrap_or_default())
         })
         .collect();
-    for (file, key) in [("connector.toml", "scm.timeout_secs"), ("connector.toml", "scm.max_concurrent"), ("connector.toml", "log.level"),
-                        ("a.toml", "client_secret"), ("a.toml", "scm_url"), ("a.toml", "expiry_window_days"),
-                        ("b.toml", "client_id"), ("b.toml", "client_secret"), ("b.toml", "scm_url"), ("b.toml", "nonsense")] {
-        assert!(found.contains(&(file.to_string(), key.to_string())), "missing {file} {key} in {found:#?}");
+    for (file, key) in [
+        ("connector.toml", "scm.timeout_secs"),
+        ("connector.toml", "scm.max_concurrent"),
+        ("connector.toml", "log.level"),
+        ("a.toml", "client_secret"),
+        ("a.toml", "scm_url"),
+        ("a.toml", "expiry_window_days"),
+        ("b.toml", "client_id"),
+        ("b.toml", "client_secret"),
+        ("b.toml", "scm_url"),
+        ("b.toml", "nonsense"),
+    ] {
+        assert!(
+            found.contains(&(file.to_string(), key.to_string())),
+            "missing {file} {key} in {found:#?}"
+        );
     }
     let keys = &found;
     assert_eq!(errs.len(), 10, "{keys:#?}");
@@ -118,14 +306,29 @@ fn all_errors_of_all_files_in_one_run() {
 
 #[test]
 fn two_profiles_with_one_name() {
-    let d = dir_with(None, &[("web.toml", GOOD_PROFILE), ("WEB.toml", GOOD_PROFILE)]);
+    let d = dir_with(
+        None,
+        &[("web.toml", GOOD_PROFILE), ("WEB.toml", GOOD_PROFILE)],
+    );
     let errs = errors_of(d.path());
-    assert!(errs.iter().any(|e| e.message.contains("two profiles with one name")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("two profiles with one name")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
 fn ignored_files_and_defaults() {
-    let d = dir_with(None, &[("web.toml", GOOD_PROFILE), (".hidden.toml", "garbage ["), ("notes.txt", "garbage ["), ("web.toml.bak", "garbage [")]);
+    let d = dir_with(
+        None,
+        &[
+            ("web.toml", GOOD_PROFILE),
+            (".hidden.toml", "garbage ["),
+            ("notes.txt", "garbage ["),
+            ("web.toml.bak", "garbage ["),
+        ],
+    );
     let cfg = Config::load(d.path()).unwrap();
     assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), vec!["web"]);
     let p = &cfg.profiles["web"];
@@ -150,8 +353,12 @@ fn environment_overrides_and_names_the_variable() {
     let errs = errors_of(d.path());
     std::env::remove_var("SECTIGO_CONNECTOR_RENEWAL__COLLECT_POLL_SECS");
     std::env::remove_var("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS");
-    assert!(errs.iter().any(|e| e.origin == Origin::Env("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS".into())
-        && e.key.as_deref() == Some("renewal.retry_max_hours")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.origin
+            == Origin::Env("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS".into())
+            && e.key.as_deref() == Some("renewal.retry_max_hours")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -161,7 +368,11 @@ fn secrets_from_file_and_credentials_never_print() {
     let cfg = Config::load(d.path()).unwrap();
     let p = &cfg.profiles["web"];
     assert_eq!(p.client_secret.expose(), "FILE-SECRET-9");
-    let all = format!("{cfg:?} {p:?} {} {}", p.client_secret, serde_json::to_string(p).unwrap());
+    let all = format!(
+        "{cfg:?} {p:?} {} {}",
+        p.client_secret,
+        serde_json::to_string(p).unwrap()
+    );
     assert!(!all.contains("FILE-SECRET-9"), "secret printed");
 }
 
@@ -172,7 +383,13 @@ fn inline_secret_readable_by_others_warns() {
     let f = d.path().join("profiles.d/web.toml");
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cfg = Config::load(d.path()).unwrap();
-    assert!(cfg.warnings.iter().any(|w| w.contains("web.toml") && w.contains("readable by other users")), "{:?}", cfg.warnings);
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.contains("web.toml") && w.contains("readable by other users")),
+        "{:?}",
+        cfg.warnings
+    );
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(Config::load(d.path()).unwrap().warnings.is_empty());
 }
@@ -184,9 +401,33 @@ fn shipped_defaults_pass() {
     assert_eq!(cfg.profiles.len(), 1);
     // Every key the loader knows is present (commented or not) in the shipped connector.toml.
     let text = std::fs::read_to_string(dir.join("connector.toml")).unwrap();
-    for key in ["dir", "cache_mb", "cron", "run_at_start", "level", "format", "file", "timeout_secs", "max_concurrent",
-                "max_requests_per_second", "retry_max_secs", "ca_bundle", "retry_initial_mins", "retry_max_hours",
-                "collect_poll_secs", "socket", "url", "flavor", "email", "token_file", "renewed", "renewal_failed"] {
-        assert!(text.contains(&format!("{key} =")), "shipped connector.toml does not document `{key}`");
+    for key in [
+        "dir",
+        "cache_mb",
+        "cron",
+        "run_at_start",
+        "level",
+        "format",
+        "file",
+        "timeout_secs",
+        "max_concurrent",
+        "max_requests_per_second",
+        "retry_max_secs",
+        "ca_bundle",
+        "retry_initial_mins",
+        "retry_max_hours",
+        "collect_poll_secs",
+        "socket",
+        "url",
+        "flavor",
+        "email",
+        "token_file",
+        "renewed",
+        "renewal_failed",
+    ] {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "shipped connector.toml does not document `{key}`"
+        );
     }
 }

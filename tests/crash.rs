@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::Env;
 use rand::{Rng, SeedableRng};
 use sectigo::sim::{Faults, ScmSimConfig};
-use sectigo::state::{CertState, Store};
+use sectigo::state::CertState;
 
 const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
@@ -27,40 +27,100 @@ fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn spawn(dir: &Path, log: &Path) -> std::process::Child {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(EXE).arg("--config-dir").arg(dir).arg("run").stdout(Stdio::null()).stderr(f).spawn().unwrap()
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(EXE)
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(f)
+        .spawn()
+        .unwrap()
 }
 
 fn count(log: &Path, s: &str) -> usize {
-    std::fs::read_to_string(log).unwrap_or_default().matches(s).count()
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(s)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_never_bills_twice() {
-    let kills: usize = std::env::var("CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| rand::thread_rng().gen());
+    let kills: usize = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
     println!("kills: {kills}, seed: {seed} (rerun with CRASH_SEED={seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let env = Env::new(ScmSimConfig { issue_delay: Duration::from_millis(300), ..Default::default() }).await;
+    let env = Env::new(ScmSimConfig {
+        issue_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     env.connector("[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\n");
     env.profile("web", "expiry_window_days = 30");
-    env.sim.set_faults(Faults { latency: Duration::from_millis(15), error_5xx: 0.05, ..Default::default() });
-    let due: Vec<String> = (0..80).map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25)).collect();
-    let not_due: Vec<String> = (0..20).map(|i| env.sim_cert(&format!("later{i}.example.com"), 40 + i)).collect();
+    env.sim.set_faults(Faults {
+        latency: Duration::from_millis(15),
+        error_5xx: 0.05,
+        ..Default::default()
+    });
+    let due: Vec<String> = (0..80)
+        .map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25))
+        .collect();
+    let not_due: Vec<String> = (0..20)
+        .map(|i| env.sim_cert(&format!("later{i}.example.com"), 40 + i))
+        .collect();
     let list = env.path().join("import.txt");
-    std::fs::write(&list, due.iter().chain(&not_due).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &list,
+        due.iter()
+            .chain(&not_due)
+            .map(|i| format!("{i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     let dir = env.path().to_path_buf();
-    let out = Command::new(EXE).arg("--config-dir").arg(&dir).args(["certs", "import", "--profile", "web", "--from"]).arg(&list).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 100, skipped 0"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["certs", "import", "--profile", "web", "--from"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 100, skipped 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let log = env.path().join("daemon.log");
     for k in 0..kills {
         let mut child = spawn(&dir, &log);
         let l = log.clone();
-        let started = tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k)).await.unwrap();
-        assert!(started, "daemon start {k} failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        let started =
+            tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k))
+                .await
+                .unwrap();
+        assert!(
+            started,
+            "daemon start {k} failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -71,9 +131,17 @@ async fn kill_9_never_bills_twice() {
     let socket = env.socket();
     let done = tokio::task::spawn_blocking(move || {
         wait_for(60, || {
-            let out = Command::new(EXE).arg("--config-dir").arg(&dir).args(["status", "--json"]).output().unwrap();
+            let out = Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&dir)
+                .args(["status", "--json"])
+                .output()
+                .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            v["due"] == 0 && v["by_state"].get("collecting").is_none() && v["by_state"].get("renew-requested").is_none() && socket.exists()
+            v["due"] == 0
+                && v["by_state"].get("collecting").is_none()
+                && v["by_state"].get("renew-requested").is_none()
+                && socket.exists()
         })
     })
     .await
@@ -81,10 +149,24 @@ async fn kill_9_never_bills_twice() {
     // SAFETY: our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert!(done, "did not converge: {}", std::fs::read_to_string(&log).unwrap_or_default().lines().rev().take(30).collect::<Vec<_>>().join("\n"));
+    assert!(
+        done,
+        "did not converge: {}",
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     let store = env.store();
-    assert!(env.sim.billed_twice().is_empty(), "billed twice: {:?}", env.sim.billed_twice());
+    assert!(
+        env.sim.billed_twice().is_empty(),
+        "billed twice: {:?}",
+        env.sim.billed_twice()
+    );
     let (mut renewed, mut unknown) = (0, 0);
     for id in &due {
         let rec = store.get(id).unwrap().unwrap();
@@ -105,6 +187,13 @@ async fn kill_9_never_bills_twice() {
     }
     println!("{renewed} renewed, {unknown} outcome-unknown (the kill fell while the renew call was in flight), after {kills} kills");
     assert_eq!(renewed + unknown, due.len());
-    assert!(unknown <= kills * 16, "at most the calls in flight at each kill");
-    assert_eq!(count(&log, "renewal outcome unknown: the daemon stopped"), unknown, "each one reported loudly");
+    assert!(
+        unknown <= kills * 16,
+        "at most the calls in flight at each kill"
+    );
+    assert_eq!(
+        count(&log, "renewal outcome unknown: the daemon stopped"),
+        unknown,
+        "each one reported loudly"
+    );
 }

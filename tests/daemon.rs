@@ -14,13 +14,26 @@ use sectigo::sim::ScmSimConfig;
 const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(EXE).arg("--config-dir").arg(dir).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
     let mut c = Command::new(EXE);
-    c.arg("--config-dir").arg(dir).arg("run").stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap());
+    c.arg("--config-dir")
+        .arg(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
     if let Some(n) = notify {
         c.env("NOTIFY_SOCKET", n);
     }
@@ -67,46 +80,92 @@ async fn start_commands_reload_and_stop() {
     let log = env.path().join("daemon.log");
     let notify_path = env.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
 
     let dir = env.path().to_path_buf();
     let mut child = spawn(&dir, &log, Some(&notify_path));
     wait_for("start", 10, || log_has(&log, "started:"));
-    assert!(log_has(&log, "profile \"web\" loaded from"), "one line per profile");
+    assert!(
+        log_has(&log, "profile \"web\" loaded from"),
+        "one line per profile"
+    );
     wait_for("the control socket", 5, || env.socket().exists());
 
     // Commands go through the running daemon (it holds the state).
     let d = dir.clone();
     let c = cert.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "import", "--profile", "web", "--cert-id", &c, "--issue", "CERT-7"])).await.unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &[
+                "certs",
+                "import",
+                "--profile",
+                "web",
+                "--cert-id",
+                &c,
+                "--issue",
+                "CERT-7",
+            ],
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("imported 1"), "{out}");
     let d = dir.clone();
     let l = later.clone();
-    tokio::task::spawn_blocking(move || cli(&d, &["certs", "import", "--profile", "web", "--cert-id", &l])).await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &["certs", "import", "--profile", "web", "--cert-id", &l],
+        )
+    })
+    .await
+    .unwrap();
     let d = dir.clone();
-    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"])).await.unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"]))
+        .await
+        .unwrap();
     assert_eq!(code, 0);
     assert!(out.contains("daemon:        running"), "{out}");
     assert!(out.contains("2 tracked"), "{out}");
     let d = dir.clone();
     let c = cert.clone();
-    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", &c])).await.unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", &c]))
+        .await
+        .unwrap();
     assert_eq!(code, 0);
-    assert!(out.contains("CN=due.example.com") && out.contains("CERT-7") && out.contains("next action:  renew now: inside the expiry window"), "{out}");
+    assert!(
+        out.contains("CN=due.example.com")
+            && out.contains("CERT-7")
+            && out.contains("next action:  renew now: inside the expiry window"),
+        "{out}"
+    );
     let d = dir.clone();
-    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "list", "--due"])).await.unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "list", "--due"]))
+        .await
+        .unwrap();
     assert_eq!(code, 0);
-    assert!(out.contains("due.example.com") && !out.contains("later.example.com"), "{out}");
+    assert!(
+        out.contains("due.example.com") && !out.contains("later.example.com"),
+        "{out}"
+    );
     let d = dir.clone();
-    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", "424242"])).await.unwrap();
+    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", "424242"]))
+        .await
+        .unwrap();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no certificate with id \"424242\""), "{err}");
 
     // `renew ID` through the daemon, then the renewal is recorded.
     let d = dir.clone();
     let c = cert.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["renew", &c])).await.unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["renew", &c]))
+        .await
+        .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("renewed: new certificate"), "{out}");
     assert_eq!(env.sim.billable_count(&cert), 1);
@@ -114,38 +173,70 @@ async fn start_commands_reload_and_stop() {
     // A valid new configuration replaces the old one.
     env.profile("db", "");
     signal(&child, libc::SIGHUP);
-    wait_for("reload", 5, || log_has(&log, "configuration reloaded: 2 profiles"));
+    wait_for("reload", 5, || {
+        log_has(&log, "configuration reloaded: 2 profiles")
+    });
     // An invalid one is refused with its errors; the old one stays in force.
     std::fs::write(env.path().join("profiles.d/bad.toml"), "client_id = 5\n").unwrap();
     signal(&child, libc::SIGHUP);
-    wait_for("refused reload", 5, || log_has(&log, "configuration reload failed, keeping the running configuration"));
-    assert!(log_has(&log, "bad.toml: key `client_id`"), "the reload error names the file and key");
+    wait_for("refused reload", 5, || {
+        log_has(
+            &log,
+            "configuration reload failed, keeping the running configuration",
+        )
+    });
+    assert!(
+        log_has(&log, "bad.toml: key `client_id`"),
+        "the reload error names the file and key"
+    );
     let d = dir.clone();
-    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"])).await.unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"]))
+        .await
+        .unwrap();
     assert_eq!(code, 0);
-    assert!(out.contains("db") && out.contains("web") && !out.contains("bad"), "{out}");
+    assert!(
+        out.contains("db") && out.contains("web") && !out.contains("bad"),
+        "{out}"
+    );
     std::fs::remove_file(env.path().join("profiles.d/bad.toml")).unwrap();
 
     // SIGTERM: stops within a second, exit 0.
     let start = Instant::now();
     signal(&child, libc::SIGTERM);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_eq!(status.code(), Some(0));
     assert!(log_has(&log, "stopped"));
     assert!(!env.socket().exists(), "socket removed");
 
     let msgs = notifications(&notify).join("\n");
-    for want in ["READY=1", "STATUS=", "RELOADING=1", "MONOTONIC_USEC=", "STOPPING=1"] {
+    for want in [
+        "READY=1",
+        "STATUS=",
+        "RELOADING=1",
+        "MONOTONIC_USEC=",
+        "STOPPING=1",
+    ] {
         assert!(msgs.contains(want), "missing {want} in {msgs}");
     }
 
     // With the daemon stopped, commands open the state directly.
     let (code, out, err) = cli(&dir, &["status"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("daemon:        not running") && out.contains("3 tracked"), "{out}");
+    assert!(
+        out.contains("daemon:        not running") && out.contains("3 tracked"),
+        "{out}"
+    );
     // The secret never reached the log.
-    assert!(!std::fs::read_to_string(&log).unwrap().contains("sim-secret"));
+    assert!(!std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("sim-secret"));
 }
 
 #[test]
@@ -156,12 +247,18 @@ fn exit_codes() {
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("connector.toml: key `scm.bogus`"), "{err}");
     let (code, _, _) = cli(d.path(), &["run"]);
-    assert_eq!(code, 78, "run refuses a bad configuration with 78 (RestartPreventExitStatus)");
+    assert_eq!(
+        code, 78,
+        "run refuses a bad configuration with 78 (RestartPreventExitStatus)"
+    );
     let (code, _, err) = cli(d.path(), &["certs", "frobnicate"]);
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = cli(d.path(), &["run", "--dry-run"]);
     assert_eq!(code, 2, "--dry-run needs --once: {err}");
     let (code, out, _) = cli(d.path(), &["--help"]);
     assert_eq!(code, 0);
-    assert!(out.contains("Exit codes") && out.contains("check-config") && out.contains("force-renew"), "{out}");
+    assert!(
+        out.contains("Exit codes") && out.contains("check-config") && out.contains("force-renew"),
+        "{out}"
+    );
 }

@@ -1,7 +1,9 @@
 //! The sled store: round trips, reopening, indexes, renames, locking and schema versions.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sectigo::state::{CertOrigin, CertRecord, CertState, ProfileState, SledStore, Store, StoreError};
+use sectigo::state::{
+    CertOrigin, CertRecord, CertState, ProfileState, SledStore, Store, StoreError,
+};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap()
@@ -35,7 +37,15 @@ fn round_trip_and_reopen() {
     {
         let s = SledStore::open(d.path(), 8).unwrap();
         s.put(&[a.clone(), rec("101", "web", 50)]).unwrap();
-        s.put_profile_state("web", &ProfileState { client_id: "c".into(), scm_url: "https://x".into(), ..Default::default() }).unwrap();
+        s.put_profile_state(
+            "web",
+            &ProfileState {
+                client_id: "c".into(),
+                scm_url: "https://x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         s.flush().unwrap();
     }
     let s = SledStore::open(d.path(), 8).unwrap();
@@ -52,17 +62,36 @@ fn expiry_index_follows_state_changes() {
     // Negative and positive timestamps sort correctly, earliest first.
     let mut old = rec("1", "web", -20_000); // before 1970
     old.not_before = old.not_after - Duration::days(10);
-    s.put(&[rec("3", "web", 30), rec("2", "web", 5), old, rec("4", "db", 400)]).unwrap();
+    s.put(&[
+        rec("3", "web", 30),
+        rec("2", "web", 5),
+        old,
+        rec("4", "db", 400),
+    ])
+    .unwrap();
     let ids = |v: Vec<CertRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()), vec!["1", "2", "3"]);
+    assert_eq!(
+        ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()),
+        vec!["1", "2", "3"]
+    );
 
     // Leaves the index when no longer active; in_flight tracks the journal.
     let mut two = s.get("2").unwrap().unwrap();
-    two.state = CertState::RenewRequested { due: two.not_after, at: t0(), forced: false };
+    two.state = CertState::RenewRequested {
+        due: two.not_after,
+        at: t0(),
+        forced: false,
+    };
     s.put(&[two.clone()]).unwrap();
-    assert_eq!(ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()), vec!["1", "3"]);
+    assert_eq!(
+        ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()),
+        vec!["1", "3"]
+    );
     assert_eq!(ids(s.in_flight().unwrap()), vec!["2"]);
-    two.state = CertState::Superseded { by: "9".into(), at: t0() };
+    two.state = CertState::Superseded {
+        by: "9".into(),
+        at: t0(),
+    };
     s.put(&[two]).unwrap();
     assert!(s.in_flight().unwrap().is_empty());
 
@@ -70,13 +99,20 @@ fn expiry_index_follows_state_changes() {
     let mut three = s.get("3").unwrap().unwrap();
     three.not_after = t0() + Duration::days(100);
     s.put(&[three]).unwrap();
-    assert_eq!(ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()), vec!["1"]);
+    assert_eq!(
+        ids(s.active_expiring_before(t0() + Duration::days(31)).unwrap()),
+        vec!["1"]
+    );
 
     assert_eq!(ids(s.by_profile("db").unwrap()), vec!["4"]);
     assert_eq!(s.by_profile("web").unwrap().len(), 3);
     assert_eq!(s.remove("4").unwrap().unwrap().id, "4");
     assert!(s.by_profile("db").unwrap().is_empty());
-    assert!(s.active_expiring_before(t0() + Duration::days(1000)).unwrap().iter().all(|r| r.id != "4"));
+    assert!(s
+        .active_expiring_before(t0() + Duration::days(1000))
+        .unwrap()
+        .iter()
+        .all(|r| r.id != "4"));
 }
 
 #[test]
@@ -92,8 +128,16 @@ fn profile_prefixes_do_not_collide() {
 fn rename_moves_certificates_and_state() {
     let d = tempfile::tempdir().unwrap();
     let s = SledStore::open(d.path(), 8).unwrap();
-    s.put(&[rec("1", "web", 10), rec("2", "web", 20), rec("3", "db", 20)]).unwrap();
-    s.put_profile_state("web", &ProfileState { client_id: "c".into(), ..Default::default() }).unwrap();
+    s.put(&[rec("1", "web", 10), rec("2", "web", 20), rec("3", "db", 20)])
+        .unwrap();
+    s.put_profile_state(
+        "web",
+        &ProfileState {
+            client_id: "c".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.rename_profile("web", "www").unwrap(), 2);
     assert!(s.by_profile("web").unwrap().is_empty());
     assert_eq!(s.by_profile("www").unwrap().len(), 2);
@@ -101,8 +145,15 @@ fn rename_moves_certificates_and_state() {
     assert!(s.profile_state("web").unwrap().is_none());
     assert_eq!(s.profile_state("www").unwrap().unwrap().client_id, "c");
     s.put_profile_state("db", &ProfileState::default()).unwrap();
-    assert!(matches!(s.rename_profile("www", "db"), Err(StoreError::Conflict(_))));
-    assert_eq!(s.by_profile("www").unwrap().len(), 2, "a refused rename changes nothing");
+    assert!(matches!(
+        s.rename_profile("www", "db"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.by_profile("www").unwrap().len(),
+        2,
+        "a refused rename changes nothing"
+    );
 }
 
 #[test]
@@ -112,8 +163,19 @@ fn a_second_opener_gets_a_clear_temporary_error() {
     // sled locks the database file per process; a second process is what operators hit.
     let exe = env!("CARGO_BIN_EXE_sectigo-connector");
     let cfg = tempfile::tempdir().unwrap();
-    std::fs::write(cfg.path().join("connector.toml"), format!("[state]\ndir = {:?}\n[control]\nsocket = {:?}\n", d.path(), cfg.path().join("sock"))).unwrap();
-    let out = std::process::Command::new(exe).args(["--config-dir", cfg.path().to_str().unwrap(), "status"]).output().unwrap();
+    std::fs::write(
+        cfg.path().join("connector.toml"),
+        format!(
+            "[state]\ndir = {:?}\n[control]\nsocket = {:?}\n",
+            d.path(),
+            cfg.path().join("sock")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--config-dir", cfg.path().to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(err.contains("in use by another process"), "{err}");
@@ -125,7 +187,10 @@ fn schema_version_is_checked() {
     drop(SledStore::open(d.path(), 8).unwrap());
     {
         let db = sled::open(d.path().join("db")).unwrap();
-        db.open_tree("meta").unwrap().insert("schema_version", "99").unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", "99")
+            .unwrap();
         db.flush().unwrap();
     }
     match SledStore::open(d.path(), 8) {
@@ -141,7 +206,10 @@ fn corrupt_record_is_an_error_not_a_panic() {
     drop(SledStore::open(d.path(), 8).unwrap());
     {
         let db = sled::open(d.path().join("db")).unwrap();
-        db.open_tree("certs").unwrap().insert("7", &b"{not json"[..]).unwrap();
+        db.open_tree("certs")
+            .unwrap()
+            .insert("7", &b"{not json"[..])
+            .unwrap();
         db.flush().unwrap();
     }
     let s = SledStore::open(d.path(), 8).unwrap();

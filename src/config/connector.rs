@@ -101,8 +101,13 @@ pub struct JiraConfig {
     pub timeout_secs: u64,
 }
 
-pub const JIRA_EVENTS: &[&str] =
-    &["renewal_started", "renewed", "renewal_failed", "expiring_no_auto_renew", "outcome_unknown"];
+pub const JIRA_EVENTS: &[&str] = &[
+    "renewal_started",
+    "renewed",
+    "renewal_failed",
+    "expiring_no_auto_renew",
+    "outcome_unknown",
+];
 
 impl ConnectorConfig {
     pub fn read(r: &mut KeyReader<'_>, credentials_dir: Option<&std::path::Path>) -> Self {
@@ -154,14 +159,20 @@ impl ConnectorConfig {
             r.error("scm.max_concurrent", "must be between 1 and 256");
         }
         if !(scm.max_requests_per_second > 0.0 && scm.max_requests_per_second <= 10_000.0) {
-            r.error("scm.max_requests_per_second", "must be greater than 0 and at most 10000");
+            r.error(
+                "scm.max_requests_per_second",
+                "must be greater than 0 and at most 10000",
+            );
         }
         if scm.retry_max_secs > 86_400 {
             r.error("scm.retry_max_secs", "must be at most 86400 seconds");
         }
         if let Some(ca) = &scm.ca_bundle {
             if !ca.is_file() {
-                r.error("scm.ca_bundle", format!("{} is not a readable file", ca.display()));
+                r.error(
+                    "scm.ca_bundle",
+                    format!("{} is not a readable file", ca.display()),
+                );
             }
         }
 
@@ -171,13 +182,19 @@ impl ConnectorConfig {
             collect_poll_secs: r.or("renewal.collect_poll_secs", 60u64),
         };
         if !(1..=1440).contains(&renewal.retry_initial_mins) {
-            r.error("renewal.retry_initial_mins", "must be between 1 and 1440 minutes");
+            r.error(
+                "renewal.retry_initial_mins",
+                "must be between 1 and 1440 minutes",
+            );
         }
         if !(1..=168).contains(&renewal.retry_max_hours) {
             r.error("renewal.retry_max_hours", "must be between 1 and 168 hours");
         }
         if !(1..=3600).contains(&renewal.collect_poll_secs) {
-            r.error("renewal.collect_poll_secs", "must be between 1 and 3600 seconds");
+            r.error(
+                "renewal.collect_poll_secs",
+                "must be between 1 and 3600 seconds",
+            );
         }
 
         let control = ControlConfig {
@@ -188,10 +205,21 @@ impl ConnectorConfig {
         }
 
         let jira = Self::read_jira(r, credentials_dir);
-        ConnectorConfig { state, schedule, log, scm, renewal, control, jira }
+        ConnectorConfig {
+            state,
+            schedule,
+            log,
+            scm,
+            renewal,
+            control,
+            jira,
+        }
     }
 
-    fn read_jira(r: &mut KeyReader<'_>, credentials_dir: Option<&std::path::Path>) -> Option<JiraConfig> {
+    fn read_jira(
+        r: &mut KeyReader<'_>,
+        credentials_dir: Option<&std::path::Path>,
+    ) -> Option<JiraConfig> {
         let url: Option<String> = r.opt("jira.url");
         let flavor: Option<JiraFlavor> = r.opt("jira.flavor");
         let email: Option<String> = r.opt("jira.email");
@@ -204,7 +232,10 @@ impl ConnectorConfig {
                 transitions.insert(ev.to_string(), name);
             }
         }
-        let any = url.is_some() || flavor.is_some() || email.is_some() || token_inline.is_some()
+        let any = url.is_some()
+            || flavor.is_some()
+            || email.is_some()
+            || token_inline.is_some()
             || token_file.is_some();
         if !any {
             return None;
@@ -218,9 +249,16 @@ impl ConnectorConfig {
         }
         let flavor = flavor.unwrap_or(JiraFlavor::Cloud);
         if flavor == JiraFlavor::Cloud && email.is_none() {
-            r.error("jira.email", "missing; Jira Cloud authenticates with the account's email and an API token");
+            r.error(
+                "jira.email",
+                "missing; Jira Cloud authenticates with the account's email and an API token",
+            );
         }
-        let spec = SecretSpec { inline: token_inline, file: token_file, credential: "jira.token" };
+        let spec = SecretSpec {
+            inline: token_inline,
+            file: token_file,
+            credential: "jira.token",
+        };
         let token = match read_secret(&spec, r.file(), credentials_dir) {
             Ok(t) => t,
             Err(msg) => {
@@ -231,6 +269,13 @@ impl ConnectorConfig {
         if !(1..=600).contains(&timeout_secs) {
             r.error("jira.timeout_secs", "must be between 1 and 600 seconds");
         }
-        Some(JiraConfig { url, flavor, email, token, transitions, timeout_secs })
+        Some(JiraConfig {
+            url,
+            flavor,
+            email,
+            token,
+            transitions,
+            timeout_secs,
+        })
     }
 }

@@ -31,10 +31,18 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        ConfigError { origin: Origin::File(path.into()), key: None, message: message.into() }
+        ConfigError {
+            origin: Origin::File(path.into()),
+            key: None,
+            message: message.into(),
+        }
     }
     pub fn key(origin: Origin, key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { origin, key: Some(key.into()), message: message.into() }
+        ConfigError {
+            origin,
+            key: Some(key.into()),
+            message: message.into(),
+        }
     }
 }
 
@@ -54,7 +62,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} configuration error{}:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} configuration error{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  - {e}")?;
         }

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, RenewalConfig, ScheduleConfig,
-    ScmConfig, StateConfig, JIRA_EVENTS,
+    ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, RenewalConfig,
+    ScheduleConfig, ScmConfig, StateConfig, JIRA_EVENTS,
 };
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use profile::{check_name, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
@@ -65,7 +65,11 @@ impl Config {
         let mut profiles = BTreeMap::new();
         let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in profile_files(&dir.join(PROFILES_DIR), &mut errors) {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             if let Err(msg) = check_name(&name) {
                 errors.push(ConfigError::file(&path, msg));
                 continue;
@@ -80,7 +84,9 @@ impl Config {
                     ),
                 ));
             }
-            let Some(mut r) = KeyReader::open(&path, false, false, &mut errors) else { continue };
+            let Some(mut r) = KeyReader::open(&path, false, false, &mut errors) else {
+                continue;
+            };
             let p = Profile::read(&name, &mut r, creds);
             r.finish();
             if let Some(p) = p.filter(|_| errors.is_empty()) {
@@ -111,7 +117,12 @@ impl Config {
                 ));
             }
         }
-        Ok(Config { dir: dir.to_path_buf(), connector, profiles, warnings })
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            connector,
+            profiles,
+            warnings,
+        })
     }
 }
 
@@ -132,7 +143,10 @@ fn profile_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            errors.push(ConfigError::file(dir, format!("cannot read the directory: {e}")));
+            errors.push(ConfigError::file(
+                dir,
+                format!("cannot read the directory: {e}"),
+            ));
             return Vec::new();
         }
     };

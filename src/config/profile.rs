@@ -39,7 +39,10 @@ pub struct Profile {
 impl Profile {
     /// The identity used to recognise a profile whose file was renamed by hand.
     pub fn identity(&self) -> (String, String) {
-        (self.client_id.clone(), self.scm_url.trim_end_matches('/').to_string())
+        (
+            self.client_id.clone(),
+            self.scm_url.trim_end_matches('/').to_string(),
+        )
     }
 }
 
@@ -48,7 +51,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
         return Err("a profile name (the file's stem) must have 1 to 64 characters".into());
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err(format!(
             "profile name {name:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'"
         ));
@@ -61,7 +67,10 @@ impl Profile {
         let client_id: Option<String> = r.req("client_id", "the SCM REST account's Client ID");
         let inline: Option<Secret> = r.opt("client_secret");
         let file: Option<PathBuf> = r.opt("client_secret_file");
-        let scm_url: Option<String> = r.req("scm_url", "e.g. https://CUSTOMER.enroll.enterprise.sectigo.com");
+        let scm_url: Option<String> = r.req(
+            "scm_url",
+            "e.g. https://CUSTOMER.enroll.enterprise.sectigo.com",
+        );
         let token_url: String = r.or("token_url", DEFAULT_TOKEN_URL.to_string());
         let ssl_cert_comments: String = r.or("ssl_cert_comments", String::new());
         let force_renewal: bool = r.or("force_renewal", false);
@@ -77,7 +86,11 @@ impl Profile {
         }
         let credential = format!("{name}.client_secret");
         let has_inline = inline.is_some();
-        let spec = SecretSpec { inline, file, credential: "" };
+        let spec = SecretSpec {
+            inline,
+            file,
+            credential: "",
+        };
         let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
             Ok(s) => Some(s),
             Err(msg) => {
@@ -95,7 +108,10 @@ impl Profile {
         }
         let n = ssl_cert_comments.chars().count();
         if n > MAX_COMMENTS {
-            r.error("ssl_cert_comments", format!("is {n} characters long; SCM accepts at most {MAX_COMMENTS}"));
+            r.error(
+                "ssl_cert_comments",
+                format!("is {n} characters long; SCM accepts at most {MAX_COMMENTS}"),
+            );
         }
         if !(1..=MAX_WINDOW_DAYS).contains(&expiry_window_days) {
             r.error(
@@ -130,7 +146,9 @@ impl Profile {
 #[cfg(unix)]
 fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o004 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(not(unix))]

@@ -34,7 +34,10 @@ impl<'e> KeyReader<'e> {
             Ok(t) => t,
             Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => {
-                errors.push(ConfigError::file(path, format!("cannot read the file: {e}")));
+                errors.push(ConfigError::file(
+                    path,
+                    format!("cannot read the file: {e}"),
+                ));
                 return None;
             }
         };
@@ -54,10 +57,17 @@ impl<'e> KeyReader<'e> {
         if env {
             // Only SECTION__KEY variables: SECTIGO_CONNECTOR_CONFIG_DIR and friends are not keys.
             fig = fig.merge(
-                Env::prefixed(ENV_PREFIX).filter(|k| k.as_str().contains("__")).split("__"),
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
             );
         }
-        Some(KeyReader { fig, file: path.to_path_buf(), consumed: BTreeSet::new(), errors })
+        Some(KeyReader {
+            fig,
+            file: path.to_path_buf(),
+            consumed: BTreeSet::new(),
+            errors,
+        })
     }
 
     pub fn file(&self) -> &Path {
@@ -67,9 +77,10 @@ impl<'e> KeyReader<'e> {
     /// Where `key`'s value came from: the environment, when an override set it, else the file.
     pub fn origin(&self, key: &str) -> Origin {
         match self.fig.find_metadata(key) {
-            Some(m) if m.name.contains("environment") => {
-                Origin::Env(format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__")))
-            }
+            Some(m) if m.name.contains("environment") => Origin::Env(format!(
+                "{ENV_PREFIX}{}",
+                key.to_uppercase().replace('.', "__")
+            )),
             _ => Origin::File(self.file.clone()),
         }
     }
@@ -142,15 +153,17 @@ impl<'e> KeyReader<'e> {
 
 fn walk(d: &Dict, prefix: &str, consumed: &BTreeSet<String>, out: &mut Vec<String>) {
     for (k, v) in d {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         if consumed.contains(&key) {
             continue;
         }
         match v {
             // A table is known when some key below it was read.
-            Value::Dict(_, inner)
-                if consumed.iter().any(|c| c.starts_with(&format!("{key}."))) =>
-            {
+            Value::Dict(_, inner) if consumed.iter().any(|c| c.starts_with(&format!("{key}."))) => {
                 walk(inner, &key, consumed, out)
             }
             _ => out.push(key),
@@ -160,7 +173,10 @@ fn walk(d: &Dict, prefix: &str, consumed: &BTreeSet<String>, out: &mut Vec<Strin
 
 /// The known key closest to `key` in spelling, if close enough to be a typo.
 fn suggest(key: &str, known: &BTreeSet<String>) -> Option<String> {
-    if let Some(k) = known.iter().find(|k| k.starts_with(key) || key.starts_with(k.as_str())) {
+    if let Some(k) = known
+        .iter()
+        .find(|k| k.starts_with(key) || key.starts_with(k.as_str()))
+    {
         return Some(k.clone());
     }
     known

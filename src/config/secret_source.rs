@@ -62,6 +62,9 @@ fn read_file(path: &Path) -> Result<Secret, String> {
                 Ok(Secret::new(s))
             }
         }
-        Err(e) => Err(format!("cannot read the secret file {}: {e}", path.display())),
+        Err(e) => Err(format!(
+            "cannot read the secret file {}: {e}",
+            path.display()
+        )),
     }
 }

@@ -19,7 +19,10 @@ pub fn check_url(s: &str) -> Result<url::Url, String> {
         return Err(format!("{s:?} has no host"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!("{:?} must not carry credentials in the URL", redact(&u)));
+        return Err(format!(
+            "{:?} must not carry credentials in the URL",
+            redact(&u)
+        ));
     }
     Ok(u)
 }
@@ -46,12 +49,25 @@ mod tests {
 
     #[test]
     fn url_rules() {
-        for ok in ["https://x.enroll.enterprise.sectigo.com", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"] {
+        for ok in [
+            "https://x.enroll.enterprise.sectigo.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://example.com", "ftp://example.com", "not a url", "https://u:p@example.com", "http://10.0.0.1"] {
+        for bad in [
+            "http://example.com",
+            "ftp://example.com",
+            "not a url",
+            "https://u:p@example.com",
+            "http://10.0.0.1",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
-        assert!(!check_url("https://u:pw123@example.com").unwrap_err().contains("pw123"));
+        assert!(!check_url("https://u:pw123@example.com")
+            .unwrap_err()
+            .contains("pw123"));
     }
 }

@@ -19,7 +19,10 @@ const MAX_REQUEST: usize = 16 * 1024 * 1024;
 pub type Incoming = (Request, oneshot::Sender<Reply>);
 
 /// Listens on `path`; forwards each request to `tx`. Returns the listener task.
-pub fn serve(path: &Path, tx: mpsc::Sender<Incoming>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve(
+    path: &Path,
+    tx: mpsc::Sender<Incoming>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         // A socket left by a daemon that did not stop cleanly (we hold the state lock, so no
         // other daemon is running).
@@ -36,7 +39,9 @@ pub fn serve(path: &Path, tx: mpsc::Sender<Incoming>) -> std::io::Result<tokio::
     }
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, tx).await {
@@ -56,14 +61,26 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
         Ok(req) => {
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
-                Reply { stderr: "error: the daemon is shutting down\n".into(), exit: 75, ..Default::default() }
+                Reply {
+                    stderr: "error: the daemon is shutting down\n".into(),
+                    exit: 75,
+                    ..Default::default()
+                }
             } else {
-                rrx.await.unwrap_or(Reply { stderr: "error: the daemon dropped the request\n".into(), exit: 75, ..Default::default() })
+                rrx.await.unwrap_or(Reply {
+                    stderr: "error: the daemon dropped the request\n".into(),
+                    exit: 75,
+                    ..Default::default()
+                })
             }
         }
         Err(e) => {
             warn!("control socket: malformed request: {e}");
-            Reply { stderr: format!("error: malformed request: {e}\n"), exit: 2, ..Default::default() }
+            Reply {
+                stderr: format!("error: malformed request: {e}\n"),
+                exit: 2,
+                ..Default::default()
+            }
         }
     };
     let mut out = serde_json::to_vec(&reply).expect("json");
@@ -78,7 +95,14 @@ use tokio::io::AsyncReadExt as _;
 pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
     let stream = match UnixStream::connect(path).await {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
     let (r, mut w) = stream.into_split();
@@ -88,7 +112,9 @@ pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> 
     w.shutdown().await?;
     let mut line = String::new();
     BufReader::new(r).read_line(&mut line).await?;
-    serde_json::from_str(&line).map(Some).map_err(|e| std::io::Error::other(format!("malformed reply from the daemon: {e}")))
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("malformed reply from the daemon: {e}")))
 }
 
 /// Removes the socket file when the daemon stops.

@@ -32,12 +32,18 @@ pub fn log_config(cfg: &Config) {
         } else if p.auto_renew {
             format!("renews {} days before expiry", p.expiry_window_days)
         } else {
-            format!("reports {} days before expiry, auto renew off", p.expiry_window_days)
+            format!(
+                "reports {} days before expiry, auto renew off",
+                p.expiry_window_days
+            )
         };
         info!(profile = %p.name, "profile {:?} loaded from {}: SCM {} as client {:?}, {mode}", p.name, p.file.display(), p.scm_url, p.client_id);
     }
     if cfg.profiles.is_empty() {
-        warn!("no profiles configured: add one file per profile in {}/profiles.d/", cfg.dir.display());
+        warn!(
+            "no profiles configured: add one file per profile in {}/profiles.d/",
+            cfg.dir.display()
+        );
     }
     for w in &cfg.warnings {
         warn!("{w}");
@@ -54,7 +60,10 @@ fn summary_line(r: &CycleReport) -> String {
 
 fn status_text(last: Option<&str>, next: DateTime<Utc>) -> String {
     match last {
-        Some(l) => format!("last cycle: {l}; next cycle {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
+        Some(l) => format!(
+            "last cycle: {l}; next cycle {}",
+            next.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
         None => format!("next cycle {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
     }
 }
@@ -71,15 +80,29 @@ enum Work {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(dir: PathBuf, mut cfg: Config, store: SharedStore, logging: Logging) -> Result<(), CliError> {
+pub async fn run(
+    dir: PathBuf,
+    mut cfg: Config,
+    store: SharedStore,
+    logging: Logging,
+) -> Result<(), CliError> {
     let started = Utc::now();
     let shared = Shared::new(&cfg);
-    let mut engine = Arc::new(Engine::new(&cfg, store.clone(), shared.clone()).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?);
-    let unknown = engine.recover(Utc::now()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    let mut engine = Arc::new(
+        Engine::new(&cfg, store.clone(), shared.clone())
+            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?,
+    );
+    let unknown = engine
+        .recover(Utc::now())
+        .await
+        .map_err(|e| CliError::new(Exit::Failed, e))?;
     if unknown > 0 {
         error!("{unknown} renewals have an unknown outcome after the last stop; see `sectigo-connector status`");
     }
-    engine.sync_profiles(Utc::now()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    engine
+        .sync_profiles(Utc::now())
+        .await
+        .map_err(|e| CliError::new(Exit::Failed, e))?;
     log_config(&cfg);
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
@@ -97,7 +120,8 @@ pub async fn run(dir: PathBuf, mut cfg: Config, store: SharedStore, logging: Log
     let mut hup = signal(SignalKind::hangup()).map_err(|e| CliError::new(Exit::Failed, e))?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
 
-    let mut cron = schedule::parse(&cfg.connector.schedule.cron).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
+    let mut cron = schedule::parse(&cfg.connector.schedule.cron)
+        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
     let mut next_cycle = if cfg.connector.schedule.run_at_start {
         Utc::now()
     } else {
@@ -107,11 +131,21 @@ pub async fn run(dir: PathBuf, mut cfg: Config, store: SharedStore, logging: Log
     let mut running: Option<JoinHandle<Result<CycleReport, EngineError>>> = None;
     let cancel = CancellationToken::new();
     let watchdog = notify::watchdog_interval();
-    let mut wd = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(86_400)));
+    let mut wd = tokio::time::interval(
+        watchdog
+            .map(|d| d / 2)
+            .unwrap_or(Duration::from_secs(86_400)),
+    );
     let mut last_summary: Option<String> = None;
 
-    info!("sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
-        env!("CARGO_PKG_VERSION"), cfg.profiles.len(), cfg.connector.state.dir.display(), cfg.connector.schedule.cron, next_cycle);
+    info!(
+        "sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.profiles.len(),
+        cfg.connector.state.dir.display(),
+        cfg.connector.schedule.cron,
+        next_cycle
+    );
     notify::ready(&status_text(None, next_cycle));
 
     loop {
@@ -233,7 +267,9 @@ pub async fn run(dir: PathBuf, mut cfg: Config, store: SharedStore, logging: Log
             warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
         }
     }
-    blocking(&store, |s| s.flush()).await.map_err(|e| CliError::new(Exit::Failed, e))?;
+    blocking(&store, |s| s.flush())
+        .await
+        .map_err(|e| CliError::new(Exit::Failed, e))?;
     info!("stopped");
     Ok(())
 }

@@ -23,10 +23,14 @@ pub struct ImportSummary {
 
 /// A Jira issue key: `PROJECT-123`.
 pub fn is_issue_key(s: &str) -> bool {
-    let Some((proj, num)) = s.rsplit_once('-') else { return false };
+    let Some((proj, num)) = s.rsplit_once('-') else {
+        return false;
+    };
     !proj.is_empty()
         && proj.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && proj.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && proj
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && !num.is_empty()
         && num.chars().all(|c| c.is_ascii_digit())
 }
@@ -45,20 +49,32 @@ pub fn parse_import_lines(text: &str) -> Result<Vec<ImportLine>, Vec<String>> {
         let id = parts.next().unwrap_or_default();
         let issue = parts.next();
         if parts.next().is_some() {
-            errs.push(format!("line {}: expected `ID [ISSUE-KEY]`, got {line:?}", i + 1));
+            errs.push(format!(
+                "line {}: expected `ID [ISSUE-KEY]`, got {line:?}",
+                i + 1
+            ));
             continue;
         }
-        if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             errs.push(format!("line {}: {id:?} is not a certificate id", i + 1));
             continue;
         }
         if let Some(k) = issue {
             if !is_issue_key(k) {
-                errs.push(format!("line {}: {k:?} is not a Jira issue key (like CERT-123)", i + 1));
+                errs.push(format!(
+                    "line {}: {k:?} is not a Jira issue key (like CERT-123)",
+                    i + 1
+                ));
                 continue;
             }
         }
-        out.push(ImportLine { cert_id: id.to_string(), issue: issue.map(str::to_string) });
+        out.push(ImportLine {
+            cert_id: id.to_string(),
+            issue: issue.map(str::to_string),
+        });
     }
     if errs.is_empty() {
         Ok(out)
@@ -80,7 +96,9 @@ impl Engine {
         let mut summary = ImportSummary::default();
         let mut todo = Vec::new();
         for l in lines {
-            if self.get(&l.cert_id).await?.is_some() || todo.iter().any(|t: &ImportLine| t.cert_id == l.cert_id) {
+            if self.get(&l.cert_id).await?.is_some()
+                || todo.iter().any(|t: &ImportLine| t.cert_id == l.cert_id)
+            {
                 summary.skipped.push(l.cert_id);
             } else {
                 todo.push(l);
@@ -152,7 +170,13 @@ mod tests {
     fn import_lines() {
         let ok = parse_import_lines("# list\n123 CERT-1\n\n456\n 789  OPS_2-44 # note\n").unwrap();
         assert_eq!(ok.len(), 3);
-        assert_eq!(ok[0], ImportLine { cert_id: "123".into(), issue: Some("CERT-1".into()) });
+        assert_eq!(
+            ok[0],
+            ImportLine {
+                cert_id: "123".into(),
+                issue: Some("CERT-1".into())
+            }
+        );
         assert_eq!(ok[1].issue, None);
         assert_eq!(ok[2].issue.as_deref(), Some("OPS_2-44"));
         let errs = parse_import_lines("1 cert-1\n2 A-1 extra\n3/4\n5 CERT-9").unwrap_err();

@@ -74,14 +74,20 @@ pub struct Shared {
 impl Shared {
     pub fn new(cfg: &Config) -> Self {
         Shared {
-            limits: Arc::new(Limits::new(cfg.connector.scm.max_concurrent, cfg.connector.scm.max_requests_per_second)),
+            limits: Arc::new(Limits::new(
+                cfg.connector.scm.max_concurrent,
+                cfg.connector.scm.max_requests_per_second,
+            )),
             busy: Arc::default(),
         }
     }
 
     fn claim(&self, id: &str) -> Option<Claim> {
         let mut b = self.busy.lock().expect("busy lock");
-        b.insert(id.to_string()).then(|| Claim { busy: self.busy.clone(), id: id.to_string() })
+        b.insert(id.to_string()).then(|| Claim {
+            busy: self.busy.clone(),
+            id: id.to_string(),
+        })
     }
 }
 
@@ -150,7 +156,9 @@ impl Engine {
     }
 
     fn client(&self, profile: &str) -> Result<&Arc<ScmClient>, EngineError> {
-        self.clients.get(profile).ok_or_else(|| EngineError::UnknownProfile(profile.into()))
+        self.clients
+            .get(profile)
+            .ok_or_else(|| EngineError::UnknownProfile(profile.into()))
     }
 
     /// Reads the journal left by a previous run: a renew call whose answer was never recorded
@@ -179,7 +187,11 @@ impl Engine {
     /// by client_id and scm_url, orphans reported, force renewals started on off → on.
     pub async fn sync_profiles(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let remembered = blocking(&self.store, |s| s.profile_states()).await?;
-        let configured = self.profiles.iter().map(|(n, p)| (n.clone(), p.identity())).collect();
+        let configured = self
+            .profiles
+            .iter()
+            .map(|(n, p)| (n.clone(), p.identity()))
+            .collect();
         let ch = policy::profile_changes(&configured, &remembered);
         for (old, new) in &ch.renamed {
             let (o, n) = (old.clone(), new.clone());
@@ -188,7 +200,8 @@ impl Engine {
         }
         for old in &ch.vanished {
             let o = old.clone();
-            let n = blocking(&self.store, move |s| s.by_profile(&o)).await?
+            let n = blocking(&self.store, move |s| s.by_profile(&o))
+                .await?
                 .iter()
                 .filter(|c| c.state.is_live())
                 .count();
@@ -217,7 +230,11 @@ impl Engine {
     }
 
     /// Starts a force renewal of one profile now (the `force-renew` command).
-    pub async fn start_force_renewal(&self, profile: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, EngineError> {
+    pub async fn start_force_renewal(
+        &self,
+        profile: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, EngineError> {
         if !self.profiles.contains_key(profile) {
             return Err(EngineError::UnknownProfile(profile.into()));
         }
@@ -241,7 +258,11 @@ impl Engine {
         Ok(deadline)
     }
 
-    async fn policies(&self, dry_run: bool, now: DateTime<Utc>) -> Result<BTreeMap<String, RenewPolicy>, EngineError> {
+    async fn policies(
+        &self,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, RenewPolicy>, EngineError> {
         let states = blocking(&self.store, |s| s.profile_states()).await?;
         Ok(self
             .profiles
@@ -252,14 +273,22 @@ impl Engine {
                 if dry_run && force.is_none() {
                     force = policy::force_run_to_start(p.force_renewal, &st, now);
                 }
-                let pol = RenewPolicy { expiry_window_days: p.expiry_window_days, auto_renew: p.auto_renew, force };
+                let pol = RenewPolicy {
+                    expiry_window_days: p.expiry_window_days,
+                    auto_renew: p.auto_renew,
+                    force,
+                };
                 (p.name.clone(), pol)
             })
             .collect())
     }
 
     /// The decision for one certificate under the current configuration (for `certs show`).
-    pub async fn explain(&self, rec: &CertRecord, now: DateTime<Utc>) -> Result<Option<Decision>, EngineError> {
+    pub async fn explain(
+        &self,
+        rec: &CertRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Decision>, EngineError> {
         let pols = self.policies(false, now).await?;
         Ok(pols.get(&rec.profile).map(|p| policy::decide(rec, p, now)))
     }
@@ -282,9 +311,14 @@ impl Engine {
         // Select: certificates inside the widest window, plus every certificate of profiles
         // under force renewal. The index keeps this proportional to what is due.
         let pols = self.policies(dry_run, now).await?;
-        let widest = pols.values().map(|p| p.expiry_window_days).max().unwrap_or(0);
+        let widest = pols
+            .values()
+            .map(|p| p.expiry_window_days)
+            .max()
+            .unwrap_or(0);
         let until = now + Duration::days(widest);
-        let mut candidates = blocking(&self.store, move |s| s.active_expiring_before(until)).await?;
+        let mut candidates =
+            blocking(&self.store, move |s| s.active_expiring_before(until)).await?;
         for (name, p) in &pols {
             if p.force.is_some() {
                 let n = name.clone();
@@ -297,7 +331,9 @@ impl Engine {
 
         let mut to_renew = Vec::new();
         for rec in candidates {
-            let Some(p) = pols.get(&rec.profile) else { continue }; // orphaned
+            let Some(p) = pols.get(&rec.profile) else {
+                continue;
+            }; // orphaned
             let d = policy::decide(&rec, p, now);
             match &d {
                 Decision::Renew { reason, .. } => to_renew.push((rec.id.clone(), *reason)),
@@ -328,7 +364,9 @@ impl Engine {
                 if cancel.is_cancelled() {
                     return RenewOutcome::Skipped("shutting down".into());
                 }
-                self.renew(&id, Some(reason)).await.unwrap_or_else(|e| RenewOutcome::Failed(e.to_string()))
+                self.renew(&id, Some(reason))
+                    .await
+                    .unwrap_or_else(|e| RenewOutcome::Failed(e.to_string()))
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
@@ -359,7 +397,11 @@ impl Engine {
         Ok(report)
     }
 
-    async fn report_no_auto_renew(&self, mut rec: CertRecord, now: DateTime<Utc>) -> Result<(), EngineError> {
+    async fn report_no_auto_renew(
+        &self,
+        mut rec: CertRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
             "certificate {} expires {} and is inside the expiry window, but profile {:?} has auto_renew = false: not renewing",
             rec.subject_cn, rec.not_after, rec.profile);
@@ -370,27 +412,45 @@ impl Engine {
 
     /// Renews one certificate, journaling the billable call. `reason: None` is the operator's
     /// `renew ID`: it bypasses the backoff, the window, and a failed or unknown outcome.
-    pub async fn renew(&self, id: &str, reason: Option<Reason>) -> Result<RenewOutcome, EngineError> {
+    pub async fn renew(
+        &self,
+        id: &str,
+        reason: Option<Reason>,
+    ) -> Result<RenewOutcome, EngineError> {
         let Some(_claim) = self.shared.claim(id) else {
-            return Ok(RenewOutcome::Skipped("a renewal of it is already under way".into()));
+            return Ok(RenewOutcome::Skipped(
+                "a renewal of it is already under way".into(),
+            ));
         };
-        let Some(mut rec) = self.get(id).await? else { return Err(EngineError::UnknownCert(id.into())) };
+        let Some(mut rec) = self.get(id).await? else {
+            return Err(EngineError::UnknownCert(id.into()));
+        };
         let client = self.client(&rec.profile)?.clone();
         let profile = self.profiles[&rec.profile].clone();
         match (&rec.state, reason) {
             (CertState::Active, Some(_)) => {}
-            (CertState::Active | CertState::Failed { .. } | CertState::OutcomeUnknown { .. }, None) => {}
+            (
+                CertState::Active | CertState::Failed { .. } | CertState::OutcomeUnknown { .. },
+                None,
+            ) => {}
             (s, _) => return Ok(RenewOutcome::Skipped(format!("state is {}", s.name()))),
         }
         let forced = reason == Some(Reason::Forced);
         let due = rec.not_after;
         // Journal the intent, durably, before the billable call.
-        rec.state = CertState::RenewRequested { due, at: Utc::now(), forced };
-        rec.log(Utc::now(), match reason {
-            Some(Reason::Window) => "renewal started (inside the expiry window)",
-            Some(Reason::Forced) => "renewal started (force renewal)",
-            None => "renewal started (by operator)",
-        });
+        rec.state = CertState::RenewRequested {
+            due,
+            at: Utc::now(),
+            forced,
+        };
+        rec.log(
+            Utc::now(),
+            match reason {
+                Some(Reason::Window) => "renewal started (inside the expiry window)",
+                Some(Reason::Forced) => "renewal started (force renewal)",
+                None => "renewal started (by operator)",
+            },
+        );
         self.put(rec.clone()).await?;
         self.flush().await?;
         info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
@@ -398,14 +458,21 @@ impl Engine {
 
         let req = RenewRequest {
             profile_id: profile.scm_profile_id,
-            custom_fields: profile.custom_fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+            custom_fields: profile
+                .custom_fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
             comments: profile.ssl_cert_comments.clone(),
         };
         let result = client.renew(&rec.id, &req).await;
         let at = Utc::now();
         let outcome = match result {
             Ok(new_id) => {
-                rec.state = CertState::Collecting { new_id: new_id.clone(), at };
+                rec.state = CertState::Collecting {
+                    new_id: new_id.clone(),
+                    at,
+                };
                 rec.failures = 0;
                 rec.next_attempt = None;
                 rec.last_error = None;
@@ -422,7 +489,10 @@ impl Engine {
                 RenewOutcome::Unknown(format!("{}: {e}", rec.id))
             }
             Err(e @ ScmError::Permanent { .. }) => {
-                rec.state = CertState::Failed { reason: e.to_string(), at };
+                rec.state = CertState::Failed {
+                    reason: e.to_string(),
+                    at,
+                };
                 rec.last_error = Some(e.to_string());
                 rec.log(at, format!("renewal refused: {e}"));
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
@@ -441,7 +511,13 @@ impl Engine {
                 );
                 rec.next_attempt = Some(next);
                 rec.last_error = Some(e.to_string());
-                rec.log(at, format!("renewal attempt {} failed: {e}; next attempt {next}", rec.failures));
+                rec.log(
+                    at,
+                    format!(
+                        "renewal attempt {} failed: {e}; next attempt {next}",
+                        rec.failures
+                    ),
+                );
                 warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
@@ -480,7 +556,12 @@ impl Engine {
         Ok(report)
     }
 
-    async fn collect_one(&self, mut old: CertRecord, new_id: String, _now: DateTime<Utc>) -> Result<Collected, EngineError> {
+    async fn collect_one(
+        &self,
+        mut old: CertRecord,
+        new_id: String,
+        _now: DateTime<Utc>,
+    ) -> Result<Collected, EngineError> {
         let client = self.client(&old.profile)?.clone();
         match client.download(&new_id).await {
             Ok(d) => {
@@ -499,15 +580,27 @@ impl Engine {
                     not_after: d.info.not_after,
                     state: CertState::Active,
                     jira_issue: old.jira_issue.clone(),
-                    origin: CertOrigin::Renewed { from: old.id.clone(), at: renewed_at },
+                    origin: CertOrigin::Renewed {
+                        from: old.id.clone(),
+                        at: renewed_at,
+                    },
                     failures: 0,
                     next_attempt: None,
                     last_error: None,
                     reported_no_auto_renew: None,
                     history: Vec::new(),
                 };
-                new.log(at, format!("issued as the renewal of {} ({} until {})", old.id, new.subject_cn, new.not_after));
-                old.state = CertState::Superseded { by: new_id.clone(), at };
+                new.log(
+                    at,
+                    format!(
+                        "issued as the renewal of {} ({} until {})",
+                        old.id, new.subject_cn, new.not_after
+                    ),
+                );
+                old.state = CertState::Superseded {
+                    by: new_id.clone(),
+                    at,
+                };
                 old.log(at, format!("renewed: superseded by {new_id}"));
                 info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
                     "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
@@ -520,7 +613,10 @@ impl Engine {
                 let at = Utc::now();
                 let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
                 error!(profile = %old.profile, cert_id = %old.id, "{msg}");
-                old.state = CertState::Failed { reason: msg.clone(), at };
+                old.state = CertState::Failed {
+                    reason: msg.clone(),
+                    at,
+                };
                 old.last_error = Some(msg.clone());
                 old.log(at, msg);
                 self.put(old).await?;
@@ -537,16 +633,24 @@ impl Engine {
     async fn finish_force_runs(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let states = blocking(&self.store, |s| s.profile_states()).await?;
         for (name, mut st) in states {
-            let Some(run) = st.force.clone().filter(|r| r.completed.is_none()) else { continue };
+            let Some(run) = st.force.clone().filter(|r| r.completed.is_none()) else {
+                continue;
+            };
             if !self.profiles.contains_key(&name) {
                 continue;
             }
             let n = name.clone();
             let certs = blocking(&self.store, move |s| s.by_profile(&n)).await?;
             if policy::force_complete(&certs, &run) {
-                let renewed = certs.iter().filter(|c| c.renewed_at().is_some_and(|a| a >= run.started)).count();
+                let renewed = certs
+                    .iter()
+                    .filter(|c| c.renewed_at().is_some_and(|a| a >= run.started))
+                    .count();
                 info!(profile = %name, "force renewal of profile {name:?} complete: {renewed} certificates renewed since {}", run.started);
-                st.force = Some(ForceRun { completed: Some(now), ..run });
+                st.force = Some(ForceRun {
+                    completed: Some(now),
+                    ..run
+                });
                 blocking(&self.store, move |s| s.put_profile_state(&name, &st)).await?;
             } else if now > run.deadline {
                 warn!(profile = %name, "force renewal of profile {name:?} is past its deadline {} and not complete", run.deadline);
@@ -587,11 +691,19 @@ enum Collected {
 /// Explains a decision to an operator.
 pub fn explain(d: &Decision) -> String {
     match d {
-        Decision::Renew { reason: Reason::Window, .. } => "renew now: inside the expiry window".into(),
-        Decision::Renew { reason: Reason::Forced, .. } => "renew now: the profile's force renewal covers it".into(),
+        Decision::Renew {
+            reason: Reason::Window,
+            ..
+        } => "renew now: inside the expiry window".into(),
+        Decision::Renew {
+            reason: Reason::Forced,
+            ..
+        } => "renew now: the profile's force renewal covers it".into(),
         Decision::Backoff { until } => format!("renew at {until}: waiting after a failed attempt"),
         Decision::NotDue { at } => format!("renew at {at}: when the expiry window opens"),
-        Decision::ReportNoAutoRenew { .. } => "report: due, but the profile has auto_renew = false".into(),
+        Decision::ReportNoAutoRenew { .. } => {
+            "report: due, but the profile has auto_renew = false".into()
+        }
         Decision::Reported => "none: due, but the profile has auto_renew = false (reported)".into(),
         Decision::Idle { why } => format!("none: {why}"),
     }
@@ -599,5 +711,9 @@ pub fn explain(d: &Decision) -> String {
 
 /// A profile state for a profile, for commands that do not run the engine.
 pub fn profile_state_of(p: &Profile) -> ProfileState {
-    ProfileState { client_id: p.client_id.clone(), scm_url: p.identity().1, ..Default::default() }
+    ProfileState {
+        client_id: p.client_id.clone(),
+        scm_url: p.identity().1,
+        ..Default::default()
+    }
 }

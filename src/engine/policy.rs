@@ -88,14 +88,19 @@ pub fn decide(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Decisio
         return if cert.reported_no_auto_renew == Some(cert.not_after) {
             Decision::Reported
         } else {
-            Decision::ReportNoAutoRenew { due: cert.not_after }
+            Decision::ReportNoAutoRenew {
+                due: cert.not_after,
+            }
         };
     } else {
         Reason::Window
     };
     match cert.next_attempt {
         Some(until) if now < until => Decision::Backoff { until },
-        _ => Decision::Renew { reason, due: cert.not_after },
+        _ => Decision::Renew {
+            reason,
+            due: cert.not_after,
+        },
     }
 }
 
@@ -136,7 +141,12 @@ pub fn force_run_to_start(
 }
 
 pub fn new_force_run(now: DateTime<Utc>, cause: &str) -> ForceRun {
-    ForceRun { started: now, deadline: now + Duration::hours(24), completed: None, cause: cause.into() }
+    ForceRun {
+        started: now,
+        deadline: now + Duration::hours(24),
+        completed: None,
+        cause: cause.into(),
+    }
 }
 
 /// A force run is complete when no certificate of the profile still needs it.
@@ -164,8 +174,10 @@ pub fn profile_changes(
     remembered: &BTreeMap<String, ProfileState>,
 ) -> ProfileChanges {
     let mut ch = ProfileChanges::default();
-    let mut new_names: Vec<&String> =
-        configured.keys().filter(|n| !remembered.contains_key(*n)).collect();
+    let mut new_names: Vec<&String> = configured
+        .keys()
+        .filter(|n| !remembered.contains_key(*n))
+        .collect();
     for (old, st) in remembered {
         if configured.contains_key(old) {
             continue;
@@ -218,7 +230,11 @@ mod tests {
     }
 
     fn pol(window: i64, auto: bool) -> RenewPolicy {
-        RenewPolicy { expiry_window_days: window, auto_renew: auto, force: None }
+        RenewPolicy {
+            expiry_window_days: window,
+            auto_renew: auto,
+            force: None,
+        }
     }
 
     #[test]
@@ -231,40 +247,159 @@ mod tests {
         reported.reported_no_auto_renew = Some(c.not_after);
         let mut reported_old = c.clone();
         reported_old.reported_no_auto_renew = Some(t(100));
-        let forced = RenewPolicy { force: Some(new_force_run(t(10), "setting")), ..pol(30, false) };
+        let forced = RenewPolicy {
+            force: Some(new_force_run(t(10), "setting")),
+            ..pol(30, false)
+        };
         let mut renewed_since = c.clone();
-        renewed_since.origin = CertOrigin::Renewed { from: "0".into(), at: t(11) };
+        renewed_since.origin = CertOrigin::Renewed {
+            from: "0".into(),
+            at: t(11),
+        };
         let mut renewed_before = c.clone();
-        renewed_before.origin = CertOrigin::Renewed { from: "0".into(), at: t(9) };
+        renewed_before.origin = CertOrigin::Renewed {
+            from: "0".into(),
+            at: t(9),
+        };
         let with_state = |s: CertState| {
             let mut x = c.clone();
             x.state = s;
             x
         };
-        let renew = |reason| Decision::Renew { reason, due: c.not_after };
+        let renew = |reason| Decision::Renew {
+            reason,
+            due: c.not_after,
+        };
 
         let cases: Vec<(&str, CertRecord, RenewPolicy, DateTime<Utc>, Decision)> = vec![
-            ("before window", c.clone(), pol(30, true), t(300), Decision::NotDue { at: due }),
-            ("window opens", c.clone(), pol(30, true), due, renew(Reason::Window)),
-            ("inside window", c.clone(), pol(30, true), t(350), renew(Reason::Window)),
-            ("already expired", c.clone(), pol(30, true), t(400), renew(Reason::Window)),
-            ("backoff holds", backoff.clone(), pol(30, true), t(338), Decision::Backoff { until: t(340) }),
-            ("backoff over", backoff, pol(30, true), t(341), renew(Reason::Window)),
-            ("no auto renew", c.clone(), pol(30, false), t(350), Decision::ReportNoAutoRenew { due: c.not_after }),
-            ("reported once", reported, pol(30, false), t(350), Decision::Reported),
-            ("reported for an older due date", reported_old, pol(30, false), t(350), Decision::ReportNoAutoRenew { due: c.not_after }),
-            ("force ignores window and auto renew", c.clone(), forced.clone(), t(12), renew(Reason::Forced)),
-            ("force skips what it renewed", renewed_since, forced.clone(), t(12), Decision::NotDue { at: due }),
-            ("force covers older renewals", renewed_before, forced, t(12), renew(Reason::Forced)),
-            ("in flight", with_state(CertState::Collecting { new_id: "2".into(), at: t(1) }), pol(30, true), t(350), Decision::Idle { why: "a renewal is in flight" }),
-            ("superseded", with_state(CertState::Superseded { by: "2".into(), at: t(1) }), pol(30, true), t(350), Decision::Idle { why: "replaced by its renewal" }),
-            ("revoked", with_state(CertState::Revoked { at: t(1) }), pol(30, true), t(350), Decision::Idle { why: "revoked" }),
+            (
+                "before window",
+                c.clone(),
+                pol(30, true),
+                t(300),
+                Decision::NotDue { at: due },
+            ),
+            (
+                "window opens",
+                c.clone(),
+                pol(30, true),
+                due,
+                renew(Reason::Window),
+            ),
+            (
+                "inside window",
+                c.clone(),
+                pol(30, true),
+                t(350),
+                renew(Reason::Window),
+            ),
+            (
+                "already expired",
+                c.clone(),
+                pol(30, true),
+                t(400),
+                renew(Reason::Window),
+            ),
+            (
+                "backoff holds",
+                backoff.clone(),
+                pol(30, true),
+                t(338),
+                Decision::Backoff { until: t(340) },
+            ),
+            (
+                "backoff over",
+                backoff,
+                pol(30, true),
+                t(341),
+                renew(Reason::Window),
+            ),
+            (
+                "no auto renew",
+                c.clone(),
+                pol(30, false),
+                t(350),
+                Decision::ReportNoAutoRenew { due: c.not_after },
+            ),
+            (
+                "reported once",
+                reported,
+                pol(30, false),
+                t(350),
+                Decision::Reported,
+            ),
+            (
+                "reported for an older due date",
+                reported_old,
+                pol(30, false),
+                t(350),
+                Decision::ReportNoAutoRenew { due: c.not_after },
+            ),
+            (
+                "force ignores window and auto renew",
+                c.clone(),
+                forced.clone(),
+                t(12),
+                renew(Reason::Forced),
+            ),
+            (
+                "force skips what it renewed",
+                renewed_since,
+                forced.clone(),
+                t(12),
+                Decision::NotDue { at: due },
+            ),
+            (
+                "force covers older renewals",
+                renewed_before,
+                forced,
+                t(12),
+                renew(Reason::Forced),
+            ),
+            (
+                "in flight",
+                with_state(CertState::Collecting {
+                    new_id: "2".into(),
+                    at: t(1),
+                }),
+                pol(30, true),
+                t(350),
+                Decision::Idle {
+                    why: "a renewal is in flight",
+                },
+            ),
+            (
+                "superseded",
+                with_state(CertState::Superseded {
+                    by: "2".into(),
+                    at: t(1),
+                }),
+                pol(30, true),
+                t(350),
+                Decision::Idle {
+                    why: "replaced by its renewal",
+                },
+            ),
+            (
+                "revoked",
+                with_state(CertState::Revoked { at: t(1) }),
+                pol(30, true),
+                t(350),
+                Decision::Idle { why: "revoked" },
+            ),
         ];
         for (name, cert, p, now, want) in cases {
             assert_eq!(decide(&cert, &p, now), want, "{name}");
         }
         assert!(matches!(
-            decide(&with_state(CertState::OutcomeUnknown { due: t(366), at: t(340) }), &pol(30, true), t(350)),
+            decide(
+                &with_state(CertState::OutcomeUnknown {
+                    due: t(366),
+                    at: t(340)
+                }),
+                &pol(30, true),
+                t(350)
+            ),
             Decision::Idle { .. }
         ));
     }
@@ -273,14 +408,19 @@ mod tests {
     fn window_never_exceeds_two_thirds_of_lifetime() {
         // A 30-day certificate with a 30-day window is due after 10 days, not at once.
         let c = cert(t(1), t(31));
-        assert_eq!(due_at(&c, 30), t(21));
-        assert!(matches!(decide(&c, &pol(30, true), t(2)), Decision::NotDue { .. }));
+        assert_eq!(due_at(&c, 30), t(11));
+        assert!(matches!(
+            decide(&c, &pol(30, true), t(2)),
+            Decision::NotDue { .. }
+        ));
     }
 
     #[test]
     fn retry_delays_double_and_cap() {
         let h = Duration::hours;
-        let d: Vec<i64> = (1..=8).map(|f| retry_delay(f, h(1), h(32)).num_hours()).collect();
+        let d: Vec<i64> = (1..=8)
+            .map(|f| retry_delay(f, h(1), h(32)).num_hours())
+            .collect();
         assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 32, 32]);
         assert_eq!(retry_delay(1000, h(1), h(32)), h(32));
     }
@@ -294,14 +434,20 @@ mod tests {
         let na = now + h(10);
         assert_eq!(next_attempt(6, now, na, h(1), h(32)), na - h(1));
         // Already within the last hour (or expired): keep trying at the initial pace.
-        assert_eq!(next_attempt(6, now, now + Duration::minutes(30), h(1), h(32)), now + h(1));
+        assert_eq!(
+            next_attempt(6, now, now + Duration::minutes(30), h(1), h(32)),
+            now + h(1)
+        );
     }
 
     #[test]
     fn force_runs_start_on_off_to_on_only() {
         let now = t(5);
         let off = ProfileState::default();
-        let on = ProfileState { force_setting_seen: true, ..Default::default() };
+        let on = ProfileState {
+            force_setting_seen: true,
+            ..Default::default()
+        };
         assert!(force_run_to_start(true, &off, now).is_some());
         assert!(force_run_to_start(true, &on, now).is_none());
         assert!(force_run_to_start(false, &off, now).is_none());
@@ -316,23 +462,47 @@ mod tests {
         let mut b = a.clone();
         b.id = "2".into();
         assert!(!force_complete(&[a.clone(), b.clone()], &run));
-        a.state = CertState::Superseded { by: "3".into(), at: t(11) };
-        b.state = CertState::Collecting { new_id: "4".into(), at: t(11) };
+        a.state = CertState::Superseded {
+            by: "3".into(),
+            at: t(11),
+        };
+        b.state = CertState::Collecting {
+            new_id: "4".into(),
+            at: t(11),
+        };
         assert!(!force_complete(&[a.clone(), b.clone()], &run));
-        b.state = CertState::Superseded { by: "4".into(), at: t(11) };
+        b.state = CertState::Superseded {
+            by: "4".into(),
+            at: t(11),
+        };
         let mut n = cert(t(11), t(376));
-        n.origin = CertOrigin::Renewed { from: "1".into(), at: t(11) };
+        n.origin = CertOrigin::Renewed {
+            from: "1".into(),
+            at: t(11),
+        };
         assert!(force_complete(&[a, b, n], &run));
     }
 
     #[test]
     fn profile_changes_table() {
         let id = |c: &str| (c.to_string(), "https://scm".to_string());
-        let st = |c: &str| ProfileState { client_id: c.into(), scm_url: "https://scm".into(), ..Default::default() };
-        let configured: BTreeMap<String, (String, String)> =
-            [("web2".to_string(), id("a")), ("db".to_string(), id("b")), ("new".to_string(), id("n"))].into();
-        let remembered: BTreeMap<String, ProfileState> =
-            [("web".to_string(), st("a")), ("db".to_string(), st("b")), ("gone".to_string(), st("z"))].into();
+        let st = |c: &str| ProfileState {
+            client_id: c.into(),
+            scm_url: "https://scm".into(),
+            ..Default::default()
+        };
+        let configured: BTreeMap<String, (String, String)> = [
+            ("web2".to_string(), id("a")),
+            ("db".to_string(), id("b")),
+            ("new".to_string(), id("n")),
+        ]
+        .into();
+        let remembered: BTreeMap<String, ProfileState> = [
+            ("web".to_string(), st("a")),
+            ("db".to_string(), st("b")),
+            ("gone".to_string(), st("z")),
+        ]
+        .into();
         let ch = profile_changes(&configured, &remembered);
         assert_eq!(ch.renamed, vec![("web".to_string(), "web2".to_string())]);
         assert_eq!(ch.vanished, vec!["gone".to_string()]);

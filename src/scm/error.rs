@@ -18,7 +18,11 @@ pub enum ScmError {
     },
     /// SCM refused, and will refuse again: a human must act.
     #[error("SCM refused: HTTP {status}{}: {description}", code.map(|c| format!(", code {c}")).unwrap_or_default())]
-    Permanent { status: u16, code: Option<i64>, description: String },
+    Permanent {
+        status: u16,
+        code: Option<i64>,
+        description: String,
+    },
     /// The credentials were refused (token endpoint, or 401 again after re-authenticating).
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -36,7 +40,9 @@ impl ScmError {
     /// got an error? If so the outcome is unknown and the call must not be sent again.
     pub fn maybe_billed(&self) -> bool {
         match self {
-            ScmError::Transient { maybe_processed, .. } => *maybe_processed,
+            ScmError::Transient {
+                maybe_processed, ..
+            } => *maybe_processed,
             // A 2xx whose body we could not read: SCM did it, we do not know the new id.
             ScmError::Malformed { status, .. } => (200..300).contains(status),
             _ => false,

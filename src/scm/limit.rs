@@ -64,18 +64,35 @@ impl HostLimiter {
         let (per_window, spacing) = if max_per_second >= 1.0 {
             (max_per_second.floor() as usize, None)
         } else {
-            (1, Some(Duration::from_secs_f64(1.0 / max_per_second) + MARGIN))
+            (
+                1,
+                Some(Duration::from_secs_f64(1.0 / max_per_second) + MARGIN),
+            )
         };
         HostLimiter {
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            window: Mutex::new(Window { starts: VecDeque::new(), per_window, spacing, last: None }),
+            window: Mutex::new(Window {
+                starts: VecDeque::new(),
+                per_window,
+                spacing,
+                last: None,
+            }),
         }
     }
 
     /// Waits for a concurrency slot, then for the rate limit.
     pub async fn acquire(&self) -> Permit {
-        let p = self.slots.clone().acquire_owned().await.expect("semaphore never closed");
-        let at = self.window.lock().expect("limiter lock").reserve(Instant::now());
+        let p = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        let at = self
+            .window
+            .lock()
+            .expect("limiter lock")
+            .reserve(Instant::now());
         tokio::time::sleep_until(at).await;
         Permit(p)
     }
@@ -91,7 +108,11 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(max_concurrent: usize, max_per_second: f64) -> Self {
-        Limits { max_concurrent, max_per_second, hosts: Mutex::new(BTreeMap::new()) }
+        Limits {
+            max_concurrent,
+            max_per_second,
+            hosts: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn for_host(&self, host: &str) -> Arc<HostLimiter> {
@@ -108,11 +129,19 @@ mod tests {
 
     #[test]
     fn window_never_allows_more_than_rate() {
-        let mut w = Window { starts: VecDeque::new(), per_window: 3, spacing: None, last: None };
+        let mut w = Window {
+            starts: VecDeque::new(),
+            per_window: 3,
+            spacing: None,
+            last: None,
+        };
         let t0 = Instant::now();
         let ats: Vec<Instant> = (0..10).map(|_| w.reserve(t0)).collect();
         for (i, a) in ats.iter().enumerate() {
-            let in_window = ats.iter().filter(|b| **b >= *a && **b < *a + WINDOW).count();
+            let in_window = ats
+                .iter()
+                .filter(|b| **b >= *a && **b < *a + WINDOW)
+                .count();
             assert!(in_window <= 3, "start {i}: {in_window} in one window");
         }
         assert_eq!(ats[2], t0);

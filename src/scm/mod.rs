@@ -148,7 +148,13 @@ impl ScmClient {
         settings: ClientSettings,
         limits: Arc<Limits>,
     ) -> Self {
-        ScmClient { http, creds, settings, limits, token: Mutex::new(None) }
+        ScmClient {
+            http,
+            creds,
+            settings,
+            limits,
+            token: Mutex::new(None),
+        }
     }
 
     pub fn profile(&self) -> &str {
@@ -162,7 +168,10 @@ impl ScmClient {
     fn limiter_for(&self, url: &str) -> Arc<HostLimiter> {
         let host = url::Url::parse(url)
             .ok()
-            .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+            })
             .unwrap_or_default();
         self.limits.for_host(&host)
     }
@@ -187,7 +196,10 @@ impl ScmClient {
         let path = format!("/api/v1/certificates/{}/status", enc(cert_id));
         let a = self.call_retrying(&Op::Get(&path), true).await?;
         let v: Value = json_body(&a)?;
-        Ok(v.get("status").and_then(Value::as_str).unwrap_or_default().to_string())
+        Ok(v.get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// Renews a certificate. **Billable.** Returns the new certificate id.
@@ -201,12 +213,19 @@ impl ScmClient {
     /// Enrolls a new certificate from a CSR. **Billable.** Returns the new certificate id.
     pub async fn enroll(&self, req: &EnrollRequest) -> Result<String, ScmError> {
         let body = serde_json::to_value(req).expect("serializable");
-        let a = self.call_retrying(&Op::Post("/api/v1/certificates", body), false).await?;
+        let a = self
+            .call_retrying(&Op::Post("/api/v1/certificates", body), false)
+            .await?;
         cert_id_of(&a)
     }
 
     /// Replaces a certificate with one for a new CSR. Returns the new certificate id.
-    pub async fn replace(&self, cert_id: &str, csr: &str, comments: &str) -> Result<String, ScmError> {
+    pub async fn replace(
+        &self,
+        cert_id: &str,
+        csr: &str,
+        comments: &str,
+    ) -> Result<String, ScmError> {
         let path = format!("/api/v1/certificates/{}/replace", enc(cert_id));
         let mut body = serde_json::json!({ "csr": csr });
         if !comments.is_empty() {
@@ -218,10 +237,17 @@ impl ScmClient {
 
     /// Revokes a certificate. `reason_code` per RFC 5280 (0 unspecified, 1 keyCompromise,
     /// 3 affiliationChanged, 4 superseded, 5 cessationOfOperation).
-    pub async fn revoke(&self, cert_id: &str, message: &str, reason_code: i32) -> Result<(), ScmError> {
+    pub async fn revoke(
+        &self,
+        cert_id: &str,
+        message: &str,
+        reason_code: i32,
+    ) -> Result<(), ScmError> {
         let path = format!("/api/v1/certificates/{}", enc(cert_id));
         let body = serde_json::json!({ "message": message, "reasonCode": reason_code });
-        self.call_retrying(&Op::Delete(&path, body), true).await.map(|_| ())
+        self.call_retrying(&Op::Delete(&path, body), true)
+            .await
+            .map(|_| ())
     }
 
     /// One call with retries. `idempotent` calls retry every transient error; the others only
@@ -394,7 +420,9 @@ impl ScmClient {
 
 impl Answer {
     fn www_authenticate_uri(&self) -> Option<String> {
-        self.www_authenticate.as_deref().and_then(classify::authorization_uri)
+        self.www_authenticate
+            .as_deref()
+            .and_then(classify::authorization_uri)
     }
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -406,7 +434,9 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
     let status = resp.status().as_u16();
     let h = resp.headers();
     let text = |name: reqwest::header::HeaderName| {
-        h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     };
     let content_type = text(reqwest::header::CONTENT_TYPE).unwrap_or_default();
     let retry_after = text(reqwest::header::RETRY_AFTER)
@@ -427,14 +457,23 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
             Ok(None) => break,
             Err(e) => {
                 return Err(ScmError::Transient {
-                    what: format!("the connection broke while reading the answer (HTTP {status}): {}", error_chain(&e)),
+                    what: format!(
+                        "the connection broke while reading the answer (HTTP {status}): {}",
+                        error_chain(&e)
+                    ),
                     retry_after: None,
                     maybe_processed: true,
                 })
             }
         }
     }
-    Ok(Answer { status, content_type, retry_after, www_authenticate, body })
+    Ok(Answer {
+        status,
+        content_type,
+        retry_after,
+        www_authenticate,
+        body,
+    })
 }
 
 /// Classifies an answer: the answer itself on success, the classified error otherwise.
@@ -444,14 +483,27 @@ fn finish(a: Answer) -> Result<Answer, ScmError> {
         Class::Success => Ok(a),
         Class::Pending => {
             let b = body.unwrap_or_default();
-            Err(ScmError::Pending { code: b.code, description: b.description })
+            Err(ScmError::Pending {
+                code: b.code,
+                description: b.description,
+            })
         }
-        Class::Transient { retry_after, maybe_processed } => Err(ScmError::Transient {
-            what: format!("SCM answered HTTP {}{}", a.status, describe(body.as_ref(), &a.body)),
+        Class::Transient {
+            retry_after,
+            maybe_processed,
+        } => Err(ScmError::Transient {
+            what: format!(
+                "SCM answered HTTP {}{}",
+                a.status,
+                describe(body.as_ref(), &a.body)
+            ),
             retry_after,
             maybe_processed,
         }),
-        Class::Unauthorized => Err(ScmError::Auth(format!("HTTP 401{}", describe(body.as_ref(), &a.body)))),
+        Class::Unauthorized => Err(ScmError::Auth(format!(
+            "HTTP 401{}",
+            describe(body.as_ref(), &a.body)
+        ))),
         Class::Permanent => Err(ScmError::Permanent {
             status: a.status,
             code: body.as_ref().map(|b| b.code),
@@ -473,7 +525,10 @@ fn describe(body: Option<&ScmErrorBody>, raw: &[u8]) -> String {
 /// The start of a body that is not SCM's JSON (an HTML error page, say), for messages.
 fn snippet(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(&raw[..raw.len().min(120)]);
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     format!("unexpected body {:?}", s.trim())
 }
 
@@ -487,12 +542,18 @@ fn json_body(a: &Answer) -> Result<Value, ScmError> {
 fn cert_id_of(a: &Answer) -> Result<String, ScmError> {
     let r: CertIdResponse = serde_json::from_slice(&a.body).map_err(|e| ScmError::Malformed {
         status: a.status,
-        what: format!("expected {{\"certId\": ...}}: {e}; got {}", snippet(&a.body)),
+        what: format!(
+            "expected {{\"certId\": ...}}: {e}; got {}",
+            snippet(&a.body)
+        ),
     })?;
     match r.cert_id {
         Value::String(s) if !s.is_empty() => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(ScmError::Malformed { status: a.status, what: format!("certId is {other}") }),
+        other => Err(ScmError::Malformed {
+            status: a.status,
+            what: format!("certId is {other}"),
+        }),
     }
 }
 
@@ -511,7 +572,10 @@ fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
     } else {
         "failed"
     };
-    let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     ScmError::Transient {
         what: format!("request to {host} {kind}: {}", error_chain(e)),
         retry_after: None,

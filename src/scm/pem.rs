@@ -34,7 +34,10 @@ fn ts(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
 /// Parses a PEM bundle (CRLF or LF line endings, text around the blocks ignored). The leaf is
 /// the first certificate that is not a CA, or the first one when all are CAs.
 pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
-    if !data.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+    if !data
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
         let start: String = String::from_utf8_lossy(&data[..data.len().min(40)]).into_owned();
         return Err(PemError::NoCertificate(start));
     }
@@ -46,7 +49,9 @@ pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
         }
     }
     if ders.is_empty() {
-        return Err(PemError::Malformed("no CERTIFICATE block could be decoded".into()));
+        return Err(PemError::Malformed(
+            "no CERTIFICATE block could be decoded".into(),
+        ));
     }
     let mut parsed = Vec::new();
     for p in &ders {
@@ -56,7 +61,12 @@ pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
     }
     let leaf = parsed
         .iter()
-        .find(|c| !c.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca))
+        .find(|c| {
+            !c.basic_constraints()
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.value.ca)
+        })
         .unwrap_or(&parsed[0]);
     let subject_cn = leaf
         .subject()
@@ -83,7 +93,12 @@ pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
             }
         }
     }
-    let serial = leaf.tbs_certificate.raw_serial().iter().map(|b| format!("{b:02X}")).collect();
+    let serial = leaf
+        .tbs_certificate
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     Ok(CertInfo {
         subject_cn,
         sans,

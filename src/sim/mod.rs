@@ -5,4 +5,4 @@
 
 pub mod scm;
 
-pub use scm::{Faults, Scripted, ScmSim, ScmSimConfig};
+pub use scm::{Faults, ScmSim, ScmSimConfig, Scripted};

@@ -9,6 +9,9 @@
 //!   tokens that stop working early, invalid credentials, permanent errors for chosen ids,
 //!   and a server-side request-rate limit.
 
+// Handlers return the answer to send as the error of their checks: an axum `Response`.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,27 +147,52 @@ fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
 }
 
 impl Sim {
-    fn make_pem(&self, serial: u64, cn: &str, sans: &[String], nb: DateTime<Utc>, na: DateTime<Utc>) -> String {
+    fn make_pem(
+        &self,
+        serial: u64,
+        cn: &str,
+        sans: &[String],
+        nb: DateTime<Utc>,
+        na: DateTime<Utc>,
+    ) -> String {
         let mut p = CertificateParams::new(sans.to_vec()).expect("valid SANs");
         p.distinguished_name.push(DnType::CommonName, cn);
-        p.distinguished_name.push(DnType::OrganizationName, "Sectigo Simulator Customer");
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Sectigo Simulator Customer");
         p.not_before = to_time(nb);
         p.not_after = to_time(na);
         p.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
         if sans.is_empty() {
             p.subject_alt_names = vec![SanType::DnsName(cn.try_into().expect("valid CN"))];
         }
-        let leaf = p.signed_by(&self.leaf_key, &self.ca_cert, &self.ca_key).expect("sign leaf");
+        let leaf = p
+            .signed_by(&self.leaf_key, &self.ca_cert, &self.ca_key)
+            .expect("sign leaf");
         format!("{}{}", leaf.pem(), self.ca_cert.pem())
     }
 
-    fn new_cert(&self, inner: &mut Inner, cn: &str, sans: &[String], nb: DateTime<Utc>, na: DateTime<Utc>, ready_at: Instant) -> String {
+    fn new_cert(
+        &self,
+        inner: &mut Inner,
+        cn: &str,
+        sans: &[String],
+        nb: DateTime<Utc>,
+        na: DateTime<Utc>,
+        ready_at: Instant,
+    ) -> String {
         inner.next_id += 1;
         let id = inner.next_id.to_string();
         let pem = self.make_pem(inner.next_id, cn, sans, nb, na);
         inner.certs.insert(
             id.clone(),
-            SimCert { cn: cn.into(), sans: sans.to_vec(), pem, ready_at, revoked: false, renewed_to: vec![] },
+            SimCert {
+                cn: cn.into(),
+                sans: sans.to_vec(),
+                pem,
+                ready_at,
+                revoked: false,
+                renewed_to: vec![],
+            },
         );
         id
     }
@@ -177,7 +205,10 @@ impl ScmSim {
         let ca_key = KeyPair::generate().expect("keygen");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "Sectigo Simulator RSA Domain Validation CA");
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            "Sectigo Simulator RSA Domain Validation CA",
+        );
         let ca_cert = ca.self_signed(&ca_key).expect("CA");
         let sim = Arc::new(Sim {
             cfg,
@@ -216,7 +247,11 @@ impl ScmSim {
                 })
                 .await;
         });
-        Ok(ScmSim { addr, sim, _stop: tx })
+        Ok(ScmSim {
+            addr,
+            sim,
+            _stop: tx,
+        })
     }
 
     /// The SCM URL of a profile pointing here.
@@ -243,15 +278,29 @@ impl ScmSim {
     }
 
     /// Adds an issued certificate (as if enrolled earlier); returns its id.
-    pub fn add_certificate(&self, cn: &str, sans: &[&str], not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> String {
+    pub fn add_certificate(
+        &self,
+        cn: &str,
+        sans: &[&str],
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> String {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut inner = self.sim.inner.lock().unwrap();
-        self.sim.new_cert(&mut inner, cn, &sans, not_before, not_after, Instant::now())
+        self.sim
+            .new_cert(&mut inner, cn, &sans, not_before, not_after, Instant::now())
     }
 
     /// Billable calls (renew, enroll) made for one certificate id (enroll counts under the new id).
     pub fn billable_count(&self, id: &str) -> u32 {
-        self.sim.inner.lock().unwrap().billable.get(id).copied().unwrap_or(0)
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .billable
+            .get(id)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn billable_total(&self) -> u32 {
@@ -260,16 +309,37 @@ impl ScmSim {
 
     /// Every billable count above one, by certificate id: a double renewal.
     pub fn billed_twice(&self) -> Vec<(String, u32)> {
-        self.sim.inner.lock().unwrap().billable.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (k.clone(), *n)).collect()
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .billable
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
     }
 
     /// The ids a certificate was renewed to.
     pub fn renewals_of(&self, id: &str) -> Vec<String> {
-        self.sim.inner.lock().unwrap().certs.get(id).map(|c| c.renewed_to.clone()).unwrap_or_default()
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .certs
+            .get(id)
+            .map(|c| c.renewed_to.clone())
+            .unwrap_or_default()
     }
 
     pub fn is_revoked(&self, id: &str) -> bool {
-        self.sim.inner.lock().unwrap().certs.get(id).is_some_and(|c| c.revoked)
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .certs
+            .get(id)
+            .is_some_and(|c| c.revoked)
     }
 
     /// Every request received, in arrival order.
@@ -289,7 +359,11 @@ impl ScmSim {
     /// The most API requests (not token requests) that arrived within any `window`.
     pub fn max_requests_in(&self, window: Duration) -> usize {
         let log = self.requests();
-        let at: Vec<Instant> = log.iter().filter(|r| r.path.starts_with("/api/")).map(|r| r.at).collect();
+        let at: Vec<Instant> = log
+            .iter()
+            .filter(|r| r.path.starts_with("/api/"))
+            .map(|r| r.at)
+            .collect();
         let mut best = 0;
         let mut j = 0;
         for i in 0..at.len() {
@@ -308,7 +382,12 @@ impl ScmSim {
 }
 
 fn scm_error(status: StatusCode, code: i64, description: &str) -> Response {
-    (status, [("content-type", "application/json")], json!({"code": code, "description": description}).to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({"code": code, "description": description}).to_string(),
+    )
+        .into_response()
 }
 
 struct Guard<'a>(&'a Sim);
@@ -325,9 +404,21 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
     let over_rate = {
         let mut inner = sim.inner.lock().unwrap();
         let over = faults.max_rps.is_some_and(|max| {
-            inner.log.iter().rev().take_while(|r| now - r.at < Duration::from_secs(1)).filter(|r| r.path.starts_with("/api/")).count() >= max
+            inner
+                .log
+                .iter()
+                .rev()
+                .take_while(|r| now - r.at < Duration::from_secs(1))
+                .filter(|r| r.path.starts_with("/api/"))
+                .count()
+                >= max
         });
-        inner.log.push(LoggedRequest { at: now, method: method.to_string(), path: uri.path().to_string(), status: 0 });
+        inner.log.push(LoggedRequest {
+            at: now,
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            status: 0,
+        });
         over && api
     };
     if !faults.latency.is_zero() {
@@ -343,10 +434,24 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
     if let Some(answer) = scripted {
         return Err(match answer {
             Scripted::TooMany(secs) => too_many(secs),
-            Scripted::Status(st) => scm_error(StatusCode::from_u16(st).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), -2, "Internal error. Please contact Support for details."),
+            Scripted::Status(st) => scm_error(
+                StatusCode::from_u16(st).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                -2,
+                "Internal error. Please contact Support for details.",
+            ),
             Scripted::Drop => dropped(),
-            Scripted::Html(st) => (StatusCode::from_u16(st).unwrap_or(StatusCode::OK), [("content-type", "text/html")], "<!DOCTYPE html><html><body><h1>Gateway error</h1></body></html>").into_response(),
-            Scripted::Raw(st, ct, body) => (StatusCode::from_u16(st).unwrap_or(StatusCode::OK), [("content-type", ct)], body).into_response(),
+            Scripted::Html(st) => (
+                StatusCode::from_u16(st).unwrap_or(StatusCode::OK),
+                [("content-type", "text/html")],
+                "<!DOCTYPE html><html><body><h1>Gateway error</h1></body></html>",
+            )
+                .into_response(),
+            Scripted::Raw(st, ct, body) => (
+                StatusCode::from_u16(st).unwrap_or(StatusCode::OK),
+                [("content-type", ct)],
+                body,
+            )
+                .into_response(),
         });
     }
     let roll: f64 = rand::thread_rng().gen();
@@ -355,9 +460,18 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
     }
     if roll < faults.rate_429 + faults.error_5xx {
         return Err(if rand::thread_rng().gen_bool(0.5) {
-            scm_error(StatusCode::INTERNAL_SERVER_ERROR, -2, "Internal error. Please contact Support for details.")
+            scm_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                -2,
+                "Internal error. Please contact Support for details.",
+            )
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/html")], "<html><body><h1>503 Service Unavailable</h1></body></html>").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("content-type", "text/html")],
+                "<html><body><h1>503 Service Unavailable</h1></body></html>",
+            )
+                .into_response()
         });
     }
     if roll < faults.rate_429 + faults.error_5xx + faults.drop {
@@ -367,13 +481,25 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
 }
 
 fn dropped() -> Response {
-    let stream = futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("dropped by the simulator")) });
-    Response::builder().status(200).body(Body::from_stream(stream)).expect("response")
+    let stream = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("dropped by the simulator"))
+    });
+    Response::builder()
+        .status(200)
+        .body(Body::from_stream(stream))
+        .expect("response")
 }
 
 fn too_many(secs: u64) -> Response {
-    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string()), ("content-type", "application/json".into())],
-        json!({"code": -1, "description": "Too many requests"}).to_string()).into_response()
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            ("retry-after", secs.to_string()),
+            ("content-type", "application/json".into()),
+        ],
+        json!({"code": -1, "description": "Too many requests"}).to_string(),
+    )
+        .into_response()
 }
 
 fn record_status(sim: &Sim, resp: &Response) {
@@ -388,13 +514,22 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
     let unauthorized = || {
         (StatusCode::UNAUTHORIZED, [("www-authenticate", format!("Bearer realm=\"apiclients\", authorization_uri=\"{}\", error=\"invalid_token\"", sim.token_url))], "").into_response()
     };
-    let Some(tok) = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
+    let Some(tok) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
         return Err(unauthorized());
     };
     let faults = sim.faults.lock().unwrap().clone();
     let inner = sim.inner.lock().unwrap();
-    let Some((issued, _)) = inner.tokens.get(tok) else { return Err(unauthorized()) };
-    let life = faults.token_revoke_after.unwrap_or(sim.cfg.token_ttl).min(sim.cfg.token_ttl);
+    let Some((issued, _)) = inner.tokens.get(tok) else {
+        return Err(unauthorized());
+    };
+    let life = faults
+        .token_revoke_after
+        .unwrap_or(sim.cfg.token_ttl)
+        .min(sim.cfg.token_ttl);
     if issued.elapsed() >= life {
         return Err(unauthorized());
     }
@@ -430,30 +565,59 @@ fn token_answer(sim: &Sim, body: &str) -> Response {
     if sim.faults.lock().unwrap().token_endpoint_down {
         return (StatusCode::SERVICE_UNAVAILABLE, "").into_response();
     }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return (StatusCode::BAD_REQUEST, [("content-type", "application/json")], json!({"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}).to_string()).into_response();
     }
     let id = form.get("client_id").cloned().unwrap_or_default();
     let secret = form.get("client_secret").cloned().unwrap_or_default();
-    if !sim.cfg.clients.iter().any(|(i, s)| *i == id && *s == secret) {
+    if !sim
+        .cfg
+        .clients
+        .iter()
+        .any(|(i, s)| *i == id && *s == secret)
+    {
         return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], json!({"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}).to_string()).into_response();
     }
-    let tok: String = (0..32).map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>())).collect();
-    sim.inner.lock().unwrap().tokens.insert(tok.clone(), (Instant::now(), id));
+    let tok: String = (0..32)
+        .map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>()))
+        .collect();
+    sim.inner
+        .lock()
+        .unwrap()
+        .tokens
+        .insert(tok.clone(), (Instant::now(), id));
     (StatusCode::OK, [("content-type", "application/json")], json!({"access_token": tok, "expires_in": sim.cfg.token_ttl.as_secs(), "token_type": "Bearer", "scope": "profile email"}).to_string()).into_response()
 }
 
 fn permanent_fault(sim: &Sim, id: &str) -> Option<Response> {
     let f = sim.faults.lock().unwrap();
-    f.permanent.get(id).map(|(st, code, d)| scm_error(StatusCode::from_u16(*st).unwrap_or(StatusCode::BAD_REQUEST), *code, d))
+    f.permanent.get(id).map(|(st, code, d)| {
+        scm_error(
+            StatusCode::from_u16(*st).unwrap_or(StatusCode::BAD_REQUEST),
+            *code,
+            d,
+        )
+    })
 }
 
 fn wrong_id(id: &str) -> Response {
-    scm_error(StatusCode::BAD_REQUEST, -124, &format!("Wrong SSL certificate id {id}."))
+    scm_error(
+        StatusCode::BAD_REQUEST,
+        -124,
+        &format!("Wrong SSL certificate id {id}."),
+    )
 }
 
-async fn download(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn download(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     api!(sim, method, uri, headers, {
         if let Some(r) = permanent_fault(&sim, &id) {
             r
@@ -461,40 +625,89 @@ async fn download(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers
             let inner = sim.inner.lock().unwrap();
             match inner.certs.get(&id) {
                 None => wrong_id(&id),
-                Some(c) if c.revoked => scm_error(StatusCode::BAD_REQUEST, -110, "Certificate has been revoked and cannot be downloaded."),
-                Some(c) if Instant::now() < c.ready_at => scm_error(StatusCode::NOT_FOUND, -109, "Certificate is not available now, please try again later."),
-                Some(c) => (StatusCode::OK, [("content-type", "application/x-pem-file")], c.pem.clone()).into_response(),
+                Some(c) if c.revoked => scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -110,
+                    "Certificate has been revoked and cannot be downloaded.",
+                ),
+                Some(c) if Instant::now() < c.ready_at => scm_error(
+                    StatusCode::NOT_FOUND,
+                    -109,
+                    "Certificate is not available now, please try again later.",
+                ),
+                Some(c) => (
+                    StatusCode::OK,
+                    [("content-type", "application/x-pem-file")],
+                    c.pem.clone(),
+                )
+                    .into_response(),
             }
         }
     })
 }
 
-async fn status(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn status(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     api!(sim, method, uri, headers, {
         let inner = sim.inner.lock().unwrap();
         match inner.certs.get(&id) {
             None => wrong_id(&id),
             Some(c) => {
-                let s = if c.revoked { "Revoked" } else if Instant::now() < c.ready_at { "Applied" } else { "Issued" };
-                (StatusCode::OK, [("content-type", "application/json")], json!({"status": s, "dcvInfo": {}}).to_string()).into_response()
+                let s = if c.revoked {
+                    "Revoked"
+                } else if Instant::now() < c.ready_at {
+                    "Applied"
+                } else {
+                    "Issued"
+                };
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    json!({"status": s, "dcvInfo": {}}).to_string(),
+                )
+                    .into_response()
             }
         }
     })
 }
 
 /// Parses a JSON request body like the vendor: must be a JSON object.
-fn json_object(headers: &HeaderMap, body: &str, required: bool) -> Result<serde_json::Map<String, Value>, Response> {
+fn json_object(
+    headers: &HeaderMap,
+    body: &str,
+    required: bool,
+) -> Result<serde_json::Map<String, Value>, Response> {
     if body.trim().is_empty() && !required {
         return Ok(serde_json::Map::new());
     }
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !ct.starts_with("application/json") {
-        return Err(scm_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, -1, &format!("Content type '{ct}' not supported")));
+        return Err(scm_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -1,
+            &format!("Content type '{ct}' not supported"),
+        ));
     }
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(scm_error(StatusCode::BAD_REQUEST, -1, "Request body must be a JSON object.")),
-        Err(_) => Err(scm_error(StatusCode::BAD_REQUEST, -1, "Malformed JSON request.")),
+        Ok(_) => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -1,
+            "Request body must be a JSON object.",
+        )),
+        Err(_) => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -1,
+            "Malformed JSON request.",
+        )),
     }
 }
 
@@ -502,20 +715,43 @@ fn check_comments(m: &serde_json::Map<String, Value>) -> Result<Option<String>, 
     match m.get("comments") {
         None => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= 1024 => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(scm_error(StatusCode::BAD_REQUEST, -1, "comments: size must be between 0 and 1024")),
-        Some(_) => Err(scm_error(StatusCode::BAD_REQUEST, -1, "comments must be a string")),
+        Some(Value::String(_)) => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -1,
+            "comments: size must be between 0 and 1024",
+        )),
+        Some(_) => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -1,
+            "comments must be a string",
+        )),
     }
 }
 
 fn check_custom_fields(m: &serde_json::Map<String, Value>, required: bool) -> Result<(), Response> {
     match m.get("customFields") {
-        None if required => Err(scm_error(StatusCode::BAD_REQUEST, -7, "customFields is required but missing.")),
+        None if required => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -7,
+            "customFields is required but missing.",
+        )),
         None | Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(scm_error(StatusCode::BAD_REQUEST, -1, "customFields must be an object")),
+        Some(_) => Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -1,
+            "customFields must be an object",
+        )),
     }
 }
 
-async fn renew(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, Path(id): Path<String>, body: String) -> Response {
+async fn renew(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
     api!(sim, method, uri, headers, {
         match renew_answer(&sim, &headers, &id, &body) {
             Ok(r) | Err(r) => r,
@@ -523,7 +759,12 @@ async fn renew(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: H
     })
 }
 
-fn renew_answer(sim: &Sim, headers: &HeaderMap, id: &str, body: &str) -> Result<Response, Response> {
+fn renew_answer(
+    sim: &Sim,
+    headers: &HeaderMap,
+    id: &str,
+    body: &str,
+) -> Result<Response, Response> {
     if let Some(r) = permanent_fault(sim, id) {
         return Err(r);
     }
@@ -531,34 +772,81 @@ fn renew_answer(sim: &Sim, headers: &HeaderMap, id: &str, body: &str) -> Result<
     check_custom_fields(&m, true)?;
     let comments = check_comments(&m)?;
     let profile_id = match m.get("profileId") {
-        None if sim.cfg.require_profile_id => return Err(scm_error(StatusCode::BAD_REQUEST, -7, "profileId is required but missing.")),
+        None if sim.cfg.require_profile_id => {
+            return Err(scm_error(
+                StatusCode::BAD_REQUEST,
+                -7,
+                "profileId is required but missing.",
+            ))
+        }
         None => None,
         Some(Value::Number(n)) => n.as_i64(),
-        Some(_) => return Err(scm_error(StatusCode::BAD_REQUEST, -1, "profileId must be a number")),
+        Some(_) => {
+            return Err(scm_error(
+                StatusCode::BAD_REQUEST,
+                -1,
+                "profileId must be a number",
+            ))
+        }
     };
     let mut inner = sim.inner.lock().unwrap();
-    let Some(old) = inner.certs.get(id).cloned() else { return Err(wrong_id(id)) };
+    let Some(old) = inner.certs.get(id).cloned() else {
+        return Err(wrong_id(id));
+    };
     if old.revoked {
-        return Err(scm_error(StatusCode::BAD_REQUEST, -130, &format!("SSL state is not 'ISSUED': {id}")));
+        return Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -130,
+            &format!("SSL state is not 'ISSUED': {id}"),
+        ));
     }
     let now = Utc::now();
-    let new_id = sim.new_cert(&mut inner, &old.cn, &old.sans, now, now + chrono::Duration::days(sim.cfg.validity_days), Instant::now() + sim.cfg.issue_delay);
-    inner.certs.get_mut(id).expect("exists").renewed_to.push(new_id.clone());
+    let new_id = sim.new_cert(
+        &mut inner,
+        &old.cn,
+        &old.sans,
+        now,
+        now + chrono::Duration::days(sim.cfg.validity_days),
+        Instant::now() + sim.cfg.issue_delay,
+    );
+    inner
+        .certs
+        .get_mut(id)
+        .expect("exists")
+        .renewed_to
+        .push(new_id.clone());
     *inner.billable.entry(id.to_string()).or_default() += 1;
     inner.comments.push(comments.unwrap_or_default());
     inner.profile_ids.push(profile_id);
-    Ok((StatusCode::OK, [("content-type", "application/json")], json!({"certId": new_id}).to_string()).into_response())
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({"certId": new_id}).to_string(),
+    )
+        .into_response())
 }
 
 /// Decodes a single-line Base64 PKCS#10 CSR; returns (CN, DNS SANs).
 fn parse_csr(csr: &str) -> Result<(String, Vec<String>), Response> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(csr.trim())
-        .map_err(|_| scm_error(StatusCode::BAD_REQUEST, -9, "The CSR is not valid Base-64 data!"))?;
+        .map_err(|_| {
+            scm_error(
+                StatusCode::BAD_REQUEST,
+                -9,
+                "The CSR is not valid Base-64 data!",
+            )
+        })?;
     let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
         .map_err(|_| scm_error(StatusCode::BAD_REQUEST, -10, "Error while decoding CSR."))?;
     let info = &req.certification_request_info;
-    let cn = info.subject.iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("").to_string();
+    let cn = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_string();
     let mut sans = Vec::new();
     if let Some(exts) = req.requested_extensions() {
         for e in exts {
@@ -579,7 +867,13 @@ fn parse_csr(csr: &str) -> Result<(String, Vec<String>), Response> {
 
 use x509_parser::prelude::FromDer;
 
-async fn enroll(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, body: String) -> Response {
+async fn enroll(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     api!(sim, method, uri, headers, {
         match enroll_answer(&sim, &headers, &body) {
             Ok(r) | Err(r) => r,
@@ -590,7 +884,11 @@ async fn enroll(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: 
 fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response, Response> {
     let m = json_object(headers, body, true)?;
     let Some(Value::String(csr)) = m.get("csr") else {
-        return Err(scm_error(StatusCode::BAD_REQUEST, -7, "csr is required but missing."));
+        return Err(scm_error(
+            StatusCode::BAD_REQUEST,
+            -7,
+            "csr is required but missing.",
+        ));
     };
     check_custom_fields(&m, false)?;
     let comments = check_comments(&m)?;
@@ -600,18 +898,41 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
     }
     let now = Utc::now();
     let mut inner = sim.inner.lock().unwrap();
-    let id = sim.new_cert(&mut inner, &cn, &sans, now, now + chrono::Duration::days(sim.cfg.validity_days), Instant::now() + sim.cfg.issue_delay);
+    let id = sim.new_cert(
+        &mut inner,
+        &cn,
+        &sans,
+        now,
+        now + chrono::Duration::days(sim.cfg.validity_days),
+        Instant::now() + sim.cfg.issue_delay,
+    );
     *inner.billable.entry(id.clone()).or_default() += 1;
     inner.comments.push(comments.unwrap_or_default());
-    Ok((StatusCode::OK, [("content-type", "application/json")], json!({"certId": id}).to_string()).into_response())
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({"certId": id}).to_string(),
+    )
+        .into_response())
 }
 
-async fn replace(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, Path(id): Path<String>, body: String) -> Response {
+async fn replace(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
     api!(sim, method, uri, headers, {
         let r = (|| {
             let m = json_object(&headers, &body, true)?;
             let Some(Value::String(csr)) = m.get("csr") else {
-                return Err(scm_error(StatusCode::BAD_REQUEST, -7, "csr is required but missing."));
+                return Err(scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -7,
+                    "csr is required but missing.",
+                ));
             };
             let (cn, sans) = parse_csr(csr)?;
             let now = Utc::now();
@@ -619,8 +940,20 @@ async fn replace(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers:
             if !inner.certs.contains_key(&id) {
                 return Err(wrong_id(&id));
             }
-            let new_id = sim.new_cert(&mut inner, &cn, &sans, now, now + chrono::Duration::days(sim.cfg.validity_days), Instant::now() + sim.cfg.issue_delay);
-            Ok((StatusCode::OK, [("content-type", "application/json")], json!({"certId": new_id}).to_string()).into_response())
+            let new_id = sim.new_cert(
+                &mut inner,
+                &cn,
+                &sans,
+                now,
+                now + chrono::Duration::days(sim.cfg.validity_days),
+                Instant::now() + sim.cfg.issue_delay,
+            );
+            Ok((
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                json!({"certId": new_id}).to_string(),
+            )
+                .into_response())
         })();
         match r {
             Ok(r) | Err(r) => r,
@@ -628,22 +961,49 @@ async fn replace(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers:
     })
 }
 
-async fn revoke(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, Path(id): Path<String>, body: String) -> Response {
+async fn revoke(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
     api!(sim, method, uri, headers, {
         let r = (|| {
             let m = json_object(&headers, &body, true)?;
             match m.get("message") {
                 Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 512 => {}
-                Some(Value::String(_)) => return Err(scm_error(StatusCode::BAD_REQUEST, -1, "message: size must be between 1 and 512")),
-                _ => return Err(scm_error(StatusCode::BAD_REQUEST, -7, "message is required but missing.")),
+                Some(Value::String(_)) => {
+                    return Err(scm_error(
+                        StatusCode::BAD_REQUEST,
+                        -1,
+                        "message: size must be between 1 and 512",
+                    ))
+                }
+                _ => {
+                    return Err(scm_error(
+                        StatusCode::BAD_REQUEST,
+                        -7,
+                        "message is required but missing.",
+                    ))
+                }
             }
             if m.get("reasonCode").is_some_and(|v| !v.is_i64()) {
-                return Err(scm_error(StatusCode::BAD_REQUEST, -1, "reasonCode must be an integer"));
+                return Err(scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -1,
+                    "reasonCode must be an integer",
+                ));
             }
             let mut inner = sim.inner.lock().unwrap();
             match inner.certs.get_mut(&id) {
                 None => Err(wrong_id(&id)),
-                Some(c) if c.revoked => Err(scm_error(StatusCode::BAD_REQUEST, -110, "Certificate has been revoked and cannot be downloaded.")),
+                Some(c) if c.revoked => Err(scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -110,
+                    "Certificate has been revoked and cannot be downloaded.",
+                )),
                 Some(c) => {
                     c.revoked = true;
                     Ok(StatusCode::OK.into_response())

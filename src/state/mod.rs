@@ -23,7 +23,12 @@ pub enum StoreError {
     #[error("the state directory {dir} is in use by another process (is the daemon running? commands given while it runs go through it; otherwise stop it first)")]
     Locked { dir: String },
     #[error("the state in {dir} has schema version {found}; this sectigo-connector understands version {expected}: {hint}")]
-    Schema { dir: String, found: u32, expected: u32, hint: &'static str },
+    Schema {
+        dir: String,
+        found: u32,
+        expected: u32,
+        hint: &'static str,
+    },
     #[error("cannot open the state directory {dir}: {source}")]
     Open { dir: String, source: sled::Error },
     #[error("state database error: {0}")]
@@ -59,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     /// Visits every record; `f` returns false to stop.
     fn scan(&self, f: &mut dyn FnMut(CertRecord) -> bool) -> StoreResult<()>;
     fn len(&self) -> StoreResult<usize>;
+    fn is_empty(&self) -> StoreResult<bool> {
+        Ok(self.len()? == 0)
+    }
     fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>>;
     fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()>;
     fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>>;
@@ -84,5 +92,7 @@ where
     F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
 {
     let s = store.clone();
-    tokio::task::spawn_blocking(move || f(&*s)).await.expect("store task panicked")
+    tokio::task::spawn_blocking(move || f(&*s))
+        .await
+        .expect("store task panicked")
 }

@@ -52,17 +52,35 @@ pub enum CertState {
     /// Issued and tracked; renewed when due.
     Active,
     /// Intent journaled: a renew call for this due date may have been sent.
-    RenewRequested { due: DateTime<Utc>, at: DateTime<Utc>, forced: bool },
+    RenewRequested {
+        due: DateTime<Utc>,
+        at: DateTime<Utc>,
+        forced: bool,
+    },
     /// SCM accepted the renewal as `new_id`; waiting for it to be issued and collected.
-    Collecting { new_id: String, at: DateTime<Utc> },
+    Collecting {
+        new_id: String,
+        at: DateTime<Utc>,
+    },
     /// Replaced by the certificate `by`.
-    Superseded { by: String, at: DateTime<Utc> },
+    Superseded {
+        by: String,
+        at: DateTime<Utc>,
+    },
     /// The daemon stopped between a renew call and recording its answer: SCM may or may not
     /// have renewed (and billed). Never renewed again automatically; a human decides.
-    OutcomeUnknown { due: DateTime<Utc>, at: DateTime<Utc> },
+    OutcomeUnknown {
+        due: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
     /// SCM refused the renewal for good (e.g. -180 profile does not allow renew).
-    Failed { reason: String, at: DateTime<Utc> },
-    Revoked { at: DateTime<Utc> },
+    Failed {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Revoked {
+        at: DateTime<Utc>,
+    },
 }
 
 impl CertState {
@@ -79,12 +97,18 @@ impl CertState {
     }
 
     pub fn is_in_flight(&self) -> bool {
-        matches!(self, CertState::RenewRequested { .. } | CertState::Collecting { .. })
+        matches!(
+            self,
+            CertState::RenewRequested { .. } | CertState::Collecting { .. }
+        )
     }
 
     /// Counts toward the live inventory (not replaced or revoked).
     pub fn is_live(&self) -> bool {
-        !matches!(self, CertState::Superseded { .. } | CertState::Revoked { .. })
+        !matches!(
+            self,
+            CertState::Superseded { .. } | CertState::Revoked { .. }
+        )
     }
 }
 
@@ -96,7 +120,10 @@ pub struct HistoryEntry {
 
 impl CertRecord {
     pub fn log(&mut self, at: DateTime<Utc>, event: impl Into<String>) {
-        self.history.push(HistoryEntry { at, event: event.into() });
+        self.history.push(HistoryEntry {
+            at,
+            event: event.into(),
+        });
     }
 
     /// When this certificate was itself obtained by a renewal, the time of that renewal.

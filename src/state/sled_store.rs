@@ -86,7 +86,10 @@ impl SledStore {
                 {
                     StoreError::Locked { dir: d.clone() }
                 }
-                other => StoreError::Open { dir: d.clone(), source: other },
+                other => StoreError::Open {
+                    dir: d.clone(),
+                    source: other,
+                },
             })?;
         let store = SledStore {
             certs: db.open_tree("certs")?,
@@ -99,11 +102,16 @@ impl SledStore {
         };
         match store.meta.get("schema_version")? {
             None => {
-                store.meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+                store
+                    .meta
+                    .insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
                 store.db.flush()?;
             }
             Some(v) => {
-                let found: u32 = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let found: u32 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 if found != SCHEMA_VERSION {
                     return Err(StoreError::Schema {
                         dir: d,
@@ -166,7 +174,12 @@ impl Store for SledStore {
     }
 
     fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
-        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile)
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+        )
             .transaction(|(c, na, inf, byp)| {
                 for r in recs {
                     Self::put_tx(c, na, inf, byp, r)?;
@@ -177,9 +190,16 @@ impl Store for SledStore {
     }
 
     fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>> {
-        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile)
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+        )
             .transaction(|(c, na, inf, byp)| {
-                let Some(old) = c.remove(id.as_bytes())? else { return Ok(None) };
+                let Some(old) = c.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
                 let old: CertRecord =
                     decode(id.as_bytes(), &old).map_err(ConflictableTransactionError::Abort)?;
                 na.remove(na_key(&old))?;
@@ -255,12 +275,18 @@ impl Store for SledStore {
 
     fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize> {
         let recs = self.by_profile(old)?;
-        (&self.certs, &self.by_not_after, &self.in_flight, &self.by_profile, &self.profiles)
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+            &self.profiles,
+        )
             .transaction(|(c, na, inf, byp, prof)| {
                 if prof.get(new.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(format!(
-                        "the state already has a profile named {new:?}"
-                    ))));
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                        format!("the state already has a profile named {new:?}"),
+                    )));
                 }
                 if let Some(st) = prof.remove(old.as_bytes())? {
                     prof.insert(new.as_bytes(), st)?;

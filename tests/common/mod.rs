@@ -72,7 +72,12 @@ impl Env {
     /// A certificate in the simulator expiring in `days` (issued a year before that).
     pub fn sim_cert(&self, cn: &str, days: i64) -> String {
         let now = Utc::now();
-        self.sim.add_certificate(cn, &[cn], now + Duration::days(days) - Duration::days(365), now + Duration::days(days))
+        self.sim.add_certificate(
+            cn,
+            &[cn],
+            now + Duration::days(days) - Duration::days(365),
+            now + Duration::days(days),
+        )
     }
 
     /// Creates certificates in the simulator and imports them into `profile`.
@@ -81,7 +86,13 @@ impl Env {
         for (i, d) in days.iter().enumerate() {
             ids.push(self.sim_cert(&format!("{profile}-{i}.example.com"), *d));
         }
-        let lines = ids.iter().map(|id| ImportLine { cert_id: id.clone(), issue: None }).collect();
+        let lines = ids
+            .iter()
+            .map(|id| ImportLine {
+                cert_id: id.clone(),
+                issue: None,
+            })
+            .collect();
         let s = engine.import(profile, lines, Utc::now()).await.unwrap();
         assert_eq!(s.imported.len(), ids.len(), "import failed: {:?}", s.failed);
         ids
@@ -100,5 +111,8 @@ pub fn records(store: &SharedStore) -> Vec<CertRecord> {
 }
 
 pub fn get(store: &SharedStore, id: &str) -> CertRecord {
-    store.get(id).unwrap().unwrap_or_else(|| panic!("certificate {id} not tracked"))
+    store
+        .get(id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("certificate {id} not tracked"))
 }
