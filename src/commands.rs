@@ -11,6 +11,7 @@ use serde_json::json;
 use tracing::info;
 
 use crate::config::{check_name, Config, PROFILES_DIR};
+use crate::engine::policy::{self, Decision};
 use crate::engine::{explain, is_issue_key, Engine, EngineError, ImportLine, RenewOutcome};
 use crate::exit::Exit;
 use crate::state::{blocking, CertRecord, CertState};
@@ -63,6 +64,9 @@ pub struct Reply {
     /// The configuration changed on disk (a profile was renamed): the daemon reloads.
     #[serde(default)]
     pub reload: bool,
+    /// Work was queued (a force renewal): the daemon runs a cycle now.
+    #[serde(default)]
+    pub run_now: bool,
 }
 
 impl Reply {
@@ -121,7 +125,11 @@ pub async fn execute(
         Request::ForceRenew { profile } => engine
             .start_force_renewal(&profile, now)
             .await
-            .map(|d| Reply::ok(format!("force renewal of profile {profile:?} started: every certificate will be renewed by {}\n", ts(d)))),
+            .map(|d| Reply {
+                stdout: format!("force renewal of profile {profile:?} started: every certificate will be renewed by {}\n", ts(d)),
+                run_now: true,
+                ..Default::default()
+            }),
         Request::ProfilesList => profiles_list(engine, config).await,
         Request::ProfilesRename { old, new } => profiles_rename(engine, config, &old, &new).await,
     };
@@ -154,6 +162,7 @@ async fn status(
     let mut orphaned: BTreeMap<String, u64> = BTreeMap::new();
     let mut due = 0u64;
     let mut problems = Vec::new();
+    let policies = engine.policies(false, now).await?;
     for r in &recs {
         *by_state.entry(r.state.name()).or_default() += 1;
         if !config.profiles.contains_key(&r.profile) {
@@ -162,7 +171,9 @@ async fn status(
             }
             continue;
         }
-        if let Some(crate::engine::policy::Decision::Renew { .. }) = engine.explain(r, now).await? {
+        if let Some(Decision::Renew { .. }) =
+            policies.get(&r.profile).map(|p| policy::decide(r, p, now))
+        {
             due += 1;
         }
         if matches!(
@@ -314,19 +325,18 @@ async fn certs_list(
         None => all_records(engine).await?,
     };
     if due_only {
-        let mut keep = Vec::new();
-        for r in recs {
-            if let Some(
-                crate::engine::policy::Decision::Renew { .. }
-                | crate::engine::policy::Decision::Backoff { .. }
-                | crate::engine::policy::Decision::ReportNoAutoRenew { .. }
-                | crate::engine::policy::Decision::Reported,
-            ) = engine.explain(&r, now).await?
-            {
-                keep.push(r);
-            }
-        }
-        recs = keep;
+        let policies = engine.policies(false, now).await?;
+        recs.retain(|r| {
+            matches!(
+                policies.get(&r.profile).map(|p| policy::decide(r, p, now)),
+                Some(
+                    Decision::Renew { .. }
+                        | Decision::Backoff { .. }
+                        | Decision::ReportNoAutoRenew { .. }
+                        | Decision::Reported
+                )
+            )
+        });
     }
     recs.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
     if as_json {
@@ -488,7 +498,7 @@ async fn certs_import(
         stdout: o,
         stderr: err,
         exit,
-        reload: false,
+        ..Default::default()
     })
 }
 

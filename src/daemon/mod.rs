@@ -104,6 +104,7 @@ pub async fn run(
         .await
         .map_err(|e| CliError::new(Exit::Failed, e))?;
     log_config(&cfg);
+    let (kick_tx, mut kick_rx) = mpsc::channel::<()>(1);
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
     let socket_path = cfg.connector.control.socket.clone();
@@ -205,13 +206,21 @@ pub async fn run(
                 let c = cfg.clone();
                 let info = DaemonInfo { pid: std::process::id(), started: Some(started), next_cycle: Some(next_cycle) };
                 let reload = reload_tx.clone();
+                let kick = kick_tx.clone();
                 tokio::spawn(async move {
                     let reply: Reply = commands::execute(req, &e, &c, Some(&info), Utc::now()).await;
                     if reply.reload {
                         let _ = reload.try_send(());
                     }
+                    if reply.run_now {
+                        let _ = kick.try_send(());
+                    }
                     let _ = reply_tx.send(reply);
                 });
+            }
+            Some(()) = kick_rx.recv() => {
+                info!("a force renewal was started: running a cycle now");
+                next_cycle = Utc::now();
             }
             _ = term.recv() => { info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { info!("SIGINT: stopping"); break; }
@@ -238,8 +247,10 @@ pub async fn run(
                                 warn!("[log] level: {e}");
                             }
                             engine = Arc::new(new_engine);
-                            if let Err(e) = engine.sync_profiles(Utc::now()).await {
-                                error!("applying the new profiles to the state failed: {e}");
+                            match engine.sync_profiles(Utc::now()).await {
+                                Ok(true) => next_cycle = Utc::now(),
+                                Ok(false) => {}
+                                Err(e) => error!("applying the new profiles to the state failed: {e}"),
                             }
                             if new.connector.schedule.cron != cfg.connector.schedule.cron {
                                 cron = schedule::parse(&new.connector.schedule.cron).expect("validated by Config::load");

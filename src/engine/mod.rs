@@ -185,7 +185,9 @@ impl Engine {
 
     /// Brings the remembered profiles in line with the configured ones: renames recognised
     /// by client_id and scm_url, orphans reported, force renewals started on off → on.
-    pub async fn sync_profiles(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+    /// Returns true when a force renewal started (the daemon then runs a cycle at once).
+    pub async fn sync_profiles(&self, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        let mut force_started = false;
         let remembered = blocking(&self.store, |s| s.profile_states()).await?;
         let configured = self
             .profiles
@@ -218,6 +220,7 @@ impl Engine {
             if let Some(run) = policy::force_run_to_start(p.force_renewal, &st, now) {
                 info!(profile = %p.name, "force renewal started: every certificate of profile {:?} will be renewed by {}", p.name, run.deadline);
                 st.force = Some(run);
+                force_started = true;
             }
             st.force_setting_seen = p.force_renewal;
             if st != before {
@@ -226,7 +229,7 @@ impl Engine {
             }
         }
         self.flush().await?;
-        Ok(())
+        Ok(force_started)
     }
 
     /// Starts a force renewal of one profile now (the `force-renew` command).
@@ -258,7 +261,8 @@ impl Engine {
         Ok(deadline)
     }
 
-    async fn policies(
+    /// Every configured profile's renewal policy, with its force run if one is under way.
+    pub async fn policies(
         &self,
         dry_run: bool,
         now: DateTime<Utc>,
