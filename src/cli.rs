@@ -380,6 +380,12 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
             s.failed += c.failed;
             s.pending = c.pending;
         }
+        let store = engine.store().clone();
+        let (jira_delivered, jira_pending) = if dry_run {
+            (0, 0)
+        } else {
+            crate::daemon::deliver_for(&cfg, store, std::time::Duration::from_secs(30)).await
+        };
         for p in &report.planned {
             println!("{:<12} {:<16} {:<30} expires {}  {}", p.id, p.profile, p.subject_cn, p.not_after.format("%Y-%m-%d %H:%M"), explain(&p.decision));
         }
@@ -388,6 +394,9 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
             return Ok(0);
         }
         println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
+        if cfg.connector.jira.is_some() {
+            println!("jira: {jira_delivered} updates delivered, {jira_pending} still queued (delivered by the daemon, or the next run)");
+        }
         for e in &s.errors {
             eprintln!("failed: {e}");
         }

@@ -163,6 +163,7 @@ async fn status(
     let mut due = 0u64;
     let mut problems = Vec::new();
     let policies = engine.policies(false, now).await?;
+    let (pending, oldest, dead) = blocking(engine.store(), |s| s.outbox_stats()).await?;
     for r in &recs {
         *by_state.entry(r.state.name()).or_default() += 1;
         if !config.profiles.contains_key(&r.profile) {
@@ -200,7 +201,7 @@ async fn status(
             "orphaned": orphaned,
             "force_renewals": states.iter().filter_map(|(n, s)| s.force.as_ref().map(|f| (n.clone(), f.clone()))).collect::<BTreeMap<_, _>>(),
             "problems": problems.iter().map(|r| json!({"id": r.id, "profile": r.profile, "state": r.state.name(), "failures": r.failures, "last_error": r.last_error})).collect::<Vec<_>>(),
-            "jira_pending": serde_json::Value::Null,
+            "jira": {"configured": config.connector.jira.is_some(), "pending": pending, "oldest": oldest, "undeliverable": dead},
         });
         return Ok(Reply::ok(format!(
             "{}\n",
@@ -297,13 +298,23 @@ async fn status(
         )
         .ok();
     }
+    let jira = match (&config.connector.jira, oldest) {
+        (None, _) if pending == 0 => "off (no [jira] section)".to_string(),
+        (None, _) => format!("off (no [jira] section); {pending} updates queued from before"),
+        (Some(_), None) => "all updates delivered".to_string(),
+        (Some(_), Some(o)) => format!(
+            "{pending} updates pending, the oldest from {} ({} min ago)",
+            ts(o),
+            (now - o).num_minutes()
+        ),
+    };
     writeln!(
         o,
-        "jira:          {}",
-        if config.connector.jira.is_some() {
-            "configured (updates not yet implemented)"
+        "jira:          {jira}{}",
+        if dead > 0 {
+            format!("; {dead} undeliverable (see the log)")
         } else {
-            "off (no [jira] section)"
+            String::new()
         }
     )
     .ok();

@@ -8,9 +8,10 @@ use chrono::{Duration, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::JiraFlavor;
 use crate::engine::{explain, Engine, ImportLine, Shared};
 use crate::exit::{CliError, Exit};
-use crate::sim::{Faults, ScmSim, ScmSimConfig};
+use crate::sim::{Faults, JiraSim, ScmSim, ScmSimConfig};
 use crate::state::{blocking, CertRecord};
 
 fn fail(e: impl std::fmt::Display) -> CliError {
@@ -22,17 +23,19 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
 }
 
 /// Writes a demo configuration for `sim` into `dir`.
-pub fn write_config(dir: &Path, sim: &ScmSim) -> Result<(), CliError> {
+pub fn write_config(dir: &Path, sim: &ScmSim, jira: &JiraSim) -> Result<(), CliError> {
     std::fs::create_dir_all(dir.join("profiles.d")).map_err(fail)?;
     write(
         &dir.join("connector.toml"),
         &format!(
-            "[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
+            "[jira]\nurl = \"{}\"\nflavor = \"cloud\"\nemail = \"connector@example.com\"\ntoken_file = \"jira.token\"\n\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\nrenewal_failed = \"Flag Problem\"\nexpiring_no_auto_renew = \"Flag Problem\"\noutcome_unknown = \"Flag Problem\"\n\n[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
+            jira.url(),
             dir.join("state"),
             dir.join("control.sock"),
         ),
     )?;
     write(&dir.join("profiles.d/demo.secret"), "sim-secret\n")?;
+    write(&dir.join("jira.token"), "demo-jira-token\n")?;
     let profile = |window: u32, auto: bool, force: bool, comments: &str| {
         format!(
             "client_id = \"sim-client\"\nclient_secret_file = \"demo.secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\nssl_cert_comments = \"{comments}\"\nexpiry_window_days = {window}\nauto_renew = {auto}\nforce_renewal = {force}\nscm_profile_id = 1\n",
@@ -114,7 +117,17 @@ pub async fn run() -> Result<i32, CliError> {
         error_5xx: 0.1,
         ..Default::default()
     });
-    write_config(dir, &sim)?;
+    let jira = JiraSim::start(
+        JiraFlavor::Cloud,
+        "connector@example.com",
+        "demo-jira-token",
+    )
+    .await
+    .map_err(fail)?;
+    for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
+        jira.add_issue(key);
+    }
+    write_config(dir, &sim, &jira)?;
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log).map_err(fail)?;
 
@@ -123,6 +136,10 @@ pub async fn run() -> Result<i32, CliError> {
         "  SCM simulator:  {} (token endpoint {})",
         sim.url(),
         sim.token_url()
+    );
+    println!(
+        "  Jira simulator: {} (Cloud, REST v3; issues CERT-101, CERT-102, CERT-201, CERT-301)",
+        jira.url()
     );
     println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", dir.display());
 
@@ -189,6 +206,37 @@ pub async fn run() -> Result<i32, CliError> {
         .await
         .map_err(fail)?;
     println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
+
+    let (delivered, pending) = crate::daemon::deliver_for(
+        &cfg,
+        engine.store().clone(),
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    println!("\nJira: {delivered} updates delivered from the outbox ({pending} left)");
+    for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
+        let Some(issue) = jira.issue(key) else {
+            continue;
+        };
+        println!(
+            "  {key}: status {:?}, {} comments, attachments: {}",
+            issue.status,
+            issue.comments.len(),
+            if issue.attachments.is_empty() {
+                "-".to_string()
+            } else {
+                issue
+                    .attachments
+                    .iter()
+                    .map(|(f, _)| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for c in &issue.comments {
+            println!("    - {}", c.lines().next().unwrap_or(""));
+        }
+    }
 
     let calls = sim.requests();
     let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod jira;
 pub mod logging;
 pub mod scm;
 pub mod secret;

@@ -172,20 +172,42 @@ async fn start_commands_reload_and_stop() {
 
     // force-renew starts a cycle at once (the schedule here is yearly).
     let d = dir.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["force-renew", "web"])).await.unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["force-renew", "web"]))
+        .await
+        .unwrap();
     assert_eq!(code, 0, "{out}{err}");
-    wait_for("the force renewal", 10, || log_has(&log, "force renewal of profile \"web\" complete"));
-    assert_eq!(env.sim.billable_count(&later), 1, "the force renewal renewed the far-from-due certificate");
+    wait_for("the force renewal", 10, || {
+        log_has(&log, "force renewal of profile \"web\" complete")
+    });
+    assert_eq!(
+        env.sim.billable_count(&later),
+        1,
+        "the force renewal renewed the far-from-due certificate"
+    );
 
     // profiles rename: the file and the certificates move together; the daemon reloads.
     let d = dir.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "rename", "web", "www"])).await.unwrap();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&d, &["profiles", "rename", "web", "www"]))
+            .await
+            .unwrap();
     assert_eq!(code, 0, "{out}{err}");
-    assert!(env.path().join("profiles.d/www.toml").exists() && !env.path().join("profiles.d/web.toml").exists());
-    wait_for("the reload after the rename", 5, || log_has(&log, "configuration reloaded: 1 profiles"));
+    assert!(
+        env.path().join("profiles.d/www.toml").exists()
+            && !env.path().join("profiles.d/web.toml").exists()
+    );
+    wait_for("the reload after the rename", 5, || {
+        log_has(&log, "configuration reloaded: 1 profiles")
+    });
     let d = dir.clone();
-    let (_, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"])).await.unwrap();
-    assert!(out.lines().any(|l| l.starts_with("www ") && l.split_whitespace().nth(1) == Some("2")), "{out}");
+    let (_, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"]))
+        .await
+        .unwrap();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("www ") && l.split_whitespace().nth(1) == Some("2")),
+        "{out}"
+    );
     assert!(!out.contains("orphaned"), "{out}");
 
     // A valid new configuration replaces the old one.

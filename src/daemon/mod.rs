@@ -105,6 +105,13 @@ pub async fn run(
         .map_err(|e| CliError::new(Exit::Failed, e))?;
     log_config(&cfg);
     let (kick_tx, mut kick_rx) = mpsc::channel::<()>(1);
+    let mut delivery_cancel = CancellationToken::new();
+    let mut delivery = spawn_delivery(
+        &cfg,
+        store.clone(),
+        shared.outbox.clone(),
+        delivery_cancel.clone(),
+    );
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
     let socket_path = cfg.connector.control.socket.clone();
@@ -247,6 +254,9 @@ pub async fn run(
                                 warn!("[log] level: {e}");
                             }
                             engine = Arc::new(new_engine);
+                            delivery_cancel.cancel();
+                            delivery_cancel = CancellationToken::new();
+                            delivery = spawn_delivery(&new, store.clone(), shared.outbox.clone(), delivery_cancel.clone());
                             match engine.sync_profiles(Utc::now()).await {
                                 Ok(true) => next_cycle = Utc::now(),
                                 Ok(false) => {}
@@ -270,6 +280,10 @@ pub async fn run(
 
     notify::stopping();
     cancel.cancel();
+    delivery_cancel.cancel();
+    if let Some(d) = delivery {
+        let _ = d.await;
+    }
     if let Some(task) = running {
         // Renewal calls already sent finish (their answers must be recorded); no new ones start.
         let grace = Duration::from_secs(cfg.connector.scm.timeout_secs + 5);
@@ -283,4 +297,77 @@ pub async fn run(
         .map_err(|e| CliError::new(Exit::Failed, e))?;
     info!("stopped");
     Ok(())
+}
+
+/// Starts delivering Jira updates, when Jira is configured. The task sleeps until an update
+/// is queued or a retry is due: no polling while the outbox is empty.
+fn spawn_delivery(
+    cfg: &Config,
+    store: SharedStore,
+    wake: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let jc = cfg.connector.jira.clone()?;
+    let client = match crate::jira::JiraClient::new(&jc) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("Jira client: {e}; Jira updates stay queued");
+            return None;
+        }
+    };
+    let d = crate::jira::deliver::Deliverer::new(client, jc.transitions.clone(), store);
+    info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
+    Some(tokio::spawn(async move {
+        loop {
+            let now = Utc::now();
+            let wait = match d.pass(now).await {
+                Ok(r) => r
+                    .next
+                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)),
+                Err(e) => {
+                    error!("Jira delivery: state error: {e}");
+                    Some(Duration::from_secs(60))
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {}
+            }
+        }
+    }))
+}
+
+/// Delivers queued Jira updates for up to `limit` (for `run --once` and `demo`): returns
+/// (delivered, still pending).
+pub async fn deliver_for(cfg: &Config, store: SharedStore, limit: Duration) -> (usize, usize) {
+    let Some(jc) = cfg.connector.jira.clone() else {
+        return (0, 0);
+    };
+    let Ok(client) = crate::jira::JiraClient::new(&jc) else {
+        return (0, 0);
+    };
+    let d = crate::jira::deliver::Deliverer::new(client, jc.transitions.clone(), store);
+    let end = tokio::time::Instant::now() + limit;
+    let mut delivered = 0;
+    loop {
+        let now = Utc::now();
+        match d.pass(now).await {
+            Ok(r) => {
+                delivered += r.delivered;
+                let Some(at) = r.next else {
+                    return (delivered, r.pending);
+                };
+                let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
+                if tokio::time::Instant::now() + wait > end {
+                    return (delivered, r.pending);
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                error!("Jira delivery: state error: {e}");
+                return (delivered, 0);
+            }
+        }
+    }
 }

@@ -17,7 +17,9 @@ pub use import::{is_issue_key, parse_import_lines, ImportLine, ImportSummary};
 use policy::{Decision, Reason, RenewPolicy};
 
 use crate::config::{Config, Profile, RenewalConfig};
+use crate::jira::events::Event;
 use crate::scm::{ClientSettings, Limits, ProfileCreds, RenewRequest, ScmClient, ScmError};
+use crate::state::OutboxItem;
 use crate::state::{
     blocking, CertOrigin, CertRecord, CertState, CycleSummary, ProfileState, SharedStore,
     StoreError,
@@ -67,7 +69,9 @@ pub enum RenewOutcome {
 /// can never renew the same certificate at once).
 #[derive(Clone)]
 pub struct Shared {
-    limits: Arc<Limits>,
+    pub(crate) limits: Arc<Limits>,
+    /// Woken when a Jira update is queued.
+    pub outbox: Arc<tokio::sync::Notify>,
     busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -79,6 +83,7 @@ impl Shared {
                 cfg.connector.scm.max_requests_per_second,
             )),
             busy: Arc::default(),
+            outbox: Arc::default(),
         }
     }
 
@@ -110,6 +115,8 @@ pub struct Engine {
     clients: BTreeMap<String, Arc<ScmClient>>,
     renewal: RenewalConfig,
     concurrency: usize,
+    /// Jira is configured: events are queued for delivery.
+    jira: bool,
 }
 
 impl Engine {
@@ -144,6 +151,7 @@ impl Engine {
             clients,
             renewal: cfg.connector.renewal.clone(),
             concurrency: cfg.connector.scm.max_concurrent * 2,
+            jira: cfg.connector.jira.is_some(),
         })
     }
 
@@ -173,7 +181,14 @@ impl Engine {
                     rec.subject_cn, rec.not_after, rec.id);
                 rec.state = CertState::OutcomeUnknown { due, at: now };
                 rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
-                self.put(rec).await?;
+                let ev = self.event(
+                    Event::OutcomeUnknown {
+                        cert: &rec,
+                        reason: "the daemon stopped between a renew call and recording its answer",
+                    },
+                    now,
+                );
+                self.commit(vec![rec], ev).await?;
                 n += 1;
             }
         }
@@ -411,7 +426,8 @@ impl Engine {
             rec.subject_cn, rec.not_after, rec.profile);
         rec.reported_no_auto_renew = Some(rec.not_after);
         rec.log(now, "expiring without auto-renew: reported");
-        self.put(rec).await
+        let ev = self.event(Event::ExpiringNoAutoRenew { cert: &rec }, now);
+        self.commit(vec![rec], ev).await
     }
 
     /// Renews one certificate, journaling the billable call. `reason: None` is the operator's
@@ -455,7 +471,8 @@ impl Engine {
                 None => "renewal started (by operator)",
             },
         );
-        self.put(rec.clone()).await?;
+        let ev = self.event(Event::RenewalStarted { cert: &rec, forced }, Utc::now());
+        self.commit(vec![rec.clone()], ev).await?;
         self.flush().await?;
         info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
             "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
@@ -471,6 +488,7 @@ impl Engine {
         };
         let result = client.renew(&rec.id, &req).await;
         let at = Utc::now();
+        let mut ev = None;
         let outcome = match result {
             Ok(new_id) => {
                 rec.state = CertState::Collecting {
@@ -488,6 +506,13 @@ impl Engine {
                 rec.state = CertState::OutcomeUnknown { due, at };
                 rec.last_error = Some(e.to_string());
                 rec.log(at, format!("renewal outcome unknown: {e}"));
+                ev = self.event(
+                    Event::OutcomeUnknown {
+                        cert: &rec,
+                        reason: &e.to_string(),
+                    },
+                    at,
+                );
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
                 RenewOutcome::Unknown(format!("{}: {e}", rec.id))
@@ -499,6 +524,14 @@ impl Engine {
                 };
                 rec.last_error = Some(e.to_string());
                 rec.log(at, format!("renewal refused: {e}"));
+                ev = self.event(
+                    Event::RenewalFailed {
+                        cert: &rec,
+                        reason: &e.to_string(),
+                        will_retry: None,
+                    },
+                    at,
+                );
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal of {} refused by SCM, not retrying automatically: {e}", rec.subject_cn);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
@@ -515,6 +548,16 @@ impl Engine {
                 );
                 rec.next_attempt = Some(next);
                 rec.last_error = Some(e.to_string());
+                if rec.failures == 1 {
+                    ev = self.event(
+                        Event::RenewalFailed {
+                            cert: &rec,
+                            reason: &e.to_string(),
+                            will_retry: Some(next),
+                        },
+                        at,
+                    );
+                }
                 rec.log(
                     at,
                     format!(
@@ -526,7 +569,7 @@ impl Engine {
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
         };
-        self.put(rec).await?;
+        self.commit(vec![rec], ev).await?;
         self.flush().await?;
         Ok(outcome)
     }
@@ -608,7 +651,15 @@ impl Engine {
                 old.log(at, format!("renewed: superseded by {new_id}"));
                 info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
                     "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
-                blocking(&self.store, move |s| s.put(&[old, new])).await?;
+                let ev = self.event(
+                    Event::Renewed {
+                        old: &old,
+                        new: &new,
+                        pem: &d.pem,
+                    },
+                    at,
+                );
+                self.commit(vec![old, new], ev).await?;
                 self.flush().await?;
                 Ok(Collected::Done)
             }
@@ -622,8 +673,16 @@ impl Engine {
                     at,
                 };
                 old.last_error = Some(msg.clone());
-                old.log(at, msg);
-                self.put(old).await?;
+                old.log(at, msg.clone());
+                let ev = self.event(
+                    Event::RenewalFailed {
+                        cert: &old,
+                        reason: &msg,
+                        will_retry: None,
+                    },
+                    at,
+                );
+                self.commit(vec![old], ev).await?;
                 self.flush().await?;
                 Ok(Collected::Failed)
             }
@@ -668,8 +727,28 @@ impl Engine {
         Ok(blocking(&self.store, move |s| s.get(&id)).await?)
     }
 
-    async fn put(&self, rec: CertRecord) -> Result<(), EngineError> {
-        Ok(blocking(&self.store, move |s| s.put(&[rec])).await?)
+    /// The Jira update for an event, when Jira is configured and the certificate is linked.
+    fn event(&self, ev: Event<'_>, now: DateTime<Utc>) -> Option<OutboxItem> {
+        if self.jira {
+            ev.outbox_item(now)
+        } else {
+            None
+        }
+    }
+
+    /// Records and the Jira update they announce, in one transaction; wakes the delivery.
+    async fn commit(
+        &self,
+        recs: Vec<CertRecord>,
+        ev: Option<OutboxItem>,
+    ) -> Result<(), EngineError> {
+        let items: Vec<OutboxItem> = ev.into_iter().collect();
+        let wake = !items.is_empty();
+        blocking(&self.store, move |s| s.commit(&recs, &items)).await?;
+        if wake {
+            self.shared.outbox.notify_one();
+        }
+        Ok(())
     }
 
     async fn flush(&self) -> Result<(), EngineError> {

@@ -3,6 +3,8 @@
 //! (status codes, error bodies, pending codes, token expiry, 401 + re-auth, 429 + Retry-After),
 //! with latency and error injection.
 
+pub mod jira;
 pub mod scm;
 
+pub use jira::{JiraFaults, JiraSim};
 pub use scm::{Faults, ScmSim, ScmSimConfig, Scripted};

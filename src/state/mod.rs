@@ -14,7 +14,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use records::{
-    CertOrigin, CertRecord, CertState, CycleSummary, ForceRun, HistoryEntry, ProfileState,
+    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, ForceRun, HistoryEntry,
+    OutboxItem, ProfileState, Steps,
 };
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
@@ -52,7 +53,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     fn get(&self, id: &str) -> StoreResult<Option<CertRecord>>;
     /// Inserts or replaces records, with their indexes, in one atomic step.
-    fn put(&self, recs: &[CertRecord]) -> StoreResult<()>;
+    fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
+        self.commit(recs, &[])
+    }
+    /// Records and new Jira updates in one atomic step. An update whose marker was queued
+    /// before (delivered or not) is not queued again.
+    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()>;
+    /// Queued Jira updates, oldest first (dead ones included), at most `limit`.
+    fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxItem>>;
+    /// Saves a queued update's progress.
+    fn update_outbox(&self, item: &OutboxItem) -> StoreResult<()>;
+    /// Removes a delivered update (its marker stays, so it is never queued again).
+    fn remove_outbox(&self, seq: u64) -> StoreResult<()>;
+    /// Pending (not dead) updates, the oldest one's creation time, and dead ones.
+    fn outbox_stats(&self) -> StoreResult<(usize, Option<DateTime<Utc>>, usize)>;
     fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>>;
     /// Active certificates whose notAfter is before `before`, earliest first. The cost grows
     /// with the number returned, not the number tracked.

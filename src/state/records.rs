@@ -173,3 +173,52 @@ pub struct CycleSummary {
     #[serde(default)]
     pub errors: Vec<String>,
 }
+
+/// A Jira update waiting for delivery. Written in the same transaction as the state change it
+/// reports; removed once delivered. `marker` makes it idempotent: the same event is never
+/// queued twice, and the comment carries the marker so a retry can see it already landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Delivery order; assigned by the store.
+    #[serde(default)]
+    pub seq: u64,
+    pub marker: String,
+    pub issue: String,
+    /// The event's name (`renewal_started`, `renewed`, ...): selects the transition.
+    pub event: String,
+    pub cert_id: String,
+    pub profile: String,
+    /// The comment, as plain text (paragraphs separated by blank lines).
+    pub comment: String,
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+    pub created: DateTime<Utc>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Steps Jira confirmed.
+    #[serde(default)]
+    pub done: Steps,
+    /// Steps sent at least once (after a crash, check Jira before sending again).
+    #[serde(default)]
+    pub tried: Steps,
+    /// Jira can never take this update (issue gone, no permission): kept for the operator.
+    #[serde(default)]
+    pub dead: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Steps {
+    pub comment: bool,
+    pub attachment: bool,
+    pub transition: bool,
+}

@@ -6,6 +6,7 @@
 //! - `in_flight`: id → (), certificates with a journaled billable call
 //! - `by_profile`: profile ‖ 0 ‖ id → (), every record
 //! - `profiles`: name → [`ProfileState`]
+//! - `outbox`: seq (8 bytes) → queued Jira update; `outbox_markers`: marker → seq
 //! - `meta`: `schema_version`, `last_cycle`
 
 use std::collections::BTreeMap;
@@ -15,7 +16,9 @@ use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{CertRecord, CertState, CycleSummary, ProfileState, Store, StoreError, StoreResult};
+use super::{
+    CertRecord, CertState, CycleSummary, OutboxItem, ProfileState, Store, StoreError, StoreResult,
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -26,6 +29,8 @@ pub struct SledStore {
     in_flight: sled::Tree,
     by_profile: sled::Tree,
     profiles: sled::Tree,
+    outbox: sled::Tree,
+    outbox_markers: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -97,6 +102,8 @@ impl SledStore {
             in_flight: db.open_tree("in_flight")?,
             by_profile: db.open_tree("by_profile")?,
             profiles: db.open_tree("profiles")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_markers: db.open_tree("outbox_markers")?,
             meta: db.open_tree("meta")?,
             db,
         };
@@ -173,20 +180,69 @@ impl Store for SledStore {
         }
     }
 
-    fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
+    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()> {
         (
             &self.certs,
             &self.by_not_after,
             &self.in_flight,
             &self.by_profile,
+            &self.outbox,
+            &self.outbox_markers,
         )
-            .transaction(|(c, na, inf, byp)| {
+            .transaction(|(c, na, inf, byp, ob, obm)| {
                 for r in recs {
                     Self::put_tx(c, na, inf, byp, r)?;
+                }
+                for item in outbox {
+                    if obm.get(item.marker.as_bytes())?.is_some() {
+                        continue;
+                    }
+                    let seq = ob.generate_id()?;
+                    let mut item = item.clone();
+                    item.seq = seq;
+                    ob.insert(&seq.to_be_bytes(), encode(&item))?;
+                    obm.insert(item.marker.as_bytes(), &seq.to_be_bytes())?;
                 }
                 Ok(())
             })
             .map_err(tx_err)
+    }
+
+    fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxItem>> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter().take(limit) {
+            let (k, v) = kv?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn update_outbox(&self, item: &OutboxItem) -> StoreResult<()> {
+        let key = item.seq.to_be_bytes();
+        if self.outbox.contains_key(key)? {
+            self.outbox.insert(key, encode(item))?;
+        }
+        Ok(())
+    }
+
+    fn remove_outbox(&self, seq: u64) -> StoreResult<()> {
+        self.outbox.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn outbox_stats(&self) -> StoreResult<(usize, Option<DateTime<Utc>>, usize)> {
+        let (mut pending, mut oldest, mut dead) = (0, None, 0);
+        for kv in self.outbox.iter() {
+            let (k, v) = kv?;
+            let item: OutboxItem = decode(&k, &v)?;
+            if item.dead.is_some() {
+                dead += 1;
+            } else {
+                pending += 1;
+                oldest = Some(oldest.map_or(item.created, |o: DateTime<Utc>| o.min(item.created)));
+            }
+        }
+        Ok((pending, oldest, dead))
     }
 
     fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>> {

@@ -1,0 +1,221 @@
+//! Delivers the outbox to Jira: comment, attachment, transition, each step recorded once Jira
+//! confirms it. Jira being down delays delivery (backoff, Retry-After) but never loses or
+//! doubles an update; order is kept (a stuck item holds the ones behind it).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{error, info, warn};
+
+use super::events::marker_line;
+use super::{JiraClient, JiraError};
+use crate::state::{blocking, OutboxItem, SharedStore, StoreError};
+
+pub struct Deliverer {
+    client: JiraClient,
+    transitions: BTreeMap<String, String>,
+    store: SharedStore,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PassReport {
+    pub delivered: usize,
+    pub dead: usize,
+    /// When the next pass should run (an item waiting for its retry time).
+    pub next: Option<DateTime<Utc>>,
+    /// Items still queued (not dead).
+    pub pending: usize,
+}
+
+/// Delay before retry `attempts`: 30 s doubling, at most 30 min, at least what Jira asked.
+pub fn retry_delay(attempts: u32, retry_after: Option<std::time::Duration>) -> Duration {
+    let backoff = Duration::seconds(30) * (1i32 << attempts.saturating_sub(1).min(6));
+    let asked = retry_after
+        .and_then(|d| Duration::from_std(d).ok())
+        .unwrap_or_else(Duration::zero);
+    backoff.min(Duration::minutes(30)).max(asked)
+}
+
+impl Deliverer {
+    pub fn new(
+        client: JiraClient,
+        transitions: BTreeMap<String, String>,
+        store: SharedStore,
+    ) -> Self {
+        Deliverer {
+            client,
+            transitions,
+            store,
+        }
+    }
+
+    async fn save(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        let it = item.clone();
+        blocking(&self.store, move |s| {
+            s.update_outbox(&it)?;
+            s.flush()
+        })
+        .await
+    }
+
+    /// Delivers what is due, in order. Stops at the first transient failure.
+    pub async fn pass(&self, now: DateTime<Utc>) -> Result<PassReport, StoreError> {
+        let items = blocking(&self.store, |s| s.outbox(10_000)).await?;
+        let mut report = PassReport::default();
+        let mut blocked = false;
+        for mut item in items {
+            if item.dead.is_some() {
+                continue;
+            }
+            if blocked {
+                report.pending += 1;
+                continue;
+            }
+            if let Some(at) = item.next_attempt.filter(|at| *at > now) {
+                report.next = Some(report.next.map_or(at, |n| n.min(at)));
+                report.pending += 1;
+                blocked = true;
+                continue;
+            }
+            match self.deliver(&mut item).await {
+                Ok(()) => {
+                    let seq = item.seq;
+                    blocking(&self.store, move |s| {
+                        s.remove_outbox(seq)?;
+                        s.flush()
+                    })
+                    .await?;
+                    info!(profile = %item.profile, cert_id = %item.cert_id, jira_key = %item.issue, "Jira {} updated ({})", item.issue, item.event);
+                    report.delivered += 1;
+                }
+                Err(DeliverError::Store(e)) => return Err(e),
+                Err(DeliverError::Jira(e)) => {
+                    item.attempts += 1;
+                    item.last_error = Some(e.to_string());
+                    match &e {
+                        JiraError::Permanent { .. } => {
+                            error!(profile = %item.profile, cert_id = %item.cert_id, jira_key = %item.issue, "Jira update {} cannot be delivered, keeping it for the operator: {e}", item.event);
+                            item.dead = Some(e.to_string());
+                            report.dead += 1;
+                        }
+                        JiraError::Auth => {
+                            let at = now + Duration::minutes(5);
+                            error!(jira_key = %item.issue, "{e}; Jira updates wait, next try at {at}");
+                            item.next_attempt = Some(at);
+                            report.next = Some(at);
+                            report.pending += 1;
+                            blocked = true;
+                        }
+                        JiraError::Transient { retry_after, .. } => {
+                            let at = now + retry_delay(item.attempts, *retry_after);
+                            warn!(jira_key = %item.issue, "Jira update delayed (attempt {}): {e}; next try at {at}", item.attempts);
+                            item.next_attempt = Some(at);
+                            report.next = Some(at);
+                            report.pending += 1;
+                            blocked = true;
+                        }
+                    }
+                    self.save(&item).await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn deliver(&self, item: &mut OutboxItem) -> Result<(), DeliverError> {
+        let key = item.issue.clone();
+        if !item.done.comment {
+            // After an attempt whose answer was lost, look before sending again.
+            let marker = marker_line(&item.marker);
+            if item.tried.comment
+                && self
+                    .client
+                    .comments(&key)
+                    .await?
+                    .iter()
+                    .any(|c| c.contains(&marker))
+            {
+                item.done.comment = true;
+            } else {
+                item.tried.comment = true;
+                self.save(item).await?;
+                self.client.add_comment(&key, &item.comment).await?;
+                item.done.comment = true;
+            }
+            self.save(item).await?;
+        }
+        if let Some(att) = item.attachment.clone().filter(|_| !item.done.attachment) {
+            if item.tried.attachment
+                && self
+                    .client
+                    .attachment_names(&key)
+                    .await?
+                    .contains(&att.filename)
+            {
+                item.done.attachment = true;
+            } else {
+                item.tried.attachment = true;
+                self.save(item).await?;
+                self.client
+                    .attach(&key, &att.filename, att.content.as_bytes())
+                    .await?;
+                item.done.attachment = true;
+            }
+            self.save(item).await?;
+        }
+        if !item.done.transition {
+            if let Some(name) = self.transitions.get(&item.event) {
+                let ts = self.client.transitions(&key).await?;
+                match ts
+                    .iter()
+                    .find(|t| t.name.eq_ignore_ascii_case(name) || t.to.eq_ignore_ascii_case(name))
+                {
+                    Some(t) => self.client.transition(&key, &t.id).await?,
+                    None => {
+                        let avail: Vec<String> = ts
+                            .iter()
+                            .map(|t| format!("{:?} (to {:?})", t.name, t.to))
+                            .collect();
+                        warn!(jira_key = %key, "transition {name:?} for {} is not available from {key}'s current status; the comment went in; available: {}", item.event, if avail.is_empty() { "none".into() } else { avail.join(", ") });
+                    }
+                }
+            }
+            item.done.transition = true;
+        }
+        Ok(())
+    }
+}
+
+enum DeliverError {
+    Jira(JiraError),
+    Store(StoreError),
+}
+
+impl From<JiraError> for DeliverError {
+    fn from(e: JiraError) -> Self {
+        DeliverError::Jira(e)
+    }
+}
+
+impl From<StoreError> for DeliverError {
+    fn from(e: StoreError) -> Self {
+        DeliverError::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays() {
+        let s: Vec<i64> = (1..=8)
+            .map(|a| retry_delay(a, None).num_seconds())
+            .collect();
+        assert_eq!(s, vec![30, 60, 120, 240, 480, 960, 1800, 1800]);
+        assert_eq!(
+            retry_delay(1, Some(std::time::Duration::from_secs(120))).num_seconds(),
+            120
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! Jira client for Cloud (REST v3, Atlassian Document Format, email + API token) and Data
+//! Center (REST v2, plain text, personal access token): comments, transitions, attachments.
+//! Every answer is classified once: transient (429/503 with Retry-After, 5xx, timeouts),
+//! authentication (401), or permanent (403, 404, 400) with what to fix.
+
+pub mod adf;
+pub mod deliver;
+pub mod events;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::{JiraConfig, JiraFlavor};
+use crate::secret::Secret;
+
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JiraError {
+    #[error("{what}")]
+    Transient {
+        what: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Jira refused the credentials (HTTP 401): check [jira] email and token (Cloud: an API token of that account; Data Center: a personal access token)")]
+    Auth,
+    #[error("{what}")]
+    Permanent { status: u16, what: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub id: String,
+    pub name: String,
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TransitionsBody {
+    #[serde(default)]
+    transitions: Vec<TransitionBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TransitionBody {
+    id: Value,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    to: Option<StatusBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusBody {
+    #[serde(default)]
+    name: String,
+}
+
+enum Auth {
+    Basic(String),
+    Bearer(Secret),
+}
+
+pub struct JiraClient {
+    http: reqwest::Client,
+    base: String,
+    flavor: JiraFlavor,
+    auth: Auth,
+}
+
+impl JiraClient {
+    pub fn new(cfg: &JiraConfig) -> Result<JiraClient, String> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(cfg.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sectigo-connector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let auth = match (&cfg.email, cfg.flavor) {
+            (Some(email), _) => Auth::Basic(
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{email}:{}", cfg.token.expose())),
+            ),
+            (None, _) => Auth::Bearer(cfg.token.clone()),
+        };
+        Ok(JiraClient {
+            http,
+            base: cfg.url.trim_end_matches('/').to_string(),
+            flavor: cfg.flavor,
+            auth,
+        })
+    }
+
+    pub fn flavor(&self) -> JiraFlavor {
+        self.flavor
+    }
+
+    fn api(&self, path: &str) -> String {
+        let v = match self.flavor {
+            JiraFlavor::Cloud => 3,
+            JiraFlavor::Datacenter => 2,
+        };
+        format!("{}/rest/api/{v}/issue/{path}", self.base)
+    }
+
+    fn req(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let rb = self
+            .http
+            .request(method, url)
+            .header("Accept", "application/json");
+        match &self.auth {
+            Auth::Basic(b) => rb.header("Authorization", format!("Basic {b}")),
+            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
+        }
+    }
+
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, JiraError> {
+        let mut resp = rb.send().await.map_err(|e| JiraError::Transient {
+            what: format!("{what} on {key}: Jira unreachable: {}", chain(&e)),
+            retry_after: None,
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::scm::classify::parse_retry_after(v, Utc::now()));
+        let mut body = Vec::new();
+        while let Some(c) = resp.chunk().await.map_err(|e| JiraError::Transient {
+            what: format!("{what} on {key}: the answer broke off: {}", chain(&e)),
+            retry_after: None,
+        })? {
+            if body.len() + c.len() > MAX_BODY {
+                return Err(JiraError::Permanent {
+                    status,
+                    what: format!("{what} on {key}: Jira's answer is larger than {MAX_BODY} bytes"),
+                });
+            }
+            body.extend_from_slice(&c);
+        }
+        classify(status, &body, retry_after, what, key)?;
+        Ok(body)
+    }
+
+    /// Adds a comment. `text` is plain text; paragraphs are separated by blank lines.
+    pub async fn add_comment(&self, key: &str, text: &str) -> Result<(), JiraError> {
+        let body = match self.flavor {
+            JiraFlavor::Cloud => json!({ "body": adf::document(text) }),
+            JiraFlavor::Datacenter => json!({ "body": text }),
+        };
+        let rb = self
+            .req(
+                reqwest::Method::POST,
+                &self.api(&format!("{}/comment", enc(key))),
+            )
+            .json(&body);
+        self.send(rb, "adding a comment", key).await.map(|_| ())
+    }
+
+    /// The plain text of the issue's comments (newest first, at most 100).
+    pub async fn comments(&self, key: &str) -> Result<Vec<String>, JiraError> {
+        let url = self.api(&format!(
+            "{}/comment?orderBy=-created&maxResults=100",
+            enc(key)
+        ));
+        let body = self
+            .send(
+                self.req(reqwest::Method::GET, &url),
+                "reading comments",
+                key,
+            )
+            .await?;
+        let v: Value = parse(&body, "reading comments", key)?;
+        Ok(v["comments"]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| match &c["body"] {
+                        Value::String(s) => s.clone(),
+                        doc => adf::text(doc),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn transitions(&self, key: &str) -> Result<Vec<Transition>, JiraError> {
+        let url = self.api(&format!("{}/transitions", enc(key)));
+        let body = self
+            .send(
+                self.req(reqwest::Method::GET, &url),
+                "listing transitions",
+                key,
+            )
+            .await?;
+        let t: TransitionsBody = parse(&body, "listing transitions", key)?;
+        Ok(t.transitions
+            .into_iter()
+            .map(|t| Transition {
+                id: match t.id {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                },
+                name: t.name,
+                to: t.to.map(|s| s.name).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Performs a transition, sending its id as a string (as Jira returns it).
+    pub async fn transition(&self, key: &str, id: &str) -> Result<(), JiraError> {
+        let url = self.api(&format!("{}/transitions", enc(key)));
+        let rb = self
+            .req(reqwest::Method::POST, &url)
+            .json(&json!({ "transition": { "id": id } }));
+        self.send(rb, "transitioning", key).await.map(|_| ())
+    }
+
+    /// The file names of the issue's attachments.
+    pub async fn attachment_names(&self, key: &str) -> Result<Vec<String>, JiraError> {
+        let url = self.api(&format!("{}?fields=attachment", enc(key)));
+        let body = self
+            .send(
+                self.req(reqwest::Method::GET, &url),
+                "reading attachments",
+                key,
+            )
+            .await?;
+        let v: Value = parse(&body, "reading attachments", key)?;
+        Ok(v["fields"]["attachment"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["filename"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Attaches a file (multipart field `file`, with the XSRF opt-out header Jira requires).
+    pub async fn attach(&self, key: &str, filename: &str, content: &[u8]) -> Result<(), JiraError> {
+        let url = self.api(&format!("{}/attachments", enc(key)));
+        let part = reqwest::multipart::Part::bytes(content.to_vec())
+            .file_name(filename.to_string())
+            .mime_str("application/x-pem-file")
+            .expect("valid mime");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let rb = self
+            .req(reqwest::Method::POST, &url)
+            .header("X-Atlassian-Token", "no-check")
+            .multipart(form);
+        self.send(rb, "attaching a file", key).await.map(|_| ())
+    }
+}
+
+/// One place that decides what a Jira answer means.
+pub fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    what: &str,
+    key: &str,
+) -> Result<(), JiraError> {
+    let detail = || {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let msgs: Vec<String> = v["errorMessages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let errs: Vec<String> = v["errors"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, m)| format!("{k}: {}", m.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = [msgs, errs].concat().join("; ");
+        if all.is_empty() {
+            String::from_utf8_lossy(&body[..body.len().min(120)])
+                .trim()
+                .to_string()
+        } else {
+            all
+        }
+    };
+    match status {
+        200..=299 => Ok(()),
+        401 => Err(JiraError::Auth),
+        403 => Err(JiraError::Permanent { status, what: format!("{what} on {key}: HTTP 403, no permission ({}); give the Jira account permission to comment, attach and transition in that project", detail()) }),
+        404 => Err(JiraError::Permanent { status, what: format!("{what} on {key}: HTTP 404, the issue does not exist or is not visible to the Jira account ({}); relink the certificate with `certs link`", detail()) }),
+        429 | 503 => Err(JiraError::Transient { what: format!("{what} on {key}: Jira answered HTTP {status} (busy)"), retry_after }),
+        500..=599 | 408 => Err(JiraError::Transient { what: format!("{what} on {key}: Jira answered HTTP {status}: {}", detail()), retry_after }),
+        _ => Err(JiraError::Permanent { status, what: format!("{what} on {key}: Jira answered HTTP {status}: {}", detail()) }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+    key: &str,
+) -> Result<T, JiraError> {
+    serde_json::from_slice(body).map_err(|e| JiraError::Transient {
+        what: format!("{what} on {key}: Jira's answer is not the expected JSON: {e}"),
+        retry_after: None,
+    })
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let ra = Some(Duration::from_secs(3));
+        assert!(classify(201, b"{}", None, "x", "K-1").is_ok());
+        assert!(classify(204, b"", None, "x", "K-1").is_ok());
+        assert!(matches!(
+            classify(401, b"", None, "x", "K-1"),
+            Err(JiraError::Auth)
+        ));
+        assert!(matches!(
+            classify(429, b"", ra, "x", "K-1"),
+            Err(JiraError::Transient {
+                retry_after: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify(503, b"", ra, "x", "K-1"),
+            Err(JiraError::Transient {
+                retry_after: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify(500, b"oops", None, "x", "K-1"),
+            Err(JiraError::Transient { .. })
+        ));
+        let e = classify(404, br#"{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}"#, None, "adding a comment", "CERT-9").unwrap_err();
+        assert!(matches!(e, JiraError::Permanent { status: 404, .. }));
+        assert!(
+            e.to_string().contains("CERT-9")
+                && e.to_string().contains("Issue does not exist")
+                && e.to_string().contains("certs link"),
+            "{e}"
+        );
+        let e = classify(
+            400,
+            br#"{"errorMessages":[],"errors":{"comment":"Comment body can not be empty!"}}"#,
+            None,
+            "adding a comment",
+            "CERT-9",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("comment: Comment body can not be empty!"),
+            "{e}"
+        );
+        assert!(matches!(
+            classify(403, b"", None, "x", "K-1"),
+            Err(JiraError::Permanent { status: 403, .. })
+        ));
+    }
+}
