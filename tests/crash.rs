@@ -197,3 +197,138 @@ async fn kill_9_never_bills_twice() {
         "each one reported loudly"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_jira_delivery_loses_and_doubles_nothing() {
+    use sectigo::config::JiraFlavor;
+    use sectigo::sim::{JiraFaults, JiraSim};
+    let kills: usize = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("kills: {kills}, seed: {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let jira = JiraSim::start(JiraFlavor::Cloud, "bot@example.com", "t")
+        .await
+        .unwrap();
+    jira.set_faults(JiraFaults {
+        latency: Duration::from_millis(25),
+        error_500: 0.05,
+        ..Default::default()
+    });
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.connector(&format!(
+        "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"t\"\n[jira.transitions]\nrenewed = \"Renewed\"\n",
+        jira.url()
+    ));
+    env.profile("web", "expiry_window_days = 30");
+    let keys: Vec<String> = (0..20).map(|i| format!("CERT-{}", 100 + i)).collect();
+    let mut list = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        jira.add_issue(k);
+        let id = env.sim_cert(&format!("j{i}.example.com"), 3);
+        list.push_str(&format!("{id} {k}\n"));
+    }
+    let file = env.path().join("import.txt");
+    std::fs::write(&file, list).unwrap();
+    let dir = env.path().to_path_buf();
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["certs", "import", "--profile", "web", "--from"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let log = env.path().join("daemon.log");
+    for k in 0..kills {
+        let mut child = spawn(&dir, &log);
+        let l = log.clone();
+        assert!(
+            tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k))
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut child = spawn(&dir, &log);
+    let d = dir.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        wait_for(60, || {
+            let out = Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&d)
+                .args(["status", "--json"])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["due"] == 0
+                && v["by_state"].get("collecting").is_none()
+                && v["jira"]["pending"] == 0
+                && v["daemon"].is_object()
+        })
+    })
+    .await
+    .unwrap();
+    let last = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert!(
+        done,
+        "did not converge: {}\n{}",
+        String::from_utf8_lossy(&last.stdout),
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let store = env.store();
+    let unknown = common::records(&store)
+        .iter()
+        .filter(|r| matches!(r.state, CertState::OutcomeUnknown { .. }))
+        .count();
+    for k in &keys {
+        let i = jira.issue(k).unwrap();
+        let started = i
+            .comments
+            .iter()
+            .filter(|c| c.starts_with("Renewal of certificate"))
+            .count();
+        let renewed = i
+            .comments
+            .iter()
+            .filter(|c| c.starts_with("Certificate renewed."))
+            .count();
+        let unknown_c = i
+            .comments
+            .iter()
+            .filter(|c| c.starts_with("Needs a human"))
+            .count();
+        assert_eq!(started, 1, "{k}: {:#?}", i.comments);
+        assert!(
+            renewed + unknown_c == 1,
+            "{k}: exactly one outcome: {:#?}",
+            i.comments
+        );
+        assert_eq!(i.attachments.len(), renewed, "{k}");
+        assert!(i.transitions.len() <= 1, "{k}: {:?}", i.transitions);
+    }
+    assert!(env.sim.billed_twice().is_empty());
+    println!("{} issues each updated exactly once per event after {kills} kills ({unknown} renewals with unknown outcome)", keys.len());
+}

@@ -186,7 +186,7 @@ fn schema_version_is_checked() {
     let d = tempfile::tempdir().unwrap();
     drop(SledStore::open(d.path(), 8).unwrap());
     {
-        let db = sled::open(d.path().join("db")).unwrap();
+        let db = raw_open(d.path());
         db.open_tree("meta")
             .unwrap()
             .insert("schema_version", "99")
@@ -205,7 +205,7 @@ fn corrupt_record_is_an_error_not_a_panic() {
     let d = tempfile::tempdir().unwrap();
     drop(SledStore::open(d.path(), 8).unwrap());
     {
-        let db = sled::open(d.path().join("db")).unwrap();
+        let db = raw_open(d.path());
         db.open_tree("certs")
             .unwrap()
             .insert("7", &b"{not json"[..])
@@ -215,4 +215,15 @@ fn corrupt_record_is_an_error_not_a_panic() {
     let s = SledStore::open(d.path(), 8).unwrap();
     let e = s.get("7").unwrap_err();
     assert!(e.to_string().contains("corrupt record \"7\""), "{e}");
+}
+
+/// Opens the raw sled database (to damage it), waiting for the previous opener's lock.
+fn raw_open(dir: &std::path::Path) -> sled::Db {
+    for _ in 0..50 {
+        if let Ok(db) = sled::open(dir.join("db")) {
+            return db;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("cannot open {}", dir.display());
 }

@@ -77,7 +77,7 @@ impl Deliverer {
                 blocked = true;
                 continue;
             }
-            match self.deliver(&mut item).await {
+            match self.deliver_retrying(&mut item).await {
                 Ok(()) => {
                     let seq = item.seq;
                     blocking(&self.store, move |s| {
@@ -120,6 +120,24 @@ impl Deliverer {
             }
         }
         Ok(report)
+    }
+
+    /// Delivers one item, retrying a passing error (a sporadic 500, a short Retry-After) a
+    /// few times before deferring the item with a persisted backoff.
+    async fn deliver_retrying(&self, item: &mut OutboxItem) -> Result<(), DeliverError> {
+        let mut delay = std::time::Duration::from_secs(1);
+        for _ in 0..3 {
+            match self.deliver(item).await {
+                Err(DeliverError::Jira(JiraError::Transient { retry_after, .. }))
+                    if retry_after.unwrap_or_default() <= std::time::Duration::from_secs(5) =>
+                {
+                    tokio::time::sleep(retry_after.unwrap_or(delay).max(delay)).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.deliver(item).await
     }
 
     async fn deliver(&self, item: &mut OutboxItem) -> Result<(), DeliverError> {

@@ -289,7 +289,16 @@ pub fn classify(
                     .collect()
             })
             .unwrap_or_default();
-        let all = [msgs, errs].concat().join("; ");
+        // RFC 7807 problem details (gateways, proxies): title, detail, validation messages.
+        let problem: Vec<String> = v["validation"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["message"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = [msgs, errs, problem].concat().join("; ");
         if all.is_empty() {
             String::from_utf8_lossy(&body[..body.len().min(120)])
                 .trim()

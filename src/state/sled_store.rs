@@ -79,23 +79,35 @@ impl SledStore {
             dir: d.clone(),
             source: sled::Error::Io(e),
         })?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(cache_mb * 1024 * 1024)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io)
+        // A process that just closed the database releases its lock from a background thread
+        // a moment later: retry a lock conflict briefly (never a hang) before answering "in use".
+        let mut tries = 0;
+        let db = loop {
+            let r = sled::Config::new()
+                .path(dir.join("db"))
+                .cache_capacity(cache_mb * 1024 * 1024)
+                .mode(sled::Mode::LowSpace)
+                .open();
+            match r {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    StoreError::Locked { dir: d.clone() }
+                    tries += 1;
+                    if tries >= 10 {
+                        return Err(StoreError::Locked { dir: d.clone() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                other => StoreError::Open {
-                    dir: d.clone(),
-                    source: other,
-                },
-            })?;
+                Err(other) => {
+                    return Err(StoreError::Open {
+                        dir: d.clone(),
+                        source: other,
+                    })
+                }
+            }
+        };
         let store = SledStore {
             certs: db.open_tree("certs")?,
             by_not_after: db.open_tree("by_not_after")?,
