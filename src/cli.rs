@@ -76,10 +76,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the daemon's engine against the built-in SCM simulator on loopback, with sample
-    /// profiles and certificates, and show the renewals happen. Touches nothing outside a
-    /// temporary directory.
+    /// Run the daemon's engine against the built-in SCM and Jira simulators on loopback, with
+    /// sample profiles, certificates and issues, and show the renewals and Jira updates happen.
+    /// Touches nothing outside a temporary directory.
     Demo,
+    /// Print a manual page (8: the command, 5: the configuration files), for packaging.
+    #[command(hide = true)]
+    Man {
+        #[arg(value_parser = ["5", "8"])]
+        section: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +179,17 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let dir = cli.config_dir;
     let request = match cli.command {
         Command::Demo => return runtime()?.block_on(crate::demo::run()),
+        Command::Man { section } => {
+            print!(
+                "{}",
+                if section == "5" {
+                    crate::manpage::page5()
+                } else {
+                    crate::manpage::page8()
+                }
+            );
+            return Ok(0);
+        }
         Command::CheckConfig => return check_config(&dir),
         Command::Run { once: false, .. } => return run_daemon(&dir),
         Command::Run {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod exit;
 pub mod jira;
 pub mod logging;
+pub mod manpage;
 pub mod scm;
 pub mod secret;
 pub mod sim;

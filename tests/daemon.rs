@@ -35,7 +35,7 @@ fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
     if let Some(n) = notify {
-        c.env("NOTIFY_SOCKET", n);
+        c.env("NOTIFY_SOCKET", n).env("WATCHDOG_USEC", "300000");
     }
     c.spawn().unwrap()
 }
@@ -73,7 +73,12 @@ fn notifications(sock: &UnixDatagram) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_commands_reload_and_stop() {
     let env = Env::new(ScmSimConfig::default()).await;
-    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.connector(&format!("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"));
     env.profile("web", "expiry_window_days = 30");
     let cert = env.sim_cert("due.example.com", 5);
     let later = env.sim_cert("later.example.com", 200);
@@ -83,6 +88,20 @@ async fn start_commands_reload_and_stop() {
     notify
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
+    // Read notifications as they come, as systemd does.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (r, n) = (received.clone(), notify.try_clone().unwrap());
+    let reader = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            let batch = notifications(&n);
+            let stop = batch.iter().any(|m| m.contains("STOPPING=1"));
+            r.lock().unwrap().extend(batch);
+            if stop {
+                break;
+            }
+        }
+    });
 
     let dir = env.path().to_path_buf();
     let mut child = spawn(&dir, &log, Some(&notify_path));
@@ -210,6 +229,26 @@ async fn start_commands_reload_and_stop() {
     );
     assert!(!out.contains("orphaned"), "{out}");
 
+    // Metrics: per-certificate series and the counters.
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "sectigo_certificate_not_after_seconds{profile=\"www\",cert_id=\"",
+        "sectigo_certificate_next_renewal_seconds{",
+        "sectigo_renewals_total{result=\"requested\"} 3",
+        "sectigo_renewals_total{result=\"renewed\"} 3",
+        "sectigo_certificates{state=\"superseded\"} 3",
+        "sectigo_certificates{state=\"active\"} 2",
+        "sectigo_jira_pending_updates 0",
+        "sectigo_last_cycle_finished_seconds ",
+    ] {
+        assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
+    }
+
     // A valid new configuration replaces the old one.
     env.profile("db", "");
     signal(&child, libc::SIGHUP);
@@ -255,13 +294,15 @@ async fn start_commands_reload_and_stop() {
     assert!(log_has(&log, "stopped"));
     assert!(!env.socket().exists(), "socket removed");
 
-    let msgs = notifications(&notify).join("\n");
+    reader.join().unwrap();
+    let msgs = received.lock().unwrap().join("\n");
     for want in [
         "READY=1",
         "STATUS=",
         "RELOADING=1",
         "MONOTONIC_USEC=",
         "STOPPING=1",
+        "WATCHDOG=1",
     ] {
         assert!(msgs.contains(want), "missing {want} in {msgs}");
     }

@@ -21,7 +21,14 @@ pub struct ConnectorConfig {
     pub scm: ScmConfig,
     pub renewal: RenewalConfig,
     pub control: ControlConfig,
+    pub metrics: MetricsConfig,
     pub jira: Option<JiraConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsConfig {
+    /// Loopback address of the Prometheus endpoint (`/metrics`); unset: off.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +211,15 @@ impl ConnectorConfig {
             r.error("control.socket", "must be an absolute path");
         }
 
+        let metrics = MetricsConfig {
+            listen: r.opt("metrics.listen"),
+        };
+        if let Some(a) = metrics.listen {
+            if !a.ip().is_loopback() {
+                r.error("metrics.listen", format!("{a} is not a loopback address; the endpoint has no authentication: use 127.0.0.1:PORT or [::1]:PORT (and a reverse proxy to expose it)"));
+            }
+        }
+
         let jira = Self::read_jira(r, credentials_dir);
         ConnectorConfig {
             state,
@@ -212,6 +228,7 @@ impl ConnectorConfig {
             scm,
             renewal,
             control,
+            metrics,
             jira,
         }
     }

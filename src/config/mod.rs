@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, RenewalConfig,
-    ScheduleConfig, ScmConfig, StateConfig, JIRA_EVENTS,
+    ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, MetricsConfig,
+    RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, JIRA_EVENTS,
 };
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use profile::{check_name, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};

@@ -3,6 +3,7 @@
 //! socket through which commands reach the running daemon.
 
 pub mod control;
+pub mod metrics;
 pub mod notify;
 pub mod schedule;
 
@@ -112,6 +113,13 @@ pub async fn run(
         shared.outbox.clone(),
         delivery_cancel.clone(),
     );
+    let (engine_tx, engine_rx) = tokio::sync::watch::channel(engine.clone());
+    if let Some(addr) = cfg.connector.metrics.listen {
+        match metrics::serve(addr, engine_rx).await {
+            Ok(_) => info!("metrics on http://{addr}/metrics"),
+            Err(e) => warn!("[metrics] listen {addr}: cannot listen ({e}); metrics are off"),
+        }
+    }
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
     let socket_path = cfg.connector.control.socket.clone();
@@ -254,6 +262,7 @@ pub async fn run(
                                 warn!("[log] level: {e}");
                             }
                             engine = Arc::new(new_engine);
+                            engine_tx.send_replace(engine.clone());
                             delivery_cancel.cancel();
                             delivery_cancel = CancellationToken::new();
                             delivery = spawn_delivery(&new, store.clone(), shared.outbox.clone(), delivery_cancel.clone());
@@ -296,6 +305,7 @@ pub async fn run(
         .await
         .map_err(|e| CliError::new(Exit::Failed, e))?;
     info!("stopped");
+    notify::flush();
     Ok(())
 }
 

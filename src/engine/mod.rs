@@ -72,6 +72,7 @@ pub struct Shared {
     pub(crate) limits: Arc<Limits>,
     /// Woken when a Jira update is queued.
     pub outbox: Arc<tokio::sync::Notify>,
+    pub counters: Arc<Counters>,
     busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -84,6 +85,7 @@ impl Shared {
             )),
             busy: Arc::default(),
             outbox: Arc::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -94,6 +96,19 @@ impl Shared {
             id: id.to_string(),
         })
     }
+}
+
+/// Renewal outcomes since the daemon started (for metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requested: std::sync::atomic::AtomicU64,
+    pub renewed: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    pub unknown: std::sync::atomic::AtomicU64,
+}
+
+fn bump(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Holds a certificate for one renewal; released on drop.
@@ -153,6 +168,10 @@ impl Engine {
             concurrency: cfg.connector.scm.max_concurrent * 2,
             jira: cfg.connector.jira.is_some(),
         })
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -500,6 +519,7 @@ impl Engine {
                 rec.last_error = None;
                 rec.log(at, format!("renewal requested: SCM certificate {new_id}"));
                 info!(profile = %rec.profile, cert_id = %rec.id, new_cert_id = %new_id, "renewal of {} accepted by SCM as certificate {new_id}", rec.subject_cn);
+                bump(&self.shared.counters.requested);
                 RenewOutcome::Requested { new_id }
             }
             Err(e) if e.maybe_billed() => {
@@ -515,6 +535,7 @@ impl Engine {
                 );
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
+                bump(&self.shared.counters.unknown);
                 RenewOutcome::Unknown(format!("{}: {e}", rec.id))
             }
             Err(e @ ScmError::Permanent { .. }) => {
@@ -534,6 +555,7 @@ impl Engine {
                 );
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal of {} refused by SCM, not retrying automatically: {e}", rec.subject_cn);
+                bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
             Err(e) => {
@@ -566,6 +588,7 @@ impl Engine {
                     ),
                 );
                 warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
         };
@@ -661,6 +684,7 @@ impl Engine {
                 );
                 self.commit(vec![old, new], ev).await?;
                 self.flush().await?;
+                bump(&self.shared.counters.renewed);
                 Ok(Collected::Done)
             }
             Err(ScmError::Pending { .. }) => Ok(Collected::Pending),
@@ -684,6 +708,7 @@ impl Engine {
                 );
                 self.commit(vec![old], ev).await?;
                 self.flush().await?;
+                bump(&self.shared.counters.failed);
                 Ok(Collected::Failed)
             }
             Err(e) => {

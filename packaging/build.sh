@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the packages into target/packages/: a .deb (cargo-deb) and an .rpm
+# (cargo-generate-rpm), installing those tools with cargo if they are missing.
+#   packaging/build.sh          build both packages
+#   packaging/build.sh --man    regenerate packaging/man/ from the code
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--man" ]; then
+    cargo build --locked
+    ./target/debug/sectigo-connector man 8 > packaging/man/sectigo-connector.8
+    ./target/debug/sectigo-connector man 5 > packaging/man/sectigo-connector.toml.5
+    echo "regenerated packaging/man/"
+    exit 0
+fi
+
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb@3.8.0
+command -v cargo-generate-rpm >/dev/null 2>&1 || cargo install --locked cargo-generate-rpm@0.21.1
+
+mkdir -p target/packages
+cargo build --release --locked
+cargo deb --no-build --locked --output target/packages/
+cargo generate-rpm --output target/packages/
+ls -l target/packages/

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Checks what packaging/build.sh built, and the unit file:
+# - the systemd unit verifies, and its exposure (systemd-analyze security) is 1.5 or lower;
+# - lintian reports no errors on the .deb;
+# - the .deb and the .rpm hold exactly the files operators rely on, with the right modes,
+#   config files marked as such, and maintainer scripts that enable nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "packaging check FAILED: $*" >&2; exit 1; }
+
+echo "-- systemd-analyze verify"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bin="$PWD/target/release/sectigo-connector"
+[ -x "$bin" ] || bin="$PWD/target/debug/sectigo-connector"
+sed "s|/usr/bin/sectigo-connector|$bin|" systemd/sectigo-connector.service > "$tmp/sectigo-connector.service"
+systemd-analyze verify --man=no "$tmp/sectigo-connector.service"
+
+echo "-- systemd-analyze security"
+score=$(systemd-analyze security --offline=true systemd/sectigo-connector.service 2>&1 | sed -n 's/.*Overall exposure level for sectigo-connector.service: \([0-9.]*\).*/\1/p')
+echo "exposure: $score"
+[ -n "$score" ] || fail "no exposure score"
+awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || fail "exposure $score is above 1.5"
+
+deb=$(ls target/packages/*.deb | head -1)
+rpm=$(ls target/packages/*.rpm | head -1)
+
+echo "-- lintian $deb"
+lintian --fail-on error --suppress-tags statically-linked-binary "$deb" | tee "$tmp/lintian.txt" || fail "lintian reports errors"
+
+echo "-- contents of $deb"
+dpkg-deb -c "$deb" | awk '{print $1, $6}' | sed 's|^\(.\{10\}\) \./|\1 /|' > "$tmp/deb.txt"
+cat "$tmp/deb.txt"
+for want in \
+  "-rwxr-xr-x /usr/bin/sectigo-connector" \
+  "-rw-r----- /etc/sectigo-connector/connector.toml" \
+  "-rw-r----- /etc/sectigo-connector/profiles.d/example.toml" \
+  "-rw-r----- /etc/sectigo-connector/profiles.d/example.secret" \
+  "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
+  "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf" \
+  "-rw-r--r-- /usr/lib/tmpfiles.d/sectigo-connector.conf" \
+  "-rw-r--r-- /usr/share/man/man8/sectigo-connector.8.gz" \
+  "-rw-r--r-- /usr/share/man/man5/sectigo-connector.toml.5.gz"; do
+  grep -qxF -- "$want" "$tmp/deb.txt" || fail "the .deb lacks: $want"
+done
+dpkg-deb -e "$deb" "$tmp/control"
+for f in /etc/sectigo-connector/connector.toml /etc/sectigo-connector/profiles.d/example.toml; do
+  grep -qxF "$f" "$tmp/control/conffiles" || fail "$f is not a conffile"
+done
+grep -q "systemd-sysusers" "$tmp/control/postinst" || fail "postinst does not create the user"
+# Nothing is enabled or started on a first install: an enable only re-creates the links of a
+# service that was enabled before (upgrade), a restart only happens on upgrade ("$2" set).
+awk '/was-enabled/ { guard = 1 } /deb-systemd-helper enable/ && !guard { bad = 1 } /^\t\tfi$|^\tfi$/ { guard = 0 }
+     END { exit bad }' "$tmp/control/postinst" || fail "postinst enables the service on install"
+if grep -qE "systemctl (enable|start)|deb-systemd-invoke (start|restart) " "$tmp/control/postinst"; then
+  fail "postinst starts the service"
+fi
+grep -q 'if \[ -n "\$2" \]; then' "$tmp/control/postinst" || fail "postinst restarts outside upgrades"
+
+echo "-- contents of $rpm"
+rpm -qlpv "$rpm" | awk '{print $1, $NF}' | tee "$tmp/rpm.txt"
+for want in \
+  "-rwxr-xr-x /usr/bin/sectigo-connector" \
+  "-rw-r----- /etc/sectigo-connector/connector.toml" \
+  "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
+  "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf"; do
+  grep -qxF -- "$want" "$tmp/rpm.txt" || fail "the .rpm lacks: $want"
+done
+rpm -qcp "$rpm" | grep -qx /etc/sectigo-connector/connector.toml || fail "connector.toml is not an rpm config file"
+echo "packaging checks passed"

@@ -1,0 +1,134 @@
+//! The optional Prometheus endpoint (`[metrics] listen`, loopback only): `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::engine::policy::{self, Decision};
+use crate::engine::{Counters, Engine};
+use crate::state::blocking;
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics text, in the Prometheus exposition format.
+pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) -> String {
+    let policies = engine.policies(false, now).await.unwrap_or_default();
+    let store = engine.store().clone();
+    let (certs, by_state) = blocking(&store, move |s| {
+        let mut lines = String::new();
+        let mut by_state = std::collections::BTreeMap::<&'static str, u64>::new();
+        s.scan(&mut |r| {
+            *by_state.entry(r.state.name()).or_default() += 1;
+            if r.state.is_live() {
+                let l = format!(
+                    "profile=\"{}\",cert_id=\"{}\",subject=\"{}\"",
+                    label(&r.profile),
+                    label(&r.id),
+                    label(&r.subject_cn)
+                );
+                writeln!(
+                    lines,
+                    "sectigo_certificate_not_after_seconds{{{l}}} {}",
+                    r.not_after.timestamp()
+                )
+                .ok();
+                writeln!(
+                    lines,
+                    "sectigo_certificate_consecutive_failures{{{l}}} {}",
+                    r.failures
+                )
+                .ok();
+                let next = match policies.get(&r.profile).map(|p| policy::decide(&r, p, now)) {
+                    Some(Decision::Renew { .. }) => Some(now),
+                    Some(Decision::Backoff { until }) => Some(until),
+                    Some(Decision::NotDue { at }) => Some(at),
+                    _ => None,
+                };
+                if let Some(n) = next {
+                    writeln!(
+                        lines,
+                        "sectigo_certificate_next_renewal_seconds{{{l}}} {}",
+                        n.timestamp()
+                    )
+                    .ok();
+                }
+            }
+            true
+        })?;
+        Ok((lines, by_state))
+    })
+    .await
+    .unwrap_or_default();
+    let (pending, _, dead) = blocking(&store, |s| s.outbox_stats())
+        .await
+        .unwrap_or_default();
+    let last = blocking(&store, |s| s.last_cycle()).await.ok().flatten();
+
+    let mut o = String::new();
+    o.push_str("# HELP sectigo_certificate_not_after_seconds When the certificate expires (Unix time).\n# TYPE sectigo_certificate_not_after_seconds gauge\n");
+    o.push_str("# HELP sectigo_certificate_next_renewal_seconds When the certificate will next be renewed (Unix time; now when due).\n# TYPE sectigo_certificate_next_renewal_seconds gauge\n");
+    o.push_str("# HELP sectigo_certificate_consecutive_failures Failed renewal attempts since the last success.\n# TYPE sectigo_certificate_consecutive_failures gauge\n");
+    o.push_str(&certs);
+    o.push_str("# HELP sectigo_certificates Tracked certificates by state.\n# TYPE sectigo_certificates gauge\n");
+    for (st, n) in by_state {
+        writeln!(o, "sectigo_certificates{{state=\"{st}\"}} {n}").ok();
+    }
+    o.push_str("# HELP sectigo_renewals_total Renewal outcomes since the daemon started.\n# TYPE sectigo_renewals_total counter\n");
+    for (result, c) in [
+        ("requested", &counters.requested),
+        ("renewed", &counters.renewed),
+        ("failed", &counters.failed),
+        ("unknown", &counters.unknown),
+    ] {
+        writeln!(
+            o,
+            "sectigo_renewals_total{{result=\"{result}\"}} {}",
+            c.load(Ordering::Relaxed)
+        )
+        .ok();
+    }
+    o.push_str("# HELP sectigo_jira_pending_updates Jira updates waiting for delivery.\n# TYPE sectigo_jira_pending_updates gauge\n");
+    writeln!(o, "sectigo_jira_pending_updates {pending}").ok();
+    o.push_str("# HELP sectigo_jira_undeliverable_updates Jira updates Jira can never take (issue gone, no permission).\n# TYPE sectigo_jira_undeliverable_updates gauge\n");
+    writeln!(o, "sectigo_jira_undeliverable_updates {dead}").ok();
+    if let Some(t) = last.and_then(|c| c.finished) {
+        o.push_str("# HELP sectigo_last_cycle_finished_seconds When the last renewal cycle finished (Unix time).\n# TYPE sectigo_last_cycle_finished_seconds gauge\n");
+        writeln!(o, "sectigo_last_cycle_finished_seconds {}", t.timestamp()).ok();
+    }
+    o
+}
+
+/// Serves `/metrics` on `addr` with the engine of the current configuration.
+pub async fn serve(
+    addr: SocketAddr,
+    engine: watch::Receiver<Arc<Engine>>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(
+                |State(rx): State<watch::Receiver<Arc<Engine>>>| async move {
+                    let engine = rx.borrow().clone();
+                    let text = render(&engine, engine.counters(), Utc::now()).await;
+                    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+                },
+            ),
+        )
+        .with_state(engine);
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }))
+}

@@ -1,0 +1,170 @@
+//! The manual pages, generated: sectigo-connector(8) from the command line's own definitions,
+//! sectigo-connector.toml(5) from the shipped, commented configuration files. The packaged
+//! copies under packaging/man/ are checked against these by a test.
+
+use clap::CommandFactory;
+
+const CONNECTOR_TOML: &str = include_str!("../etc/sectigo-connector/connector.toml");
+const EXAMPLE_PROFILE: &str = include_str!("../etc/sectigo-connector/profiles.d/example.toml");
+
+/// Escapes text for a roff no-fill block.
+fn roff_literal(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.replace('\\', "\\e");
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// sectigo-connector(8).
+pub fn page8() -> String {
+    let cmd = crate::cli::Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .section("8")
+        .render(&mut out)
+        .expect("render");
+    let s = String::from_utf8(out).expect("utf-8");
+    // The subcommands are documented below, in this page, not in pages of their own.
+    let mut s = subcommand_refs(&s);
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let mut subs: Vec<(String, clap::Command)> =
+            vec![(sub.get_name().to_string(), sub.clone())];
+        subs.extend(
+            sub.get_subcommands()
+                .map(|c| (format!("{} {}", sub.get_name(), c.get_name()), c.clone())),
+        );
+        for (name, c) in subs {
+            if c.has_subcommands() {
+                continue;
+            }
+            s.push_str(&format!(".SH \"COMMAND: {}\"\n", name.to_uppercase()));
+            let mut buf = Vec::new();
+            let man = clap_mangen::Man::new(c.clone().name(format!("sectigo-connector {name}")));
+            man.render_synopsis_section(&mut buf).expect("render");
+            man.render_description_section(&mut buf).expect("render");
+            if c.get_arguments()
+                .any(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "config_dir")
+            {
+                man.render_options_section(&mut buf).expect("render");
+            }
+            let text = String::from_utf8(buf).expect("utf-8");
+            // Nest the generated sections under this command.
+            s.push_str(&text.replace(".SH ", ".SS "));
+        }
+    }
+    s.push_str(
+        r#".SH FILES
+.TP
+/etc/sectigo-connector/connector.toml
+Global settings; see sectigo-connector.toml(5).
+.TP
+/etc/sectigo-connector/profiles.d/NAME.toml
+One Sectigo profile per file; NAME is the profile's name.
+.TP
+/var/lib/sectigo-connector/
+The state: certificate inventory, renewal journal, queued Jira updates (sled).
+.TP
+/run/sectigo-connector/control.sock
+The control socket of the running daemon.
+.SH ENVIRONMENT
+.TP
+SECTIGO_CONNECTOR_CONFIG_DIR
+The configuration directory (as \-\-config\-dir).
+.TP
+SECTIGO_CONNECTOR_\fISECTION\fR__\fIKEY\fR
+Overrides a key of connector.toml, e.g. SECTIGO_CONNECTOR_STATE__DIR.
+.TP
+CREDENTIALS_DIRECTORY
+Set by systemd's LoadCredential=; secrets not set in the files are read from it.
+.SH SIGNALS
+SIGHUP re-reads the configuration (an invalid one is refused, the running one stays).
+SIGTERM and SIGINT stop the daemon after renew calls in flight are answered.
+.SH EXIT STATUS
+0 success; 1 the work failed; 2 usage error; 75 temporary failure (state locked, SCM
+unreachable); 78 configuration error (the message names the file and the key).
+.SH SEE ALSO
+sectigo-connector.toml(5), systemctl(1), journalctl(1)
+"#,
+    );
+    s
+}
+
+/// `sectigo\-connector\-run(8)` → `sectigo\-connector run` (see its COMMAND section).
+fn subcommand_refs(s: &str) -> String {
+    const PREFIX: &str = "sectigo\\-connector\\-";
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(PREFIX) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + PREFIX.len()..];
+        match after.find("(8)") {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '\\' || c == '-') =>
+            {
+                out.push_str(&format!("sectigo\\-connector {}", &after[..j]));
+                rest = &after[j + 3..];
+            }
+            _ => {
+                out.push_str(PREFIX);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// sectigo-connector.toml(5).
+pub fn page5() -> String {
+    format!(
+        r#".TH SECTIGO-CONNECTOR.TOML 5 "" "sectigo-connector {version}" "File Formats"
+.SH NAME
+sectigo-connector.toml \- configuration of sectigo-connector
+.SH SYNOPSIS
+/etc/sectigo-connector/connector.toml
+.br
+/etc/sectigo-connector/profiles.d/\fINAME\fR.toml
+.SH DESCRIPTION
+sectigo-connector reads TOML files from its configuration directory: connector.toml for the
+global settings, and one file per Sectigo profile in profiles.d/, whose stem is the profile's
+name. Files in profiles.d/ not ending in .toml, and hidden files, are ignored. Unknown keys,
+wrong types and out-of-range values are errors that name the file and the key; every error
+of every file is reported at once, and the daemon exits 78 (or, on reload, keeps the running
+configuration). Check a configuration with \fBsectigo-connector check-config\fR.
+.PP
+Any key of connector.toml can be overridden by an environment variable
+SECTIGO_CONNECTOR_\fISECTION\fR__\fIKEY\fR (for example SECTIGO_CONNECTOR_STATE__DIR).
+.PP
+Secrets (client_secret, the Jira token) can be given inline, in a file (client_secret_file,
+token_file; a relative path is looked up in $CREDENTIALS_DIRECTORY, then beside the file), or
+as systemd credentials named \fINAME\fR.client_secret and jira.token. A profile file holding
+an inline secret and readable by other users gets a warning.
+.SH CONNECTOR.TOML
+Every key, with its default:
+.PP
+.nf
+{connector}
+.fi
+.SH PROFILES.D/NAME.TOML
+Every key; client_id, a secret and scm_url are required:
+.PP
+.nf
+{profile}
+.fi
+.SH SEE ALSO
+sectigo-connector(8)
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        connector = roff_literal(CONNECTOR_TOML),
+        profile = roff_literal(EXAMPLE_PROFILE),
+    )
+}
