@@ -283,6 +283,16 @@ impl ConnectorConfig {
                 Secret::new("")
             }
         };
+        if token
+            .expose()
+            .chars()
+            .any(|c| c.is_control() || !c.is_ascii())
+        {
+            r.error(
+                "jira.token",
+                "holds control or non-ASCII characters; it cannot be sent in an HTTP header",
+            );
+        }
         if !(1..=600).contains(&timeout_secs) {
             r.error("jira.timeout_secs", "must be between 1 and 600 seconds");
         }

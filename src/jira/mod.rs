@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{JiraConfig, JiraFlavor};
-use crate::secret::Secret;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -60,16 +59,13 @@ struct StatusBody {
     name: String,
 }
 
-enum Auth {
-    Basic(String),
-    Bearer(Secret),
-}
-
 pub struct JiraClient {
     http: reqwest::Client,
     base: String,
     flavor: JiraFlavor,
-    auth: Auth,
+    /// The Authorization header, marked sensitive: no Debug output (ours, hyper's, reqwest's)
+    /// ever prints it.
+    auth: reqwest::header::HeaderValue,
 }
 
 impl JiraClient {
@@ -81,13 +77,18 @@ impl JiraClient {
             .user_agent(concat!("sectigo-connector/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        let auth = match (&cfg.email, cfg.flavor) {
-            (Some(email), _) => Auth::Basic(
+        let value = match &cfg.email {
+            Some(email) => format!(
+                "Basic {}",
                 base64::engine::general_purpose::STANDARD
-                    .encode(format!("{email}:{}", cfg.token.expose())),
+                    .encode(format!("{email}:{}", cfg.token.expose()))
             ),
-            (None, _) => Auth::Bearer(cfg.token.clone()),
+            None => format!("Bearer {}", cfg.token.expose()),
         };
+        let mut auth = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+            "[jira] token: holds characters that cannot go in an HTTP header".to_string()
+        })?;
+        auth.set_sensitive(true);
         Ok(JiraClient {
             http,
             base: cfg.url.trim_end_matches('/').to_string(),
@@ -109,14 +110,10 @@ impl JiraClient {
     }
 
     fn req(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let rb = self
-            .http
+        self.http
             .request(method, url)
-            .header("Accept", "application/json");
-        match &self.auth {
-            Auth::Basic(b) => rb.header("Authorization", format!("Basic {b}")),
-            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
-        }
+            .header("Accept", "application/json")
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
     }
 
     async fn send(

@@ -92,6 +92,12 @@ pub enum Scripted {
     Html(u16),
     /// This status, content type and body, verbatim.
     Raw(u16, &'static str, String),
+    /// This status, content type and body bytes (not necessarily UTF-8), verbatim.
+    Bytes(u16, &'static str, Vec<u8>),
+    /// A redirect (302) to this URL.
+    Redirect(String),
+    /// A 200 whose body comes one byte every `every`, `bytes` times.
+    Drip { bytes: usize, every: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +279,18 @@ impl ScmSim {
         self.sim.inner.lock().unwrap().tokens.len()
     }
 
+    /// The access tokens issued so far (to check that none reaches a log).
+    pub fn tokens(&self) -> Vec<String> {
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .tokens
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     pub fn set_faults(&self, f: Faults) {
         *self.sim.faults.lock().unwrap() = f;
     }
@@ -452,6 +470,30 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
                 body,
             )
                 .into_response(),
+            Scripted::Bytes(st, ct, body) => (
+                StatusCode::from_u16(st).unwrap_or(StatusCode::OK),
+                [("content-type", ct)],
+                body,
+            )
+                .into_response(),
+            Scripted::Redirect(to) => (StatusCode::FOUND, [("location", to)], "").into_response(),
+            Scripted::Drip { bytes, every } => {
+                let stream = futures::stream::unfold(0usize, move |i| async move {
+                    if i >= bytes {
+                        return None;
+                    }
+                    tokio::time::sleep(every).await;
+                    Some((
+                        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"-")),
+                        i + 1,
+                    ))
+                });
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "application/x-pem-file")
+                    .body(Body::from_stream(stream))
+                    .expect("response")
+            }
         });
     }
     let roll: f64 = rand::thread_rng().gen();

@@ -30,14 +30,22 @@ pub enum StoreError {
         expected: u32,
         hint: &'static str,
     },
-    #[error("cannot open the state directory {dir}: {source}")]
-    Open { dir: String, source: sled::Error },
+    // The sled error is part of the message, not a `source`: printed once, whether the error
+    // is shown alone or with its chain.
+    #[error("cannot open the state directory {dir}: {error}")]
+    Open { dir: String, error: sled::Error },
     #[error("state database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(sled::Error),
     #[error("corrupt record {key:?} in the state: {error}")]
     Corrupt { key: String, error: String },
     #[error("{0}")]
     Conflict(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e)
+    }
 }
 
 impl StoreError {

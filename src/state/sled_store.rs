@@ -77,7 +77,7 @@ impl SledStore {
         let d = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             dir: d.clone(),
-            source: sled::Error::Io(e),
+            error: sled::Error::Io(e),
         })?;
         // A process that just closed the database releases its lock from a background thread
         // a moment later: retry a lock conflict briefly (never a hang) before answering "in use".
@@ -87,6 +87,9 @@ impl SledStore {
                 .path(dir.join("db"))
                 .cache_capacity(cache_mb * 1024 * 1024)
                 .mode(sled::Mode::LowSpace)
+                // Every write that matters is flushed explicitly; no background flushes, so an
+                // idle daemon has no thread waking up twice a second.
+                .flush_every_ms(None)
                 .open();
             match r {
                 Ok(db) => break db,
@@ -103,7 +106,7 @@ impl SledStore {
                 Err(other) => {
                     return Err(StoreError::Open {
                         dir: d.clone(),
-                        source: other,
+                        error: other,
                     })
                 }
             }
