@@ -255,7 +255,7 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
             wall.as_secs_f64(),
             ideal,
             wall.as_secs_f64() / ideal,
-            sim.max_requests_in(Duration::from_secs(1))
+            sim.max_requests_in_since(Duration::from_secs(1), before)
         );
         assert!(sim.billed_twice().is_empty());
     });

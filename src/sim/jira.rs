@@ -198,12 +198,8 @@ async fn admit(sim: &Sim, headers: &HeaderMap, key: &str) -> Result<(), Response
         tokio::time::sleep(faults.latency).await;
     }
     if faults.down {
-        return Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            [("retry-after", "1")],
-            "Jira is down for maintenance",
-        )
-            .into_response());
+        let after = faults.retry_after_secs.max(1).to_string();
+        return Err((StatusCode::SERVICE_UNAVAILABLE, [("retry-after", after)], "Jira is down for maintenance").into_response());
     }
     let roll: f64 = rand::thread_rng().gen();
     if roll < faults.rate_429 {

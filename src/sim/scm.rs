@@ -376,7 +376,13 @@ impl ScmSim {
 
     /// The most API requests (not token requests) that arrived within any `window`.
     pub fn max_requests_in(&self, window: Duration) -> usize {
-        let log = self.requests();
+        self.max_requests_in_since(window, 0)
+    }
+
+    /// The same, over the requests from the `from`-th on (a phase of a run).
+    pub fn max_requests_in_since(&self, window: Duration, from: usize) -> usize {
+        let mut log = self.requests();
+        let log = log.split_off(from.min(log.len()));
         let at: Vec<Instant> = log
             .iter()
             .filter(|r| r.path.starts_with("/api/"))

@@ -116,3 +116,11 @@ pub fn get(store: &SharedStore, id: &str) -> CertRecord {
         .unwrap()
         .unwrap_or_else(|| panic!("certificate {id} not tracked"))
 }
+
+impl Drop for Env {
+    /// A failing test must not leave its daemons running: kill any started on this directory.
+    fn drop(&mut self) {
+        let pattern = format!("--config-dir {}", self.dir.path().display());
+        let _ = std::process::Command::new("pkill").args(["-KILL", "-f", &pattern]).status();
+    }
+}
