@@ -75,7 +75,10 @@ async fn kill_9_never_bills_twice() {
         error_5xx: 0.05,
         ..Default::default()
     });
-    let certs: i64 = std::env::var("CRASH_CERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(80);
+    let certs: i64 = std::env::var("CRASH_CERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80);
     let due: Vec<String> = (0..certs)
         .map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25))
         .collect();
@@ -105,7 +108,10 @@ async fn kill_9_never_bills_twice() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("imported {}, skipped 0", due.len() + not_due.len())),
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "imported {}, skipped 0",
+            due.len() + not_due.len()
+        )),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

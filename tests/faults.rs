@@ -18,8 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scm_and_jira_faults_together() {
-    let jira = JiraSim::start(JiraFlavor::Datacenter, "bot", "pat").await.unwrap();
-    let env = Env::new(ScmSimConfig { token_ttl: Duration::from_secs(300), ..Default::default() }).await;
+    let jira = JiraSim::start(JiraFlavor::Datacenter, "bot", "pat")
+        .await
+        .unwrap();
+    let env = Env::new(ScmSimConfig {
+        token_ttl: Duration::from_secs(300),
+        ..Default::default()
+    })
+    .await;
     env.connector(&format!("[jira]\nurl = \"{}\"\nflavor = \"datacenter\"\ntoken = \"pat\"\n[jira.transitions]\nrenewed = \"Renewed\"\n", jira.url()));
     env.profile("web", "expiry_window_days = 30");
     let store = env.store();
@@ -28,8 +34,21 @@ async fn scm_and_jira_faults_together() {
     for i in 0..30 {
         let key = format!("CERT-{}", 500 + i);
         jira.add_issue(&key);
-        let id = env.sim_cert(&format!("f{i}.example.com"), if i < 24 { 2 + i as i64 } else { 90 });
-        engine.import("web", vec![ImportLine { cert_id: id.clone(), issue: Some(key) }], Utc::now()).await.unwrap();
+        let id = env.sim_cert(
+            &format!("f{i}.example.com"),
+            if i < 24 { 2 + i as i64 } else { 90 },
+        );
+        engine
+            .import(
+                "web",
+                vec![ImportLine {
+                    cert_id: id.clone(),
+                    issue: Some(key),
+                }],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
         if i < 24 {
             due.push(id);
         }
@@ -41,9 +60,17 @@ async fn scm_and_jira_faults_together() {
         token_revoke_after: Some(Duration::from_secs(1)),
         ..Default::default()
     });
-    jira.set_faults(JiraFaults { down: true, retry_after_secs: 600, ..Default::default() });
+    jira.set_faults(JiraFaults {
+        down: true,
+        retry_after_secs: 600,
+        ..Default::default()
+    });
     let cfg = env.config().connector.jira.unwrap();
-    let deliverer = Deliverer::new(JiraClient::new(&cfg).unwrap(), cfg.transitions.clone(), store.clone());
+    let deliverer = Deliverer::new(
+        JiraClient::new(&cfg).unwrap(),
+        cfg.transitions.clone(),
+        store.clone(),
+    );
 
     let mut clock = Utc::now();
     for round in 0..12 {
@@ -52,13 +79,31 @@ async fn scm_and_jira_faults_together() {
         }
         // Time passes between rounds: backoffs expire (renewal backoff is hours; jump a day).
         clock += chrono::Duration::hours(if round == 0 { 0 } else { 26 });
-        engine.run_cycle(clock, false, &CancellationToken::new()).await.unwrap();
-        deliverer.pass(clock + chrono::Duration::hours(1)).await.unwrap();
+        engine
+            .run_cycle(clock, false, &CancellationToken::new())
+            .await
+            .unwrap();
+        deliverer
+            .pass(clock + chrono::Duration::hours(1))
+            .await
+            .unwrap();
     }
-    let errors = env.sim.requests().iter().filter(|q| q.status >= 429).count();
-    println!("SCM answered {errors} errors; Jira received {} requests, down for the first half", jira.requests());
+    let errors = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.status >= 429)
+        .count();
+    println!(
+        "SCM answered {errors} errors; Jira received {} requests, down for the first half",
+        jira.requests()
+    );
     assert!(errors > 10);
-    assert!(env.sim.billed_twice().is_empty(), "{:?}", env.sim.billed_twice());
+    assert!(
+        env.sim.billed_twice().is_empty(),
+        "{:?}",
+        env.sim.billed_twice()
+    );
     let mut unknown = 0;
     for id in &due {
         match store.get(id).unwrap().unwrap().state {
@@ -67,12 +112,29 @@ async fn scm_and_jira_faults_together() {
             s => panic!("{id}: {s:?}"),
         }
     }
-    assert_eq!(unknown, 0, "5xx and 429 are answered before SCM acts: never an unknown outcome");
+    assert_eq!(
+        unknown, 0,
+        "5xx and 429 are answered before SCM acts: never an unknown outcome"
+    );
     assert_eq!(store.outbox_stats().unwrap().0, 0, "every update delivered");
     for i in 0..24 {
         let issue = jira.issue(&format!("CERT-{}", 500 + i)).unwrap();
-        let started = issue.comments.iter().filter(|c| c.starts_with("Renewal of certificate")).count();
-        let renewed = issue.comments.iter().filter(|c| c.starts_with("Certificate renewed.")).count();
-        assert_eq!((started, renewed), (1, 1), "CERT-{}: {:#?}", 500 + i, issue.comments);
+        let started = issue
+            .comments
+            .iter()
+            .filter(|c| c.starts_with("Renewal of certificate"))
+            .count();
+        let renewed = issue
+            .comments
+            .iter()
+            .filter(|c| c.starts_with("Certificate renewed."))
+            .count();
+        assert_eq!(
+            (started, renewed),
+            (1, 1),
+            "CERT-{}: {:#?}",
+            500 + i,
+            issue.comments
+        );
     }
 }

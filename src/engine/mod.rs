@@ -476,26 +476,6 @@ impl Engine {
         }
         let forced = reason == Some(Reason::Forced);
         let due = rec.not_after;
-        // Journal the intent, durably, before the billable call.
-        rec.state = CertState::RenewRequested {
-            due,
-            at: Utc::now(),
-            forced,
-        };
-        rec.log(
-            Utc::now(),
-            match reason {
-                Some(Reason::Window) => "renewal started (inside the expiry window)",
-                Some(Reason::Forced) => "renewal started (force renewal)",
-                None => "renewal started (by operator)",
-            },
-        );
-        let ev = self.event(Event::RenewalStarted { cert: &rec, forced }, Utc::now());
-        self.commit(vec![rec.clone()], ev).await?;
-        self.flush().await?;
-        info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-            "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
-
         let req = RenewRequest {
             profile_id: profile.scm_profile_id,
             custom_fields: profile
@@ -505,7 +485,34 @@ impl Engine {
                 .collect(),
             comments: profile.ssl_cert_comments.clone(),
         };
-        let result = client.renew(&rec.id, &req).await;
+        // Wait for the rate limit and the token before journaling: a crash while waiting then
+        // leaves nothing unknown behind. Failing to get them is a failed attempt, with nothing
+        // sent and nothing journaled.
+        let result = match client.reserve().await {
+            Err(e) => Err(e),
+            Ok(reserved) => {
+                // Journal the intent, durably, before the billable call.
+                rec.state = CertState::RenewRequested {
+                    due,
+                    at: Utc::now(),
+                    forced,
+                };
+                rec.log(
+                    Utc::now(),
+                    match reason {
+                        Some(Reason::Window) => "renewal started (inside the expiry window)",
+                        Some(Reason::Forced) => "renewal started (force renewal)",
+                        None => "renewal started (by operator)",
+                    },
+                );
+                let ev = self.event(Event::RenewalStarted { cert: &rec, forced }, Utc::now());
+                self.commit(vec![rec.clone()], ev).await?;
+                self.flush().await?;
+                info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
+                client.renew_reserved(Some(reserved), &rec.id, &req).await
+            }
+        };
         let at = Utc::now();
         let mut ev = None;
         let outcome = match result {

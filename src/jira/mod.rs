@@ -200,18 +200,10 @@ impl JiraClient {
                 key,
             )
             .await?;
-        let t: TransitionsBody = parse(&body, "listing transitions", key)?;
-        Ok(t.transitions
-            .into_iter()
-            .map(|t| Transition {
-                id: match t.id {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                },
-                name: t.name,
-                to: t.to.map(|s| s.name).unwrap_or_default(),
-            })
-            .collect())
+        parse_transitions(&body).map_err(|e| JiraError::Transient {
+            what: format!("listing transitions on {key}: {e}"),
+            retry_after: None,
+        })
     }
 
     /// Performs a transition, sending its id as a string (as Jira returns it).
@@ -258,6 +250,23 @@ impl JiraClient {
             .multipart(form);
         self.send(rb, "attaching a file", key).await.map(|_| ())
     }
+}
+
+/// The transitions of a `GET .../transitions` answer. Pure; the client and the fuzzers use it.
+pub fn parse_transitions(body: &[u8]) -> Result<Vec<Transition>, String> {
+    let t: TransitionsBody = serde_json::from_slice(body)
+        .map_err(|e| format!("Jira's answer is not the expected JSON: {e}"))?;
+    Ok(t.transitions
+        .into_iter()
+        .map(|t| Transition {
+            id: match t.id {
+                Value::String(s) => s,
+                other => other.to_string(),
+            },
+            name: t.name,
+            to: t.to.map(|s| s.name).unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// One place that decides what a Jira answer means.

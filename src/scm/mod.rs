@@ -87,6 +87,9 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// A request slot on an SCM host, taken ahead of a billable call (see [`ScmClient::reserve`]).
+pub struct Reserved(limit::Permit);
+
 struct CachedToken {
     token: Secret,
     refresh_at: Instant,
@@ -204,9 +207,29 @@ impl ScmClient {
 
     /// Renews a certificate. **Billable.** Returns the new certificate id.
     pub async fn renew(&self, cert_id: &str, req: &RenewRequest) -> Result<String, ScmError> {
+        self.renew_reserved(None, cert_id, req).await
+    }
+
+    /// Gets a valid access token and a request slot on the SCM host, to hold while a billable
+    /// call is journaled: the waits (rate limit, token endpoint) then come before the journal
+    /// entry, and the window in which a crash leaves an unknown outcome is the call alone.
+    pub async fn reserve(&self) -> Result<Reserved, ScmError> {
+        self.token(false).await?;
+        Ok(Reserved(self.limiter_for(&self.url("/")).acquire().await))
+    }
+
+    /// [`ScmClient::renew`], sending the first attempt in a slot taken by [`ScmClient::reserve`].
+    pub async fn renew_reserved(
+        &self,
+        reserved: Option<Reserved>,
+        cert_id: &str,
+        req: &RenewRequest,
+    ) -> Result<String, ScmError> {
         let path = format!("/api/v1/certificates/{}/renew", enc(cert_id));
         let body = serde_json::to_value(req).expect("serializable");
-        let a = self.call_retrying(&Op::Post(&path, body), false).await?;
+        let a = self
+            .call_retrying_in(&Op::Post(&path, body), false, reserved)
+            .await?;
         cert_id_of(&a)
     }
 
@@ -253,6 +276,17 @@ impl ScmClient {
     /// One call with retries. `idempotent` calls retry every transient error; the others only
     /// those where SCM cannot have acted on the request.
     async fn call_retrying(&self, op: &Op<'_>, idempotent: bool) -> Result<Answer, ScmError> {
+        self.call_retrying_in(op, idempotent, None).await
+    }
+
+    /// The same; the first attempt uses `reserved` when given.
+    async fn call_retrying_in(
+        &self,
+        op: &Op<'_>,
+        idempotent: bool,
+        reserved: Option<Reserved>,
+    ) -> Result<Answer, ScmError> {
+        let reserved = std::sync::Mutex::new(reserved);
         let policy = ExponentialBackoff {
             initial_interval: Duration::from_millis(500),
             max_interval: Duration::from_secs(60),
@@ -263,7 +297,8 @@ impl ScmClient {
         backoff::future::retry_notify(
             policy,
             || async {
-                match self.call_authed(op).await {
+                let slot = reserved.lock().expect("reserved lock").take();
+                match self.call_authed(op, slot).await {
                     Ok(a) => Ok(a),
                     Err(e @ ScmError::Transient { .. }) if !idempotent && e.maybe_billed() => {
                         Err(backoff::Error::permanent(e))
@@ -286,9 +321,9 @@ impl ScmClient {
     }
 
     /// One call with a bearer token; on 401, a fresh token and one more try.
-    async fn call_authed(&self, op: &Op<'_>) -> Result<Answer, ScmError> {
+    async fn call_authed(&self, op: &Op<'_>, slot: Option<Reserved>) -> Result<Answer, ScmError> {
         let token = self.token(false).await?;
-        let a = self.send(op, &token).await?;
+        let a = self.send(op, &token, slot).await?;
         if a.status != 401 {
             return finish(a);
         }
@@ -298,7 +333,7 @@ impl ScmClient {
                 self.creds.token_url);
         }
         let token = self.token(true).await?;
-        let a = self.send(op, &token).await?;
+        let a = self.send(op, &token, None).await?;
         if a.status == 401 {
             return Err(ScmError::Auth(format!(
                 "SCM refused a fresh access token for client_id {:?} (HTTP 401); check the REST account's permissions and the profile's token_url",
@@ -308,15 +343,22 @@ impl ScmClient {
         finish(a)
     }
 
-    async fn send(&self, op: &Op<'_>, token: &Secret) -> Result<Answer, ScmError> {
+    async fn send(
+        &self,
+        op: &Op<'_>,
+        token: &Secret,
+        slot: Option<Reserved>,
+    ) -> Result<Answer, ScmError> {
         let (method, path, body) = match op {
             Op::Get(p) => (reqwest::Method::GET, *p, None),
             Op::Post(p, b) => (reqwest::Method::POST, *p, Some(b)),
             Op::Delete(p, b) => (reqwest::Method::DELETE, *p, Some(b)),
         };
         let url = self.url(path);
-        let limiter = self.limiter_for(&url);
-        let _permit = limiter.acquire().await;
+        let _permit = match slot {
+            Some(Reserved(p)) => p,
+            None => self.limiter_for(&url).acquire().await,
+        };
         let mut rb = self
             .http
             .request(method.clone(), &url)
@@ -478,9 +520,19 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
 
 /// Classifies an answer: the answer itself on success, the classified error otherwise.
 fn finish(a: Answer) -> Result<Answer, ScmError> {
-    let body: Option<ScmErrorBody> = serde_json::from_slice(&a.body).ok();
-    match classify::classify(a.status, body.as_ref(), a.retry_after) {
-        Class::Success => Ok(a),
+    check_answer(a.status, &a.body, a.retry_after).map(|()| a)
+}
+
+/// What an SCM answer (status, body, Retry-After) means: `Ok` for success, else the classified
+/// error. Pure; the client and the fuzzers use it.
+pub fn check_answer(
+    status: u16,
+    raw: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<(), ScmError> {
+    let body: Option<ScmErrorBody> = serde_json::from_slice(raw).ok();
+    match classify::classify(status, body.as_ref(), retry_after) {
+        Class::Success => Ok(()),
         Class::Pending => {
             let b = body.unwrap_or_default();
             Err(ScmError::Pending {
@@ -494,22 +546,20 @@ fn finish(a: Answer) -> Result<Answer, ScmError> {
         } => Err(ScmError::Transient {
             what: format!(
                 "SCM answered HTTP {}{}",
-                a.status,
-                describe(body.as_ref(), &a.body)
+                status,
+                describe(body.as_ref(), raw)
             ),
             retry_after,
             maybe_processed,
         }),
         Class::Unauthorized => Err(ScmError::Auth(format!(
             "HTTP 401{}",
-            describe(body.as_ref(), &a.body)
+            describe(body.as_ref(), raw)
         ))),
         Class::Permanent => Err(ScmError::Permanent {
-            status: a.status,
+            status,
             code: body.as_ref().map(|b| b.code),
-            description: body
-                .map(|b| b.description)
-                .unwrap_or_else(|| snippet(&a.body)),
+            description: body.map(|b| b.description).unwrap_or_else(|| snippet(raw)),
         }),
     }
 }
@@ -540,18 +590,20 @@ fn json_body(a: &Answer) -> Result<Value, ScmError> {
 }
 
 fn cert_id_of(a: &Answer) -> Result<String, ScmError> {
-    let r: CertIdResponse = serde_json::from_slice(&a.body).map_err(|e| ScmError::Malformed {
-        status: a.status,
-        what: format!(
-            "expected {{\"certId\": ...}}: {e}; got {}",
-            snippet(&a.body)
-        ),
+    parse_cert_id(a.status, &a.body)
+}
+
+/// The new certificate id of a successful renew or enroll answer (`{"certId": ...}`).
+pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<String, ScmError> {
+    let r: CertIdResponse = serde_json::from_slice(body).map_err(|e| ScmError::Malformed {
+        status,
+        what: format!("expected {{\"certId\": ...}}: {e}; got {}", snippet(body)),
     })?;
     match r.cert_id {
         Value::String(s) if !s.is_empty() => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
         other => Err(ScmError::Malformed {
-            status: a.status,
+            status,
             what: format!("certId is {other}"),
         }),
     }

@@ -199,7 +199,12 @@ async fn admit(sim: &Sim, headers: &HeaderMap, key: &str) -> Result<(), Response
     }
     if faults.down {
         let after = faults.retry_after_secs.max(1).to_string();
-        return Err((StatusCode::SERVICE_UNAVAILABLE, [("retry-after", after)], "Jira is down for maintenance").into_response());
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", after)],
+            "Jira is down for maintenance",
+        )
+            .into_response());
     }
     let roll: f64 = rand::thread_rng().gen();
     if roll < faults.rate_429 {

@@ -121,6 +121,8 @@ impl Drop for Env {
     /// A failing test must not leave its daemons running: kill any started on this directory.
     fn drop(&mut self) {
         let pattern = format!("--config-dir {}", self.dir.path().display());
-        let _ = std::process::Command::new("pkill").args(["-KILL", "-f", &pattern]).status();
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", &pattern])
+            .status();
     }
 }
