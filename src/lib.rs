@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod http;
 pub mod jira;
 pub mod logging;
 pub mod manpage;

@@ -123,7 +123,10 @@ impl JiraClient {
         key: &str,
     ) -> Result<Vec<u8>, JiraError> {
         let mut resp = rb.send().await.map_err(|e| JiraError::Transient {
-            what: format!("{what} on {key}: Jira unreachable: {}", chain(&e)),
+            what: format!(
+                "{what} on {key}: Jira unreachable: {}",
+                crate::http::error_chain(&e)
+            ),
             retry_after: None,
         })?;
         let status = resp.status().as_u16();
@@ -134,7 +137,10 @@ impl JiraClient {
             .and_then(|v| crate::scm::classify::parse_retry_after(v, Utc::now()));
         let mut body = Vec::new();
         while let Some(c) = resp.chunk().await.map_err(|e| JiraError::Transient {
-            what: format!("{what} on {key}: the answer broke off: {}", chain(&e)),
+            what: format!(
+                "{what} on {key}: the answer broke off: {}",
+                crate::http::error_chain(&e)
+            ),
             retry_after: None,
         })? {
             if body.len() + c.len() > MAX_BODY {
@@ -158,7 +164,7 @@ impl JiraClient {
         let rb = self
             .req(
                 reqwest::Method::POST,
-                &self.api(&format!("{}/comment", enc(key))),
+                &self.api(&format!("{}/comment", crate::http::path_segment(key))),
             )
             .json(&body);
         self.send(rb, "adding a comment", key).await.map(|_| ())
@@ -168,7 +174,7 @@ impl JiraClient {
     pub async fn comments(&self, key: &str) -> Result<Vec<String>, JiraError> {
         let url = self.api(&format!(
             "{}/comment?orderBy=-created&maxResults=100",
-            enc(key)
+            crate::http::path_segment(key)
         ));
         let body = self
             .send(
@@ -192,7 +198,7 @@ impl JiraClient {
     }
 
     pub async fn transitions(&self, key: &str) -> Result<Vec<Transition>, JiraError> {
-        let url = self.api(&format!("{}/transitions", enc(key)));
+        let url = self.api(&format!("{}/transitions", crate::http::path_segment(key)));
         let body = self
             .send(
                 self.req(reqwest::Method::GET, &url),
@@ -208,7 +214,7 @@ impl JiraClient {
 
     /// Performs a transition, sending its id as a string (as Jira returns it).
     pub async fn transition(&self, key: &str, id: &str) -> Result<(), JiraError> {
-        let url = self.api(&format!("{}/transitions", enc(key)));
+        let url = self.api(&format!("{}/transitions", crate::http::path_segment(key)));
         let rb = self
             .req(reqwest::Method::POST, &url)
             .json(&json!({ "transition": { "id": id } }));
@@ -217,7 +223,10 @@ impl JiraClient {
 
     /// The file names of the attachments.
     pub async fn attachment_names(&self, key: &str) -> Result<Vec<String>, JiraError> {
-        let url = self.api(&format!("{}?fields=attachment", enc(key)));
+        let url = self.api(&format!(
+            "{}?fields=attachment",
+            crate::http::path_segment(key)
+        ));
         let body = self
             .send(
                 self.req(reqwest::Method::GET, &url),
@@ -238,7 +247,7 @@ impl JiraClient {
 
     /// Attaches a file (multipart field `file`, with the XSRF opt-out header Jira requires).
     pub async fn attach(&self, key: &str, filename: &str, content: &[u8]) -> Result<(), JiraError> {
-        let url = self.api(&format!("{}/attachments", enc(key)));
+        let url = self.api(&format!("{}/attachments", crate::http::path_segment(key)));
         let part = reqwest::multipart::Part::bytes(content.to_vec())
             .file_name(filename.to_string())
             .mime_str("application/x-pem-file")
@@ -333,21 +342,6 @@ fn parse<T: serde::de::DeserializeOwned>(
         what: format!("{what} on {key}: Jira's answer is not the expected JSON: {e}"),
         retry_after: None,
     })
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

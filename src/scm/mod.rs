@@ -181,7 +181,10 @@ impl ScmClient {
 
     /// Downloads a certificate (PEM, leaf then chain). `Pending` while SCM has not issued it.
     pub async fn download(&self, cert_id: &str) -> Result<Downloaded, ScmError> {
-        let path = format!("/api/v1/certificates/{}", enc(cert_id));
+        let path = format!(
+            "/api/v1/certificates/{}",
+            crate::http::path_segment(cert_id)
+        );
         let a = self.call_retrying(&Op::Get(&path), true).await?;
         let pem = String::from_utf8(a.body).map_err(|_| ScmError::Malformed {
             status: a.status,
@@ -196,7 +199,10 @@ impl ScmClient {
 
     /// The certificate's status string (`Issued`, `Applied`, ...).
     pub async fn status(&self, cert_id: &str) -> Result<String, ScmError> {
-        let path = format!("/api/v1/certificates/{}/status", enc(cert_id));
+        let path = format!(
+            "/api/v1/certificates/{}/status",
+            crate::http::path_segment(cert_id)
+        );
         let a = self.call_retrying(&Op::Get(&path), true).await?;
         let v: Value = json_body(&a)?;
         Ok(v.get("status")
@@ -225,7 +231,10 @@ impl ScmClient {
         cert_id: &str,
         req: &RenewRequest,
     ) -> Result<String, ScmError> {
-        let path = format!("/api/v1/certificates/{}/renew", enc(cert_id));
+        let path = format!(
+            "/api/v1/certificates/{}/renew",
+            crate::http::path_segment(cert_id)
+        );
         let body = serde_json::to_value(req).expect("serializable");
         let a = self
             .call_retrying_in(&Op::Post(&path, body), false, reserved)
@@ -249,7 +258,10 @@ impl ScmClient {
         csr: &str,
         comments: &str,
     ) -> Result<String, ScmError> {
-        let path = format!("/api/v1/certificates/{}/replace", enc(cert_id));
+        let path = format!(
+            "/api/v1/certificates/{}/replace",
+            crate::http::path_segment(cert_id)
+        );
         let mut body = serde_json::json!({ "csr": csr });
         if !comments.is_empty() {
             body["comments"] = Value::String(comments.to_string());
@@ -266,7 +278,10 @@ impl ScmClient {
         message: &str,
         reason_code: i32,
     ) -> Result<(), ScmError> {
-        let path = format!("/api/v1/certificates/{}", enc(cert_id));
+        let path = format!(
+            "/api/v1/certificates/{}",
+            crate::http::path_segment(cert_id)
+        );
         let body = serde_json::json!({ "message": message, "reasonCode": reason_code });
         self.call_retrying(&Op::Delete(&path, body), true)
             .await
@@ -501,7 +516,7 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
                 return Err(ScmError::Transient {
                     what: format!(
                         "the connection broke while reading the answer (HTTP {status}): {}",
-                        error_chain(&e)
+                        crate::http::error_chain(&e)
                     ),
                     retry_after: None,
                     maybe_processed: true,
@@ -609,11 +624,6 @@ pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<String, ScmError> {
     }
 }
 
-/// Percent-encodes a path segment (ids are numbers, but never trust that).
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
     // Connection never established: SCM cannot have seen the request.
     let maybe_processed = !e.is_connect() && !e.is_builder();
@@ -629,19 +639,8 @@ fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     ScmError::Transient {
-        what: format!("request to {host} {kind}: {}", error_chain(e)),
+        what: format!("request to {host} {kind}: {}", crate::http::error_chain(e)),
         retry_after: None,
         maybe_processed,
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -131,14 +131,7 @@ impl JiraSim {
                 (StatusCode::NOT_FOUND, format!("no such resource: {uri}"))
             })
             .with_state(sim.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let tx = super::serve(listener, app);
         Ok(JiraSim {
             addr,
             sim,

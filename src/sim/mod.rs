@@ -8,3 +8,16 @@ pub mod scm;
 
 pub use jira::{JiraFaults, JiraSim};
 pub use scm::{Faults, ScmSim, ScmSimConfig, Scripted};
+
+/// Serves `app` on `listener` until the returned sender is dropped.
+fn serve(listener: tokio::net::TcpListener, app: axum::Router) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    tx
+}

@@ -245,14 +245,7 @@ impl ScmSim {
             .route("/api/v1/certificates/:id/replace", post(replace))
             .fallback(|| async { scm_error(StatusCode::NOT_FOUND, -1, "Unknown error.") })
             .with_state(sim.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let tx = super::serve(listener, app);
         Ok(ScmSim {
             addr,
             sim,
