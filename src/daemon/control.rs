@@ -57,9 +57,12 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
     let mut line = String::new();
     let mut reader = BufReader::new(r).take(MAX_REQUEST as u64);
     // A client that connects and says nothing must not hold a task forever.
-    tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_line(&mut line))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reader.read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(req) => {
             let (rtx, rrx) = oneshot::channel();
