@@ -4,6 +4,9 @@
 
 mod import;
 pub mod policy;
+mod renew;
+
+pub use renew::CollectReport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +21,9 @@ use policy::{Decision, Reason, RenewPolicy};
 
 use crate::config::{Config, Profile, RenewalConfig};
 use crate::jira::events::Event;
-use crate::scm::{ClientSettings, Limits, ProfileCreds, RenewRequest, ScmClient, ScmError};
-use crate::state::OutboxItem;
-use crate::state::{
-    blocking, CertOrigin, CertRecord, CertState, CycleSummary, ProfileState, SharedStore,
-    StoreError,
-};
+use crate::scm::{ClientSettings, Limits, ProfileCreds, ScmClient, ScmError};
+use crate::state::{blocking, CertRecord, CertState, CycleSummary, SharedStore, StoreError};
+use crate::state::{ForceRun, OutboxItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -449,282 +449,6 @@ impl Engine {
         self.commit(vec![rec], ev).await
     }
 
-    /// Renews one certificate, journaling the billable call. `reason: None` is the operator's
-    /// `renew ID`: it bypasses the backoff, the window, and a failed or unknown outcome.
-    pub async fn renew(
-        &self,
-        id: &str,
-        reason: Option<Reason>,
-    ) -> Result<RenewOutcome, EngineError> {
-        let Some(_claim) = self.shared.claim(id) else {
-            return Ok(RenewOutcome::Skipped(
-                "a renewal of it is already under way".into(),
-            ));
-        };
-        let Some(mut rec) = self.get(id).await? else {
-            return Err(EngineError::UnknownCert(id.into()));
-        };
-        let client = self.client(&rec.profile)?.clone();
-        let profile = self.profiles[&rec.profile].clone();
-        match (&rec.state, reason) {
-            (CertState::Active, Some(_)) => {}
-            (
-                CertState::Active | CertState::Failed { .. } | CertState::OutcomeUnknown { .. },
-                None,
-            ) => {}
-            (s, _) => return Ok(RenewOutcome::Skipped(format!("state is {}", s.name()))),
-        }
-        let forced = reason == Some(Reason::Forced);
-        let due = rec.not_after;
-        let req = RenewRequest {
-            profile_id: profile.scm_profile_id,
-            custom_fields: profile
-                .custom_fields
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect(),
-            comments: profile.ssl_cert_comments.clone(),
-        };
-        // Wait for the rate limit and the token before journaling: a crash while waiting then
-        // leaves nothing unknown behind. Failing to get them is a failed attempt, with nothing
-        // sent and nothing journaled.
-        let result = match client.reserve().await {
-            Err(e) => Err(e),
-            Ok(reserved) => {
-                // Journal the intent, durably, before the billable call.
-                rec.state = CertState::RenewRequested {
-                    due,
-                    at: Utc::now(),
-                    forced,
-                };
-                rec.log(
-                    Utc::now(),
-                    match reason {
-                        Some(Reason::Window) => "renewal started (inside the expiry window)",
-                        Some(Reason::Forced) => "renewal started (force renewal)",
-                        None => "renewal started (by operator)",
-                    },
-                );
-                let ev = self.event(Event::RenewalStarted { cert: &rec, forced }, Utc::now());
-                self.commit(vec![rec.clone()], ev).await?;
-                self.flush().await?;
-                info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
-                client.renew_reserved(Some(reserved), &rec.id, &req).await
-            }
-        };
-        let at = Utc::now();
-        let mut ev = None;
-        let outcome = match result {
-            Ok(new_id) => {
-                rec.state = CertState::Collecting {
-                    new_id: new_id.clone(),
-                    at,
-                };
-                rec.failures = 0;
-                rec.next_attempt = None;
-                rec.last_error = None;
-                rec.log(at, format!("renewal requested: SCM certificate {new_id}"));
-                info!(profile = %rec.profile, cert_id = %rec.id, new_cert_id = %new_id, "renewal of {} accepted by SCM as certificate {new_id}", rec.subject_cn);
-                bump(&self.shared.counters.requested);
-                RenewOutcome::Requested { new_id }
-            }
-            Err(e) if e.maybe_billed() => {
-                rec.state = CertState::OutcomeUnknown { due, at };
-                rec.last_error = Some(e.to_string());
-                rec.log(at, format!("renewal outcome unknown: {e}"));
-                ev = self.event(
-                    Event::OutcomeUnknown {
-                        cert: &rec,
-                        reason: &e.to_string(),
-                    },
-                    at,
-                );
-                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
-                bump(&self.shared.counters.unknown);
-                RenewOutcome::Unknown(format!("{}: {e}", rec.id))
-            }
-            Err(e @ ScmError::Permanent { .. }) => {
-                rec.state = CertState::Failed {
-                    reason: e.to_string(),
-                    at,
-                };
-                rec.last_error = Some(e.to_string());
-                rec.log(at, format!("renewal refused: {e}"));
-                ev = self.event(
-                    Event::RenewalFailed {
-                        cert: &rec,
-                        reason: &e.to_string(),
-                        will_retry: None,
-                    },
-                    at,
-                );
-                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewal of {} refused by SCM, not retrying automatically: {e}", rec.subject_cn);
-                bump(&self.shared.counters.failed);
-                RenewOutcome::Failed(format!("{}: {e}", rec.id))
-            }
-            Err(e) => {
-                rec.state = CertState::Active;
-                rec.failures += 1;
-                let next = policy::next_attempt(
-                    rec.failures,
-                    at,
-                    rec.not_after,
-                    Duration::minutes(self.renewal.retry_initial_mins as i64),
-                    Duration::hours(self.renewal.retry_max_hours as i64),
-                );
-                rec.next_attempt = Some(next);
-                rec.last_error = Some(e.to_string());
-                if rec.failures == 1 {
-                    ev = self.event(
-                        Event::RenewalFailed {
-                            cert: &rec,
-                            reason: &e.to_string(),
-                            will_retry: Some(next),
-                        },
-                        at,
-                    );
-                }
-                rec.log(
-                    at,
-                    format!(
-                        "renewal attempt {} failed: {e}; next attempt {next}",
-                        rec.failures
-                    ),
-                );
-                warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
-                bump(&self.shared.counters.failed);
-                RenewOutcome::Failed(format!("{}: {e}", rec.id))
-            }
-        };
-        self.commit(vec![rec], ev).await?;
-        self.flush().await?;
-        Ok(outcome)
-    }
-
-    /// Tries to collect every renewal SCM accepted and has not been collected yet.
-    pub async fn collect_pending(&self, now: DateTime<Utc>) -> Result<CollectReport, EngineError> {
-        let inflight = blocking(&self.store, |s| s.in_flight()).await?;
-        let mut report = CollectReport::default();
-        let todo: Vec<(CertRecord, String)> = inflight
-            .into_iter()
-            .filter_map(|rec| match &rec.state {
-                CertState::Collecting { new_id, .. } if self.clients.contains_key(&rec.profile) => {
-                    let id = new_id.clone();
-                    Some((rec, id))
-                }
-                _ => None,
-            })
-            .collect();
-        let results: Vec<Result<Collected, EngineError>> = futures::stream::iter(todo)
-            .map(|(rec, new_id)| self.collect_one(rec, new_id, now))
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
-        for r in results {
-            match r? {
-                Collected::Done => report.renewed += 1,
-                Collected::Pending => report.pending += 1,
-                Collected::Failed => report.failed += 1,
-            }
-        }
-        Ok(report)
-    }
-
-    async fn collect_one(
-        &self,
-        mut old: CertRecord,
-        new_id: String,
-        _now: DateTime<Utc>,
-    ) -> Result<Collected, EngineError> {
-        let client = self.client(&old.profile)?.clone();
-        match client.download(&new_id).await {
-            Ok(d) => {
-                let at = Utc::now();
-                let renewed_at = match old.state {
-                    CertState::Collecting { at, .. } => at,
-                    _ => at,
-                };
-                let mut new = CertRecord {
-                    id: new_id.clone(),
-                    profile: old.profile.clone(),
-                    subject_cn: d.info.subject_cn.clone(),
-                    sans: d.info.sans.clone(),
-                    serial: d.info.serial.clone(),
-                    not_before: d.info.not_before,
-                    not_after: d.info.not_after,
-                    state: CertState::Active,
-                    jira_issue: old.jira_issue.clone(),
-                    origin: CertOrigin::Renewed {
-                        from: old.id.clone(),
-                        at: renewed_at,
-                    },
-                    failures: 0,
-                    next_attempt: None,
-                    last_error: None,
-                    reported_no_auto_renew: None,
-                    history: Vec::new(),
-                };
-                new.log(
-                    at,
-                    format!(
-                        "issued as the renewal of {} ({} until {})",
-                        old.id, new.subject_cn, new.not_after
-                    ),
-                );
-                old.state = CertState::Superseded {
-                    by: new_id.clone(),
-                    at,
-                };
-                old.log(at, format!("renewed: superseded by {new_id}"));
-                info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
-                    "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
-                let ev = self.event(
-                    Event::Renewed {
-                        old: &old,
-                        new: &new,
-                        pem: &d.pem,
-                    },
-                    at,
-                );
-                self.commit(vec![old, new], ev).await?;
-                self.flush().await?;
-                bump(&self.shared.counters.renewed);
-                Ok(Collected::Done)
-            }
-            Err(ScmError::Pending { .. }) => Ok(Collected::Pending),
-            Err(e @ ScmError::Permanent { .. }) => {
-                let at = Utc::now();
-                let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
-                error!(profile = %old.profile, cert_id = %old.id, "{msg}");
-                old.state = CertState::Failed {
-                    reason: msg.clone(),
-                    at,
-                };
-                old.last_error = Some(msg.clone());
-                old.log(at, msg.clone());
-                let ev = self.event(
-                    Event::RenewalFailed {
-                        cert: &old,
-                        reason: &msg,
-                        will_retry: None,
-                    },
-                    at,
-                );
-                self.commit(vec![old], ev).await?;
-                self.flush().await?;
-                bump(&self.shared.counters.failed);
-                Ok(Collected::Failed)
-            }
-            Err(e) => {
-                warn!(profile = %old.profile, cert_id = %old.id, "collecting renewal {new_id} failed, will retry: {e}");
-                Ok(Collected::Pending)
-            }
-        }
-    }
-
     async fn finish_force_runs(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let states = blocking(&self.store, |s| s.profile_states()).await?;
         for (name, mut st) in states {
@@ -788,21 +512,6 @@ impl Engine {
     }
 }
 
-use crate::state::ForceRun;
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CollectReport {
-    pub renewed: u64,
-    pub pending: u64,
-    pub failed: u64,
-}
-
-enum Collected {
-    Done,
-    Pending,
-    Failed,
-}
-
 /// Explains a decision to an operator.
 pub fn explain(d: &Decision) -> String {
     match d {
@@ -821,14 +530,5 @@ pub fn explain(d: &Decision) -> String {
         }
         Decision::Reported => "none: due, but the profile has auto_renew = false (reported)".into(),
         Decision::Idle { why } => format!("none: {why}"),
-    }
-}
-
-/// A profile state for a profile, for commands that do not run the engine.
-pub fn profile_state_of(p: &Profile) -> ProfileState {
-    ProfileState {
-        client_id: p.client_id.clone(),
-        scm_url: p.identity().1,
-        ..Default::default()
     }
 }
