@@ -50,6 +50,66 @@ fn count(log: &Path, s: &str) -> usize {
         .count()
 }
 
+/// Starts the daemon `kills` times and SIGKILLs it at a random moment (up to `max_ms` after it
+/// reported started), checking each time that it started (the state opened cleanly).
+async fn kill_repeatedly(
+    dir: &Path,
+    log: &Path,
+    kills: usize,
+    max_ms: u64,
+    rng: &mut rand::rngs::StdRng,
+) {
+    for k in 0..kills {
+        let mut child = spawn(dir, log);
+        let l = log.to_path_buf();
+        let started =
+            tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k))
+                .await
+                .unwrap();
+        assert!(
+            started,
+            "daemon start {k} failed: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..max_ms))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+}
+
+/// Runs the daemon undisturbed until `status --json` satisfies `done` (60 s at most), then
+/// stops it with SIGTERM (exit 0). Panics with the last status and the log's warnings if not.
+async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool) {
+    let mut child = spawn(dir, log);
+    let d = dir.to_path_buf();
+    let status = move || -> serde_json::Value {
+        let out = Command::new(EXE)
+            .arg("--config-dir")
+            .arg(&d)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let (ok, last) = tokio::task::spawn_blocking(move || {
+        let ok = wait_for(60, || done(&status()));
+        (ok, status())
+    })
+    .await
+    .unwrap();
+    // SAFETY: our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let warnings: Vec<String> = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .take(20)
+        .map(str::to_string)
+        .collect();
+    assert!(ok, "did not converge: {last:#}\n{}", warnings.join("\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_never_bills_twice() {
     let kills: usize = std::env::var("CRASH_KILLS")
@@ -117,57 +177,15 @@ async fn kill_9_never_bills_twice() {
     );
 
     let log = env.path().join("daemon.log");
-    for k in 0..kills {
-        let mut child = spawn(&dir, &log);
-        let l = log.clone();
-        let started =
-            tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k))
-                .await
-                .unwrap();
-        assert!(
-            started,
-            "daemon start {k} failed: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
+    kill_repeatedly(&dir, &log, kills, 400, &mut rng).await;
     // A last run, undisturbed, until nothing is due or in flight.
-    let mut child = spawn(&dir, &log);
-    let socket = env.socket();
-    let done = tokio::task::spawn_blocking(move || {
-        wait_for(60, || {
-            let out = Command::new(EXE)
-                .arg("--config-dir")
-                .arg(&dir)
-                .args(["status", "--json"])
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            v["due"] == 0
-                && v["by_state"].get("collecting").is_none()
-                && v["by_state"].get("renew-requested").is_none()
-                && socket.exists()
-        })
+    run_until(&dir, &log, |v| {
+        v["due"] == 0
+            && v["by_state"].get("collecting").is_none()
+            && v["by_state"].get("renew-requested").is_none()
+            && v["daemon"].is_object()
     })
-    .await
-    .unwrap();
-    // SAFETY: our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert!(
-        done,
-        "did not converge: {}",
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    .await;
 
     let store = env.store();
     assert!(
@@ -255,57 +273,14 @@ async fn kill_9_during_jira_delivery_loses_and_doubles_nothing() {
     assert!(out.status.success());
 
     let log = env.path().join("daemon.log");
-    for k in 0..kills {
-        let mut child = spawn(&dir, &log);
-        let l = log.clone();
-        assert!(
-            tokio::task::spawn_blocking(move || wait_for(10, || count(&l, "started:") > k))
-                .await
-                .unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    let mut child = spawn(&dir, &log);
-    let d = dir.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        wait_for(60, || {
-            let out = Command::new(EXE)
-                .arg("--config-dir")
-                .arg(&d)
-                .args(["status", "--json"])
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            v["due"] == 0
-                && v["by_state"].get("collecting").is_none()
-                && v["jira"]["pending"] == 0
-                && v["daemon"].is_object()
-        })
+    kill_repeatedly(&dir, &log, kills, 800, &mut rng).await;
+    run_until(&dir, &log, |v| {
+        v["due"] == 0
+            && v["by_state"].get("collecting").is_none()
+            && v["jira"]["pending"] == 0
+            && v["daemon"].is_object()
     })
-    .await
-    .unwrap();
-    let last = Command::new(EXE)
-        .arg("--config-dir")
-        .arg(&dir)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
-    assert!(
-        done,
-        "did not converge: {}\n{}",
-        String::from_utf8_lossy(&last.stdout),
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    .await;
     let store = env.store();
     let unknown = common::records(&store)
         .iter()
