@@ -170,20 +170,20 @@ impl JiraClient {
         self.send(rb, "adding a comment", key).await.map(|_| ())
     }
 
+    /// GETs `{issue key}{suffix}` under the issue API and returns the body.
+    async fn get(&self, key: &str, suffix: &str, what: &str) -> Result<Vec<u8>, JiraError> {
+        let url = self.api(&format!("{}{suffix}", crate::http::path_segment(key)));
+        self.send(self.req(reqwest::Method::GET, &url), what, key)
+            .await
+    }
+
     /// The plain text of the issue's comments (newest first, at most 100).
     pub async fn comments(&self, key: &str) -> Result<Vec<String>, JiraError> {
-        let url = self.api(&format!(
-            "{}/comment?orderBy=-created&maxResults=100",
-            crate::http::path_segment(key)
-        ));
+        let what = "reading comments";
         let body = self
-            .send(
-                self.req(reqwest::Method::GET, &url),
-                "reading comments",
-                key,
-            )
+            .get(key, "/comment?orderBy=-created&maxResults=100", what)
             .await?;
-        let v: Value = parse(&body, "reading comments", key)?;
+        let v: Value = parse(&body, what, key)?;
         Ok(v["comments"]
             .as_array()
             .map(|cs| {
@@ -198,14 +198,7 @@ impl JiraClient {
     }
 
     pub async fn transitions(&self, key: &str) -> Result<Vec<Transition>, JiraError> {
-        let url = self.api(&format!("{}/transitions", crate::http::path_segment(key)));
-        let body = self
-            .send(
-                self.req(reqwest::Method::GET, &url),
-                "listing transitions",
-                key,
-            )
-            .await?;
+        let body = self.get(key, "/transitions", "listing transitions").await?;
         parse_transitions(&body).map_err(|e| JiraError::Transient {
             what: format!("listing transitions on {key}: {e}"),
             retry_after: None,
@@ -223,16 +216,8 @@ impl JiraClient {
 
     /// The file names of the issue's attachments.
     pub async fn attachment_names(&self, key: &str) -> Result<Vec<String>, JiraError> {
-        let url = self.api(&format!(
-            "{}?fields=attachment",
-            crate::http::path_segment(key)
-        ));
         let body = self
-            .send(
-                self.req(reqwest::Method::GET, &url),
-                "reading attachments",
-                key,
-            )
+            .get(key, "?fields=attachment", "reading attachments")
             .await?;
         let v: Value = parse(&body, "reading attachments", key)?;
         Ok(v["fields"]["attachment"]
