@@ -247,7 +247,9 @@ pub async fn run(
             } => {
                 info!("{r}: reloading the configuration from {}", dir.display());
                 notify::reloading();
-                match Config::load(&dir) {
+                let d = dir.clone();
+                let loaded = tokio::task::spawn_blocking(move || Config::load(&d)).await.expect("config load task");
+                match loaded {
                     Err(errs) => error!("configuration reload failed, keeping the running configuration: {errs}"),
                     Ok(new) => match Engine::new(&new, store.clone(), shared.clone()) {
                         Err(e) => error!("configuration reload failed, keeping the running configuration: {e}"),
