@@ -397,6 +397,19 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
             s.failed += c.failed;
             s.pending = c.pending;
         }
+        // Requests from Jira issues, when [jira.workflow] is on.
+        let poller = match &cfg.connector.jira {
+            Some(jc) if !dry_run => crate::workflow::Poller::new(jc).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?,
+            _ => None,
+        };
+        if let Some(p) = &poller {
+            let r = p.poll(&engine, Utc::now()).await;
+            println!("jira workflow: {} requests found, {} sent to SCM, {} refused, {} deferred, {} unknown, {} certificates collected", r.found, r.done, r.rejected, r.deferred, r.unknown, r.collected);
+            for e in &r.errors {
+                eprintln!("jira workflow: {e}");
+            }
+            s.failed += r.unknown as u64;
+        }
         let store = engine.store().clone();
         let (jira_delivered, jira_pending) = if dry_run {
             (0, 0)

@@ -22,3 +22,4 @@ pub mod scm;
 pub mod secret;
 pub mod sim;
 pub mod state;
+pub mod workflow;

@@ -106,6 +106,47 @@ pub struct JiraConfig {
     /// `expiring_no_auto_renew`, `outcome_unknown`); absent = comment only.
     pub transitions: BTreeMap<String, String>,
     pub timeout_secs: u64,
+    /// Certificates requested, renewed and revoked from Jira issues; `None`: off.
+    pub workflow: Option<WorkflowConfig>,
+}
+
+pub const DEFAULT_POLL_CRON: &str = "0 * * * * *";
+
+/// `[jira.workflow]`: the daemon polls Jira for Certificate issues that a person moved into a
+/// "requested" status, and enrolls, renews or revokes as asked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowConfig {
+    /// When Jira is polled (cron with seconds; default every minute).
+    pub poll_cron: String,
+    pub enroll_jql: String,
+    pub renew_jql: String,
+    pub revoke_jql: String,
+    /// Jira field names (custom fields are looked up by name and cached).
+    pub csr_field: String,
+    pub profile_field: String,
+    pub cert_id_field: String,
+    /// A field holding the revocation reason; unset: `revoke_reason_code` and a stock message.
+    pub revoke_reason_field: Option<String>,
+    /// RFC 5280 reason code sent when the reason field is empty or not a known reason.
+    pub revoke_reason_code: i32,
+    /// Transitions performed afterwards, by name or target status.
+    pub enrolled_transition: String,
+    pub revoked_transition: String,
+    pub failed_transition: String,
+    /// At most this many issues per search (per action and poll).
+    pub max_issues: usize,
+}
+
+impl WorkflowConfig {
+    /// The transition to perform after each workflow event.
+    pub fn transitions(&self) -> [(&'static str, &str); 4] {
+        [
+            ("enrolled", &self.enrolled_transition),
+            ("revoked", &self.revoked_transition),
+            ("request_failed", &self.failed_transition),
+            ("enroll_outcome_unknown", &self.failed_transition),
+        ]
+    }
 }
 
 pub const JIRA_EVENTS: &[&str] = &[
@@ -296,6 +337,12 @@ impl ConnectorConfig {
         if !(1..=600).contains(&timeout_secs) {
             r.error("jira.timeout_secs", "must be between 1 and 600 seconds");
         }
+        let workflow = Self::read_workflow(r);
+        if let Some(w) = &workflow {
+            for (ev, name) in w.transitions() {
+                transitions.insert(ev.to_string(), name.to_string());
+            }
+        }
         Some(JiraConfig {
             url,
             flavor,
@@ -303,6 +350,53 @@ impl ConnectorConfig {
             token,
             transitions,
             timeout_secs,
+            workflow,
         })
+    }
+
+    fn read_workflow(r: &mut KeyReader<'_>) -> Option<WorkflowConfig> {
+        const JQL: &str = "project = CERT AND issuetype = Certificate AND status = ";
+        let enabled: bool = r.or("jira.workflow.enabled", false);
+        let text = |r: &mut KeyReader<'_>, key: &str, default: String| -> String {
+            let full = format!("jira.workflow.{key}");
+            let v: String = r.or(&full, default);
+            if v.trim().is_empty() {
+                r.error(&full, "must not be empty");
+            }
+            v
+        };
+        let w = WorkflowConfig {
+            poll_cron: text(r, "poll_cron", DEFAULT_POLL_CRON.into()),
+            enroll_jql: text(r, "enroll_jql", format!("{JQL}\"Enrollment Requested\"")),
+            renew_jql: text(r, "renew_jql", format!("{JQL}\"Renewal Requested\"")),
+            revoke_jql: text(r, "revoke_jql", format!("{JQL}\"Revocation Requested\"")),
+            csr_field: text(r, "csr_field", "Certificate CSR text".into()),
+            profile_field: text(r, "profile_field", "Certificate profile".into()),
+            cert_id_field: text(r, "cert_id_field", "Certificate ID".into()),
+            revoke_reason_field: r
+                .opt::<String>("jira.workflow.revoke_reason_field")
+                .filter(|s| !s.trim().is_empty()),
+            revoke_reason_code: r.or("jira.workflow.revoke_reason_code", 0i32),
+            enrolled_transition: text(r, "enrolled_transition", "Certificate Enrolled".into()),
+            revoked_transition: text(r, "revoked_transition", "Certificate Revoked".into()),
+            failed_transition: text(r, "failed_transition", "Request Failed".into()),
+            max_issues: r.or("jira.workflow.max_issues", 100usize),
+        };
+        if let Err(e) = crate::daemon::schedule::validate_cron(&w.poll_cron) {
+            r.error(
+                "jira.workflow.poll_cron",
+                format!("invalid cron expression {:?}: {e}; six fields with seconds, e.g. \"0 * * * * *\" (every minute)", w.poll_cron),
+            );
+        }
+        if !crate::engine::REASON_CODES.contains(&w.revoke_reason_code) {
+            r.error(
+                "jira.workflow.revoke_reason_code",
+                "must be an RFC 5280 reason code SCM accepts: 0 (unspecified), 1 (keyCompromise), 3 (affiliationChanged), 4 (superseded) or 5 (cessationOfOperation)",
+            );
+        }
+        if !(1..=1000).contains(&w.max_issues) {
+            r.error("jira.workflow.max_issues", "must be between 1 and 1000");
+        }
+        enabled.then_some(w)
     }
 }

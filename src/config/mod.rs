@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, MetricsConfig,
-    RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, JIRA_EVENTS,
+    RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, WorkflowConfig, DEFAULT_POLL_CRON,
+    JIRA_EVENTS,
 };
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use profile::{check_name, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};

@@ -114,8 +114,10 @@ pub async fn run(
         delivery_cancel.clone(),
     );
     let (engine_tx, engine_rx) = tokio::sync::watch::channel(engine.clone());
+    let mut workflow_cancel = CancellationToken::new();
+    let mut workflow = spawn_workflow(&cfg, engine_rx.clone(), workflow_cancel.clone());
     if let Some(addr) = cfg.connector.metrics.listen {
-        match metrics::serve(addr, engine_rx).await {
+        match metrics::serve(addr, engine_rx.clone()).await {
             Ok(_) => info!("metrics on http://{addr}/metrics"),
             Err(e) => warn!("[metrics] listen {addr}: cannot listen ({e}); metrics are off"),
         }
@@ -268,6 +270,14 @@ pub async fn run(
                             delivery_cancel.cancel();
                             delivery_cancel = CancellationToken::new();
                             delivery = spawn_delivery(&new, store.clone(), shared.outbox.clone(), delivery_cancel.clone());
+                            if new.connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) != cfg.connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) || new.connector.jira.as_ref().map(|j| (&j.url, j.flavor)) != cfg.connector.jira.as_ref().map(|j| (&j.url, j.flavor)) {
+                                workflow_cancel.cancel();
+                                if let Some(w) = workflow.take() {
+                                    let _ = w.await;
+                                }
+                                workflow_cancel = CancellationToken::new();
+                                workflow = spawn_workflow(&new, engine_rx.clone(), workflow_cancel.clone());
+                            }
                             match engine.sync_profiles(Utc::now()).await {
                                 Ok(true) => next_cycle = Utc::now(),
                                 Ok(false) => {}
@@ -292,12 +302,19 @@ pub async fn run(
     notify::stopping();
     cancel.cancel();
     delivery_cancel.cancel();
+    workflow_cancel.cancel();
+    let grace = Duration::from_secs(cfg.connector.scm.timeout_secs + 5);
+    if let Some(w) = workflow {
+        // A poll under way finishes its SCM call (the answer must be recorded); none starts.
+        if tokio::time::timeout(grace, w).await.is_err() {
+            warn!("the Jira workflow poll is still running after {}s; stopping anyway (an enrollment in flight will show an unknown outcome)", grace.as_secs());
+        }
+    }
     if let Some(d) = delivery {
         let _ = d.await;
     }
     if let Some(task) = running {
         // Renewal calls already sent finish (their answers must be recorded); no new ones start.
-        let grace = Duration::from_secs(cfg.connector.scm.timeout_secs + 5);
         info!("waiting up to {}s for SCM calls in flight", grace.as_secs());
         if tokio::time::timeout(grace, task).await.is_err() {
             warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
@@ -327,7 +344,7 @@ fn spawn_delivery(
             return None;
         }
     };
-    let d = crate::jira::deliver::Deliverer::new(client, jc.transitions.clone(), store);
+    let d = crate::jira::deliver::Deliverer::for_config(client, &jc, store);
     info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
     Some(tokio::spawn(async move {
         loop {
@@ -350,6 +367,47 @@ fn spawn_delivery(
     }))
 }
 
+/// Starts polling Jira for requests, when `[jira.workflow]` is on: on its own schedule
+/// (`poll_cron`), first at once. Each poll uses the engine current at its start.
+fn spawn_workflow(
+    cfg: &Config,
+    engines: tokio::sync::watch::Receiver<Arc<Engine>>,
+    cancel: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let jc = cfg.connector.jira.as_ref()?;
+    let poller = match crate::workflow::Poller::new(jc) {
+        Ok(p) => p?,
+        Err(e) => {
+            error!("Jira workflow: {e}; requests from Jira are not handled");
+            return None;
+        }
+    };
+    let cron = schedule::parse(&poller.config().poll_cron).expect("validated by Config::load");
+    info!(
+        "Jira workflow: polling {} for requests on {:?}",
+        jc.url,
+        poller.config().poll_cron
+    );
+    Some(tokio::spawn(async move {
+        let mut next = Utc::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline(next)) => {}
+            }
+            let engine = engines.borrow().clone();
+            let r = poller.poll(&engine, Utc::now()).await;
+            if r.done + r.rejected + r.unknown + r.collected > 0 {
+                info!(
+                    "Jira workflow poll: {} requests found, {} sent to SCM, {} refused, {} deferred, {} unknown, {} certificates collected",
+                    r.found, r.done, r.rejected, r.deferred, r.unknown, r.collected
+                );
+            }
+            next = schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        }
+    }))
+}
+
 /// Delivers queued Jira updates for up to `limit` (for `run --once` and `demo`): returns
 /// (delivered, still pending).
 pub async fn deliver_for(cfg: &Config, store: SharedStore, limit: Duration) -> (usize, usize) {
@@ -359,7 +417,7 @@ pub async fn deliver_for(cfg: &Config, store: SharedStore, limit: Duration) -> (
     let Ok(client) = crate::jira::JiraClient::new(&jc) else {
         return (0, 0);
     };
-    let d = crate::jira::deliver::Deliverer::new(client, jc.transitions.clone(), store);
+    let d = crate::jira::deliver::Deliverer::for_config(client, &jc, store);
     let end = tokio::time::Instant::now() + limit;
     let mut delivered = 0;
     loop {

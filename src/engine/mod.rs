@@ -2,10 +2,12 @@
 //! pure [`policy`]), and renews it through SCM with every billable call journaled in the store
 //! before it is sent and after it is answered.
 
+mod enroll;
 mod import;
 pub mod policy;
 mod renew;
 
+pub use enroll::{reason_code, IssueOutcome, REASON_CODES};
 pub use renew::CollectReport;
 
 use std::collections::BTreeMap;
@@ -211,6 +213,7 @@ impl Engine {
                 n += 1;
             }
         }
+        n += self.recover_enrollments(now).await?;
         if n > 0 {
             self.flush().await?;
         }

@@ -202,6 +202,10 @@ impl Engine {
         new_id: String,
         _now: DateTime<Utc>,
     ) -> Result<Collected, EngineError> {
+        // The cycle and the Jira workflow poll both collect: one at a time per certificate.
+        let Some(_claim) = self.shared.claim(&old.id) else {
+            return Ok(Collected::Pending);
+        };
         let client = self.client(&old.profile)?.clone();
         match client.download(&new_id).await {
             Ok(d) => {

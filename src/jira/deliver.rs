@@ -8,13 +8,17 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
 use super::events::marker_line;
-use super::{JiraClient, JiraError};
+use super::{FieldCache, JiraClient, JiraError};
 use crate::state::{blocking, OutboxItem, SharedStore, StoreError};
 
 pub struct Deliverer {
     client: JiraClient,
     transitions: BTreeMap<String, String>,
     store: SharedStore,
+    /// The field that holds the certificate id (`[jira.workflow] cert_id_field`); unset:
+    /// updates set only the summary.
+    cert_id_field: Option<String>,
+    fields: FieldCache,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -46,7 +50,25 @@ impl Deliverer {
             client,
             transitions,
             store,
+            cert_id_field: None,
+            fields: FieldCache::default(),
         }
+    }
+
+    /// Sets the field that receives certificate ids.
+    pub fn with_cert_id_field(mut self, name: Option<String>) -> Self {
+        self.cert_id_field = name;
+        self
+    }
+
+    /// A Deliverer for the `[jira]` configuration.
+    pub fn for_config(
+        client: JiraClient,
+        cfg: &crate::config::JiraConfig,
+        store: SharedStore,
+    ) -> Self {
+        Deliverer::new(client, cfg.transitions.clone(), store)
+            .with_cert_id_field(cfg.workflow.as_ref().map(|w| w.cert_id_field.clone()))
     }
 
     async fn save(&self, item: &OutboxItem) -> Result<(), StoreError> {
@@ -179,6 +201,20 @@ impl Deliverer {
                     .await?;
                 item.done.attachment = true;
             }
+            self.save(item).await?;
+        }
+        if let Some(edit) = item.edit.clone().filter(|_| !item.done.edit) {
+            let mut fields = serde_json::Map::new();
+            if let Some(s) = edit.summary {
+                fields.insert("summary".into(), s.into());
+            }
+            if let (Some(id), Some(name)) = (edit.cert_id, &self.cert_id_field) {
+                fields.insert(self.fields.id(&self.client, name).await?, id.into());
+            }
+            if !fields.is_empty() {
+                self.client.edit(&key, fields).await?;
+            }
+            item.done.edit = true;
             self.save(item).await?;
         }
         if !item.done.transition {

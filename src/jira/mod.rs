@@ -102,11 +102,15 @@ impl JiraClient {
     }
 
     fn api(&self, path: &str) -> String {
+        self.api_root(&format!("issue/{path}"))
+    }
+
+    fn api_root(&self, path: &str) -> String {
         let v = match self.flavor {
             JiraFlavor::Cloud => 3,
             JiraFlavor::Datacenter => 2,
         };
-        format!("{}/rest/api/{v}/issue/{path}", self.base)
+        format!("{}/rest/api/{v}/{path}", self.base)
     }
 
     fn req(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
@@ -244,6 +248,195 @@ impl JiraClient {
             .multipart(form);
         self.send(rb, "attaching a file", key).await.map(|_| ())
     }
+}
+
+impl JiraClient {
+    /// Issues matching `jql`, with the given fields (ids), at most `max`. Cloud pages with
+    /// `POST /rest/api/3/search/jql` and `nextPageToken`; Data Center with
+    /// `POST /rest/api/2/search` and `startAt`. Returns the issues and whether that was all
+    /// of them.
+    pub async fn search(
+        &self,
+        jql: &str,
+        fields: &[String],
+        max: usize,
+    ) -> Result<(Vec<FoundIssue>, bool), JiraError> {
+        let what = "searching issues";
+        let mut out: Vec<FoundIssue> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = (max - out.len()).min(100);
+            let (url, body) = match self.flavor {
+                JiraFlavor::Cloud => {
+                    let mut b = json!({ "jql": jql, "fields": fields, "maxResults": page });
+                    if let Some(t) = &token {
+                        b["nextPageToken"] = Value::String(t.clone());
+                    }
+                    (self.api_root("search/jql"), b)
+                }
+                JiraFlavor::Datacenter => (
+                    self.api_root("search"),
+                    json!({ "jql": jql, "fields": fields, "maxResults": page, "startAt": out.len() }),
+                ),
+            };
+            let rb = self.req(reqwest::Method::POST, &url).json(&body);
+            let body = self.send(rb, what, "JQL search").await?;
+            let v: SearchBody = parse(&body, what, "JQL search")?;
+            let n = v.issues.len();
+            out.extend(v.issues.into_iter().map(|i| FoundIssue {
+                key: i.key,
+                fields: i.fields,
+            }));
+            let more = match self.flavor {
+                JiraFlavor::Cloud => {
+                    token = v.next_page_token;
+                    token.is_some() && !v.is_last.unwrap_or(false)
+                }
+                JiraFlavor::Datacenter => v.total.is_some_and(|t| (out.len() as u64) < t),
+            };
+            if !more || n == 0 {
+                return Ok((out, true));
+            }
+            if out.len() >= max {
+                return Ok((out, false));
+            }
+        }
+    }
+
+    /// Every field Jira knows: (id, name). Custom fields have ids like `customfield_10050`.
+    pub async fn fields(&self) -> Result<Vec<(String, String)>, JiraError> {
+        let what = "listing fields";
+        let rb = self.req(reqwest::Method::GET, &self.api_root("field"));
+        let body = self.send(rb, what, "the field list").await?;
+        let v: Vec<FieldBody> = parse(&body, what, "the field list")?;
+        Ok(v.into_iter().map(|f| (f.id, f.name)).collect())
+    }
+
+    /// Sets fields of an issue (`PUT /issue/{key}`): `fields` maps field ids to values.
+    pub async fn edit(
+        &self,
+        key: &str,
+        fields: serde_json::Map<String, Value>,
+    ) -> Result<(), JiraError> {
+        let url = self.api(&crate::http::path_segment(key));
+        let rb = self
+            .req(reqwest::Method::PUT, &url)
+            .json(&json!({ "fields": fields }));
+        self.send(rb, "setting fields", key).await.map(|_| ())
+    }
+}
+
+/// Field ids by name, from Jira's field list, fetched when first needed and again when a name
+/// is not found (a field created since).
+#[derive(Default)]
+pub struct FieldCache {
+    map: tokio::sync::Mutex<Option<Vec<(String, String)>>>,
+}
+
+impl FieldCache {
+    /// The id of the field called `name` (case-insensitive); an id (`summary`,
+    /// `customfield_10050`) is returned as is.
+    pub async fn id(&self, client: &JiraClient, name: &str) -> Result<String, JiraError> {
+        let mut map = self.map.lock().await;
+        for refresh in [false, true] {
+            if refresh || map.is_none() {
+                *map = Some(client.fields().await?);
+            }
+            let fields = map.as_ref().expect("filled");
+            if let Some((id, _)) = fields
+                .iter()
+                .find(|(id, n)| n.eq_ignore_ascii_case(name) || id == name)
+            {
+                return Ok(id.clone());
+            }
+            if !refresh && name.starts_with("customfield_") {
+                return Ok(name.to_string());
+            }
+        }
+        let fields = map.as_ref().expect("filled");
+        let mut similar: Vec<&str> = fields
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .filter(|n| {
+                let (a, b) = (n.to_lowercase(), name.to_lowercase());
+                b.split_whitespace().any(|w| w.len() > 2 && a.contains(w))
+            })
+            .collect();
+        similar.sort_unstable();
+        similar.dedup();
+        similar.truncate(8);
+        Err(JiraError::Permanent {
+            status: 404,
+            what: format!(
+                "Jira has no field named {name:?}{}; create it, or set the field's name in [jira.workflow]",
+                if similar.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (similar: {})", similar.join(", "))
+                }
+            ),
+        })
+    }
+}
+
+/// An issue found by a search: its key and the fields asked for, by id.
+#[derive(Debug, Clone)]
+pub struct FoundIssue {
+    pub key: String,
+    pub fields: serde_json::Map<String, Value>,
+}
+
+impl FoundIssue {
+    /// A field's value as text: a string, the `value`/`name` of an option or object, the text
+    /// of an ADF document (Cloud text areas), a number; `None` when empty or absent.
+    pub fn text(&self, id: &str) -> Option<String> {
+        let t = match self.fields.get(id)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("doc") => {
+                adf::text(&Value::Object(o.clone()))
+            }
+            Value::Object(o) => o
+                .get("value")
+                .or_else(|| o.get("name"))
+                .and_then(Value::as_str)?
+                .to_string(),
+            Value::Array(a) => a
+                .first()
+                .and_then(|v| v.get("value").or(Some(v)))
+                .and_then(Value::as_str)?
+                .to_string(),
+            _ => return None,
+        };
+        let t = t.trim().to_string();
+        (!t.is_empty()).then_some(t)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchBody {
+    #[serde(default)]
+    issues: Vec<SearchIssue>,
+    #[serde(default, rename = "nextPageToken")]
+    next_page_token: Option<String>,
+    #[serde(default, rename = "isLast")]
+    is_last: Option<bool>,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchIssue {
+    key: String,
+    #[serde(default)]
+    fields: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FieldBody {
+    id: String,
+    #[serde(default)]
+    name: String,
 }
 
 /// The transitions of a `GET .../transitions` answer. Pure; the client and the fuzzers use it.

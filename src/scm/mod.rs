@@ -244,9 +244,18 @@ impl ScmClient {
 
     /// Enrolls a new certificate from a CSR. **Billable.** Returns the new certificate id.
     pub async fn enroll(&self, req: &EnrollRequest) -> Result<String, ScmError> {
+        self.enroll_reserved(None, req).await
+    }
+
+    /// [`ScmClient::enroll`], sending the first attempt in a slot taken by [`ScmClient::reserve`].
+    pub async fn enroll_reserved(
+        &self,
+        reserved: Option<Reserved>,
+        req: &EnrollRequest,
+    ) -> Result<String, ScmError> {
         let body = serde_json::to_value(req).expect("serializable");
         let a = self
-            .call_retrying(&Op::Post("/api/v1/certificates", body), false)
+            .call_retrying_in(&Op::Post("/api/v1/certificates", body), false, reserved)
             .await?;
         cert_id_of(&a)
     }

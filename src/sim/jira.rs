@@ -31,13 +31,24 @@ const WORKFLOW: &[(&str, &str, &[&str], &str)] = &[
     (
         "11",
         "Start Renewal",
-        &["Open", "Renewed", "Needs Attention"],
+        &[
+            "Open",
+            "Renewed",
+            "Needs Attention",
+            "Renewal Requested",
+            "Certificate Enrolled",
+        ],
         "Renewal In Progress",
     ),
     (
         "21",
         "Renewed",
-        &["Open", "Renewal In Progress", "Needs Attention"],
+        &[
+            "Open",
+            "Renewal In Progress",
+            "Needs Attention",
+            "Renewal Requested",
+        ],
         "Renewed",
     ),
     (
@@ -47,7 +58,78 @@ const WORKFLOW: &[(&str, &str, &[&str], &str)] = &[
         "Needs Attention",
     ),
     ("41", "Reopen", &["Renewed", "Needs Attention"], "Open"),
+    // The Certificate issue type's workflow (project CERT), after Sectigo's Jira app: a person
+    // moves an issue into a "requested" status; the connector moves it on.
+    (
+        "101",
+        "Enroll Certificate",
+        &["Certificate Request", "Request Failed"],
+        "Enrollment Requested",
+    ),
+    (
+        "111",
+        "Certificate Enrolled",
+        &["Enrollment Requested"],
+        "Certificate Enrolled",
+    ),
+    (
+        "121",
+        "Request Failed",
+        &[
+            "Enrollment Requested",
+            "Renewal Requested",
+            "Revocation Requested",
+        ],
+        "Request Failed",
+    ),
+    (
+        "131",
+        "Renew Certificate",
+        &["Certificate Enrolled", "Renewed", "Request Failed"],
+        "Renewal Requested",
+    ),
+    (
+        "141",
+        "Revoke Certificate",
+        &[
+            "Certificate Enrolled",
+            "Renewed",
+            "Request Failed",
+            "Renewal In Progress",
+        ],
+        "Revocation Requested",
+    ),
+    (
+        "151",
+        "Certificate Revoked",
+        &["Revocation Requested"],
+        "Certificate Revoked",
+    ),
 ];
+
+/// Custom fields of the Certificate issue type: (id, name, kind). Text areas are ADF documents
+/// on Cloud (v3) and strings on Data Center; the profile is a single-select option.
+const CUSTOM_FIELDS: &[(&str, &str, FieldKind)] = &[
+    (
+        "customfield_10101",
+        "Certificate CSR text",
+        FieldKind::TextArea,
+    ),
+    (
+        "customfield_10102",
+        "Certificate profile",
+        FieldKind::Select,
+    ),
+    ("customfield_10103", "Certificate ID", FieldKind::Text),
+    ("customfield_10104", "Revocation reason", FieldKind::Text),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Text,
+    TextArea,
+    Select,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct JiraFaults {
@@ -64,6 +146,13 @@ pub struct JiraFaults {
 #[derive(Debug, Clone, Default)]
 pub struct SimIssue {
     pub status: String,
+    pub project: String,
+    pub issue_type: String,
+    pub summary: String,
+    /// Custom field values by field name (plain text).
+    pub fields: BTreeMap<String, String>,
+    /// Field edits received (`PUT /issue/{key}`), by field id, in order.
+    pub edits: Vec<(String, Value)>,
     /// Comment bodies as plain text (ADF flattened).
     pub comments: Vec<String>,
     /// (file name, content).
@@ -77,6 +166,8 @@ struct Inner {
     faults: JiraFaults,
     requests: usize,
     refused_auth: usize,
+    /// JQL searches received.
+    searches: usize,
 }
 
 struct Sim {
@@ -107,14 +198,21 @@ impl JiraSim {
                 faults: JiraFaults::default(),
                 requests: 0,
                 refused_auth: 0,
+                searches: 0,
             }),
         });
         let v = match flavor {
             JiraFlavor::Cloud => "3",
             JiraFlavor::Datacenter => "2",
         };
+        let search_path = match flavor {
+            JiraFlavor::Cloud => "/rest/api/3/search/jql",
+            JiraFlavor::Datacenter => "/rest/api/2/search",
+        };
         let app = Router::new()
-            .route(&format!("/rest/api/{v}/issue/:key"), get(issue))
+            .route(&format!("/rest/api/{v}/issue/:key"), get(issue).put(edit))
+            .route(search_path, post(search))
+            .route(&format!("/rest/api/{v}/field"), get(fields))
             .route(
                 &format!("/rest/api/{v}/issue/:key/comment"),
                 get(comments).post(add_comment),
@@ -149,9 +247,53 @@ impl JiraSim {
             key.into(),
             SimIssue {
                 status: "Open".into(),
+                project: key.split('-').next().unwrap_or("").into(),
+                issue_type: "Task".into(),
                 ..Default::default()
             },
         );
+    }
+
+    /// Creates a Certificate issue as a person does in Sectigo's layout: project CERT, status
+    /// "Certificate Request", with the fields Certificate profile and Certificate CSR text.
+    pub fn add_certificate_issue(&self, key: &str, summary: &str, profile: &str, csr: &str) {
+        let mut fields = BTreeMap::new();
+        fields.insert("Certificate profile".to_string(), profile.to_string());
+        fields.insert("Certificate CSR text".to_string(), csr.to_string());
+        self.sim.inner.lock().unwrap().issues.insert(
+            key.into(),
+            SimIssue {
+                status: "Certificate Request".into(),
+                project: key.split('-').next().unwrap_or("").into(),
+                issue_type: "Certificate".into(),
+                summary: summary.into(),
+                fields,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Performs a transition by name, as a person in Jira's UI does. Panics when it is not
+    /// available from the issue's status (a test's mistake).
+    pub fn person_transitions(&self, key: &str, name: &str) {
+        let mut i = self.sim.inner.lock().unwrap();
+        let is = i.issues.get_mut(key).expect("issue exists");
+        let (_, _, _, to) = WORKFLOW
+            .iter()
+            .find(|(_, n, from, _)| *n == name && from.contains(&is.status.as_str()))
+            .unwrap_or_else(|| panic!("{name:?} is not available from {:?}", is.status));
+        is.status = to.to_string();
+    }
+
+    /// Sets a custom field by name, as a person editing the issue does.
+    pub fn set_field(&self, key: &str, name: &str, value: &str) {
+        let mut i = self.sim.inner.lock().unwrap();
+        let is = i.issues.get_mut(key).expect("issue exists");
+        is.fields.insert(name.into(), value.into());
+    }
+
+    pub fn searches(&self) -> usize {
+        self.sim.inner.lock().unwrap().searches
     }
 
     pub fn issue(&self, key: &str) -> Option<SimIssue> {
@@ -182,6 +324,18 @@ fn error(status: StatusCode, msg: &str) -> Response {
 
 /// Faults, authentication and the issue's existence, common to every endpoint.
 async fn admit(sim: &Sim, headers: &HeaderMap, key: &str) -> Result<(), Response> {
+    admit_any(sim, headers).await?;
+    if !sim.inner.lock().unwrap().issues.contains_key(key) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "Issue does not exist or you do not have permission to see it.",
+        ));
+    }
+    Ok(())
+}
+
+/// Faults and authentication.
+async fn admit_any(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
     let faults = {
         let mut i = sim.inner.lock().unwrap();
         i.requests += 1;
@@ -233,13 +387,267 @@ async fn admit(sim: &Sim, headers: &HeaderMap, key: &str) -> Result<(), Response
         )
             .into_response());
     }
-    if !sim.inner.lock().unwrap().issues.contains_key(key) {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "Issue does not exist or you do not have permission to see it.",
-        ));
-    }
     Ok(())
+}
+
+/// A field's value in the flavour's representation, or `None` when empty.
+fn field_value(flavor: JiraFlavor, is: &SimIssue, id: &str) -> Option<Value> {
+    match id {
+        "summary" => Some(Value::String(is.summary.clone())),
+        "status" => Some(json!({"name": is.status})),
+        "issuetype" => Some(json!({"name": is.issue_type})),
+        "project" => Some(json!({"key": is.project})),
+        _ => {
+            let (_, name, kind) = CUSTOM_FIELDS.iter().find(|(fid, _, _)| *fid == id)?;
+            let v = is.fields.get(*name).filter(|v| !v.is_empty())?;
+            Some(match (kind, flavor) {
+                (FieldKind::TextArea, JiraFlavor::Cloud) => crate::jira::adf::document(v),
+                (FieldKind::Select, _) => json!({"value": v, "id": "10200"}),
+                _ => Value::String(v.clone()),
+            })
+        }
+    }
+}
+
+/// Evaluates the JQL subset the connector's defaults use: clauses `field = value`,
+/// `field != value` and `field in (a, b)` joined by AND, an optional ORDER BY; fields
+/// project, issuetype (type), status, key. Values compare case-insensitively, as Jira does.
+fn jql_matches(jql: &str) -> Result<impl Fn(&str, &SimIssue) -> bool, String> {
+    let q = match jql.to_lowercase().find(" order by ") {
+        Some(p) => &jql[..p],
+        None => jql,
+    };
+    let mut clauses = Vec::new();
+    for clause in split_and(q) {
+        let c = clause.trim();
+        let (field, op, rest) = if let Some(p) = c.find("!=") {
+            (&c[..p], "!=", &c[p + 2..])
+        } else if let Some(p) = c.find('=') {
+            (&c[..p], "=", &c[p + 1..])
+        } else if let Some(p) = c.to_lowercase().find(" in ") {
+            (&c[..p], "in", &c[p + 4..])
+        } else {
+            return Err(format!(
+                "Error in the JQL Query: Expecting operator but got '{c}'."
+            ));
+        };
+        let field = field.trim().to_lowercase();
+        let field = match field.as_str() {
+            "type" => "issuetype".to_string(),
+            f @ ("project" | "issuetype" | "status" | "key") => f.to_string(),
+            other => {
+                return Err(format!(
+                    "Field '{other}' does not exist or you do not have permission to view it."
+                ))
+            }
+        };
+        let rest = rest.trim();
+        let values: Vec<String> = if op == "in" {
+            let inner = rest
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(|| {
+                    format!("Error in the JQL Query: Expecting '(' after 'in' in '{c}'.")
+                })?;
+            inner.split(',').map(unquote).collect()
+        } else {
+            vec![unquote(rest)]
+        };
+        if values.iter().any(String::is_empty) {
+            return Err(format!(
+                "Error in the JQL Query: Expecting a value in '{c}'."
+            ));
+        }
+        clauses.push((field, op == "!=", values));
+    }
+    if clauses.is_empty() {
+        return Err("Error in the JQL Query: the query is empty.".into());
+    }
+    Ok(move |key: &str, is: &SimIssue| {
+        clauses.iter().all(|(field, negated, values)| {
+            let actual = match field.as_str() {
+                "project" => &is.project,
+                "issuetype" => &is.issue_type,
+                "status" => &is.status,
+                _ => key,
+            };
+            values.iter().any(|v| v.eq_ignore_ascii_case(actual)) != *negated
+        })
+    })
+}
+
+/// Splits on AND outside quotes.
+fn split_and(q: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let words: Vec<&str> = q.split(' ').collect();
+    for w in words {
+        if !quoted && w.eq_ignore_ascii_case("and") {
+            out.push(String::new());
+            continue;
+        }
+        quoted ^= w.matches('"').count() % 2 == 1;
+        let cur = out.last_mut().expect("non-empty");
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    out
+}
+
+fn unquote(v: &str) -> String {
+    v.trim().trim_matches('"').trim_matches('\'').to_string()
+}
+
+async fn search(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = admit_any(&sim, &headers).await {
+        return r;
+    }
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Unexpected character in the request body.",
+            )
+        }
+    };
+    let Some(jql) = v["jql"].as_str() else {
+        return error(StatusCode::BAD_REQUEST, "jql is required.");
+    };
+    let matches = match jql_matches(jql) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    let max = v["maxResults"].as_u64().unwrap_or(50).clamp(1, 100) as usize;
+    let fields: Vec<String> = v["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let start = match sim.flavor {
+        JiraFlavor::Cloud => v["nextPageToken"]
+            .as_str()
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(0),
+        JiraFlavor::Datacenter => v["startAt"].as_u64().unwrap_or(0) as usize,
+    };
+    let mut i = sim.inner.lock().unwrap();
+    i.searches += 1;
+    let all: Vec<(&String, &SimIssue)> = i.issues.iter().filter(|(k, is)| matches(k, is)).collect();
+    let total = all.len();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(max)
+        .enumerate()
+        .map(|(n, (k, is))| {
+            let mut f = serde_json::Map::new();
+            for id in &fields {
+                f.insert(
+                    id.clone(),
+                    field_value(sim.flavor, is, id).unwrap_or(Value::Null),
+                );
+            }
+            json!({"id": (10000 + start + n).to_string(), "key": k, "fields": f})
+        })
+        .collect();
+    let end = start + page.len();
+    match sim.flavor {
+        JiraFlavor::Cloud => {
+            let mut b = json!({"issues": page, "isLast": end >= total});
+            if end < total {
+                b["nextPageToken"] = Value::String(end.to_string());
+            }
+            Json(b).into_response()
+        }
+        JiraFlavor::Datacenter => {
+            Json(json!({"startAt": start, "maxResults": max, "total": total, "issues": page}))
+                .into_response()
+        }
+    }
+}
+
+async fn fields(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
+    if let Err(r) = admit_any(&sim, &headers).await {
+        return r;
+    }
+    let mut all = vec![
+        json!({"id": "summary", "key": "summary", "name": "Summary", "custom": false, "schema": {"type": "string", "system": "summary"}}),
+        json!({"id": "status", "key": "status", "name": "Status", "custom": false, "schema": {"type": "status", "system": "status"}}),
+    ];
+    for (id, name, kind) in CUSTOM_FIELDS {
+        let t = if *kind == FieldKind::Select {
+            "option"
+        } else {
+            "string"
+        };
+        all.push(json!({"id": id, "key": id, "name": name, "custom": true, "schema": {"type": t, "customId": id[12..].parse::<u64>().unwrap_or(0)}}));
+    }
+    Json(Value::Array(all)).into_response()
+}
+
+/// `PUT /issue/{key}`: sets the summary and text custom fields (what the edit screen holds).
+async fn edit(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = admit(&sim, &headers, &key).await {
+        return r;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(fields) = v["fields"].as_object() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Can not deserialize the request: fields is required.",
+        );
+    };
+    let mut errors = serde_json::Map::new();
+    for (id, val) in fields {
+        let settable = id == "summary"
+            || CUSTOM_FIELDS
+                .iter()
+                .any(|(fid, _, k)| fid == id && *k == FieldKind::Text);
+        if !settable {
+            errors.insert(
+                id.clone(),
+                Value::String(format!(
+                    "Field '{id}' cannot be set. It is not on the appropriate screen, or unknown."
+                )),
+            );
+        } else if !val.is_string() {
+            errors.insert(
+                id.clone(),
+                Value::String("Operation value must be a string".into()),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            json!({"errorMessages": [], "errors": errors}).to_string(),
+        )
+            .into_response();
+    }
+    let mut i = sim.inner.lock().unwrap();
+    let is = i.issues.get_mut(&key).expect("admitted");
+    for (id, val) in fields {
+        let text = val.as_str().unwrap_or("").to_string();
+        if id == "summary" {
+            is.summary = text;
+        } else if let Some((_, name, _)) = CUSTOM_FIELDS.iter().find(|(fid, _, _)| fid == id) {
+            is.fields.insert(name.to_string(), text);
+        }
+        is.edits.push((id.clone(), val.clone()));
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn issue(
@@ -258,7 +666,7 @@ async fn issue(
         .enumerate()
         .map(|(n, (f, c))| json!({"id": (10000 + n).to_string(), "filename": f, "size": c.len()}))
         .collect();
-    Json(json!({"key": key, "fields": {"status": {"name": is.status}, "attachment": att}}))
+    Json(json!({"key": key, "fields": {"status": {"name": is.status}, "summary": is.summary, "attachment": att}}))
         .into_response()
 }
 

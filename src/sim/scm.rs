@@ -123,6 +123,7 @@ struct Inner {
     next_id: u64,
     tokens: HashMap<String, (Instant, String)>,
     billable: BTreeMap<String, u32>,
+    enrolled: Vec<(String, String)>,
     log: Vec<LoggedRequest>,
     comments: Vec<String>,
     profile_ids: Vec<Option<i64>>,
@@ -225,6 +226,7 @@ impl ScmSim {
                 next_id: 1000,
                 tokens: HashMap::new(),
                 billable: BTreeMap::new(),
+                enrolled: Vec::new(),
                 log: Vec::new(),
                 comments: Vec::new(),
                 profile_ids: Vec::new(),
@@ -302,7 +304,7 @@ impl ScmSim {
             .new_cert(&mut inner, cn, &sans, not_before, not_after, Instant::now())
     }
 
-    /// Billable calls (renew, enroll) made for one certificate id (enroll counts under the new id).
+    /// Renewals of one certificate id (billable; more than one is a double renewal).
     pub fn billable_count(&self, id: &str) -> u32 {
         self.sim
             .inner
@@ -314,11 +316,13 @@ impl ScmSim {
             .unwrap_or(0)
     }
 
+    /// Every billable call: renewals and enrollments.
     pub fn billable_total(&self) -> u32 {
-        self.sim.inner.lock().unwrap().billable.values().sum()
+        let i = self.sim.inner.lock().unwrap();
+        i.billable.values().sum::<u32>() + i.enrolled.len() as u32
     }
 
-    /// Every billable count above one, by certificate id: a double renewal.
+    /// Every renewal count above one, by certificate id: a double renewal.
     pub fn billed_twice(&self) -> Vec<(String, u32)> {
         self.sim
             .inner
@@ -329,6 +333,11 @@ impl ScmSim {
             .filter(|(_, n)| **n > 1)
             .map(|(k, n)| (k.clone(), *n))
             .collect()
+    }
+
+    /// Every enrollment accepted: (subject CN, new certificate id), in order.
+    pub fn enrollments(&self) -> Vec<(String, String)> {
+        self.sim.inner.lock().unwrap().enrolled.clone()
     }
 
     /// The ids a certificate was renewed to.
@@ -947,7 +956,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
         now + chrono::Duration::days(sim.cfg.validity_days),
         Instant::now() + sim.cfg.issue_delay,
     );
-    *inner.billable.entry(id.clone()).or_default() += 1;
+    inner.enrolled.push((cn.clone(), id.clone()));
     inner.comments.push(comments.unwrap_or_default());
     Ok((
         StatusCode::OK,

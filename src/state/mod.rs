@@ -14,8 +14,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use records::{
-    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, ForceRun, HistoryEntry,
-    OutboxItem, ProfileState, Steps,
+    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, EnrollState, ForceRun, Handled,
+    HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
 };
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
@@ -66,7 +66,24 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Records and new Jira updates in one atomic step. An update whose marker was queued
     /// before (delivered or not) is not queued again.
-    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()>;
+    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()> {
+        self.commit_all(recs, &[], outbox)
+    }
+    /// The same, with issue records. Fails with [`StoreError::Conflict`] when an issue would
+    /// take a CSR another issue holds.
+    fn commit_all(
+        &self,
+        recs: &[CertRecord],
+        issues: &[IssueRecord],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()>;
+    fn issue(&self, key: &str) -> StoreResult<Option<IssueRecord>>;
+    /// The issue holding a CSR (by its SHA-256), if any.
+    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>>;
+    /// Issues the daemon still owes work (enrollments in flight, revocations unanswered).
+    fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>>;
+    /// Every issue record (for `status`).
+    fn issues(&self) -> StoreResult<Vec<IssueRecord>>;
     /// Queued Jira updates, oldest first (dead ones included), at most `limit`.
     fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxItem>>;
     /// Saves a queued update's progress.

@@ -192,6 +192,9 @@ pub struct OutboxItem {
     pub comment: String,
     #[serde(default)]
     pub attachment: Option<Attachment>,
+    /// Fields to set on the issue (summary, certificate id).
+    #[serde(default)]
+    pub edit: Option<IssueEdit>,
     pub created: DateTime<Utc>,
     #[serde(default)]
     pub attempts: u32,
@@ -210,6 +213,16 @@ pub struct OutboxItem {
     pub dead: Option<String>,
 }
 
+/// Issue fields an update sets. Setting a field is idempotent: no marker needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueEdit {
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// The certificate id, for the `[jira.workflow] cert_id_field` field.
+    #[serde(default)]
+    pub cert_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub filename: String,
@@ -220,5 +233,154 @@ pub struct Attachment {
 pub struct Steps {
     pub comment: bool,
     pub attachment: bool,
+    #[serde(default)]
+    pub edit: bool,
     pub transition: bool,
+}
+
+/// A Jira issue the workflow acted on: the journal of what it asked for (enroll, renew,
+/// revoke) and what became of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRecord {
+    pub key: String,
+    /// Requests handled while the issue sat in their requested status. A request is handled
+    /// once; it is handled again only after the issue left that status and came back (a
+    /// person asked again).
+    #[serde(default)]
+    pub handled: Vec<Handled>,
+    /// The enrollment this issue asked for.
+    #[serde(default)]
+    pub enroll: Option<EnrollState>,
+    /// SHA-256 (hex) of the enrolled CSR (DER): one enrollment per CSR across all issues.
+    #[serde(default)]
+    pub csr_sha256: Option<String>,
+    /// A revocation journaled before its call and not yet answered.
+    #[serde(default)]
+    pub revoking: Option<RevokeIntent>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Lifecycle of an enrollment asked for by an issue. `Requested` is the journal of the
+/// billable call: written and flushed before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnrollState {
+    Requested {
+        profile: String,
+        at: DateTime<Utc>,
+    },
+    /// SCM accepted the enrollment as `cert_id`; waiting for issuance.
+    Collecting {
+        profile: String,
+        cert_id: String,
+        at: DateTime<Utc>,
+    },
+    Issued {
+        cert_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Refused before anything was billed (bad CSR, unknown profile, duplicate CSR, SCM
+    /// refused the request): the issue may ask again.
+    Rejected {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// SCM accepted the enrollment but it can never be collected.
+    Failed {
+        cert_id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The daemon stopped between the enroll call and recording its answer: SCM may have
+    /// enrolled (and billed). Never enrolled again automatically.
+    OutcomeUnknown {
+        profile: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl EnrollState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EnrollState::Requested { .. } => "requested",
+            EnrollState::Collecting { .. } => "collecting",
+            EnrollState::Issued { .. } => "issued",
+            EnrollState::Rejected { .. } => "rejected",
+            EnrollState::Failed { .. } => "failed",
+            EnrollState::OutcomeUnknown { .. } => "outcome-unknown",
+        }
+    }
+
+    /// Whether SCM may hold (or have billed) a certificate for this enrollment: the CSR is
+    /// taken, and the issue never enrolls again.
+    pub fn holds_csr(&self) -> bool {
+        !matches!(self, EnrollState::Rejected { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handled {
+    /// "enroll", "renew" or "revoke".
+    pub action: String,
+    pub at: DateTime<Utc>,
+    /// Complete searches in a row that did not find the issue in the requested status.
+    #[serde(default)]
+    pub misses: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeIntent {
+    pub cert_id: String,
+    pub message: String,
+    pub reason_code: i32,
+    pub at: DateTime<Utc>,
+}
+
+impl IssueRecord {
+    pub fn new(key: &str) -> IssueRecord {
+        IssueRecord {
+            key: key.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn log(&mut self, at: DateTime<Utc>, event: impl Into<String>) {
+        self.history.push(HistoryEntry {
+            at,
+            event: event.into(),
+        });
+    }
+
+    pub fn is_handled(&self, action: &str) -> bool {
+        self.handled.iter().any(|h| h.action == action)
+    }
+
+    pub fn set_handled(&mut self, action: &str, at: Option<DateTime<Utc>>) {
+        self.handled.retain(|h| h.action != action);
+        if let Some(at) = at {
+            self.handled.push(Handled {
+                action: action.to_string(),
+                at,
+                misses: 0,
+            });
+        }
+    }
+
+    /// Work the daemon still owes this issue (an enrollment to collect or resolve, a
+    /// revocation to finish).
+    pub fn has_work(&self) -> bool {
+        matches!(
+            self.enroll,
+            Some(EnrollState::Requested { .. } | EnrollState::Collecting { .. })
+        ) || self.revoking.is_some()
+    }
+
+    /// The CSR hash this issue holds in the duplicate index.
+    pub fn held_csr(&self) -> Option<&str> {
+        match &self.enroll {
+            Some(e) if e.holds_csr() => self.csr_sha256.as_deref(),
+            _ => None,
+        }
+    }
 }

@@ -7,6 +7,9 @@
 //! - `by_profile`: profile ‖ 0 ‖ id → (), every record
 //! - `profiles`: name → [`ProfileState`]
 //! - `outbox`: seq (8 bytes) → queued Jira update; `outbox_markers`: marker → seq
+//! - `issues`: Jira issue key → [`IssueRecord`] (the workflow's journal)
+//! - `csrs`: CSR SHA-256 → issue key, for every CSR an issue enrolled (or may have)
+//! - `issue_work`: issue key → (), issues with an enrollment or revocation unanswered
 //! - `meta`: `schema_version`, `last_cycle`
 
 use std::collections::BTreeMap;
@@ -17,7 +20,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::{
-    CertRecord, CertState, CycleSummary, OutboxItem, ProfileState, Store, StoreError, StoreResult,
+    CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState, Store, StoreError,
+    StoreResult,
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -31,6 +35,9 @@ pub struct SledStore {
     profiles: sled::Tree,
     outbox: sled::Tree,
     outbox_markers: sled::Tree,
+    issues: sled::Tree,
+    csrs: sled::Tree,
+    issue_work: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -119,6 +126,9 @@ impl SledStore {
             profiles: db.open_tree("profiles")?,
             outbox: db.open_tree("outbox")?,
             outbox_markers: db.open_tree("outbox_markers")?,
+            issues: db.open_tree("issues")?,
+            csrs: db.open_tree("csrs")?,
+            issue_work: db.open_tree("issue_work")?,
             meta: db.open_tree("meta")?,
             db,
         };
@@ -176,6 +186,46 @@ impl SledStore {
         Ok(())
     }
 
+    fn put_issue_tx(
+        issues: &TransactionalTree,
+        csrs: &TransactionalTree,
+        work: &TransactionalTree,
+        rec: &IssueRecord,
+    ) -> TxResult<()> {
+        let key = rec.key.as_bytes();
+        if let Some(old) = issues.get(key)? {
+            let old: IssueRecord =
+                decode(key, &old).map_err(ConflictableTransactionError::Abort)?;
+            if let Some(h) = old.held_csr() {
+                if rec.held_csr() != Some(h) && csrs.get(h.as_bytes())?.as_deref() == Some(key) {
+                    csrs.remove(h.as_bytes())?;
+                }
+            }
+        }
+        if let Some(h) = rec.held_csr() {
+            match csrs.get(h.as_bytes())? {
+                Some(other) if &*other != key => {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                        format!(
+                            "the CSR is already enrolled by {}",
+                            String::from_utf8_lossy(&other)
+                        ),
+                    )))
+                }
+                _ => {
+                    csrs.insert(h.as_bytes(), key)?;
+                }
+            }
+        }
+        issues.insert(key, encode(rec))?;
+        if rec.has_work() {
+            work.insert(key, &[])?;
+        } else {
+            work.remove(key)?;
+        }
+        Ok(())
+    }
+
     fn get_many(&self, ids: impl Iterator<Item = Vec<u8>>) -> StoreResult<Vec<CertRecord>> {
         let mut out = Vec::new();
         for id in ids {
@@ -195,7 +245,12 @@ impl Store for SledStore {
         }
     }
 
-    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()> {
+    fn commit_all(
+        &self,
+        recs: &[CertRecord],
+        issues: &[IssueRecord],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()> {
         (
             &self.certs,
             &self.by_not_after,
@@ -203,10 +258,16 @@ impl Store for SledStore {
             &self.by_profile,
             &self.outbox,
             &self.outbox_markers,
+            &self.issues,
+            &self.csrs,
+            &self.issue_work,
         )
-            .transaction(|(c, na, inf, byp, ob, obm)| {
+            .transaction(|(c, na, inf, byp, ob, obm, is, cs, iw)| {
                 for r in recs {
                     Self::put_tx(c, na, inf, byp, r)?;
+                }
+                for r in issues {
+                    Self::put_issue_tx(is, cs, iw, r)?;
                 }
                 for item in outbox {
                     if obm.get(item.marker.as_bytes())?.is_some() {
@@ -221,6 +282,40 @@ impl Store for SledStore {
                 Ok(())
             })
             .map_err(tx_err)
+    }
+
+    fn issue(&self, key: &str) -> StoreResult<Option<IssueRecord>> {
+        match self.issues.get(key.as_bytes())? {
+            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .csrs
+            .get(sha256.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>> {
+        let mut out = Vec::new();
+        for k in self.issue_work.iter().keys() {
+            let k = k?;
+            if let Some(v) = self.issues.get(&k)? {
+                out.push(decode(&k, &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn issues(&self) -> StoreResult<Vec<IssueRecord>> {
+        let mut out = Vec::new();
+        for kv in self.issues.iter() {
+            let (k, v) = kv?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
     }
 
     fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxItem>> {
