@@ -315,3 +315,115 @@ async fn kill_9_during_jira_delivery_loses_and_doubles_nothing() {
     assert!(env.sim.billed_twice().is_empty());
     println!("{} issues each updated exactly once per event after {kills} kills ({unknown} renewals with unknown outcome)", keys.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
+    use sectigo::config::JiraFlavor;
+    use sectigo::sim::{JiraFaults, JiraSim};
+    let kills: usize = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("kills: {kills}, seed: {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let jira = JiraSim::start(JiraFlavor::Cloud, "bot@example.com", "t")
+        .await
+        .unwrap();
+    jira.set_faults(JiraFaults {
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let env = Env::new(ScmSimConfig {
+        issue_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    // Every SCM answer takes a while: kills land inside enroll calls.
+    env.sim.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    });
+    env.connector(&format!(
+        "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\npoll_cron = \"* * * * * *\"\n",
+        jira.url()
+    ));
+    env.profile("web", "expiry_window_days = 30");
+    let keys: Vec<String> = (0..8).map(|i| format!("CERT-{}", 200 + i)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cn = format!("e{i}.example.com");
+        let mut p = rcgen::CertificateParams::new(vec![cn.clone()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let csr = p.serialize_request(&key).unwrap().pem().unwrap();
+        jira.add_certificate_issue(k, "cert", "web", &csr);
+        jira.person_transitions(k, "Enroll Certificate");
+    }
+    let dir = env.path().to_path_buf();
+    let log = env.path().join("daemon.log");
+    kill_repeatedly(&dir, &log, kills, 1500, &mut rng).await;
+
+    // Undisturbed: every issue reaches an outcome, and the Jira queue drains.
+    let mut child = spawn(&dir, &log);
+    let status = {
+        let d = dir.clone();
+        move || -> serde_json::Value {
+            let out = Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&d)
+                .args(["status", "--json"])
+                .output()
+                .unwrap();
+            serde_json::from_slice(&out.stdout).unwrap_or_default()
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut done = false;
+    while Instant::now() < end && !done {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let settled = keys.iter().all(|k| {
+            let s = jira.issue(k).unwrap().status;
+            s == "Certificate Enrolled" || s == "Request Failed"
+        });
+        done = settled && {
+            let s = status.clone();
+            let v = tokio::task::spawn_blocking(s).await.unwrap();
+            v["jira"]["pending"] == 0 && v["daemon"].is_object()
+        };
+    }
+    // SAFETY: our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let statuses: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.clone(), jira.issue(k).unwrap().status))
+        .collect();
+    assert!(done, "did not converge: {statuses:?}");
+
+    let enrolled = env.sim.enrollments();
+    let (mut ok, mut unknown) = (0, 0);
+    for (i, k) in keys.iter().enumerate() {
+        let cn = format!("e{i}.example.com");
+        let billed = enrolled.iter().filter(|(c, _)| *c == cn).count();
+        assert!(billed <= 1, "{k}: enrolled {billed} times");
+        let issue = jira.issue(k).unwrap();
+        let count = |p: &str| issue.comments.iter().filter(|c| c.starts_with(p)).count();
+        if issue.status == "Certificate Enrolled" {
+            ok += 1;
+            assert_eq!(billed, 1, "{k}");
+            assert_eq!(issue.attachments.len(), 1, "{k}: {:?}", issue.attachments);
+            assert_eq!(count("Certificate enrolled:"), 1, "{k}: {:#?}", issue.comments);
+            assert!(count("Enrollment requested") <= 1, "{k}: {:#?}", issue.comments);
+            assert_eq!(issue.summary, format!("Certificate enrolled:{cn}"));
+        } else {
+            unknown += 1;
+            assert_eq!(count("Needs a human"), 1, "{k}: {:#?}", issue.comments);
+            assert!(issue.attachments.is_empty(), "{k}");
+        }
+    }
+    println!("{} issues after {kills} kills: {ok} enrolled once, {unknown} with an unknown outcome reported; {} enroll calls", keys.len(), enrolled.len());
+}

@@ -122,7 +122,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         let pattern = format!("--config-dir {}", self.dir.path().display());
         let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &pattern])
+            .args(["-KILL", "-f", "--", &pattern])
             .status();
     }
 }
