@@ -164,6 +164,24 @@ async fn status(
     let mut problems = Vec::new();
     let policies = engine.policies(false, now).await?;
     let (pending, oldest, dead) = blocking(engine.store(), |s| s.outbox_stats()).await?;
+    let issues = blocking(engine.store(), |s| s.issues()).await?;
+    let workflow_on = config
+        .connector
+        .jira
+        .as_ref()
+        .is_some_and(|j| j.workflow.is_some());
+    let mut enrollments: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut revoking = 0u64;
+    let mut enroll_unknown = Vec::new();
+    for i in &issues {
+        if let Some(e) = &i.enroll {
+            *enrollments.entry(e.name()).or_default() += 1;
+            if matches!(e, crate::state::EnrollState::OutcomeUnknown { .. }) {
+                enroll_unknown.push(i.key.clone());
+            }
+        }
+        revoking += u64::from(i.revoking.is_some());
+    }
     for r in &recs {
         *by_state.entry(r.state.name()).or_default() += 1;
         if !config.profiles.contains_key(&r.profile) {
@@ -202,6 +220,7 @@ async fn status(
             "force_renewals": states.iter().filter_map(|(n, s)| s.force.as_ref().map(|f| (n.clone(), f.clone()))).collect::<BTreeMap<_, _>>(),
             "problems": problems.iter().map(|r| json!({"id": r.id, "profile": r.profile, "state": r.state.name(), "failures": r.failures, "last_error": r.last_error})).collect::<Vec<_>>(),
             "jira": {"configured": config.connector.jira.is_some(), "pending": pending, "oldest": oldest, "undeliverable": dead},
+            "workflow": {"enabled": workflow_on, "issues": issues.len(), "enrollments": enrollments, "revocations_pending": revoking, "enrollment_outcome_unknown": enroll_unknown},
         });
         return Ok(Reply::ok(format!(
             "{}\n",
@@ -318,6 +337,32 @@ async fn status(
         }
     )
     .ok();
+    if workflow_on || !issues.is_empty() {
+        let counts: Vec<String> = enrollments
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        writeln!(
+            o,
+            "jira workflow: {}; {} issues handled, enrollments: {}{}",
+            if workflow_on { "on" } else { "off" },
+            issues.len(),
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts.join(", ")
+            },
+            if revoking > 0 {
+                format!(", {revoking} revocations pending")
+            } else {
+                String::new()
+            }
+        )
+        .ok();
+        for k in &enroll_unknown {
+            writeln!(o, "problem:       {k}: enrollment outcome unknown (SCM may have enrolled and billed it; see the issue's comment)").ok();
+        }
+    }
     Ok(Reply::ok(o))
 }
 

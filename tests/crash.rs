@@ -405,7 +405,7 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
     assert!(done, "did not converge: {statuses:?}");
 
     let enrolled = env.sim.enrollments();
-    let (mut ok, mut unknown) = (0, 0);
+    let (mut ok, mut unknown) = (0u64, 0u64);
     for (i, k) in keys.iter().enumerate() {
         let cn = format!("e{i}.example.com");
         let billed = enrolled.iter().filter(|(c, _)| *c == cn).count();
@@ -416,8 +416,17 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
             ok += 1;
             assert_eq!(billed, 1, "{k}");
             assert_eq!(issue.attachments.len(), 1, "{k}: {:?}", issue.attachments);
-            assert_eq!(count("Certificate enrolled:"), 1, "{k}: {:#?}", issue.comments);
-            assert!(count("Enrollment requested") <= 1, "{k}: {:#?}", issue.comments);
+            assert_eq!(
+                count("Certificate enrolled:"),
+                1,
+                "{k}: {:#?}",
+                issue.comments
+            );
+            assert!(
+                count("Enrollment requested") <= 1,
+                "{k}: {:#?}",
+                issue.comments
+            );
             assert_eq!(issue.summary, format!("Certificate enrolled:{cn}"));
         } else {
             unknown += 1;
@@ -425,5 +434,21 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
             assert!(issue.attachments.is_empty(), "{k}");
         }
     }
+    // `status` tells the operator the same.
+    let v = tokio::task::spawn_blocking(status).await.unwrap();
+    assert_eq!(v["workflow"]["enabled"], true);
+    assert_eq!(
+        v["workflow"]["enrollments"]["issued"].as_u64().unwrap_or(0),
+        ok,
+        "{v:#}"
+    );
+    assert_eq!(
+        v["workflow"]["enrollment_outcome_unknown"]
+            .as_array()
+            .unwrap()
+            .len(),
+        unknown as usize,
+        "{v:#}"
+    );
     println!("{} issues after {kills} kills: {ok} enrolled once, {unknown} with an unknown outcome reported; {} enroll calls", keys.len(), enrolled.len());
 }
