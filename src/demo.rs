@@ -28,7 +28,7 @@ pub fn write_config(dir: &Path, sim: &ScmSim, jira: &JiraSim) -> Result<(), CliE
     write(
         &dir.join("connector.toml"),
         &format!(
-            "[jira]\nurl = \"{}\"\nflavor = \"cloud\"\nemail = \"connector@example.com\"\ntoken_file = \"jira.token\"\n\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\nrenewal_failed = \"Flag Problem\"\nexpiring_no_auto_renew = \"Flag Problem\"\noutcome_unknown = \"Flag Problem\"\n\n[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
+            "[jira]\nurl = \"{}\"\nflavor = \"cloud\"\nemail = \"connector@example.com\"\ntoken_file = \"jira.token\"\n\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\nrenewal_failed = \"Flag Problem\"\nexpiring_no_auto_renew = \"Flag Problem\"\noutcome_unknown = \"Flag Problem\"\n\n[jira.workflow]\nenabled = true\npoll_cron = \"* * * * * *\"\n\n[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
             jira.url(),
             dir.join("state"),
             dir.join("control.sock"),
@@ -238,11 +238,94 @@ pub async fn run() -> Result<i32, CliError> {
         }
     }
 
+    // Certificates requested from Jira: a person files Certificate issues and moves them to
+    // "Enrollment Requested"; the daemon's poller (every second here) does the rest.
+    println!("\nJira workflow ([jira.workflow]): two Certificate issues are moved to \"Enrollment Requested\":");
+    let csr = {
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let mut p =
+            rcgen::CertificateParams::new(vec!["new.example.com".to_string()]).map_err(fail)?;
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "new.example.com");
+        p.serialize_request(&key)
+            .map_err(fail)?
+            .pem()
+            .map_err(fail)?
+    };
+    jira.add_certificate_issue("CERT-400", "new web server", "web", &csr);
+    jira.add_certificate_issue(
+        "CERT-401",
+        "pasted the wrong thing",
+        "web",
+        "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
+    );
+    println!("  CERT-400: profile web, a CSR for new.example.com");
+    println!("  CERT-401: profile web, a public key pasted instead of a CSR");
+    for key in ["CERT-400", "CERT-401"] {
+        jira.person_transitions(key, "Enroll Certificate");
+    }
+    let poller =
+        crate::workflow::Poller::new(cfg.connector.jira.as_ref().expect("demo has [jira]"))
+            .map_err(fail)?
+            .expect("demo has [jira.workflow]");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = poller.poll(&engine, Utc::now()).await;
+        if r.done + r.rejected + r.collected > 0 {
+            println!(
+                "  poll: {} requests found, {} sent to SCM, {} refused, {} certificates collected",
+                r.found, r.done, r.rejected, r.collected
+            );
+        }
+        crate::daemon::deliver_for(
+            &cfg,
+            engine.store().clone(),
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+        let settled = ["CERT-400", "CERT-401"].iter().all(|k| {
+            jira.issue(k)
+                .is_some_and(|i| i.status != "Enrollment Requested")
+        });
+        if settled || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    for key in ["CERT-400", "CERT-401"] {
+        let Some(issue) = jira.issue(key) else {
+            continue;
+        };
+        println!(
+            "  {key}: status {:?}, summary {:?}, certificate id {}, attachments: {}",
+            issue.status,
+            issue.summary,
+            issue
+                .fields
+                .get("Certificate ID")
+                .map(String::as_str)
+                .unwrap_or("-"),
+            if issue.attachments.is_empty() {
+                "-".to_string()
+            } else {
+                issue
+                    .attachments
+                    .iter()
+                    .map(|(f, _)| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for c in &issue.comments {
+            println!("    - {}", c.lines().next().unwrap_or(""));
+        }
+    }
+
     let calls = sim.requests();
     let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();
     let errors = calls.iter().filter(|r| r.status >= 500).count();
-    println!("\nSCM simulator: {} billable renew calls, {} API requests ({} answered 5xx by fault injection and retried), most requests in one second: {}",
-        sim.billable_total(), api, errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
+    println!("\nSCM simulator: {} billable calls ({} enrollments, the rest renewals), {} API requests ({} answered 5xx by fault injection and retried), most requests in one second: {}",
+        sim.billable_total(), sim.enrollments().len(), api, errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
     let twice = sim.billed_twice();
     if !twice.is_empty() {
         return Err(fail(format!("certificates renewed twice: {twice:?}")));

@@ -343,3 +343,26 @@ fn exit_codes() {
         "{out}"
     );
 }
+
+/// The README's first command: the demo runs the real engine against the simulators, renews
+/// what is due exactly once, and enrolls a certificate requested from a Jira issue.
+#[test]
+fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
+    let out = Command::new(EXE).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "Cycle 2: 0 renewal requests",
+        "CERT-101: status \"Renewed\"",
+        "CERT-400: status \"Certificate Enrolled\", summary \"Certificate enrolled:new.example.com\"",
+        "CERT-401: status \"Request Failed\"",
+        "Every due certificate renewed exactly once.",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing in:\n{stdout}");
+    }
+}
