@@ -210,6 +210,19 @@ mod tests {
     }
 
     #[test]
+    fn openssl_requests_rsa_pem_and_ec_base64() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/csr");
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let rsa = parse(&read("rsa_pem")).unwrap();
+        assert_eq!(rsa.subject_cn, "www.example.com");
+        assert_eq!(rsa.sans, vec!["www.example.com", "example.com"]);
+        let ec = parse(&read("ec_san_only_base64")).unwrap();
+        assert_eq!((ec.subject_cn.as_str(), ec.domain()), ("", "api.example.com"));
+        assert!(parse(&read("private_key")).unwrap_err().contains("PRIVATE KEY"));
+        assert!(parse(&read("truncated")).unwrap_err().contains("no END line"));
+    }
+
+    #[test]
     fn an_altered_csr_fails_its_signature() {
         let good = parse(&csr_pem("www.example.com", &[])).unwrap();
         let mut der = base64::engine::general_purpose::STANDARD
