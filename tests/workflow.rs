@@ -334,3 +334,56 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
         issue.comments
     );
 }
+
+#[tokio::test]
+async fn two_pollers_at_once_as_across_a_reload_enroll_once() {
+    let (env, jira) = setup(JiraFlavor::Cloud).await;
+    let d = daemon(&env);
+    let jc = env.config().connector.jira.unwrap();
+    let second = Poller::new(&jc).unwrap().unwrap();
+    for i in 0..5 {
+        let k = format!("CERT-{i}");
+        jira.add_certificate_issue(&k, "x", "default", &csr_pem(&format!("h{i}.example.com")));
+        jira.person_transitions(&k, "Enroll Certificate");
+    }
+    let (a, b) = tokio::join!(
+        d.poller.poll(&d.engine, Utc::now()),
+        second.poll(&d.engine, Utc::now())
+    );
+    assert_eq!(a.done + b.done, 5, "{a:?} {b:?}");
+    assert_eq!(enroll_posts(&env), 5);
+}
+
+#[tokio::test]
+async fn a_field_jira_will_not_set_does_not_block_the_update() {
+    let jira = JiraSim::start(JiraFlavor::Cloud, "bot@example.com", "api-token")
+        .await
+        .unwrap();
+    let env = Env::new(ScmSimConfig::default()).await;
+    // A text area is not on the simulator's edit screen: Jira answers 400 to setting it.
+    env.connector(&format!(
+        "[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"api-token\"\n[jira.transitions]\nrenewed = \"Renewed\"\n[jira.workflow]\nenabled = true\ncert_id_field = \"Certificate CSR text\"\n",
+        jira.url()
+    ));
+    env.profile("default", "expiry_window_days = 30");
+    jira.add_issue("OPS-7");
+    let d = daemon(&env);
+    let id = env.sim_cert("legacy.example.com", 5);
+    let line = sectigo::engine::ImportLine {
+        cert_id: id,
+        issue: Some("OPS-7".into()),
+    };
+    d.engine
+        .import("default", vec![line], Utc::now())
+        .await
+        .unwrap();
+    d.engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .unwrap();
+    d.deliver().await;
+    let issue = jira.issue("OPS-7").unwrap();
+    assert_eq!(issue.status, "Renewed");
+    assert_eq!(issue.attachments.len(), 1);
+    assert!(issue.edits.is_empty());
+}

@@ -270,14 +270,13 @@ pub async fn run(
                             delivery_cancel.cancel();
                             delivery_cancel = CancellationToken::new();
                             delivery = spawn_delivery(&new, store.clone(), shared.outbox.clone(), delivery_cancel.clone());
-                            if new.connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) != cfg.connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) || new.connector.jira.as_ref().map(|j| (&j.url, j.flavor)) != cfg.connector.jira.as_ref().map(|j| (&j.url, j.flavor)) {
-                                workflow_cancel.cancel();
-                                if let Some(w) = workflow.take() {
-                                    let _ = w.await;
-                                }
-                                workflow_cancel = CancellationToken::new();
-                                workflow = spawn_workflow(&new, engine_rx.clone(), workflow_cancel.clone());
-                            }
+                            // The old poller stops after its current poll; the new one waits for
+                            // it (one poll at a time, see `Shared`).
+                            workflow_cancel.cancel();
+                            workflow_cancel = CancellationToken::new();
+                            let old_workflow = workflow.take();
+                            workflow = spawn_workflow(&new, engine_rx.clone(), workflow_cancel.clone());
+                            drop(old_workflow);
                             match engine.sync_profiles(Utc::now()).await {
                                 Ok(true) => next_cycle = Utc::now(),
                                 Ok(false) => {}

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::{bump, Engine, EngineError, RenewOutcome};
+use super::{Engine, EngineError, RenewOutcome};
 use crate::jira::events::Event;
 use crate::scm::{EnrollRequest, ScmError};
 use crate::state::{
@@ -50,6 +50,23 @@ pub fn reason_code(text: &str) -> Option<i32> {
 }
 
 impl Engine {
+    /// Holds one issue's request for the caller, and reads the issue's record. `None`: the
+    /// request is being handled, or was just handled, by another task.
+    async fn claim_request(
+        &self,
+        key: &str,
+        action: &str,
+    ) -> Result<Option<(super::Claim, IssueRecord)>, EngineError> {
+        let Some(claim) = self.shared.claim(&format!("jira-request:{key}")) else {
+            return Ok(None);
+        };
+        let rec = self
+            .issue_record(key)
+            .await?
+            .unwrap_or_else(|| IssueRecord::new(key));
+        Ok((!rec.is_handled(action)).then_some((claim, rec)))
+    }
+
     pub async fn issue_record(&self, key: &str) -> Result<Option<IssueRecord>, EngineError> {
         let k = key.to_string();
         Ok(blocking(&self.store, move |s| s.issue(&k)).await?)
@@ -109,10 +126,9 @@ impl Engine {
         csr: &Csr,
         now: DateTime<Utc>,
     ) -> Result<IssueOutcome, EngineError> {
-        let mut rec = self
-            .issue_record(key)
-            .await?
-            .unwrap_or_else(|| IssueRecord::new(key));
+        let Some((_claim, mut rec)) = self.claim_request(key, "enroll").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
         if let Some(e) = rec.enroll.as_ref().filter(|e| e.holds_csr()) {
             let why = match e {
                 EnrollState::Issued { cert_id, .. } => format!("this issue already enrolled certificate {cert_id}; create a new issue for another certificate"),
@@ -197,7 +213,6 @@ impl Engine {
                     },
                     at,
                 );
-                bump(&self.shared.counters.requested);
                 IssueOutcome::Done(cert_id)
             }
             Err(e) if e.maybe_billed() => {
@@ -215,7 +230,6 @@ impl Engine {
                     },
                     at,
                 );
-                bump(&self.shared.counters.unknown);
                 IssueOutcome::Unknown(e.to_string())
             }
             Err(e @ (ScmError::Permanent { .. } | ScmError::Auth(_))) => {
@@ -224,7 +238,6 @@ impl Engine {
                     reason: why.clone(),
                     at,
                 });
-                bump(&self.shared.counters.failed);
                 return self.reject_request(rec, "enroll", profile, &why, at).await;
             }
             Err(e) => {
@@ -318,7 +331,6 @@ impl Engine {
                     at,
                 );
                 self.commit_issue(vec![cert], rec, ev).await?;
-                bump(&self.shared.counters.renewed);
                 Ok(true)
             }
             Err(ScmError::Pending { .. }) => Ok(false),
@@ -330,7 +342,6 @@ impl Engine {
                     reason: why.clone(),
                     at,
                 });
-                bump(&self.shared.counters.failed);
                 self.reject_request(rec, "enroll", profile, &why, at)
                     .await
                     .map(|_| false)
@@ -409,10 +420,9 @@ impl Engine {
         cert_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<IssueOutcome, EngineError> {
-        let rec = self
-            .issue_record(key)
-            .await?
-            .unwrap_or_else(|| IssueRecord::new(key));
+        let Some((_claim, rec)) = self.claim_request(key, "renew").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
         let cert = match self.resolve(key, &rec, cert_id).await? {
             Ok(c) => c,
             Err(why) => return self.reject_request(rec, "renew", "", &why, now).await,
@@ -464,10 +474,9 @@ impl Engine {
         reason_code: i32,
         now: DateTime<Utc>,
     ) -> Result<IssueOutcome, EngineError> {
-        let mut rec = self
-            .issue_record(key)
-            .await?
-            .unwrap_or_else(|| IssueRecord::new(key));
+        let Some((_claim, mut rec)) = self.claim_request(key, "revoke").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
         let cert = match self.resolve(key, &rec, cert_id).await? {
             Ok(c) => c,
             Err(why) => return self.reject_request(rec, "revoke", "", &why, now).await,

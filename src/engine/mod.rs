@@ -76,6 +76,9 @@ pub struct Shared {
     pub outbox: Arc<tokio::sync::Notify>,
     pub counters: Arc<Counters>,
     busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Held for a whole Jira workflow poll: a poller started by a reload waits for the old
+    /// one's poll to finish, so no two polls ever handle the same request.
+    pub(crate) workflow: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Shared {
@@ -88,6 +91,7 @@ impl Shared {
             busy: Arc::default(),
             outbox: Arc::default(),
             counters: Arc::default(),
+            workflow: Arc::default(),
         }
     }
 
@@ -114,7 +118,7 @@ fn bump(c: &std::sync::atomic::AtomicU64) {
 }
 
 /// Holds a certificate for one renewal; released on drop.
-struct Claim {
+pub(crate) struct Claim {
     busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     id: String,
 }
@@ -170,6 +174,10 @@ impl Engine {
             concurrency: cfg.connector.scm.max_concurrent * 2,
             jira: cfg.connector.jira.is_some(),
         })
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub fn counters(&self) -> &Counters {

@@ -208,11 +208,22 @@ impl Deliverer {
             if let Some(s) = edit.summary {
                 fields.insert("summary".into(), s.into());
             }
-            if let (Some(id), Some(name)) = (edit.cert_id, &self.cert_id_field) {
-                fields.insert(self.fields.id(&self.client, name).await?, id.into());
-            }
-            if !fields.is_empty() {
-                self.client.edit(&key, fields).await?;
+            let edited = async {
+                if let (Some(id), Some(name)) = (edit.cert_id, &self.cert_id_field) {
+                    fields.insert(self.fields.id(&self.client, name).await?, id.into());
+                }
+                if !fields.is_empty() {
+                    self.client.edit(&key, fields).await?;
+                }
+                Ok::<(), JiraError>(())
+            };
+            match edited.await {
+                // The field missing, or not on this issue's edit screen (an issue outside the
+                // Certificate project): the comment and attachment went in; carry on.
+                Err(JiraError::Permanent { what, .. }) => {
+                    warn!(jira_key = %key, "the fields of {key} were not set for {}: {what}", item.event);
+                }
+                other => other?,
             }
             item.done.edit = true;
             self.save(item).await?;

@@ -217,9 +217,16 @@ mod tests {
         assert_eq!(rsa.subject_cn, "www.example.com");
         assert_eq!(rsa.sans, vec!["www.example.com", "example.com"]);
         let ec = parse(&read("ec_san_only_base64")).unwrap();
-        assert_eq!((ec.subject_cn.as_str(), ec.domain()), ("", "api.example.com"));
-        assert!(parse(&read("private_key")).unwrap_err().contains("PRIVATE KEY"));
-        assert!(parse(&read("truncated")).unwrap_err().contains("no END line"));
+        assert_eq!(
+            (ec.subject_cn.as_str(), ec.domain()),
+            ("", "api.example.com")
+        );
+        assert!(parse(&read("private_key"))
+            .unwrap_err()
+            .contains("PRIVATE KEY"));
+        assert!(parse(&read("truncated"))
+            .unwrap_err()
+            .contains("no END line"));
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl Poller {
     /// One poll: each action's search, its requests, then the collection of issued
     /// enrollments and unfinished revocations.
     pub async fn poll(&self, engine: &Engine, now: DateTime<Utc>) -> PollReport {
+        let _one_at_a_time = engine.shared().workflow.clone().lock_owned().await;
         let mut report = PollReport::default();
         match self.field_ids().await {
             Err(e) => {
