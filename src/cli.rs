@@ -319,6 +319,33 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
         ),
         None => println!("  jira:      off (no [jira] section)"),
     }
+    match c.jira.as_ref().and_then(|j| j.workflow.as_ref()) {
+        Some(w) => {
+            println!(
+                "  workflow:  requests from Jira polled on {:?}",
+                w.poll_cron
+            );
+            println!("    enroll:  {}", w.enroll_jql);
+            println!("    renew:   {}", w.renew_jql);
+            println!("    revoke:  {}", w.revoke_jql);
+            println!(
+                "    fields:  CSR {:?}, profile {:?}, certificate id {:?}, revocation reason {}",
+                w.csr_field,
+                w.profile_field,
+                w.cert_id_field,
+                w.revoke_reason_field
+                    .as_deref()
+                    .map(|f| format!("{f:?}"))
+                    .unwrap_or_else(|| format!("- (code {})", w.revoke_reason_code))
+            );
+            println!(
+                "    then:    {:?} / {:?} / on failure {:?}",
+                w.enrolled_transition, w.revoked_transition, w.failed_transition
+            );
+        }
+        None if c.jira.is_some() => println!("  workflow:  off ([jira.workflow] enabled = false)"),
+        None => {}
+    }
     println!("  control:   {}", c.control.socket.display());
     println!("profiles ({}):", cfg.profiles.len());
     for p in cfg.profiles.values() {

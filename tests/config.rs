@@ -466,3 +466,51 @@ fn shipped_defaults_pass() {
         );
     }
 }
+
+#[test]
+fn the_workflow_defaults_follow_sectigos_layout_and_warn_without_renewal_started() {
+    let jira = "[jira]\nurl = \"https://x.atlassian.net\"\nemail = \"a@b\"\ntoken = \"t\"\n";
+    let d = dir_with(
+        Some(&format!("{jira}[jira.workflow]\nenabled = true\n")),
+        &[],
+    );
+    let cfg = Config::load(d.path()).unwrap();
+    let w = cfg
+        .connector
+        .jira
+        .as_ref()
+        .unwrap()
+        .workflow
+        .clone()
+        .unwrap();
+    assert!(w
+        .enroll_jql
+        .contains("project = CERT AND issuetype = Certificate"));
+    assert_eq!(
+        (w.csr_field.as_str(), w.profile_field.as_str()),
+        ("Certificate CSR text", "Certificate profile")
+    );
+    assert_eq!(w.poll_cron, "0 * * * * *");
+    let t = &cfg.connector.jira.as_ref().unwrap().transitions;
+    assert_eq!(t["enrolled"], "Certificate Enrolled");
+    assert_eq!(t["request_failed"], "Request Failed");
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("renewal_started")),
+        "{:?}",
+        cfg.warnings
+    );
+    // Off unless enabled; a renewal_started transition silences the warning.
+    let d = dir_with(
+        Some(&format!("{jira}[jira.transitions]\nrenewal_started = \"Start Renewal\"\n[jira.workflow]\nenabled = true\n")),
+        &[],
+    );
+    assert!(Config::load(d.path()).unwrap().warnings.is_empty());
+    let d = dir_with(Some(jira), &[]);
+    assert!(Config::load(d.path())
+        .unwrap()
+        .connector
+        .jira
+        .unwrap()
+        .workflow
+        .is_none());
+}

@@ -118,6 +118,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(j) = connector.jira.as_ref().filter(|j| j.workflow.is_some()) {
+            if !j.transitions.contains_key("renewal_started") {
+                warnings.push(format!(
+                    "{}: [jira.workflow] is on but [jira.transitions] renewal_started is not set: an issue whose renewal was requested stays in the renew status (it is not renewed twice); set it, e.g. renewal_started = \"Start Renewal\"",
+                    dir.join(CONNECTOR_FILE).display()
+                ));
+            }
+        }
         Ok(Config {
             dir: dir.to_path_buf(),
             connector,
