@@ -227,3 +227,76 @@ fn raw_open(dir: &std::path::Path) -> sled::Db {
     }
     panic!("cannot open {}", dir.display());
 }
+
+#[test]
+fn issue_records_hold_a_csr_once_and_index_their_work() {
+    use sectigo::state::{EnrollState, IssueRecord, RevokeIntent};
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path(), 8).unwrap();
+    let mut a = IssueRecord::new("CERT-1");
+    a.csr_sha256 = Some("ab".repeat(32));
+    a.enroll = Some(EnrollState::Requested {
+        profile: "p".into(),
+        at: t0(),
+    });
+    s.commit_all(&[], &[a.clone()], &[]).unwrap();
+    assert_eq!(
+        s.issue_by_csr(&"ab".repeat(32)).unwrap().as_deref(),
+        Some("CERT-1")
+    );
+    assert_eq!(s.issues_with_work().unwrap().len(), 1);
+
+    // Another issue cannot take the same CSR; the failed commit changes nothing.
+    let mut b = IssueRecord::new("CERT-2");
+    b.csr_sha256 = a.csr_sha256.clone();
+    b.enroll = Some(EnrollState::Requested {
+        profile: "p".into(),
+        at: t0(),
+    });
+    let e = s.commit_all(&[], &[b.clone()], &[]).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("CERT-1")),
+        "{e}"
+    );
+    assert!(s.issue("CERT-2").unwrap().is_none());
+
+    // Issued: still holds the CSR, no work left. Rejected instead: the CSR is free again.
+    a.enroll = Some(EnrollState::Issued {
+        cert_id: "1".into(),
+        at: t0(),
+    });
+    s.commit_all(&[], &[a.clone()], &[]).unwrap();
+    assert!(s.issues_with_work().unwrap().is_empty());
+    assert_eq!(
+        s.issue_by_csr(&"ab".repeat(32)).unwrap().as_deref(),
+        Some("CERT-1")
+    );
+    a.enroll = Some(EnrollState::Rejected {
+        reason: "x".into(),
+        at: t0(),
+    });
+    s.commit_all(&[], &[a.clone()], &[]).unwrap();
+    assert!(s.issue_by_csr(&"ab".repeat(32)).unwrap().is_none());
+    s.commit_all(&[], &[b], &[]).unwrap();
+    assert_eq!(
+        s.issue_by_csr(&"ab".repeat(32)).unwrap().as_deref(),
+        Some("CERT-2")
+    );
+
+    // A revocation journaled is work until answered.
+    a.revoking = Some(RevokeIntent {
+        cert_id: "1".into(),
+        message: "m".into(),
+        reason_code: 0,
+        at: t0(),
+    });
+    s.commit_all(&[], &[a.clone()], &[]).unwrap();
+    let keys: Vec<String> = s
+        .issues_with_work()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, vec!["CERT-1", "CERT-2"]);
+    assert_eq!(s.issues().unwrap().len(), 2);
+}

@@ -387,3 +387,29 @@ async fn a_field_jira_will_not_set_does_not_block_the_update() {
     assert_eq!(issue.attachments.len(), 1);
     assert!(issue.edits.is_empty());
 }
+
+#[tokio::test]
+async fn searches_page_through_every_match_on_both_flavours() {
+    for flavor in [JiraFlavor::Cloud, JiraFlavor::Datacenter] {
+        let (env, jira) = setup(flavor).await;
+        for i in 0..250 {
+            jira.add_issue(&format!("OPS-{i}"));
+        }
+        jira.add_issue("DEV-1");
+        let c = JiraClient::new(&env.config().connector.jira.unwrap()).unwrap();
+        let fields = vec!["status".to_string()];
+        let (all, complete) = c.search("project = OPS", &fields, 1000).await.unwrap();
+        assert_eq!((all.len(), complete), (250, true), "{flavor:?}");
+        let keys: std::collections::BTreeSet<String> = all.iter().map(|i| i.key.clone()).collect();
+        assert_eq!(keys.len(), 250, "{flavor:?}: no issue twice");
+        assert_eq!(all[0].text("status").as_deref(), Some("Open"));
+        let (some, complete) = c.search("project = OPS", &fields, 120).await.unwrap();
+        assert_eq!((some.len(), complete), (120, false), "{flavor:?}");
+        // A JQL error is Jira's own message, for the operator.
+        let e = c.search("projekt = OPS", &fields, 10).await.unwrap_err();
+        assert!(
+            e.to_string().contains("Field 'projekt' does not exist"),
+            "{e}"
+        );
+    }
+}

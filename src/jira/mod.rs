@@ -294,8 +294,12 @@ impl JiraClient {
                 }
                 JiraFlavor::Datacenter => v.total.is_some_and(|t| (out.len() as u64) < t),
             };
-            if !more || n == 0 {
+            if !more {
                 return Ok((out, true));
+            }
+            if n == 0 {
+                // More announced, none sent: not known to be complete.
+                return Ok((out, false));
             }
             if out.len() >= max {
                 return Ok((out, false));
