@@ -98,6 +98,40 @@ async fn all(engine: &Engine) -> Result<Vec<CertRecord>, CliError> {
     Ok(v)
 }
 
+/// Prints an issue of the Jira simulator: status, attachments, the first line of each comment;
+/// with `fields`, also the summary and the certificate id.
+fn show_issue(jira: &JiraSim, key: &str, fields: bool) {
+    let Some(issue) = jira.issue(key) else {
+        return;
+    };
+    let attachments: Vec<&str> = issue.attachments.iter().map(|(f, _)| f.as_str()).collect();
+    let extra = if fields {
+        format!(
+            ", summary {:?}, certificate id {}",
+            issue.summary,
+            issue
+                .fields
+                .get("Certificate ID")
+                .map(String::as_str)
+                .unwrap_or("-")
+        )
+    } else {
+        format!(", {} comments", issue.comments.len())
+    };
+    println!(
+        "  {key}: status {:?}{extra}, attachments: {}",
+        issue.status,
+        if attachments.is_empty() {
+            "-".to_string()
+        } else {
+            attachments.join(", ")
+        }
+    );
+    for c in &issue.comments {
+        println!("    - {}", c.lines().next().unwrap_or(""));
+    }
+}
+
 pub async fn run() -> Result<i32, CliError> {
     let tmp = tempfile::Builder::new()
         .prefix("sectigo-connector-demo-")
@@ -215,27 +249,7 @@ pub async fn run() -> Result<i32, CliError> {
     .await;
     println!("\nJira: {delivered} updates delivered from the outbox ({pending} left)");
     for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
-        let Some(issue) = jira.issue(key) else {
-            continue;
-        };
-        println!(
-            "  {key}: status {:?}, {} comments, attachments: {}",
-            issue.status,
-            issue.comments.len(),
-            if issue.attachments.is_empty() {
-                "-".to_string()
-            } else {
-                issue
-                    .attachments
-                    .iter()
-                    .map(|(f, _)| f.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        );
-        for c in &issue.comments {
-            println!("    - {}", c.lines().next().unwrap_or(""));
-        }
+        show_issue(&jira, key, false);
     }
 
     // Certificates requested from Jira: a person files Certificate issues and moves them to
@@ -293,32 +307,7 @@ pub async fn run() -> Result<i32, CliError> {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     for key in ["CERT-400", "CERT-401"] {
-        let Some(issue) = jira.issue(key) else {
-            continue;
-        };
-        println!(
-            "  {key}: status {:?}, summary {:?}, certificate id {}, attachments: {}",
-            issue.status,
-            issue.summary,
-            issue
-                .fields
-                .get("Certificate ID")
-                .map(String::as_str)
-                .unwrap_or("-"),
-            if issue.attachments.is_empty() {
-                "-".to_string()
-            } else {
-                issue
-                    .attachments
-                    .iter()
-                    .map(|(f, _)| f.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        );
-        for c in &issue.comments {
-            println!("    - {}", c.lines().next().unwrap_or(""));
-        }
+        show_issue(&jira, key, true);
     }
 
     let calls = sim.requests();

@@ -50,6 +50,21 @@ fn count(log: &Path, s: &str) -> usize {
         .count()
 }
 
+/// How many kills (`CRASH_KILLS`, else `default_kills`) and the random moments' generator
+/// (`CRASH_SEED`, else a fresh seed, printed so that a failure can be replayed).
+fn crash_settings(default_kills: usize) -> (usize, rand::rngs::StdRng) {
+    let kills = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_kills);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    println!("kills: {kills}, seed: {seed} (rerun with CRASH_SEED={seed})");
+    (kills, rand::rngs::StdRng::seed_from_u64(seed))
+}
+
 /// Starts the daemon `kills` times and SIGKILLs it at a random moment (up to `max_ms` after it
 /// reported started), checking each time that it started (the state opened cleanly).
 async fn kill_repeatedly(
@@ -112,16 +127,7 @@ async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_never_bills_twice() {
-    let kills: usize = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("kills: {kills}, seed: {seed} (rerun with CRASH_SEED={seed})");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (kills, mut rng) = crash_settings(20);
 
     let env = Env::new(ScmSimConfig {
         issue_delay: Duration::from_millis(300),
@@ -228,16 +234,7 @@ async fn kill_9_never_bills_twice() {
 async fn kill_9_during_jira_delivery_loses_and_doubles_nothing() {
     use sectigo::config::JiraFlavor;
     use sectigo::sim::{JiraFaults, JiraSim};
-    let kills: usize = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("kills: {kills}, seed: {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (kills, mut rng) = crash_settings(10);
 
     let jira = JiraSim::start(JiraFlavor::Cloud, "bot@example.com", "t")
         .await
@@ -320,16 +317,7 @@ async fn kill_9_during_jira_delivery_loses_and_doubles_nothing() {
 async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
     use sectigo::config::JiraFlavor;
     use sectigo::sim::{JiraFaults, JiraSim};
-    let kills: usize = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("kills: {kills}, seed: {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (kills, mut rng) = crash_settings(10);
 
     let jira = JiraSim::start(JiraFlavor::Cloud, "bot@example.com", "t")
         .await

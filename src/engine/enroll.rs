@@ -292,22 +292,14 @@ impl Engine {
         match client.download(cert_id).await {
             Ok(d) => {
                 let existing = self.get(cert_id).await?;
-                let mut cert = existing.unwrap_or_else(|| CertRecord {
-                    id: cert_id.to_string(),
-                    profile: profile.to_string(),
-                    subject_cn: d.info.subject_cn.clone(),
-                    sans: d.info.sans.clone(),
-                    serial: d.info.serial.clone(),
-                    not_before: d.info.not_before,
-                    not_after: d.info.not_after,
-                    state: CertState::Active,
-                    jira_issue: None,
-                    origin: CertOrigin::Enrolled { at },
-                    failures: 0,
-                    next_attempt: None,
-                    last_error: None,
-                    reported_no_auto_renew: None,
-                    history: Vec::new(),
+                let mut cert = existing.unwrap_or_else(|| {
+                    super::issued_record(
+                        cert_id,
+                        profile,
+                        &d.info,
+                        CertOrigin::Enrolled { at },
+                        None,
+                    )
                 });
                 cert.jira_issue = Some(rec.key.clone());
                 cert.log(

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use super::{Engine, EngineError};
-use crate::state::{blocking, CertOrigin, CertRecord, CertState};
+use crate::state::{blocking, CertOrigin, CertRecord};
 
 /// One certificate to import: `ID [ISSUE-KEY]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,23 +110,13 @@ impl Engine {
                 async move {
                     let r = match client.download(&l.cert_id).await {
                         Ok(d) => {
-                            let mut rec = CertRecord {
-                                id: l.cert_id.clone(),
-                                profile: profile.to_string(),
-                                subject_cn: d.info.subject_cn,
-                                sans: d.info.sans,
-                                serial: d.info.serial,
-                                not_before: d.info.not_before,
-                                not_after: d.info.not_after,
-                                state: CertState::Active,
-                                jira_issue: l.issue.clone(),
-                                origin: CertOrigin::Imported { at: now },
-                                failures: 0,
-                                next_attempt: None,
-                                last_error: None,
-                                reported_no_auto_renew: None,
-                                history: Vec::new(),
-                            };
+                            let mut rec = super::issued_record(
+                                &l.cert_id,
+                                profile,
+                                &d.info,
+                                CertOrigin::Imported { at: now },
+                                l.issue.clone(),
+                            );
                             rec.log(now, "imported");
                             Ok(rec)
                         }

@@ -523,6 +523,33 @@ impl Engine {
     }
 }
 
+/// A newly tracked, active certificate, from what its download says.
+pub(crate) fn issued_record(
+    id: &str,
+    profile: &str,
+    info: &crate::scm::CertInfo,
+    origin: crate::state::CertOrigin,
+    jira_issue: Option<String>,
+) -> CertRecord {
+    CertRecord {
+        id: id.to_string(),
+        profile: profile.to_string(),
+        subject_cn: info.subject_cn.clone(),
+        sans: info.sans.clone(),
+        serial: info.serial.clone(),
+        not_before: info.not_before,
+        not_after: info.not_after,
+        state: CertState::Active,
+        jira_issue,
+        origin,
+        failures: 0,
+        next_attempt: None,
+        last_error: None,
+        reported_no_auto_renew: None,
+        history: Vec::new(),
+    }
+}
+
 /// Explains a decision to an operator.
 pub fn explain(d: &Decision) -> String {
     match d {

@@ -214,26 +214,16 @@ impl Engine {
                     CertState::Collecting { at, .. } => at,
                     _ => at,
                 };
-                let mut new = CertRecord {
-                    id: new_id.clone(),
-                    profile: old.profile.clone(),
-                    subject_cn: d.info.subject_cn.clone(),
-                    sans: d.info.sans.clone(),
-                    serial: d.info.serial.clone(),
-                    not_before: d.info.not_before,
-                    not_after: d.info.not_after,
-                    state: CertState::Active,
-                    jira_issue: old.jira_issue.clone(),
-                    origin: CertOrigin::Renewed {
+                let mut new = super::issued_record(
+                    &new_id,
+                    &old.profile,
+                    &d.info,
+                    CertOrigin::Renewed {
                         from: old.id.clone(),
                         at: renewed_at,
                     },
-                    failures: 0,
-                    next_attempt: None,
-                    last_error: None,
-                    reported_no_auto_renew: None,
-                    history: Vec::new(),
-                };
+                    old.jira_issue.clone(),
+                );
                 new.log(
                     at,
                     format!(

@@ -889,26 +889,7 @@ fn parse_csr(csr: &str) -> Result<(String, Vec<String>), Response> {
         })?;
     let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
         .map_err(|_| scm_error(StatusCode::BAD_REQUEST, -10, "Error while decoding CSR."))?;
-    let info = &req.certification_request_info;
-    let cn = info
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|c| c.as_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let mut sans = Vec::new();
-    if let Some(exts) = req.requested_extensions() {
-        for e in exts {
-            if let x509_parser::extensions::ParsedExtension::SubjectAlternativeName(s) = e {
-                for n in &s.general_names {
-                    if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                        sans.push(d.to_string());
-                    }
-                }
-            }
-        }
-    }
+    let (cn, sans) = crate::workflow::csr::names(&req);
     if cn.is_empty() && sans.is_empty() {
         return Err(scm_error(StatusCode::BAD_REQUEST, -138, "Invalid CSR."));
     }

@@ -70,26 +70,7 @@ pub fn parse(text: &str) -> Result<Csr, String> {
     req.verify_signature().map_err(|e| {
         format!("the CSR's signature does not verify ({e}): it was altered, or is not signed by its key")
     })?;
-    let info = &req.certification_request_info;
-    let subject_cn = info
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|c| c.as_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let mut sans = Vec::new();
-    if let Some(exts) = req.requested_extensions() {
-        for e in exts {
-            if let ParsedExtension::SubjectAlternativeName(s) = e {
-                for n in &s.general_names {
-                    if let GeneralName::DNSName(d) = n {
-                        sans.push(d.to_string());
-                    }
-                }
-            }
-        }
-    }
+    let (subject_cn, sans) = names(&req);
     if subject_cn.is_empty() && sans.is_empty() {
         return Err(
             "the CSR names no domain: it has neither a common name (CN) nor DNS names".into(),
@@ -102,6 +83,29 @@ pub fn parse(text: &str) -> Result<Csr, String> {
         subject_cn,
         sans,
     })
+}
+
+/// A request's subject CN ("" when none) and the DNS names of its subjectAltName extension.
+pub fn names(req: &X509CertificationRequest<'_>) -> (String, Vec<String>) {
+    let cn = req
+        .certification_request_info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut sans = Vec::new();
+    for e in req.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(s) = e {
+            for n in &s.general_names {
+                if let GeneralName::DNSName(d) = n {
+                    sans.push(d.to_string());
+                }
+            }
+        }
+    }
+    (cn, sans)
 }
 
 /// The Base64 between the BEGIN and END lines of the (single) CSR block.
