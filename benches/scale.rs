@@ -8,6 +8,8 @@
 //! selection (the index range scan plus the policy over what it returns) and memory.
 //! `daemon N`: the real binary over a state of N certificates: time from start to READY,
 //! RSS when ready and after 10 s idle, CPU used while idle.
+//! `workflow N`: the real binary with `[jira.workflow]` polling the Jira simulator every second,
+//! over a state holding N issue records: CPU per poll (three searches, nothing to do).
 //! `throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS`: renew CERTS due certificates against
 //! the simulator answering after LATENCY_MS: wall time against the ideal
 //! (calls × latency / concurrency, or calls / rate, whichever binds), and the most requests
@@ -212,6 +214,73 @@ fn daemon(n: usize) {
     );
 }
 
+fn workflow(n: usize) {
+    use sectigo::state::{EnrollState, IssueRecord};
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sectigo-connector");
+    assert!(exe.exists(), "build it first: cargo build --release");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    {
+        let store = SledStore::open(&state, 64).unwrap();
+        let now = Utc::now();
+        let recs: Vec<IssueRecord> = (0..n)
+            .map(|i| {
+                let mut r = IssueRecord::new(&format!("CERT-{i}"));
+                r.csr_sha256 = Some(format!("{i:064x}"));
+                r.enroll = Some(EnrollState::Issued {
+                    cert_id: i.to_string(),
+                    at: now,
+                });
+                r
+            })
+            .collect();
+        for chunk in recs.chunks(1000) {
+            store.commit_all(&[], chunk, &[]).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jira = rt
+        .block_on(sectigo::sim::JiraSim::start(
+            sectigo::config::JiraFlavor::Cloud,
+            "bot@example.com",
+            "t",
+        ))
+        .unwrap();
+    std::fs::create_dir_all(tmp.path().join("profiles.d")).unwrap();
+    std::fs::write(
+        tmp.path().join("connector.toml"),
+        format!("[state]\ndir = {state:?}\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[control]\nsocket = {:?}\n[log]\nformat = \"text\"\n[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\npoll_cron = \"* * * * * *\"\n", tmp.path().join("sock"), jira.url()),
+    )
+    .unwrap();
+    let mut child = Command::new(&exe)
+        .arg("--config-dir")
+        .arg(tmp.path())
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(3));
+    let (t0, s0) = (cpu_ticks(pid), jira.searches());
+    std::thread::sleep(Duration::from_secs(10));
+    let (ticks, searches) = (cpu_ticks(pid) - t0, jira.searches() - s0);
+    let rss = proc_status(pid, "VmRSS:");
+    // SAFETY: our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let polls = searches / 3;
+    println!("| issue records | polls in 10 s | CPU in 10 s | CPU per poll | RSS |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {polls} | {} ms | {:.1} ms | {:.1} MiB |",
+        ticks * 10,
+        (ticks * 10) as f64 / polls.max(1) as f64,
+        mib(rss)
+    );
+}
+
 fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -279,10 +348,15 @@ fn main() {
             populate(Path::new(&args[1]), args[2].parse().unwrap());
         }
         Some("daemon") => daemon(nums(1).first().copied().unwrap_or(100_000)),
+        Some("workflow") => {
+            for n in nums(1) {
+                workflow(n);
+            }
+        }
         Some("throughput") => {
             let n = nums(1);
             throughput(n.first().copied().unwrap_or(1000), n.get(1).copied().unwrap_or(50) as u64, n.get(2).copied().unwrap_or(8), n.get(3).copied().unwrap_or(100) as f64)
         }
-        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | daemon N | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
+        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
     }
 }

@@ -299,4 +299,20 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
         .collect();
     assert_eq!(keys, vec!["CERT-1", "CERT-2"]);
     assert_eq!(s.issues().unwrap().len(), 2);
+
+    // Handled requests are indexed by action, and leave the index with their flag.
+    a.set_handled("revoke", Some(t0()));
+    s.commit_all(&[], &[a.clone()], &[]).unwrap();
+    let by = |act: &str| -> Vec<String> {
+        s.issues_handled(act)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+    };
+    assert_eq!(by("revoke"), vec!["CERT-1"]);
+    assert!(by("renew").is_empty());
+    a.set_handled("revoke", None);
+    s.commit_all(&[], &[a], &[]).unwrap();
+    assert!(by("revoke").is_empty());
 }

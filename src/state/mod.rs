@@ -82,6 +82,8 @@ pub trait Store: Send + Sync + 'static {
     fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>>;
     /// Issues the daemon still owes work (enrollments in flight, revocations unanswered).
     fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>>;
+    /// The issues whose `action` request is marked handled.
+    fn issues_handled(&self, action: &str) -> StoreResult<Vec<IssueRecord>>;
     /// Every issue record (for `status`).
     fn issues(&self) -> StoreResult<Vec<IssueRecord>>;
     /// Queued Jira updates, oldest first (dead ones included), at most `limit`.

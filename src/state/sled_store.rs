@@ -10,6 +10,8 @@
 //! - `issues`: Jira issue key → [`IssueRecord`] (the workflow's journal)
 //! - `csrs`: CSR SHA-256 → issue key, for every CSR an issue enrolled (or may have)
 //! - `issue_work`: issue key → (), issues with an enrollment or revocation unanswered
+//! - `issue_handled`: action ‖ 0 ‖ issue key → (), requests marked handled (so a poll reads
+//!   only those, not every issue record)
 //! - `meta`: `schema_version`, `last_cycle`
 
 use std::collections::BTreeMap;
@@ -38,6 +40,7 @@ pub struct SledStore {
     issues: sled::Tree,
     csrs: sled::Tree,
     issue_work: sled::Tree,
+    issue_handled: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -129,6 +132,7 @@ impl SledStore {
             issues: db.open_tree("issues")?,
             csrs: db.open_tree("csrs")?,
             issue_work: db.open_tree("issue_work")?,
+            issue_handled: db.open_tree("issue_handled")?,
             meta: db.open_tree("meta")?,
             db,
         };
@@ -190,12 +194,16 @@ impl SledStore {
         issues: &TransactionalTree,
         csrs: &TransactionalTree,
         work: &TransactionalTree,
+        handled: &TransactionalTree,
         rec: &IssueRecord,
     ) -> TxResult<()> {
         let key = rec.key.as_bytes();
         if let Some(old) = issues.get(key)? {
             let old: IssueRecord =
                 decode(key, &old).map_err(ConflictableTransactionError::Abort)?;
+            for h in &old.handled {
+                handled.remove(profile_key(&h.action, &old.key))?;
+            }
             if let Some(h) = old.held_csr() {
                 if rec.held_csr() != Some(h) && csrs.get(h.as_bytes())?.as_deref() == Some(key) {
                     csrs.remove(h.as_bytes())?;
@@ -218,6 +226,9 @@ impl SledStore {
             }
         }
         issues.insert(key, encode(rec))?;
+        for h in &rec.handled {
+            handled.insert(profile_key(&h.action, &rec.key), &[])?;
+        }
         if rec.has_work() {
             work.insert(key, &[])?;
         } else {
@@ -261,13 +272,14 @@ impl Store for SledStore {
             &self.issues,
             &self.csrs,
             &self.issue_work,
+            &self.issue_handled,
         )
-            .transaction(|(c, na, inf, byp, ob, obm, is, cs, iw)| {
+            .transaction(|(c, na, inf, byp, ob, obm, is, cs, iw, ih)| {
                 for r in recs {
                     Self::put_tx(c, na, inf, byp, r)?;
                 }
                 for r in issues {
-                    Self::put_issue_tx(is, cs, iw, r)?;
+                    Self::put_issue_tx(is, cs, iw, ih, r)?;
                 }
                 for item in outbox {
                     if obm.get(item.marker.as_bytes())?.is_some() {
@@ -304,6 +316,19 @@ impl Store for SledStore {
             let k = k?;
             if let Some(v) = self.issues.get(&k)? {
                 out.push(decode(&k, &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn issues_handled(&self, action: &str) -> StoreResult<Vec<IssueRecord>> {
+        let prefix = profile_key(action, "");
+        let mut out = Vec::new();
+        for k in self.issue_handled.scan_prefix(&prefix).keys() {
+            let k = k?;
+            let key = &k[prefix.len()..];
+            if let Some(v) = self.issues.get(key)? {
+                out.push(decode(key, &v)?);
             }
         }
         Ok(out)

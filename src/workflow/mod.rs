@@ -314,7 +314,8 @@ impl Poller {
             }
         }
         if complete {
-            let all = blocking(engine.store(), |s| s.issues())
+            let name = action.name();
+            let all = blocking(engine.store(), move |s| s.issues_handled(name))
                 .await
                 .map_err(|e| e.to_string())?;
             let changed: Vec<IssueRecord> = all
