@@ -413,3 +413,56 @@ async fn searches_page_through_every_match_on_both_flavours() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flaky_jira_delays_requests_but_never_doubles_them() {
+    let (env, jira) = setup(JiraFlavor::Datacenter).await;
+    let d = daemon(&env);
+    for i in 0..4 {
+        let k = format!("CERT-{i}");
+        jira.add_certificate_issue(&k, "x", "default", &csr_pem(&format!("f{i}.example.com")));
+        jira.person_transitions(&k, "Enroll Certificate");
+    }
+    // Jira down: the poll fails, nothing is sent to SCM.
+    jira.set_faults(sectigo::sim::JiraFaults {
+        down: true,
+        ..Default::default()
+    });
+    let r = d.poller.poll(&d.engine, Utc::now()).await;
+    assert!(!r.errors.is_empty() && r.found == 0, "{r:?}");
+    assert_eq!(enroll_posts(&env), 0);
+    // Then flaky.
+    jira.set_faults(sectigo::sim::JiraFaults {
+        error_500: 0.2,
+        rate_429: 0.05,
+        retry_after_secs: 0,
+        ..Default::default()
+    });
+    let mut failed_polls = 0;
+    for _ in 0..60 {
+        let r = d.poller.poll(&d.engine, Utc::now()).await;
+        failed_polls += usize::from(!r.errors.is_empty());
+        let _ = d.deliverer.pass(Utc::now()).await.unwrap();
+        let done = (0..4)
+            .all(|i| jira.issue(&format!("CERT-{i}")).unwrap().status == "Certificate Enrolled");
+        if done {
+            break;
+        }
+    }
+    // Jira healthy again; updates waiting for their retry time go out when it comes.
+    jira.set_faults(sectigo::sim::JiraFaults::default());
+    for _ in 0..3 {
+        d.poll().await;
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let r = d.deliverer.pass(later).await.unwrap();
+        assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
+    }
+    for i in 0..4 {
+        let issue = jira.issue(&format!("CERT-{i}")).unwrap();
+        assert_eq!(issue.status, "Certificate Enrolled", "CERT-{i}");
+        assert_eq!(issue.attachments.len(), 1, "CERT-{i}");
+        assert_eq!(issue.comments.len(), 2, "CERT-{i}: {:#?}", issue.comments);
+    }
+    assert_eq!(enroll_posts(&env), 4);
+    println!("{failed_polls} flaky polls saw a Jira error");
+}
