@@ -466,3 +466,28 @@ async fn a_flaky_jira_delays_requests_but_never_doubles_them() {
     assert_eq!(enroll_posts(&env), 4);
     println!("{failed_polls} flaky polls saw a Jira error");
 }
+
+#[tokio::test]
+async fn refused_scm_credentials_wait_for_the_operator_not_the_requester() {
+    let (env, jira) = setup(JiraFlavor::Cloud).await;
+    let p = env.path().join("profiles.d/default.toml");
+    let good = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, good.replace("sim-secret", "wrong-secret")).unwrap();
+    jira.add_certificate_issue("CERT-1", "x", "default", &csr_pem("a.example.com"));
+    jira.person_transitions("CERT-1", "Enroll Certificate");
+    {
+        let d = daemon(&env);
+        let r = d.poll().await;
+        assert_eq!((r.deferred, r.rejected, r.done), (1, 0, 0), "{r:?}");
+        d.deliver().await;
+    }
+    let issue = jira.issue("CERT-1").unwrap();
+    assert_eq!(issue.status, "Enrollment Requested");
+    assert!(issue.comments.is_empty(), "{:?}", issue.comments);
+    // The operator fixes the profile: the waiting request goes through.
+    std::fs::write(&p, good).unwrap();
+    let d = daemon(&env);
+    d.settle().await;
+    assert_eq!(jira.issue("CERT-1").unwrap().status, "Certificate Enrolled");
+    assert_eq!(enroll_posts(&env), 1);
+}

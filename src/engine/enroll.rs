@@ -232,7 +232,7 @@ impl Engine {
                 );
                 IssueOutcome::Unknown(e.to_string())
             }
-            Err(e @ (ScmError::Permanent { .. } | ScmError::Auth(_))) => {
+            Err(e @ ScmError::Permanent { .. }) => {
                 let why = format!("SCM refused the enrollment: {e}");
                 rec.enroll = Some(EnrollState::Rejected {
                     reason: why.clone(),
@@ -245,7 +245,12 @@ impl Engine {
                 rec.enroll = None;
                 rec.set_handled("enroll", None);
                 rec.log(at, format!("enrollment attempt failed, will retry: {e}"));
-                warn!(jira_key = %key, profile = %profile, "enrollment for {key} failed, will retry at the next poll: {e}");
+                if matches!(e, ScmError::Auth(_)) {
+                    // The operator's to fix (profile credentials), not the requester's.
+                    error!(jira_key = %key, profile = %profile, "enrollment for {key} waits: SCM refused profile {profile:?}'s credentials ({e}); fix client_id / client_secret in its profile file");
+                } else {
+                    warn!(jira_key = %key, profile = %profile, "enrollment for {key} failed, will retry at the next poll: {e}");
+                }
                 IssueOutcome::Deferred(e.to_string())
             }
         };
