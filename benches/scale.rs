@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as CDuration, Utc};
-use sectigo::config::Config;
-use sectigo::engine::policy::{self, RenewPolicy};
-use sectigo::engine::{Engine, ImportLine, Shared};
-use sectigo::sim::{Faults, ScmSim, ScmSimConfig};
-use sectigo::state::{CertOrigin, CertRecord, CertState, SledStore, Store};
+use sectigo_core::config::Config;
+use sectigo_engine::policy::{self, RenewPolicy};
+use sectigo_engine::{Engine, ImportLine, Shared};
+use sectigo_sim::{Faults, ScmSim, ScmSimConfig};
+use sectigo_state::{CertOrigin, CertRecord, CertState, SledStore, Store};
 
 fn proc_status(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -198,8 +198,7 @@ fn daemon(n: usize) {
     std::thread::sleep(Duration::from_secs(10));
     let idle_ticks = cpu_ticks(pid) - t0;
     let rss_idle = proc_status(pid, "VmRSS:");
-    // SAFETY: our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    terminate(pid);
     child.wait().unwrap();
     println!("| tracked | populate | start to READY | RSS at READY | RSS after 10 s idle | CPU while idle (10 s) |");
     println!("|---:|---:|---:|---:|---:|---:|");
@@ -215,7 +214,7 @@ fn daemon(n: usize) {
 }
 
 fn workflow(n: usize) {
-    use sectigo::state::{EnrollState, IssueRecord};
+    use sectigo_state::{EnrollState, IssueRecord};
     let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sectigo-connector");
     assert!(exe.exists(), "build it first: cargo build --release");
     let tmp = tempfile::tempdir().unwrap();
@@ -241,8 +240,8 @@ fn workflow(n: usize) {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let jira = rt
-        .block_on(sectigo::sim::JiraSim::start(
-            sectigo::config::JiraFlavor::Cloud,
+        .block_on(sectigo_sim::JiraSim::start(
+            sectigo_core::config::JiraFlavor::Cloud,
             "bot@example.com",
             "t",
         ))
@@ -267,8 +266,7 @@ fn workflow(n: usize) {
     std::thread::sleep(Duration::from_secs(10));
     let (ticks, searches) = (cpu_ticks(pid) - t0, jira.searches() - s0);
     let rss = proc_status(pid, "VmRSS:");
-    // SAFETY: our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    terminate(pid);
     child.wait().unwrap();
     let polls = searches / 3;
     println!("| issue records | polls in 10 s | CPU in 10 s | CPU per poll | RSS |");
@@ -359,4 +357,12 @@ fn main() {
         }
         _ => eprintln!("usage: cargo bench --bench scale -- selection N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
     }
+}
+
+/// SIGTERM to our own child, with kill(1).
+fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }

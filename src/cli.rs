@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::{self, Reply, Request};
-use crate::config::{Config, DEFAULT_CONFIG_DIR};
-use crate::engine::{explain, parse_import_lines, Engine, Shared};
-use crate::exit::{CliError, Exit};
+use sectigo_core::config::{Config, DEFAULT_CONFIG_DIR};
+use sectigo_engine::{explain, parse_import_lines, Engine, ImportLine, Shared};
+
+use crate::api::{render, service, Reply, Request};
+use crate::exit::{self, CliError, Exit};
 
 const ABOUT: &str = "Keeps Sectigo Certificate Manager certificates renewed before they expire.";
 const LONG_ABOUT: &str = "\
@@ -76,6 +77,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-read the configuration through the running daemon and wait for its verdict: exit 0
+    /// when applied, 78 when refused (the running configuration stays; the errors name file and
+    /// key). The unit's ExecReload= runs this, so `systemctl reload` fails on a bad configuration.
+    Reload,
     /// Run the daemon's engine against the built-in SCM and Jira simulators on loopback, with
     /// sample profiles, certificates and issues, and show the renewals and Jira updates happen.
     /// Touches nothing outside a temporary directory.
@@ -165,27 +170,37 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::new(Exit::Failed, e))
 }
 
-fn load(dir: &Path) -> Result<Config, CliError> {
-    Ok(Config::load(dir)?)
-}
-
-fn print(reply: &Reply) -> i32 {
-    print!("{}", reply.stdout);
-    eprint!("{}", reply.stderr);
-    reply.exit
+/// Prints a reply, as text or as JSON, and returns its exit code.
+fn emit(reply: Reply, json: bool) -> i32 {
+    match reply {
+        Ok(r) => {
+            if json {
+                print!("{}", render::json(&r));
+            } else {
+                let (out, err) = render::text(&r, Utc::now());
+                print!("{out}");
+                eprint!("{err}");
+            }
+            exit::for_response(&r).code()
+        }
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            Exit::from(e.kind).code()
+        }
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let dir = cli.config_dir;
-    let request = match cli.command {
-        Command::Demo => return runtime()?.block_on(crate::demo::run()),
+    let (request, json) = match cli.command {
+        Command::Demo => return demo(),
         Command::Man { section } => {
             print!(
                 "{}",
                 if section == "5" {
                     crate::manpage::page5()
                 } else {
-                    crate::manpage::page8()
+                    crate::manpage::page8(Cli::command())
                 }
             );
             return Ok(0);
@@ -196,20 +211,23 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             once: true,
             dry_run,
         } => return run_once(&dir, dry_run),
-        Command::Status { json } => Request::Status { json },
-        Command::Renew { id } => Request::Renew { id },
-        Command::ForceRenew { profile } => Request::ForceRenew { profile },
+        Command::Status { json } => (Request::Status, json),
+        Command::Reload => (Request::Reload, false),
+        Command::Renew { id } => (Request::Renew { id }, false),
+        Command::ForceRenew { profile } => (Request::ForceRenew { profile }, false),
         Command::Profiles {
             command: ProfilesCommand::List,
-        } => Request::ProfilesList,
+        } => (Request::ProfilesList, false),
         Command::Profiles {
             command: ProfilesCommand::Rename { old, new },
-        } => Request::ProfilesRename { old, new },
+        } => (Request::ProfilesRename { old, new }, false),
         Command::Certs { command } => match command {
-            CertsCommand::List { profile, due, json } => Request::CertsList { profile, due, json },
-            CertsCommand::Show { id, json } => Request::CertsShow { id, json },
-            CertsCommand::Link { id, key } => Request::CertsLink { id, key },
-            CertsCommand::Forget { id } => Request::CertsForget { id },
+            CertsCommand::List { profile, due, json } => {
+                (Request::CertsList { profile, due }, json)
+            }
+            CertsCommand::Show { id, json } => (Request::CertsShow { id }, json),
+            CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, false),
+            CertsCommand::Forget { id } => (Request::CertsForget { id }, false),
             CertsCommand::Import {
                 profile,
                 cert_id,
@@ -217,13 +235,13 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 from,
             } => {
                 let lines = match (cert_id, from) {
-                    (Some(id), _) => vec![(id, issue)],
+                    (Some(cert_id), _) => vec![ImportLine { cert_id, issue }],
                     (None, Some(f)) => read_import_list(&f)?,
                     (None, None) => {
                         return Err(CliError::usage("give --cert-id ID or --from FILE"))
                     }
                 };
-                Request::CertsImport { profile, lines }
+                (Request::CertsImport { profile, lines }, false)
             }
         },
     };
@@ -232,30 +250,31 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     rt.block_on(async move {
         // The daemon holds the state: go through it when it runs.
         match crate::daemon::control::send(&socket, &request).await {
-            Ok(Some(reply)) => return Ok(print(&reply)),
+            Ok(Some(reply)) => return Ok(emit(reply, json)),
             Ok(None) => {}
             Err(e) => {
-                return Err(CliError::new(
-                    Exit::TempFail,
-                    anyhow::anyhow!(
-                        "cannot talk to the daemon through {}: {e}",
-                        socket.display()
-                    ),
-                ))
+                return Err(CliError::temp(format!(
+                    "cannot talk to the daemon through {}: {e}",
+                    socket.display()
+                )))
             }
         }
-        let cfg = load(&dir)?;
-        let _log = crate::logging::init(&cfg.connector.log)
-            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
-        let store = crate::state::open(&cfg.connector.state)?;
-        let engine = Engine::new(&cfg, store, Shared::new(&cfg))
-            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
-        let reply = commands::execute(request, &engine, &cfg, None, Utc::now()).await;
-        Ok(print(&reply))
+        if request == Request::Reload {
+            return Err(CliError::temp(format!(
+                "no daemon is running (no control socket at {}): nothing to reload; `check-config` validates the files",
+                socket.display()
+            )));
+        }
+        let cfg = Config::load(&dir)?;
+        let _log = crate::logging::init(&cfg.connector.log)?;
+        let store = sectigo_state::open(&cfg.connector.state)?;
+        let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
+        let reply = service::execute(request, &engine, &cfg, None, Utc::now()).await;
+        Ok(emit(reply, json))
     })
 }
 
-fn read_import_list(f: &Path) -> Result<Vec<(String, Option<String>)>, CliError> {
+fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
     let mut text = String::new();
     if f == Path::new("-") {
         std::io::stdin()
@@ -265,20 +284,18 @@ fn read_import_list(f: &Path) -> Result<Vec<(String, Option<String>)>, CliError>
         text = std::fs::read_to_string(f)
             .map_err(|e| CliError::usage(format!("cannot read {}: {e}", f.display())))?;
     }
-    parse_import_lines(&text)
-        .map(|v| v.into_iter().map(|l| (l.cert_id, l.issue)).collect())
-        .map_err(|errs| {
-            CliError::usage(format!(
-                "{}: {} bad lines, nothing imported:\n  {}",
-                f.display(),
-                errs.len(),
-                errs.join("\n  ")
-            ))
-        })
+    parse_import_lines(&text).map_err(|errs| {
+        CliError::usage(format!(
+            "{}: {} bad lines, nothing imported:\n  {}",
+            f.display(),
+            errs.len(),
+            errs.join("\n  ")
+        ))
+    })
 }
 
 fn check_config(dir: &Path) -> Result<i32, CliError> {
-    let cfg = load(dir)?;
+    let cfg = Config::load(dir)?;
     let c = &cfg.connector;
     println!("configuration in {}: OK", dir.display());
     println!(
@@ -391,42 +408,45 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
 }
 
 fn run_daemon(dir: &Path) -> Result<i32, CliError> {
-    let cfg = load(dir)?;
-    let logging = crate::logging::init(&cfg.connector.log)
-        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
-    let store = crate::state::open(&cfg.connector.state)?;
-    runtime()?.block_on(crate::daemon::run(dir.to_path_buf(), cfg, store, logging))?;
+    let cfg = Config::load(dir)?;
+    let logging = crate::logging::init(&cfg.connector.log)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
+    runtime()?.block_on(async move {
+        let daemon = crate::daemon::Daemon::start(dir.to_path_buf(), cfg, store, logging).await?;
+        daemon.run().await
+    })?;
     Ok(0)
 }
 
 fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
-    let cfg = load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log)
-        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
-    let store = crate::state::open(&cfg.connector.state)?;
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
     runtime()?.block_on(async move {
         crate::daemon::log_config(&cfg);
-        let engine = Arc::new(Engine::new(&cfg, store, Shared::new(&cfg)).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?);
-        let fail = |e| CliError::new(Exit::Failed, e);
+        let engine = Arc::new(Engine::new(&cfg, store, Shared::new(&cfg))?);
         if !dry_run {
-            engine.recover(Utc::now()).await.map_err(fail)?;
-            engine.sync_profiles(Utc::now()).await.map_err(fail)?;
+            engine.recover(Utc::now()).await?;
+            engine.sync_profiles(Utc::now()).await?;
         }
-        let report = engine.run_cycle(Utc::now(), dry_run, &CancellationToken::new()).await.map_err(fail)?;
+        let report = engine
+            .run_cycle(Utc::now(), dry_run, &CancellationToken::new())
+            .await?;
         let mut s = report.summary.clone();
         // Wait a little for renewals the CA has not issued yet; the daemon would poll them.
         let poll = std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs.min(10));
-        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs * 2);
+        let until = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs * 2);
         while !dry_run && s.pending > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(poll).await;
-            let c = engine.collect_pending(Utc::now()).await.map_err(fail)?;
+            let c = engine.collect_pending(Utc::now()).await?;
             s.renewed += c.renewed;
             s.failed += c.failed;
             s.pending = c.pending;
         }
         // Requests from Jira issues, when [jira.workflow] is on.
         let poller = match &cfg.connector.jira {
-            Some(jc) if !dry_run => crate::workflow::Poller::new(jc).map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?,
+            Some(jc) if !dry_run => sectigo_workflow::Poller::new(jc)?,
             _ => None,
         };
         if let Some(p) = &poller {
@@ -437,14 +457,19 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
             }
             s.failed += r.unknown as u64;
         }
-        let store = engine.store().clone();
-        let (jira_delivered, jira_pending) = if dry_run {
-            (0, 0)
-        } else {
-            crate::daemon::deliver_for(&cfg, store, std::time::Duration::from_secs(30)).await
+        let (jira_delivered, jira_pending) = match crate::daemon::deliverer(&cfg, engine.store().clone()) {
+            Some(d) if !dry_run => d.drain(std::time::Duration::from_secs(30)).await,
+            _ => (0, 0),
         };
         for p in &report.planned {
-            println!("{:<12} {:<16} {:<30} expires {}  {}", p.id, p.profile, p.subject_cn, p.not_after.format("%Y-%m-%d %H:%M"), explain(&p.decision));
+            println!(
+                "{:<12} {:<16} {:<30} expires {}  {}",
+                p.id,
+                p.profile,
+                p.subject_cn,
+                render::ts(p.not_after),
+                explain(&p.decision)
+            );
         }
         if dry_run {
             println!("dry run: {} would be renewed, {} due without auto-renew; nothing was sent or written", s.requested, s.skipped_no_auto_renew);
@@ -459,4 +484,16 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
         }
         Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
     })
+}
+
+#[cfg(feature = "demo")]
+fn demo() -> Result<i32, CliError> {
+    runtime()?.block_on(crate::demo::run())
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo() -> Result<i32, CliError> {
+    Err(CliError::usage(
+        "this build has no demo (the packages leave the simulators out); run it from a source checkout: cargo run -- demo",
+    ))
 }

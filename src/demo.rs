@@ -7,12 +7,12 @@ use std::path::Path;
 use chrono::{Duration, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::config::JiraFlavor;
-use crate::engine::{explain, Engine, ImportLine, Shared};
+use sectigo_core::config::{Config, JiraFlavor};
+use sectigo_engine::{explain, Engine, ImportLine, Shared};
+use sectigo_sim::{Faults, JiraSim, ScmSim, ScmSimConfig};
+use sectigo_state::{blocking, CertRecord};
+
 use crate::exit::{CliError, Exit};
-use crate::sim::{Faults, JiraSim, ScmSim, ScmSimConfig};
-use crate::state::{blocking, CertRecord};
 
 fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::new(Exit::Failed, anyhow::anyhow!("demo: {e}"))
@@ -132,6 +132,14 @@ fn show_issue(jira: &JiraSim, key: &str, fields: bool) {
     }
 }
 
+/// Delivers the outbox to the Jira simulator for up to `limit`.
+async fn drain(cfg: &Config, engine: &Engine, limit: std::time::Duration) -> (usize, usize) {
+    match crate::daemon::deliverer(cfg, engine.store().clone()) {
+        Some(d) => d.drain(limit).await,
+        None => (0, 0),
+    }
+}
+
 pub async fn run() -> Result<i32, CliError> {
     let tmp = tempfile::Builder::new()
         .prefix("sectigo-connector-demo-")
@@ -189,7 +197,7 @@ pub async fn run() -> Result<i32, CliError> {
         ("legacy", "intranet.example.com", 120, None),
         ("rotate", "vpn.example.com", 300, Some("CERT-301")),
     ];
-    let store = crate::state::open(&cfg.connector.state)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
     let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(fail)?;
     engine.sync_profiles(now).await.map_err(fail)?;
     for (profile, cn, days, issue) in samples {
@@ -241,12 +249,7 @@ pub async fn run() -> Result<i32, CliError> {
         .map_err(fail)?;
     println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
 
-    let (delivered, pending) = crate::daemon::deliver_for(
-        &cfg,
-        engine.store().clone(),
-        std::time::Duration::from_secs(30),
-    )
-    .await;
+    let (delivered, pending) = drain(&cfg, &engine, std::time::Duration::from_secs(30)).await;
     println!("\nJira: {delivered} updates delivered from the outbox ({pending} left)");
     for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
         show_issue(&jira, key, false);
@@ -279,7 +282,7 @@ pub async fn run() -> Result<i32, CliError> {
         jira.person_transitions(key, "Enroll Certificate");
     }
     let poller =
-        crate::workflow::Poller::new(cfg.connector.jira.as_ref().expect("demo has [jira]"))
+        sectigo_workflow::Poller::new(cfg.connector.jira.as_ref().expect("demo has [jira]"))
             .map_err(fail)?
             .expect("demo has [jira.workflow]");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -291,12 +294,7 @@ pub async fn run() -> Result<i32, CliError> {
                 r.found, r.done, r.rejected, r.collected
             );
         }
-        crate::daemon::deliver_for(
-            &cfg,
-            engine.store().clone(),
-            std::time::Duration::from_secs(10),
-        )
-        .await;
+        drain(&cfg, &engine, std::time::Duration::from_secs(10)).await;
         let settled = ["CERT-400", "CERT-401"].iter().all(|k| {
             jira.issue(k)
                 .is_some_and(|i| i.status != "Enrollment Requested")

@@ -1,4 +1,11 @@
-//! Process exit codes, as documented for operators (sysexits.h values where one fits).
+//! Process exit codes, as documented for operators (sysexits.h values where one fits), and the
+//! one place where every typed error of the layers below is mapped to one.
+
+use crate::api::{ErrorKind, Response};
+use crate::daemon::DaemonError;
+use sectigo_core::config::ConfigErrors;
+use sectigo_engine::EngineError;
+use sectigo_state::StoreError;
 
 /// What a command's failure means to the shell script or systemd unit that ran it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +34,26 @@ impl Exit {
     }
 }
 
+impl From<ErrorKind> for Exit {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::TempFail => Exit::TempFail,
+            ErrorKind::Config => Exit::Config,
+            ErrorKind::Failed => Exit::Failed,
+        }
+    }
+}
+
+/// The exit code of a reply that is not an error: some replies report failed work.
+pub fn for_response(r: &Response) -> Exit {
+    match r {
+        Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
+        Response::Reloaded(r) if !r.applied() => Exit::Config,
+        _ => Exit::Ok,
+    }
+}
+
 /// An error that reached the command line, with the exit code it maps to.
 #[derive(Debug)]
 pub struct CliError {
@@ -47,21 +74,73 @@ impl CliError {
     pub fn failed(msg: impl std::fmt::Display) -> Self {
         CliError::new(Exit::Failed, anyhow::anyhow!("{msg}"))
     }
+    pub fn temp(msg: impl std::fmt::Display) -> Self {
+        CliError::new(Exit::TempFail, anyhow::anyhow!("{msg}"))
+    }
 }
 
-impl From<crate::config::ConfigErrors> for CliError {
-    fn from(e: crate::config::ConfigErrors) -> Self {
+impl From<ConfigErrors> for CliError {
+    fn from(e: ConfigErrors) -> Self {
         CliError::new(Exit::Config, e)
     }
 }
 
-impl From<crate::state::StoreError> for CliError {
-    fn from(e: crate::state::StoreError) -> Self {
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
         let exit = if e.is_temporary() {
             Exit::TempFail
         } else {
             Exit::Failed
         };
         CliError::new(exit, e)
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        let kind = crate::api::service::engine_error(e);
+        CliError::new(kind.kind.into(), kind)
+    }
+}
+
+impl From<crate::logging::LogError> for CliError {
+    fn from(e: crate::logging::LogError) -> Self {
+        CliError::new(Exit::Config, e)
+    }
+}
+
+impl From<sectigo_jira::ClientError> for CliError {
+    fn from(e: sectigo_jira::ClientError) -> Self {
+        CliError::new(Exit::Config, e)
+    }
+}
+
+impl From<DaemonError> for CliError {
+    fn from(e: DaemonError) -> Self {
+        let exit = match &e {
+            DaemonError::Engine(EngineError::Client(_)) => Exit::Config,
+            DaemonError::Engine(EngineError::Store(s)) | DaemonError::Store(s)
+                if s.is_temporary() =>
+            {
+                Exit::TempFail
+            }
+            _ => Exit::Failed,
+        };
+        CliError::new(exit, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_the_documented_codes() {
+        assert_eq!(Exit::from(ErrorKind::Usage).code(), 2);
+        assert_eq!(Exit::from(ErrorKind::TempFail).code(), 75);
+        assert_eq!(Exit::from(ErrorKind::Config).code(), 78);
+        assert_eq!(Exit::from(ErrorKind::Failed).code(), 1);
+        let e: CliError = EngineError::UnknownCert("9".into()).into();
+        assert_eq!(e.exit, Exit::Usage);
     }
 }

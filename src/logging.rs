@@ -1,7 +1,8 @@
 //! Logging: journald natively under systemd (structured fields PROFILE, CERT_ID, JIRA_KEY), human
 //! text on a terminal, JSON on request, and optionally daily rolling files. `[log] level` applies
-//! to the `sectigo` target (this crate), like the Jira app's `com.sectigo` logger; other crates
-//! log warnings and errors only. The level can change on reload (SIGHUP).
+//! to the `sectigo` target prefix (every crate of the project: `sectigo`, `sectigo_engine`, ...),
+//! like the Jira app's `com.sectigo` logger; other crates log warnings and errors only. The level
+//! can change on reload.
 
 use std::io::IsTerminal;
 
@@ -9,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
-use crate::config::{LogConfig, LogFormat};
+use sectigo_core::config::{log_directive, LevelError, LogConfig, LogFormat};
 
 type Filtered = tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
 type BoxedLayer = Box<dyn Layer<Filtered> + Send + Sync>;
@@ -20,32 +21,33 @@ pub struct Logging {
     filter: reload::Handle<EnvFilter, Registry>,
 }
 
-impl Logging {
-    pub fn set_level(&self, level: &str) -> Result<(), String> {
-        let f = EnvFilter::try_new(parse_level(level)?).map_err(|e| e.to_string())?;
-        self.filter
-            .modify(|cur| *cur = f)
-            .map_err(|e| e.to_string())
-    }
+/// Logging could not be set up as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("[log] level: {0}")]
+    Level(#[from] LevelError),
+    #[error("[log] level: {0}")]
+    Filter(String),
+    #[error("[log] file: cannot create {dir}: {source}")]
+    FileDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a logger is already installed in this process")]
+    AlreadyInstalled,
 }
 
-/// Turns `[log] level` into a filter directive: a plain level applies to `sectigo`; anything
-/// else is taken as a full `tracing` directive (e.g. `"info,sectigo::scm=trace"`).
-pub fn parse_level(level: &str) -> Result<String, String> {
-    let l = level.trim().to_ascii_lowercase();
-    let directive = match l.as_str() {
-        "trace" | "debug" | "info" | "warn" | "error" | "off" => format!("warn,sectigo={l}"),
-        _ if l.contains('=') => level.to_string(),
-        _ => {
-            return Err(format!(
-                "{level:?} is not a level: use trace, debug, info, warn, error or off, or a filter directive such as \"info,sectigo::scm=debug\""
-            ))
-        }
-    };
-    EnvFilter::try_new(&directive).map_err(|e| {
-        format!("{level:?} is not a level (trace, debug, info, warn, error, off) nor a filter directive: {e}")
-    })?;
-    Ok(directive)
+fn filter(level: &str) -> Result<EnvFilter, LogError> {
+    EnvFilter::try_new(log_directive(level)?).map_err(|e| LogError::Filter(e.to_string()))
+}
+
+impl Logging {
+    pub fn set_level(&self, level: &str) -> Result<(), LogError> {
+        let f = filter(level)?;
+        self.filter
+            .modify(|cur| *cur = f)
+            .map_err(|e| LogError::Filter(e.to_string()))
+    }
 }
 
 /// True when stderr is connected to the journal (systemd sets JOURNAL_STREAM to its dev:inode).
@@ -59,20 +61,21 @@ pub fn stderr_is_journal() -> bool {
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    // SAFETY: fstat on fd 2 with a zeroed stat buffer we own.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(2, &mut st) != 0 {
-            return false;
-        }
-        st.st_dev as u64 == dev && st.st_ino as u64 == ino
+    // fstat(2) of standard error, through a duplicate of its descriptor.
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(m) => m.dev() == dev && m.ino() == ino,
+        Err(_) => false,
     }
 }
 
 /// Installs the global subscriber. Call once per process.
-pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
-    let filter = EnvFilter::try_new(parse_level(&cfg.level)?).map_err(|e| e.to_string())?;
-    let (filter, handle) = reload::Layer::new(filter);
+pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
+    let (filter, handle) = reload::Layer::new(filter(&cfg.level)?);
     let mut layers: Vec<BoxedLayer> = Vec::new();
 
     let format = match cfg.format {
@@ -103,8 +106,10 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
 
     let mut guard = None;
     if let Some(dir) = &cfg.file {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("[log] file: cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| LogError::FileDir {
+            dir: dir.clone(),
+            source,
+        })?;
         let appender = tracing_appender::rolling::daily(dir, "sectigo-connector.log");
         let (writer, g) = tracing_appender::non_blocking(appender);
         guard = Some(g);
@@ -124,7 +129,7 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, String> {
         .with(filter)
         .with(layers)
         .try_init()
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| LogError::AlreadyInstalled)?;
     Ok(Logging {
         _file_guard: guard,
         filter: handle,
@@ -144,10 +149,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn levels() {
-        assert_eq!(parse_level("info").unwrap(), "warn,sectigo=info");
-        assert_eq!(parse_level("DEBUG").unwrap(), "warn,sectigo=debug");
-        assert!(parse_level("info,sectigo::scm=trace").is_ok());
-        assert!(parse_level("loud").is_err());
+    fn stderr_is_journal_only_when_the_stream_matches() {
+        std::env::remove_var("JOURNAL_STREAM");
+        assert!(!stderr_is_journal());
+        std::env::set_var("JOURNAL_STREAM", "1:2");
+        assert!(!stderr_is_journal());
+        std::env::set_var("JOURNAL_STREAM", "not-a-stream");
+        assert!(!stderr_is_journal());
+        std::env::remove_var("JOURNAL_STREAM");
     }
 }

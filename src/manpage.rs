@@ -2,8 +2,6 @@
 //! sectigo-connector.toml(5) from the shipped, commented configuration files. The packaged
 //! copies under packaging/man/ are checked against these by a test.
 
-use clap::CommandFactory;
-
 const CONNECTOR_TOML: &str = include_str!("../etc/sectigo-connector/connector.toml");
 const EXAMPLE_PROFILE: &str = include_str!("../etc/sectigo-connector/profiles.d/example.toml");
 
@@ -22,9 +20,8 @@ fn roff_literal(text: &str) -> String {
         .join("\n")
 }
 
-/// sectigo-connector(8).
-pub fn page8() -> String {
-    let cmd = crate::cli::Cli::command();
+/// sectigo-connector(8), from the command line's definition `cmd`.
+pub fn page8(cmd: clap::Command) -> String {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone())
         .section("8")

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let d = dir().path();
     std::fs::write(d.join("connector.toml"), connector).unwrap();
     std::fs::write(d.join("profiles.d/p.toml"), profile).unwrap();
-    if let Err(errors) = sectigo::config::Config::load(d) {
+    if let Err(errors) = sectigo_core::config::Config::load(d) {
         // Every error names where it came from.
         for e in &errors.0 {
             assert!(!e.to_string().is_empty());

@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let status = 100 + u16::from_be_bytes([data[0], data[1]]) % 500;
     let body = &data[2..];
-    let _ = sectigo::jira::classify(status, body, None, "fuzzing", "FUZZ-1");
-    let _ = sectigo::jira::parse_transitions(body);
+    let _ = sectigo_jira::classify(status, body, None, "fuzzing", "FUZZ-1");
+    let _ = sectigo_jira::parse_transitions(body);
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        let _ = sectigo::jira::adf::text(&v);
+        let _ = sectigo_jira::adf::text(&v);
     }
 });

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(info) = sectigo::scm::parse_bundle(data) {
+    if let Ok(info) = sectigo_scm::parse_bundle(data) {
         assert!(info.chain_len >= 1);
     }
 });

@@ -10,11 +10,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let status = 100 + u16::from_be_bytes([data[0], data[1]]) % 500;
     let body = &data[2..];
-    let _ = sectigo::scm::check_answer(status, body, None);
-    if let Ok(id) = sectigo::scm::parse_cert_id(status, body) {
+    let _ = sectigo_scm::check_answer(status, body, None);
+    if let Ok(id) = sectigo_scm::parse_cert_id(status, body) {
         assert!(!id.is_empty());
     }
     let text = String::from_utf8_lossy(body);
-    let _ = sectigo::scm::classify::parse_retry_after(&text, chrono::DateTime::UNIX_EPOCH);
-    let _ = sectigo::scm::classify::authorization_uri(&text);
+    let _ = sectigo_scm::classify::parse_retry_after(&text, chrono::DateTime::UNIX_EPOCH);
+    let _ = sectigo_scm::classify::authorization_uri(&text);
 });

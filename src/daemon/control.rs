@@ -3,14 +3,14 @@
 //! Access is by file permissions: the socket is 0660, owned by the service user and group.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::commands::{Reply, Request};
+use crate::api::{ApiError, ErrorKind, Reply, Request};
 
 /// Largest request accepted (an import list of ~100k lines fits).
 const MAX_REQUEST: usize = 16 * 1024 * 1024;
@@ -18,10 +18,11 @@ const MAX_REQUEST: usize = 16 * 1024 * 1024;
 /// A request from the socket, with where to send the reply.
 pub type Incoming = (Request, oneshot::Sender<Reply>);
 
-/// Listens on `path`; forwards each request to `tx`. Returns the listener task.
+/// Listens on `path`; forwards each request to `tx` until `cancel`. Returns the listener task.
 pub fn serve(
     path: &Path,
     tx: mpsc::Sender<Incoming>,
+    cancel: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         // A socket left by a daemon that did not stop cleanly (we hold the state lock, so no
@@ -32,15 +33,27 @@ pub fn serve(
         std::fs::create_dir_all(dir)?;
     }
     let listener = UnixListener::bind(path)?;
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     }
+    // Removed when the task ends, at shutdown.
+    let socket = SocketFile(path.to_path_buf());
     Ok(tokio::spawn(async move {
+        let _socket = socket;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file handles, say: pause rather than spin.
+                    warn!("control socket: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -63,33 +76,32 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
     )
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let reply: Reply = match serde_json::from_str::<Request>(&line) {
         Ok(req) => {
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
-                Reply {
-                    stderr: "error: the daemon is shutting down\n".into(),
-                    exit: 75,
-                    ..Default::default()
-                }
+                Err(ApiError::new(
+                    ErrorKind::TempFail,
+                    "the daemon is shutting down",
+                ))
             } else {
-                rrx.await.unwrap_or(Reply {
-                    stderr: "error: the daemon dropped the request\n".into(),
-                    exit: 75,
-                    ..Default::default()
+                rrx.await.unwrap_or_else(|_| {
+                    Err(ApiError::new(
+                        ErrorKind::TempFail,
+                        "the daemon dropped the request",
+                    ))
                 })
             }
         }
         Err(e) => {
             warn!("control socket: malformed request: {e}");
-            Reply {
-                stderr: format!("error: malformed request: {e}\n"),
-                exit: 2,
-                ..Default::default()
-            }
+            Err(ApiError::new(
+                ErrorKind::Usage,
+                format!("malformed request: {e}"),
+            ))
         }
     };
-    let mut out = serde_json::to_vec(&reply).expect("json");
+    let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');
     w.write_all(&out).await?;
     w.shutdown().await
@@ -112,7 +124,7 @@ pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> 
         Err(e) => return Err(e),
     };
     let (r, mut w) = stream.into_split();
-    let mut out = serde_json::to_vec(req).expect("json");
+    let mut out = serde_json::to_vec(req)?;
     out.push(b'\n');
     w.write_all(&out).await?;
     w.shutdown().await?;
@@ -130,5 +142,3 @@ impl Drop for SocketFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
-
-pub type SharedEngine = Arc<tokio::sync::RwLock<Arc<crate::engine::Engine>>>;

@@ -11,10 +11,11 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::engine::policy::{self, Decision};
-use crate::engine::{Counters, Engine};
-use crate::state::blocking;
+use sectigo_engine::policy::Decision;
+use sectigo_engine::{Counters, Engine, Visit};
+use sectigo_state::{blocking, CertRecord};
 
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -22,55 +23,68 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The metrics text, in the Prometheus exposition format.
+/// Each live certificate's gauges, written in the inventory's pass.
+struct Gauges {
+    lines: String,
+    now: DateTime<Utc>,
+}
+
+impl Visit for Gauges {
+    fn visit(&mut self, r: &CertRecord, d: Option<&Decision>) {
+        if !r.state.is_live() {
+            return;
+        }
+        let l = format!(
+            "profile=\"{}\",cert_id=\"{}\",subject=\"{}\"",
+            label(&r.profile),
+            label(&r.id),
+            label(&r.subject_cn)
+        );
+        let o = &mut self.lines;
+        writeln!(
+            o,
+            "sectigo_certificate_not_after_seconds{{{l}}} {}",
+            r.not_after.timestamp()
+        )
+        .ok();
+        writeln!(
+            o,
+            "sectigo_certificate_consecutive_failures{{{l}}} {}",
+            r.failures
+        )
+        .ok();
+        let next = match d {
+            Some(Decision::Renew { .. }) => Some(self.now),
+            Some(Decision::Backoff { until }) => Some(*until),
+            Some(Decision::NotDue { at }) => Some(*at),
+            _ => None,
+        };
+        if let Some(n) = next {
+            writeln!(
+                o,
+                "sectigo_certificate_next_renewal_seconds{{{l}}} {}",
+                n.timestamp()
+            )
+            .ok();
+        }
+    }
+}
+
+/// The metrics text, in the Prometheus exposition format: the inventory summary (the same one
+/// `status` shows) and, from the same pass, each live certificate's gauges.
 pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) -> String {
-    let policies = engine.policies(false, now).await.unwrap_or_default();
+    let gauges = Gauges {
+        lines: String::new(),
+        now,
+    };
+    let (by_state, certs) = match engine.inventory(now, gauges).await {
+        Ok((inv, g)) => (inv.by_state, g.lines),
+        Err(e) => {
+            tracing::warn!("metrics: reading the inventory failed: {e}");
+            Default::default()
+        }
+    };
     let store = engine.store().clone();
-    let (certs, by_state) = blocking(&store, move |s| {
-        let mut lines = String::new();
-        let mut by_state = std::collections::BTreeMap::<&'static str, u64>::new();
-        s.scan(&mut |r| {
-            *by_state.entry(r.state.name()).or_default() += 1;
-            if r.state.is_live() {
-                let l = format!(
-                    "profile=\"{}\",cert_id=\"{}\",subject=\"{}\"",
-                    label(&r.profile),
-                    label(&r.id),
-                    label(&r.subject_cn)
-                );
-                writeln!(
-                    lines,
-                    "sectigo_certificate_not_after_seconds{{{l}}} {}",
-                    r.not_after.timestamp()
-                )
-                .ok();
-                writeln!(
-                    lines,
-                    "sectigo_certificate_consecutive_failures{{{l}}} {}",
-                    r.failures
-                )
-                .ok();
-                let next = match policies.get(&r.profile).map(|p| policy::decide(&r, p, now)) {
-                    Some(Decision::Renew { .. }) => Some(now),
-                    Some(Decision::Backoff { until }) => Some(until),
-                    Some(Decision::NotDue { at }) => Some(at),
-                    _ => None,
-                };
-                if let Some(n) = next {
-                    writeln!(
-                        lines,
-                        "sectigo_certificate_next_renewal_seconds{{{l}}} {}",
-                        n.timestamp()
-                    )
-                    .ok();
-                }
-            }
-            true
-        })?;
-        Ok((lines, by_state))
-    })
-    .await
-    .unwrap_or_default();
     let (pending, _, dead) = blocking(&store, |s| s.outbox_stats())
         .await
         .unwrap_or_default();
@@ -110,10 +124,11 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
     o
 }
 
-/// Serves `/metrics` on `addr` with the engine of the current configuration.
+/// Serves `/metrics` on `addr` with the engine of the current configuration, until `cancel`.
 pub async fn serve(
     addr: SocketAddr,
     engine: watch::Receiver<Arc<Engine>>,
+    cancel: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
@@ -129,6 +144,8 @@ pub async fn serve(
         )
         .with_state(engine);
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
     }))
 }

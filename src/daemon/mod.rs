@@ -1,29 +1,47 @@
-//! The service's lifecycle: start (config, state, journal recovery), cycles on the schedule,
-//! reload on SIGHUP, stop on SIGTERM/SIGINT, systemd notifications and watchdog, and the control
-//! socket through which commands reach the running daemon.
+//! The service's lifecycle. [`Daemon`] owns the named tasks (scheduler, renewal passes, Jira
+//! delivery, workflow poll, control socket, metrics); its loop waits for the next event (a
+//! signal, a scheduler tick, a control request, a pass that finished) and hands each to its own
+//! method. Reload swaps the engine and restarts the configuration's tasks through child
+//! cancellation tokens; shutdown cancels them all and joins each, in order, within a grace time.
 
 pub mod control;
 pub mod metrics;
 pub mod notify;
-pub mod schedule;
+pub mod scheduler;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::commands::{self, DaemonInfo, Reply};
-use crate::config::Config;
-use crate::engine::{CycleReport, Engine, EngineError, Shared};
-use crate::exit::{CliError, Exit};
+use sectigo_core::config::Config;
+use sectigo_engine::{CollectReport, CycleReport, Engine, EngineError, Shared};
+use sectigo_jira::deliver::Deliverer;
+use sectigo_jira::JiraClient;
+use sectigo_state::{blocking, SharedStore, StoreError};
+use sectigo_workflow::Poller;
+
+use crate::api::{service, DaemonInfo, ReloadReport, Reply, Request, Response};
 use crate::logging::Logging;
-use crate::state::{blocking, SharedStore};
+use scheduler::{Scheduler, SchedulerError, Tick};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("state: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Schedule(#[from] SchedulerError),
+    #[error("installing the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
 
 /// Logs what was loaded: one line per profile, and the warnings.
 pub fn log_config(cfg: &Config) {
@@ -51,350 +69,312 @@ pub fn log_config(cfg: &Config) {
     }
 }
 
-fn summary_line(r: &CycleReport) -> String {
-    let s = &r.summary;
-    format!(
-        "{} renewed, {} renewal requests, {} failed, {} pending collection, {} due without auto-renew",
-        s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew
-    )
-}
-
-fn status_text(last: Option<&str>, next: DateTime<Utc>) -> String {
-    match last {
-        Some(l) => format!(
-            "last cycle: {l}; next cycle {}",
-            next.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-        None => format!("next cycle {}", next.format("%Y-%m-%d %H:%M:%S UTC")),
-    }
-}
-
-/// Converts a wall-clock time to a tokio deadline.
-fn deadline(at: DateTime<Utc>) -> tokio::time::Instant {
-    let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-    tokio::time::Instant::now() + d
-}
-
-enum Work {
-    Cycle,
-    Collect,
-}
-
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(
-    dir: PathBuf,
-    mut cfg: Config,
-    store: SharedStore,
-    logging: Logging,
-) -> Result<(), CliError> {
-    let started = Utc::now();
-    let shared = Shared::new(&cfg);
-    let mut engine = Arc::new(
-        Engine::new(&cfg, store.clone(), shared.clone())
-            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?,
-    );
-    let unknown = engine
-        .recover(Utc::now())
-        .await
-        .map_err(|e| CliError::new(Exit::Failed, e))?;
-    if unknown > 0 {
-        error!("{unknown} renewals have an unknown outcome after the last stop; see `sectigo-connector status`");
-    }
-    engine
-        .sync_profiles(Utc::now())
-        .await
-        .map_err(|e| CliError::new(Exit::Failed, e))?;
-    log_config(&cfg);
-    let (kick_tx, mut kick_rx) = mpsc::channel::<()>(1);
-    let mut delivery_cancel = CancellationToken::new();
-    let mut delivery = spawn_delivery(
-        &cfg,
-        store.clone(),
-        shared.outbox.clone(),
-        delivery_cancel.clone(),
-    );
-    let (engine_tx, engine_rx) = tokio::sync::watch::channel(engine.clone());
-    let mut workflow_cancel = CancellationToken::new();
-    let mut workflow = spawn_workflow(&cfg, engine_rx.clone(), workflow_cancel.clone());
-    if let Some(addr) = cfg.connector.metrics.listen {
-        match metrics::serve(addr, engine_rx.clone()).await {
-            Ok(_) => info!("metrics on http://{addr}/metrics"),
-            Err(e) => warn!("[metrics] listen {addr}: cannot listen ({e}); metrics are off"),
-        }
-    }
-
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<control::Incoming>(16);
-    let socket_path = cfg.connector.control.socket.clone();
-    let _socket = match control::serve(&socket_path, ctl_tx) {
-        Ok(_) => Some(control::SocketFile(socket_path.clone())),
-        Err(e) => {
-            warn!("control socket {} unavailable ({e}); commands cannot reach the daemon while it runs", socket_path.display());
-            None
-        }
-    };
-
-    let mut term = signal(SignalKind::terminate()).map_err(|e| CliError::new(Exit::Failed, e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| CliError::new(Exit::Failed, e))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| CliError::new(Exit::Failed, e))?;
-    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
-
-    let mut cron = schedule::parse(&cfg.connector.schedule.cron)
-        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!(e)))?;
-    let mut next_cycle = if cfg.connector.schedule.run_at_start {
-        Utc::now()
-    } else {
-        schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC)
-    };
-    let mut collect_at: Option<DateTime<Utc>> = None;
-    let mut running: Option<JoinHandle<Result<CycleReport, EngineError>>> = None;
-    let cancel = CancellationToken::new();
-    let watchdog = notify::watchdog_interval();
-    let mut wd = tokio::time::interval(
-        watchdog
-            .map(|d| d / 2)
-            .unwrap_or(Duration::from_secs(86_400)),
-    );
-    let mut last_summary: Option<String> = None;
-
-    info!(
-        "sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
-        env!("CARGO_PKG_VERSION"),
-        cfg.profiles.len(),
-        cfg.connector.state.dir.display(),
-        cfg.connector.schedule.cron,
-        next_cycle
-    );
-    notify::ready(&status_text(None, next_cycle));
-
-    loop {
-        let wake = collect_at.map_or(next_cycle, |c| c.min(next_cycle));
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline(wake)), if running.is_none() => {
-                let now = Utc::now();
-                let work = if now >= next_cycle { Work::Cycle } else { Work::Collect };
-                if let Work::Cycle = work {
-                    next_cycle = schedule::next_after(&cron, now).unwrap_or(DateTime::<Utc>::MAX_UTC);
-                }
-                collect_at = None;
-                let e = engine.clone();
-                let c = cancel.clone();
-                running = Some(tokio::spawn(async move {
-                    match work {
-                        Work::Cycle => {
-                            info!("cycle started");
-                            e.run_cycle(now, false, &c).await
-                        }
-                        Work::Collect => {
-                            let r = e.collect_pending(now).await?;
-                            let pending = blocking(e.store(), |s| s.in_flight()).await?.len() as u64;
-                            let mut rep = CycleReport::default();
-                            rep.summary.renewed = r.renewed;
-                            rep.summary.failed = r.failed;
-                            rep.summary.pending = pending;
-                            Ok(rep)
-                        }
-                    }
-                }));
-            }
-            r = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
-                running = None;
-                match r {
-                    Ok(Ok(rep)) => {
-                        let line = summary_line(&rep);
-                        if rep.summary.started.is_some() {
-                            info!("cycle finished: {line}");
-                        } else if rep.summary.renewed > 0 || rep.summary.failed > 0 {
-                            info!("collection pass: {} renewed, {} failed, {} still pending", rep.summary.renewed, rep.summary.failed, rep.summary.pending);
-                        }
-                        if rep.summary.pending > 0 {
-                            collect_at = Some(Utc::now() + chrono::Duration::seconds(cfg.connector.renewal.collect_poll_secs as i64));
-                        }
-                        if rep.summary.started.is_some() {
-                            last_summary = Some(line);
-                        }
-                    }
-                    Ok(Err(e)) => error!("cycle failed: {e:#}"),
-                    Err(e) => error!("cycle task ended abnormally: {e}"),
-                }
-                notify::status(&status_text(last_summary.as_deref(), next_cycle));
-            }
-            Some((req, reply_tx)) = ctl_rx.recv() => {
-                let e = engine.clone();
-                let c = cfg.clone();
-                let info = DaemonInfo { pid: std::process::id(), started: Some(started), next_cycle: Some(next_cycle) };
-                let reload = reload_tx.clone();
-                let kick = kick_tx.clone();
-                tokio::spawn(async move {
-                    let reply: Reply = commands::execute(req, &e, &c, Some(&info), Utc::now()).await;
-                    if reply.reload {
-                        let _ = reload.try_send(());
-                    }
-                    if reply.run_now {
-                        let _ = kick.try_send(());
-                    }
-                    let _ = reply_tx.send(reply);
-                });
-            }
-            Some(()) = kick_rx.recv() => {
-                info!("a force renewal was started: running a cycle now");
-                next_cycle = Utc::now();
-            }
-            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = int.recv() => { info!("SIGINT: stopping"); break; }
-            r = async {
-                tokio::select! {
-                    _ = hup.recv() => "SIGHUP",
-                    _ = reload_rx.recv() => "a profile rename",
-                }
-            } => {
-                info!("{r}: reloading the configuration from {}", dir.display());
-                notify::reloading();
-                let d = dir.clone();
-                let loaded = tokio::task::spawn_blocking(move || Config::load(&d)).await.expect("config load task");
-                match loaded {
-                    Err(errs) => error!("configuration reload failed, keeping the running configuration: {errs}"),
-                    Ok(new) => match Engine::new(&new, store.clone(), shared.clone()) {
-                        Err(e) => error!("configuration reload failed, keeping the running configuration: {e}"),
-                        Ok(new_engine) => {
-                            if new.connector.state.dir != cfg.connector.state.dir {
-                                warn!("[state] dir changed to {}; this takes effect at the next restart", new.connector.state.dir.display());
-                            }
-                            if new.connector.control.socket != cfg.connector.control.socket {
-                                warn!("[control] socket changed; this takes effect at the next restart");
-                            }
-                            if let Err(e) = logging.set_level(&new.connector.log.level) {
-                                warn!("[log] level: {e}");
-                            }
-                            engine = Arc::new(new_engine);
-                            engine_tx.send_replace(engine.clone());
-                            delivery_cancel.cancel();
-                            delivery_cancel = CancellationToken::new();
-                            delivery = spawn_delivery(&new, store.clone(), shared.outbox.clone(), delivery_cancel.clone());
-                            // The old poller stops after its current poll; the new one waits for
-                            // it (one poll at a time, see `Shared`).
-                            workflow_cancel.cancel();
-                            workflow_cancel = CancellationToken::new();
-                            let old_workflow = workflow.take();
-                            workflow = spawn_workflow(&new, engine_rx.clone(), workflow_cancel.clone());
-                            drop(old_workflow);
-                            match engine.sync_profiles(Utc::now()).await {
-                                Ok(true) => next_cycle = Utc::now(),
-                                Ok(false) => {}
-                                Err(e) => error!("applying the new profiles to the state failed: {e}"),
-                            }
-                            if new.connector.schedule.cron != cfg.connector.schedule.cron {
-                                cron = schedule::parse(&new.connector.schedule.cron).expect("validated by Config::load");
-                                next_cycle = schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC);
-                            }
-                            cfg = new;
-                            log_config(&cfg);
-                            info!("configuration reloaded: {} profiles, next cycle {next_cycle}", cfg.profiles.len());
-                        }
-                    },
-                }
-                notify::ready(&status_text(last_summary.as_deref(), next_cycle));
-            }
-            _ = wd.tick(), if watchdog.is_some() => notify::watchdog(),
-        }
-    }
-
-    notify::stopping();
-    cancel.cancel();
-    delivery_cancel.cancel();
-    workflow_cancel.cancel();
-    let grace = Duration::from_secs(cfg.connector.scm.timeout_secs + 5);
-    if let Some(w) = workflow {
-        // A poll under way finishes its SCM call (the answer must be recorded); none starts.
-        if tokio::time::timeout(grace, w).await.is_err() {
-            warn!("the Jira workflow poll is still running after {}s; stopping anyway (an enrollment in flight will show an unknown outcome)", grace.as_secs());
-        }
-    }
-    if let Some(d) = delivery {
-        let _ = d.await;
-    }
-    if let Some(task) = running {
-        // Renewal calls already sent finish (their answers must be recorded); no new ones start.
-        info!("waiting up to {}s for SCM calls in flight", grace.as_secs());
-        if tokio::time::timeout(grace, task).await.is_err() {
-            warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
-        }
-    }
-    blocking(&store, |s| s.flush())
-        .await
-        .map_err(|e| CliError::new(Exit::Failed, e))?;
-    info!("stopped");
-    notify::flush();
-    Ok(())
-}
-
-/// Starts delivering Jira updates, when Jira is configured. The task sleeps until an update
-/// is queued or a retry is due: no polling while the outbox is empty.
-fn spawn_delivery(
-    cfg: &Config,
-    store: SharedStore,
-    wake: Arc<tokio::sync::Notify>,
-    cancel: CancellationToken,
-) -> Option<JoinHandle<()>> {
-    let jc = cfg.connector.jira.clone()?;
-    let client = match crate::jira::JiraClient::new(&jc) {
-        Ok(c) => c,
+/// A Deliverer for `[jira]`, when Jira is configured and its client can be built.
+pub fn deliverer(cfg: &Config, store: SharedStore) -> Option<Deliverer> {
+    let jc = cfg.connector.jira.as_ref()?;
+    match JiraClient::new(jc) {
+        Ok(client) => Some(Deliverer::for_config(client, jc, store)),
         Err(e) => {
             error!("Jira client: {e}; Jira updates stay queued");
-            return None;
+            None
         }
-    };
-    let d = crate::jira::deliver::Deliverer::for_config(client, &jc, store);
-    info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
-    Some(tokio::spawn(async move {
-        loop {
-            let now = Utc::now();
-            let wait = match d.pass(now).await {
-                Ok(r) => r
-                    .next
-                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)),
-                Err(e) => {
-                    error!("Jira delivery: state error: {e}");
-                    Some(Duration::from_secs(60))
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {}
-            }
-        }
-    }))
+    }
 }
 
-/// Starts polling Jira for requests, when `[jira.workflow]` is on: on its own schedule
-/// (`poll_cron`), first at once. Each poll uses the engine current at its start.
-fn spawn_workflow(
-    cfg: &Config,
-    engines: tokio::sync::watch::Receiver<Arc<Engine>>,
+/// A long-running task with its own cancellation, a child of the daemon's.
+struct Task {
+    name: &'static str,
     cancel: CancellationToken,
-) -> Option<JoinHandle<()>> {
-    let jc = cfg.connector.jira.as_ref()?;
-    let poller = match crate::workflow::Poller::new(jc) {
-        Ok(p) => p?,
-        Err(e) => {
-            error!("Jira workflow: {e}; requests from Jira are not handled");
-            return None;
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    /// Cancels the task and waits for it, at most `grace`.
+    async fn stop(self, grace: Duration) {
+        self.cancel.cancel();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            warn!(
+                "{} still running after {}s; stopping anyway",
+                self.name,
+                grace.as_secs()
+            );
         }
-    };
-    let cron = schedule::parse(&poller.config().poll_cron).expect("validated by Config::load");
-    info!(
-        "Jira workflow: polling {} for requests on {:?}",
-        jc.url,
-        poller.config().poll_cron
-    );
-    Some(tokio::spawn(async move {
-        let mut next = Utc::now();
+    }
+}
+
+/// What a renewal pass did: a whole cycle, or the collection of renewals in flight.
+enum Pass {
+    Cycle(CycleReport),
+    Collect(CollectReport),
+}
+
+/// What a control request asks of the daemon after it was carried out.
+enum FollowUp {
+    Reload(&'static str),
+    CycleNow,
+}
+
+/// SIGTERM and SIGINT stop, SIGHUP reloads; created once.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+enum Sig {
+    Stop(&'static str),
+    Reload,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.term.recv() => Sig::Stop("SIGTERM"),
+            _ = self.int.recv() => Sig::Stop("SIGINT"),
+            _ = self.hup.recv() => Sig::Reload,
+        }
+    }
+}
+
+pub struct Daemon {
+    dir: PathBuf,
+    cfg: Config,
+    store: SharedStore,
+    shared: Shared,
+    engine: Arc<Engine>,
+    engines: watch::Sender<Arc<Engine>>,
+    logging: Logging,
+    started: DateTime<Utc>,
+    /// Parent of every task's cancellation.
+    root: CancellationToken,
+    scheduler: Scheduler,
+    ticks: mpsc::Receiver<Tick>,
+    requests: mpsc::Receiver<control::Incoming>,
+    follow_ups: (mpsc::Sender<FollowUp>, mpsc::Receiver<FollowUp>),
+    control: Option<Task>,
+    metrics: Option<Task>,
+    delivery: Option<Task>,
+    /// Tasks of a configuration replaced by a reload, still finishing; joined at shutdown.
+    retired: Vec<Task>,
+    /// Control requests being carried out.
+    in_progress: JoinSet<()>,
+    poller: Option<Arc<Poller>>,
+    poll: Option<JoinHandle<()>>,
+    pass: Option<JoinHandle<Result<Pass, EngineError>>>,
+    /// A cycle tick came while a pass ran: run a cycle when it ends.
+    cycle_wanted: bool,
+    collect_at: Option<tokio::time::Instant>,
+    last_summary: Option<String>,
+    last_reload: Option<ReloadReport>,
+}
+
+impl Daemon {
+    /// Starts the daemon: recovers the journal, applies the profiles to the state, and starts
+    /// the scheduler, the control socket, metrics, Jira delivery and the workflow poll.
+    pub async fn start(
+        dir: PathBuf,
+        cfg: Config,
+        store: SharedStore,
+        logging: Logging,
+    ) -> Result<Daemon, DaemonError> {
+        let shared = Shared::new(&cfg);
+        let engine = Arc::new(Engine::new(&cfg, store.clone(), shared.clone())?);
+        let unknown = engine.recover(Utc::now()).await?;
+        if unknown > 0 {
+            error!("{unknown} renewals have an unknown outcome after the last stop; see `sectigo-connector status`");
+        }
+        engine.sync_profiles(Utc::now()).await?;
+        log_config(&cfg);
+
+        let root = CancellationToken::new();
+        let (tick_tx, ticks) = mpsc::channel(4);
+        let mut scheduler = Scheduler::start(tick_tx.clone()).await?;
+        scheduler.set_cycle(&cfg.connector.schedule.cron).await?;
+        let (engines, _) = watch::channel(engine.clone());
+        let (req_tx, requests) = mpsc::channel(16);
+        let mut d = Daemon {
+            dir,
+            shared,
+            store,
+            engine,
+            engines,
+            logging,
+            started: Utc::now(),
+            scheduler,
+            ticks,
+            requests,
+            follow_ups: mpsc::channel(4),
+            control: None,
+            metrics: None,
+            delivery: None,
+            retired: Vec::new(),
+            in_progress: JoinSet::new(),
+            poller: None,
+            poll: None,
+            pass: None,
+            cycle_wanted: false,
+            collect_at: None,
+            last_summary: None,
+            last_reload: None,
+            root,
+            cfg,
+        };
+        d.control = d.spawn_control(req_tx);
+        d.metrics = d.spawn_metrics().await;
+        d.delivery = d.spawn_delivery();
+        d.set_poller().await?;
+        if d.cfg.connector.schedule.run_at_start {
+            let _ = tick_tx.try_send(Tick::Cycle);
+        }
+        if d.poller.is_some() {
+            let _ = tick_tx.try_send(Tick::Poll);
+        }
+        info!(
+            "sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
+            env!("CARGO_PKG_VERSION"),
+            d.cfg.profiles.len(),
+            d.cfg.connector.state.dir.display(),
+            d.cfg.connector.schedule.cron,
+            if d.cfg.connector.schedule.run_at_start {
+                "now".to_string()
+            } else {
+                d.next_cycle_text()
+            }
+        );
+        Ok(d)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down.
+    pub async fn run(mut self) -> Result<(), DaemonError> {
+        let mut signals = Signals::new().map_err(DaemonError::Signals)?;
+        let watchdog = notify::watchdog_interval();
+        let mut wd = tokio::time::interval(watchdog.map_or(Duration::from_secs(86_400), |d| d / 2));
+        notify::ready(&self.status_line());
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline(next)) => {}
+                sig = signals.recv() => match sig {
+                    Sig::Stop(name) => { info!("{name}: stopping"); break; }
+                    Sig::Reload => { self.reload("SIGHUP").await; }
+                },
+                Some(t) = self.ticks.recv() => self.handle_tick(t),
+                Some((req, reply)) = self.requests.recv() => self.handle_request(req, reply).await,
+                Some(f) = self.follow_ups.1.recv() => self.handle_follow_up(f).await,
+                r = async { self.pass.as_mut().expect("guarded").await }, if self.pass.is_some() => self.handle_pass_done(r),
+                _ = sleep_until(self.collect_at), if self.collect_at.is_some() && self.pass.is_none() => self.start_pass(false),
+                _ = wd.tick(), if watchdog.is_some() => notify::watchdog(),
             }
-            let engine = engines.borrow().clone();
+        }
+        self.shutdown().await
+    }
+
+    fn info(&self) -> DaemonInfo {
+        DaemonInfo {
+            pid: std::process::id(),
+            started: Some(self.started),
+            next_cycle: self.scheduler.next_cycle(Utc::now()),
+            last_reload: self.last_reload.clone(),
+        }
+    }
+
+    fn next_cycle_text(&self) -> String {
+        self.scheduler
+            .next_cycle(Utc::now())
+            .map(crate::api::render::ts)
+            .unwrap_or_else(|| "never".into())
+    }
+
+    fn status_line(&self) -> String {
+        match &self.last_summary {
+            Some(l) => format!("last cycle: {l}; next cycle {}", self.next_cycle_text()),
+            None => format!("next cycle {}", self.next_cycle_text()),
+        }
+    }
+
+    fn handle_tick(&mut self, t: Tick) {
+        match t {
+            Tick::Cycle if self.pass.is_some() => self.cycle_wanted = true,
+            Tick::Cycle => self.start_pass(true),
+            Tick::Poll => self.start_poll(),
+        }
+    }
+
+    /// Starts a cycle (`true`) or a collection pass.
+    fn start_pass(&mut self, cycle: bool) {
+        let now = Utc::now();
+        self.collect_at = None;
+        self.cycle_wanted = false;
+        let e = self.engine.clone();
+        let cancel = self.root.child_token();
+        self.pass = Some(tokio::spawn(async move {
+            if cycle {
+                info!("cycle started");
+                return e.run_cycle(now, false, &cancel).await.map(Pass::Cycle);
+            }
+            let mut r = e.collect_pending(now).await?;
+            r.pending = blocking(e.store(), |s| s.in_flight()).await?.len() as u64;
+            Ok(Pass::Collect(r))
+        }));
+    }
+
+    fn handle_pass_done(&mut self, r: Result<Result<Pass, EngineError>, tokio::task::JoinError>) {
+        self.pass = None;
+        let pending = match r {
+            Ok(Ok(Pass::Cycle(rep))) => {
+                let s = &rep.summary;
+                let line = format!(
+                    "{} renewed, {} renewal requests, {} failed, {} pending collection, {} due without auto-renew",
+                    s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew
+                );
+                info!("cycle finished: {line}");
+                self.last_summary = Some(line);
+                s.pending
+            }
+            Ok(Ok(Pass::Collect(c))) => {
+                if c.renewed > 0 || c.failed > 0 {
+                    info!(
+                        "collection pass: {} renewed, {} failed, {} still pending",
+                        c.renewed, c.failed, c.pending
+                    );
+                }
+                c.pending
+            }
+            Ok(Err(e)) => {
+                error!("cycle failed: {e:#}");
+                0
+            }
+            Err(e) => {
+                error!("cycle task ended abnormally: {e}");
+                0
+            }
+        };
+        if self.cycle_wanted {
+            self.start_pass(true);
+        } else if pending > 0 {
+            let every = Duration::from_secs(self.cfg.connector.renewal.collect_poll_secs);
+            self.collect_at = Some(tokio::time::Instant::now() + every);
+        }
+        notify::status(&self.status_line());
+    }
+
+    /// Starts a workflow poll unless one is under way (the poll's cron may fire faster than a
+    /// poll takes).
+    fn start_poll(&mut self) {
+        let Some(poller) = self.poller.clone() else {
+            return;
+        };
+        if self.poll.as_ref().is_some_and(|p| !p.is_finished()) {
+            return;
+        }
+        let engine = self.engine.clone();
+        self.poll = Some(tokio::spawn(async move {
             let r = poller.poll(&engine, Utc::now()).await;
             if r.done + r.rejected + r.unknown + r.collected > 0 {
                 info!(
@@ -402,41 +382,258 @@ fn spawn_workflow(
                     r.found, r.done, r.rejected, r.deferred, r.unknown, r.collected
                 );
             }
-            next = schedule::next_after(&cron, Utc::now()).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        }
-    }))
-}
+        }));
+    }
 
-/// Delivers queued Jira updates for up to `limit` (for `run --once` and `demo`): returns
-/// (delivered, still pending).
-pub async fn deliver_for(cfg: &Config, store: SharedStore, limit: Duration) -> (usize, usize) {
-    let Some(jc) = cfg.connector.jira.clone() else {
-        return (0, 0);
-    };
-    let Ok(client) = crate::jira::JiraClient::new(&jc) else {
-        return (0, 0);
-    };
-    let d = crate::jira::deliver::Deliverer::for_config(client, &jc, store);
-    let end = tokio::time::Instant::now() + limit;
-    let mut delivered = 0;
-    loop {
-        let now = Utc::now();
-        match d.pass(now).await {
-            Ok(r) => {
-                delivered += r.delivered;
-                let Some(at) = r.next else {
-                    return (delivered, r.pending);
-                };
-                let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
-                if tokio::time::Instant::now() + wait > end {
-                    return (delivered, r.pending);
-                }
-                tokio::time::sleep(wait).await;
+    async fn handle_request(&mut self, req: Request, reply: oneshot::Sender<Reply>) {
+        if req == Request::Reload {
+            let r = self.reload("reload command").await;
+            let _ = reply.send(Ok(Response::Reloaded(r)));
+            return;
+        }
+        let engine = self.engine.clone();
+        let cfg = self.cfg.clone();
+        let info = self.info();
+        let follow_ups = self.follow_ups.0.clone();
+        self.in_progress.spawn(async move {
+            let r = service::execute(req, &engine, &cfg, Some(&info), Utc::now()).await;
+            let f = match &r {
+                Ok(Response::Renamed(_)) => Some(FollowUp::Reload("a profile rename")),
+                Ok(Response::ForceRenewStarted { .. }) => Some(FollowUp::CycleNow),
+                _ => None,
+            };
+            if let Some(f) = f {
+                let _ = follow_ups.send(f).await;
+            }
+            let _ = reply.send(r);
+        });
+        // Reap the requests already answered.
+        while self.in_progress.try_join_next().is_some() {}
+    }
+
+    async fn handle_follow_up(&mut self, f: FollowUp) {
+        match f {
+            FollowUp::Reload(cause) => {
+                self.reload(cause).await;
+            }
+            FollowUp::CycleNow => {
+                info!("a force renewal was started: running a cycle now");
+                self.handle_tick(Tick::Cycle);
+            }
+        }
+    }
+
+    /// Re-reads the configuration; applies it when it is valid, keeps the running one when
+    /// not. The verdict is logged, kept for `status`, and returned (the `reload` command).
+    async fn reload(&mut self, cause: &'static str) -> ReloadReport {
+        info!(
+            "{cause}: reloading the configuration from {}",
+            self.dir.display()
+        );
+        notify::reloading();
+        let d = self.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&d)).await;
+        let errors = match loaded {
+            Err(e) => vec![format!("loading the configuration failed: {e}")],
+            Ok(Err(errs)) => errs.0.iter().map(|e| e.to_string()).collect(),
+            Ok(Ok(new)) => match Engine::new(&new, self.store.clone(), self.shared.clone()) {
+                Err(e) => vec![e.to_string()],
+                Ok(engine) => match self.apply(new, engine).await {
+                    Ok(()) => vec![],
+                    Err(e) => vec![e.to_string()],
+                },
+            },
+        };
+        let report = ReloadReport {
+            at: Utc::now(),
+            cause: cause.to_string(),
+            profiles: self.cfg.profiles.len(),
+            config_dir: self.dir.clone(),
+            errors,
+        };
+        if report.applied() {
+            info!(
+                "configuration reloaded: {} profiles, next cycle {}",
+                self.cfg.profiles.len(),
+                self.next_cycle_text()
+            );
+        } else {
+            error!(
+                "configuration reload failed, keeping the running configuration: {}",
+                report.errors.join("; ")
+            );
+        }
+        self.last_reload = Some(report.clone());
+        notify::ready(&self.status_line());
+        report
+    }
+
+    /// Makes `new` the running configuration.
+    async fn apply(&mut self, new: Config, engine: Engine) -> Result<(), DaemonError> {
+        if new.connector.state.dir != self.cfg.connector.state.dir {
+            warn!(
+                "[state] dir changed to {}; this takes effect at the next restart",
+                new.connector.state.dir.display()
+            );
+        }
+        if new.connector.control.socket != self.cfg.connector.control.socket {
+            warn!("[control] socket changed; this takes effect at the next restart");
+        }
+        if new.connector.metrics.listen != self.cfg.connector.metrics.listen {
+            warn!("[metrics] listen changed; this takes effect at the next restart");
+        }
+        self.scheduler
+            .set_cycle(&new.connector.schedule.cron)
+            .await?;
+        if let Err(e) = self.logging.set_level(&new.connector.log.level) {
+            warn!("{e}");
+        }
+        self.engine = Arc::new(engine);
+        self.engines.send_replace(self.engine.clone());
+        self.cfg = new;
+        // The old deliverer finishes its pass; the new one starts with the new settings.
+        self.retired.retain(|t| !t.handle.is_finished());
+        if let Some(old) = self.delivery.take() {
+            old.cancel.cancel();
+            self.retired.push(old);
+        }
+        self.delivery = self.spawn_delivery();
+        // A poll under way finishes with the old poller; the next uses the new one (one poll
+        // at a time, see `Shared`).
+        self.set_poller().await?;
+        match self.engine.sync_profiles(Utc::now()).await {
+            Ok(true) => self.handle_tick(Tick::Cycle),
+            Ok(false) => {}
+            Err(e) => error!("applying the new profiles to the state failed: {e}"),
+        }
+        log_config(&self.cfg);
+        Ok(())
+    }
+
+    async fn set_poller(&mut self) -> Result<(), DaemonError> {
+        self.poller = match self.cfg.connector.jira.as_ref().map(Poller::new) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(p))) => {
+                info!(
+                    "Jira workflow: polling {} for requests on {:?}",
+                    self.cfg.connector.jira.as_ref().map_or("", |j| &j.url),
+                    p.config().poll_cron
+                );
+                Some(Arc::new(p))
+            }
+            Some(Err(e)) => {
+                error!("Jira workflow: {e}; requests from Jira are not handled");
+                None
+            }
+        };
+        let cron = self.poller.as_ref().map(|p| p.config().poll_cron.clone());
+        self.scheduler.set_poll(cron.as_deref()).await?;
+        Ok(())
+    }
+
+    fn spawn_delivery(&self) -> Option<Task> {
+        let d = deliverer(&self.cfg, self.store.clone())?;
+        if let Some(jc) = &self.cfg.connector.jira {
+            info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
+        }
+        let cancel = self.root.child_token();
+        let wake = self.shared.outbox.clone();
+        let c = cancel.clone();
+        Some(Task {
+            name: "Jira delivery",
+            cancel,
+            handle: tokio::spawn(async move { d.run(&wake, &c).await }),
+        })
+    }
+
+    fn spawn_control(&self, tx: mpsc::Sender<control::Incoming>) -> Option<Task> {
+        let path = &self.cfg.connector.control.socket;
+        let cancel = self.root.child_token();
+        match control::serve(path, tx, cancel.clone()) {
+            Ok(handle) => Some(Task {
+                name: "control socket",
+                cancel,
+                handle,
+            }),
+            Err(e) => {
+                warn!("control socket {} unavailable ({e}); commands cannot reach the daemon while it runs", path.display());
+                None
+            }
+        }
+    }
+
+    async fn spawn_metrics(&self) -> Option<Task> {
+        let addr = self.cfg.connector.metrics.listen?;
+        let cancel = self.root.child_token();
+        match metrics::serve(addr, self.engines.subscribe(), cancel.clone()).await {
+            Ok(handle) => {
+                info!("metrics on http://{addr}/metrics");
+                Some(Task {
+                    name: "metrics",
+                    cancel,
+                    handle,
+                })
             }
             Err(e) => {
-                error!("Jira delivery: state error: {e}");
-                return (delivered, 0);
+                warn!("[metrics] listen {addr}: cannot listen ({e}); metrics are off");
+                None
             }
         }
+    }
+
+    /// Stops in order: no new work (scheduler, control socket, metrics), then the work under
+    /// way finishes its SCM calls (their answers must be recorded), then Jira delivery, then
+    /// the store is flushed.
+    async fn shutdown(mut self) -> Result<(), DaemonError> {
+        notify::stopping();
+        self.root.cancel();
+        let grace = Duration::from_secs(self.cfg.connector.scm.timeout_secs + 5);
+        self.scheduler.shutdown().await;
+        for t in [self.control.take(), self.metrics.take()]
+            .into_iter()
+            .flatten()
+        {
+            t.stop(grace).await;
+        }
+        if tokio::time::timeout(grace, async {
+            while self.in_progress.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            warn!("commands still running after {}s; stopping anyway (a renewal in flight will show an unknown outcome)", grace.as_secs());
+        }
+        if let Some(p) = self.poll.take() {
+            // A poll under way finishes its SCM call; none starts.
+            if tokio::time::timeout(grace, p).await.is_err() {
+                warn!("the Jira workflow poll is still running after {}s; stopping anyway (an enrollment in flight will show an unknown outcome)", grace.as_secs());
+            }
+        }
+        if let Some(task) = self.pass.take() {
+            // Renewal calls already sent finish; no new ones start.
+            info!("waiting up to {}s for SCM calls in flight", grace.as_secs());
+            if tokio::time::timeout(grace, task).await.is_err() {
+                warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
+            }
+        }
+        for t in self
+            .delivery
+            .take()
+            .into_iter()
+            .chain(self.retired.drain(..))
+        {
+            t.stop(grace).await;
+        }
+        blocking(&self.store, |s| s.flush()).await?;
+        info!("stopped");
+        notify::flush();
+        Ok(())
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

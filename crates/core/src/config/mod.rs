@@ -1,0 +1,174 @@
+//! Configuration: `connector.toml` and `profiles.d/*.toml` under the configuration directory.
+//!
+//! Loading reads every file key by key and reports every problem at once (file, key, what would
+//! be valid). Semantic checks run after parsing; nothing here touches the network or the state.
+
+mod connector;
+mod error;
+mod log_level;
+mod profile;
+mod reader;
+mod secret_source;
+mod url_check;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use connector::{
+    ConnectorConfig, ControlConfig, JiraConfig, JiraFlavor, LogConfig, LogFormat, MetricsConfig,
+    RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, WorkflowConfig, DEFAULT_POLL_CRON,
+    JIRA_EVENTS,
+};
+pub use error::{ConfigError, ConfigErrors, Origin};
+pub use log_level::{log_directive, LevelError};
+pub use profile::{check_name, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
+pub use reader::ENV_PREFIX;
+pub use url_check::{check_url, is_loopback};
+
+use reader::KeyReader;
+
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/sectigo-connector";
+pub const CONNECTOR_FILE: &str = "connector.toml";
+pub const PROFILES_DIR: &str = "profiles.d";
+
+/// The whole configuration, as loaded from one directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub connector: ConnectorConfig,
+    /// Profiles by name (the file stem).
+    pub profiles: BTreeMap<String, Profile>,
+    /// Things worth an operator's attention that do not stop the daemon.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads and checks `dir/connector.toml` and `dir/profiles.d/*.toml`.
+    /// `connector.toml` may be absent (all defaults); `profiles.d` may be absent or empty.
+    pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
+        let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let creds = credentials_dir.as_deref();
+        let mut errors = Vec::new();
+        if !dir.is_dir() {
+            return Err(ConfigErrors(vec![ConfigError::file(
+                dir,
+                "is not a directory; pass --config-dir or set SECTIGO_CONNECTOR_CONFIG_DIR",
+            )]));
+        }
+        let connector_path = dir.join(CONNECTOR_FILE);
+        let connector = match KeyReader::open(&connector_path, true, true, &mut errors) {
+            Some(mut r) => {
+                let c = ConnectorConfig::read(&mut r, creds);
+                r.finish();
+                Some(c)
+            }
+            None => None,
+        };
+
+        let mut profiles = BTreeMap::new();
+        let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for path in profile_files(&dir.join(PROFILES_DIR), &mut errors) {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if let Err(msg) = check_name(&name) {
+                errors.push(ConfigError::file(&path, msg));
+                continue;
+            }
+            if let Some(other) = lower_names.insert(name.to_lowercase(), path.clone()) {
+                errors.push(ConfigError::file(
+                    &path,
+                    format!(
+                        "two profiles with one name: {} and {} differ only in case; rename one",
+                        other.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            let Some(mut r) = KeyReader::open(&path, false, false, &mut errors) else {
+                continue;
+            };
+            let p = Profile::read(&name, &mut r, creds);
+            r.finish();
+            if let Some(p) = p.filter(|_| errors.is_empty()) {
+                profiles.insert(name, p);
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let connector = connector.expect("no errors means connector.toml was read");
+        let mut warnings = Vec::new();
+        for p in profiles.values() {
+            if p.inline_secret_readable_by_others {
+                warnings.push(format!(
+                    "{}: holds an inline client_secret and is readable by other users; run `chmod o-r {}` or move the secret to client_secret_file / a systemd credential",
+                    p.file.display(),
+                    p.file.display()
+                ));
+            }
+        }
+        let mut by_identity: BTreeMap<(String, String), &str> = BTreeMap::new();
+        for p in profiles.values() {
+            if let Some(other) = by_identity.insert(p.identity(), &p.name) {
+                warnings.push(format!(
+                    "profiles {other:?} and {:?} use the same client_id and scm_url; a renamed profile file cannot be told apart from them",
+                    p.name
+                ));
+            }
+        }
+        if let Some(j) = connector.jira.as_ref().filter(|j| j.workflow.is_some()) {
+            if !j.transitions.contains_key("renewal_started") {
+                warnings.push(format!(
+                    "{}: [jira.workflow] is on but [jira.transitions] renewal_started is not set: an issue whose renewal was requested stays in the renew status (it is not renewed twice); set it, e.g. renewal_started = \"Start Renewal\"",
+                    dir.join(CONNECTOR_FILE).display()
+                ));
+            }
+        }
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            connector,
+            profiles,
+            warnings,
+        })
+    }
+}
+
+impl Config {
+    /// The control socket's path, read from connector.toml (and the environment) alone, so that
+    /// commands reach a running daemon even while some other file is broken.
+    pub fn control_socket(dir: &Path) -> PathBuf {
+        let mut errors = Vec::new();
+        KeyReader::open(&dir.join(CONNECTOR_FILE), true, true, &mut errors)
+            .and_then(|mut r| r.opt::<PathBuf>("control.socket"))
+            .unwrap_or_else(|| PathBuf::from(connector::DEFAULT_CONTROL_SOCKET))
+    }
+}
+
+/// The profile files in `dir`, sorted: names ending in `.toml`, not hidden.
+fn profile_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            errors.push(ConfigError::file(
+                dir,
+                format!("cannot read the directory: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.') && name.ends_with(".toml") && p.is_file()
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,18 @@
+//! The leaf layer of sectigo-connector: what every other layer reads and none of them owns.
+//!
+//! - [`config`]: `connector.toml` and `profiles.d/*.toml`, every error at once, naming file and key.
+//! - [`secret`]: a string whose `Debug`/`Display` print a mask.
+//! - [`x509`]: reading certificates (PEM bundles), CSRs, and revocation reasons (RFC 5280).
+//! - [`http`]: helpers shared by the HTTP clients (error chains, path segments, Retry-After).
+//! - [`schedule`]: the cron dialect of tokio-cron-scheduler, to validate and to tell fire times.
+//! - [`text`]: untrusted text made safe for a log line or a comment.
+//!
+//! Nothing here does I/O beyond reading the configuration files, and nothing imports a crate of
+//! the project.
+
+pub mod config;
+pub mod http;
+pub mod schedule;
+pub mod secret;
+pub mod text;
+pub mod x509;

@@ -1,0 +1,129 @@
+//! The operator's changes to the inventory that are not renewals: linking a certificate to an
+//! issue, forgetting one, renaming a profile. With `import`, `renew` and `start_force_renewal`
+//! these are the only ways the operator API changes the state: one write path, in the engine.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use sectigo_core::config::{check_name, Config, PROFILES_DIR};
+use sectigo_state::{blocking, CertRecord};
+
+use crate::{is_issue_key, Engine, EngineError};
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A profile renamed: its file and its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renamed {
+    pub old: String,
+    pub new: String,
+    pub from: std::path::PathBuf,
+    pub to: std::path::PathBuf,
+    pub moved: usize,
+}
+
+impl Engine {
+    /// One tracked certificate.
+    pub async fn certificate(&self, id: &str) -> Result<CertRecord, EngineError> {
+        let i = id.to_string();
+        blocking(&self.store, move |s| s.get(&i))
+            .await?
+            .ok_or_else(|| EngineError::UnknownCert(id.into()))
+    }
+
+    /// Links a certificate to a Jira issue; returns the issue it was linked to before.
+    pub async fn link(
+        &self,
+        id: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, EngineError> {
+        if !is_issue_key(key) {
+            return Err(EngineError::Invalid(format!(
+                "{key:?} is not a Jira issue key (like CERT-123)"
+            )));
+        }
+        let mut r = self.certificate(id).await?;
+        let before = r.jira_issue.replace(key.to_string());
+        r.log(now, format!("linked to Jira issue {key}"));
+        info!(profile = %r.profile, cert_id = %r.id, jira_key = %key, "linked certificate {} to {key}", r.id);
+        blocking(&self.store, move |s| {
+            s.put(&[r])?;
+            s.flush()
+        })
+        .await?;
+        Ok(before.filter(|b| b != key))
+    }
+
+    /// Stops tracking a certificate; its history is written to the log. Returns the record.
+    pub async fn forget(&self, id: &str) -> Result<CertRecord, EngineError> {
+        let i = id.to_string();
+        let Some(r) = blocking(&self.store, move |s| {
+            let r = s.remove(&i)?;
+            s.flush()?;
+            Ok(r)
+        })
+        .await?
+        else {
+            return Err(EngineError::UnknownCert(id.into()));
+        };
+        info!(profile = %r.profile, cert_id = %r.id, "stopped tracking {} ({}, state {}, expires {}); its history follows", r.id, r.subject_cn, r.state.name(), ts(r.not_after));
+        for h in &r.history {
+            info!(profile = %r.profile, cert_id = %r.id, "history of {}: {} {}", r.id, ts(h.at), h.event);
+        }
+        Ok(r)
+    }
+
+    /// Renames profile `old` to `new`: its file in `profiles.d/`, then its certificates in the
+    /// state. The caller reloads the configuration afterwards.
+    pub async fn rename_profile(
+        &self,
+        config: &Config,
+        old: &str,
+        new: &str,
+    ) -> Result<Renamed, EngineError> {
+        check_name(new).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let Some(p) = config.profiles.get(old) else {
+            return Err(EngineError::UnknownProfile(old.into()));
+        };
+        let to = config.dir.join(PROFILES_DIR).join(format!("{new}.toml"));
+        if to.exists()
+            || config
+                .profiles
+                .keys()
+                .any(|n| n.eq_ignore_ascii_case(new) && n != old)
+        {
+            return Err(EngineError::Invalid(format!(
+                "{} already exists",
+                to.display()
+            )));
+        }
+        // The file first, then the state: if we stop in between, the next start recognises the
+        // rename by client_id and scm_url and moves the state then.
+        std::fs::rename(&p.file, &to).map_err(|e| {
+            EngineError::Refused(format!(
+                "cannot rename {} to {}: {e}",
+                p.file.display(),
+                to.display()
+            ))
+        })?;
+        let (o, n) = (old.to_string(), new.to_string());
+        let moved = blocking(&self.store, move |s| {
+            let m = s.rename_profile(&o, &n)?;
+            s.flush()?;
+            Ok(m)
+        })
+        .await?;
+        info!(profile = %new, "profile {old:?} renamed to {new:?}; {moved} certificates moved");
+        Ok(Renamed {
+            old: old.into(),
+            new: new.into(),
+            from: p.file.clone(),
+            to,
+            moved,
+        })
+    }
+}

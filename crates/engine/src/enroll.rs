@@ -1,0 +1,550 @@
+//! Requests from Jira issues (`[jira.workflow]`): enrolling a CSR (billable, journaled like a
+//! renewal), collecting the issued certificate, renewing and revoking an issue's certificate.
+//! Each request is recorded as handled, durably, before anything is sent, so that polling the
+//! same issue again, or a crash mid-way, never does it twice.
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use super::{Engine, EngineError, RenewOutcome};
+use sectigo_core::x509::Csr;
+use sectigo_jira::events::Event;
+use sectigo_scm::{EnrollRequest, ScmError};
+use sectigo_state::{
+    blocking, CertOrigin, CertRecord, CertState, EnrollState, IssueRecord, OutboxItem,
+    RevokeIntent, StoreError,
+};
+
+/// What became of a request from an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Sent to SCM (enroll accepted, renewal requested, revoked).
+    Done(String),
+    /// Refused before anything was sent; the issue was told why.
+    Rejected(String),
+    /// Not handled now (SCM unreachable, rate limit): the next poll tries again.
+    Deferred(String),
+    /// The outcome of a billable call is unknown; a human decides.
+    Unknown(String),
+}
+
+impl Engine {
+    /// Holds one issue's request for the caller, and reads the issue's record. `None`: the
+    /// request is being handled, or was just handled, by another task.
+    async fn claim_request(
+        &self,
+        key: &str,
+        action: &str,
+    ) -> Result<Option<(super::Claim, IssueRecord)>, EngineError> {
+        let Some(claim) = self.shared.claim(&format!("jira-request:{key}")) else {
+            return Ok(None);
+        };
+        let rec = self
+            .issue_record(key)
+            .await?
+            .unwrap_or_else(|| IssueRecord::new(key));
+        Ok((!rec.is_handled(action)).then_some((claim, rec)))
+    }
+
+    pub async fn issue_record(&self, key: &str) -> Result<Option<IssueRecord>, EngineError> {
+        let k = key.to_string();
+        Ok(blocking(&self.store, move |s| s.issue(&k)).await?)
+    }
+
+    async fn commit_issue(
+        &self,
+        certs: Vec<CertRecord>,
+        issue: IssueRecord,
+        ev: Option<OutboxItem>,
+    ) -> Result<(), EngineError> {
+        let items: Vec<OutboxItem> = ev.into_iter().collect();
+        let wake = !items.is_empty();
+        blocking(&self.store, move |s| {
+            s.commit_all(&certs, &[issue], &items)?;
+            s.flush()
+        })
+        .await?;
+        if wake {
+            self.shared.outbox.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Records a request as handled and refused, and tells the issue why.
+    pub async fn reject_request(
+        &self,
+        mut rec: IssueRecord,
+        action: &str,
+        profile: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        warn!(jira_key = %rec.key, profile = %profile, "{action} request from {} not carried out: {reason}", rec.key);
+        rec.set_handled(action, Some(now));
+        rec.log(now, format!("{action} request refused: {reason}"));
+        let ev = self.event(
+            Event::RequestFailed {
+                issue: &rec.key,
+                profile,
+                action,
+                reason,
+                at: now,
+            },
+            now,
+        );
+        self.commit_issue(vec![], rec, ev).await?;
+        Ok(IssueOutcome::Rejected(reason.to_string()))
+    }
+
+    /// Enrolls `csr` under `profile` for the issue `key`: at most once per issue and once per
+    /// CSR, journaled before the billable call.
+    pub async fn enroll_for_issue(
+        &self,
+        key: &str,
+        profile: &str,
+        csr: &Csr,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        let Some((_claim, mut rec)) = self.claim_request(key, "enroll").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
+        if let Some(e) = rec.enroll.as_ref().filter(|e| e.holds_csr()) {
+            let why = match e {
+                EnrollState::Issued { cert_id, .. } => format!("this issue already enrolled certificate {cert_id}; create a new issue for another certificate"),
+                other => format!("this issue's enrollment is {} already; it is not sent twice", other.name()),
+            };
+            return self.reject_request(rec, "enroll", profile, &why, now).await;
+        }
+        let sha = csr.sha256.clone();
+        if let Some(other) = blocking(&self.store, move |s| s.issue_by_csr(&sha))
+            .await?
+            .filter(|o| o != key)
+        {
+            let why = format!("the same CSR was already enrolled from {other}. Nothing was sent to SCM. Each certificate needs its own request: generate a new CSR");
+            return self.reject_request(rec, "enroll", profile, &why, now).await;
+        }
+        let Some(p) = self.profiles.get(profile).cloned() else {
+            let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+            let why = format!(
+                "no profile named {profile:?} is configured in the connector (configured: {}). Nothing was sent to SCM",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+            return self.reject_request(rec, "enroll", profile, &why, now).await;
+        };
+        let client = self.client(profile)?.clone();
+        let reserved = match client.reserve().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(jira_key = %key, profile = %profile, "enrollment for {key} deferred: {e}");
+                return Ok(IssueOutcome::Deferred(e.to_string()));
+            }
+        };
+        // Journal the intent, durably, before the billable call.
+        rec.enroll = Some(EnrollState::Requested {
+            profile: profile.to_string(),
+            at: Utc::now(),
+        });
+        rec.csr_sha256 = Some(csr.sha256.clone());
+        rec.set_handled("enroll", Some(now));
+        rec.log(
+            Utc::now(),
+            format!("enrollment of {} started (profile {profile})", csr.domain()),
+        );
+        match self.commit_issue(vec![], rec.clone(), None).await {
+            Err(EngineError::Store(StoreError::Conflict(why))) => {
+                rec.enroll = None;
+                return self.reject_request(rec, "enroll", profile, &why, now).await;
+            }
+            other => other?,
+        }
+        info!(jira_key = %key, profile = %profile, "enrolling {} for {key}", csr.domain());
+        let req = EnrollRequest {
+            csr: csr.base64.clone(),
+            subj_alt_names: Vec::new(),
+            comments: p.ssl_cert_comments.clone(),
+            custom_fields: p
+                .custom_fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        };
+        let result = client.enroll_reserved(Some(reserved), &req).await;
+        let at = Utc::now();
+        let mut ev = None;
+        let outcome = match result {
+            Ok(cert_id) => {
+                rec.enroll = Some(EnrollState::Collecting {
+                    profile: profile.to_string(),
+                    cert_id: cert_id.clone(),
+                    at,
+                });
+                rec.log(
+                    at,
+                    format!("enrollment accepted: SCM certificate {cert_id}"),
+                );
+                info!(jira_key = %key, profile = %profile, cert_id = %cert_id, "enrollment for {key} accepted by SCM as certificate {cert_id}");
+                ev = self.event(
+                    Event::EnrollRequested {
+                        issue: key,
+                        profile,
+                        cert_id: &cert_id,
+                        domain: csr.domain(),
+                    },
+                    at,
+                );
+                IssueOutcome::Done(cert_id)
+            }
+            Err(e) if e.maybe_billed() => {
+                rec.enroll = Some(EnrollState::OutcomeUnknown {
+                    profile: profile.to_string(),
+                    at,
+                });
+                rec.log(at, format!("enrollment outcome unknown: {e}"));
+                error!(jira_key = %key, profile = %profile, "enrollment outcome unknown for {key}: {e}; SCM may have enrolled (and billed) it, so it is not sent again");
+                ev = self.event(
+                    Event::EnrollOutcomeUnknown {
+                        issue: key,
+                        profile,
+                        reason: &e.to_string(),
+                    },
+                    at,
+                );
+                IssueOutcome::Unknown(e.to_string())
+            }
+            Err(e @ ScmError::Permanent { .. }) => {
+                let why = format!("SCM refused the enrollment: {e}");
+                rec.enroll = Some(EnrollState::Rejected {
+                    reason: why.clone(),
+                    at,
+                });
+                return self.reject_request(rec, "enroll", profile, &why, at).await;
+            }
+            Err(e) => {
+                // Nothing reached SCM: forget the attempt; the next poll tries again.
+                rec.enroll = None;
+                rec.set_handled("enroll", None);
+                rec.log(at, format!("enrollment attempt failed, will retry: {e}"));
+                if matches!(e, ScmError::Auth(_)) {
+                    // The operator's to fix (profile credentials), not the requester's.
+                    error!(jira_key = %key, profile = %profile, "enrollment for {key} waits: SCM refused profile {profile:?}'s credentials ({e}); fix client_id / client_secret in its profile file");
+                } else {
+                    warn!(jira_key = %key, profile = %profile, "enrollment for {key} failed, will retry at the next poll: {e}");
+                }
+                IssueOutcome::Deferred(e.to_string())
+            }
+        };
+        self.commit_issue(vec![], rec, ev).await?;
+        Ok(outcome)
+    }
+
+    /// Collects issued enrollments and finishes revocations left unanswered. Returns how many
+    /// certificates were collected.
+    pub async fn issue_work(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let work = blocking(&self.store, |s| s.issues_with_work()).await?;
+        let mut collected = 0;
+        for rec in work {
+            if let Some(EnrollState::Collecting {
+                profile, cert_id, ..
+            }) = rec.enroll.clone()
+            {
+                if self
+                    .collect_enrollment(rec.clone(), &profile, &cert_id)
+                    .await?
+                {
+                    collected += 1;
+                }
+            }
+            if rec.revoking.is_some() {
+                let rec = self.issue_record(&rec.key).await?.unwrap_or(rec);
+                self.finish_revoke(rec, now).await?;
+            }
+        }
+        Ok(collected)
+    }
+
+    async fn collect_enrollment(
+        &self,
+        mut rec: IssueRecord,
+        profile: &str,
+        cert_id: &str,
+    ) -> Result<bool, EngineError> {
+        let Ok(client) = self.client(profile).cloned() else {
+            warn!(jira_key = %rec.key, "enrollment {cert_id} for {} waits: profile {profile:?} is no longer configured", rec.key);
+            return Ok(false);
+        };
+        let at = Utc::now();
+        match client.download(cert_id).await {
+            Ok(d) => {
+                let existing = self.get(cert_id).await?;
+                let mut cert = existing.unwrap_or_else(|| {
+                    super::issued_record(
+                        cert_id,
+                        profile,
+                        &d.info,
+                        CertOrigin::Enrolled { at },
+                        None,
+                    )
+                });
+                cert.jira_issue = Some(rec.key.clone());
+                cert.log(
+                    at,
+                    format!(
+                        "issued: enrolled from {} ({} until {})",
+                        rec.key, cert.subject_cn, cert.not_after
+                    ),
+                );
+                rec.enroll = Some(EnrollState::Issued {
+                    cert_id: cert_id.to_string(),
+                    at,
+                });
+                rec.log(at, format!("certificate {cert_id} issued"));
+                info!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "enrolled {} for {}: certificate {cert_id} valid until {}", cert.subject_cn, rec.key, cert.not_after);
+                let ev = self.event(
+                    Event::Enrolled {
+                        cert: &cert,
+                        pem: &d.pem,
+                    },
+                    at,
+                );
+                self.commit_issue(vec![cert], rec, ev).await?;
+                Ok(true)
+            }
+            Err(ScmError::Pending { .. }) => Ok(false),
+            Err(e @ ScmError::Permanent { .. }) => {
+                let why = format!("SCM accepted the enrollment as certificate {cert_id}, but it cannot be collected: {e}");
+                error!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "{why}");
+                rec.enroll = Some(EnrollState::Failed {
+                    cert_id: cert_id.to_string(),
+                    reason: why.clone(),
+                    at,
+                });
+                self.reject_request(rec, "enroll", profile, &why, at)
+                    .await
+                    .map(|_| false)
+            }
+            Err(e) => {
+                warn!(jira_key = %rec.key, cert_id = %cert_id, "collecting enrollment {cert_id} failed, will retry: {e}");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Marks enrollments whose call was journaled but never answered (the daemon stopped).
+    pub(super) async fn recover_enrollments(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let work = blocking(&self.store, |s| s.issues_with_work()).await?;
+        let mut n = 0;
+        for mut rec in work {
+            if let Some(EnrollState::Requested { profile, .. }) = rec.enroll.clone() {
+                error!(jira_key = %rec.key, profile = %profile, "enrollment outcome unknown: the daemon stopped after journaling the enroll call for {} and before recording SCM's answer; SCM may have enrolled (and billed) it. It is not sent again", rec.key);
+                rec.enroll = Some(EnrollState::OutcomeUnknown {
+                    profile: profile.clone(),
+                    at: now,
+                });
+                rec.log(now, "enrollment outcome unknown (daemon stopped mid-call)");
+                let ev = self.event(
+                    Event::EnrollOutcomeUnknown {
+                        issue: &rec.key,
+                        profile: &profile,
+                        reason:
+                            "the daemon stopped between the enroll call and recording its answer",
+                    },
+                    now,
+                );
+                self.commit_issue(vec![], rec, ev).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The live certificate an issue's request is about: `cert_id` (from the issue's field, or
+    /// the certificate the issue enrolled), followed through its renewals. It must be linked
+    /// to this issue: an issue cannot act on another issue's certificate.
+    pub async fn issue_certificate(
+        &self,
+        key: &str,
+        cert_id: &str,
+    ) -> Result<Result<CertRecord, String>, EngineError> {
+        let mut id = cert_id.to_string();
+        for _ in 0..1000 {
+            let Some(c) = self.get(&id).await? else {
+                return Ok(Err(format!("certificate {id} is not tracked by the connector (import it with `sectigo-connector certs import --profile P --cert-id {id} --issue {key}`)")));
+            };
+            if c.jira_issue.as_deref() != Some(key) {
+                return Ok(Err(format!(
+                    "certificate {id} is linked to {}, not to this issue; the connector acts only on an issue's own certificate",
+                    c.jira_issue.as_deref().unwrap_or("no issue")
+                )));
+            }
+            match &c.state {
+                CertState::Superseded { by, .. } => id = by.clone(),
+                _ => return Ok(Ok(c)),
+            }
+        }
+        Ok(Err(format!(
+            "certificate {cert_id}: renewal chain too long"
+        )))
+    }
+
+    /// Renews the issue's certificate: the `renew ID` path, recorded as handled first.
+    pub async fn renew_for_issue(
+        &self,
+        key: &str,
+        cert_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        let Some((_claim, rec)) = self.claim_request(key, "renew").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
+        let cert = match self.resolve(key, &rec, cert_id).await? {
+            Ok(c) => c,
+            Err(why) => return self.reject_request(rec, "renew", "", &why, now).await,
+        };
+        let mut rec = rec;
+        rec.set_handled("renew", Some(now));
+        rec.log(now, format!("renewal of {} requested", cert.id));
+        self.commit_issue(vec![], rec.clone(), None).await?;
+        info!(jira_key = %key, cert_id = %cert.id, "renewal of {} requested from {key}", cert.id);
+        match self.renew(&cert.id, None).await {
+            Ok(RenewOutcome::Requested { new_id }) => Ok(IssueOutcome::Done(new_id)),
+            Ok(RenewOutcome::Failed(e)) => Ok(IssueOutcome::Done(format!("failed: {e}"))),
+            Ok(RenewOutcome::Unknown(e)) => Ok(IssueOutcome::Unknown(e)),
+            Ok(RenewOutcome::Skipped(why)) => {
+                let why = format!("certificate {} was not renewed: {why}", cert.id);
+                self.reject_request(rec, "renew", &cert.profile, &why, now)
+                    .await
+            }
+            Err(e) => {
+                let why = format!("certificate {} was not renewed: {e}", cert.id);
+                self.reject_request(rec, "renew", &cert.profile, &why, now)
+                    .await
+            }
+        }
+    }
+
+    async fn resolve(
+        &self,
+        key: &str,
+        rec: &IssueRecord,
+        cert_id: Option<&str>,
+    ) -> Result<Result<CertRecord, String>, EngineError> {
+        let enrolled = match &rec.enroll {
+            Some(EnrollState::Issued { cert_id, .. }) => Some(cert_id.as_str()),
+            _ => None,
+        };
+        match cert_id.or(enrolled) {
+            Some(id) => self.issue_certificate(key, id).await,
+            None => Ok(Err("the issue names no certificate: its certificate id field is empty and it did not enroll one".into())),
+        }
+    }
+
+    /// Revokes the issue's certificate in SCM and stops renewing it.
+    pub async fn revoke_for_issue(
+        &self,
+        key: &str,
+        cert_id: Option<&str>,
+        message: &str,
+        reason_code: i32,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        let Some((_claim, mut rec)) = self.claim_request(key, "revoke").await? else {
+            return Ok(IssueOutcome::Deferred("handled by another task".into()));
+        };
+        let cert = match self.resolve(key, &rec, cert_id).await? {
+            Ok(c) => c,
+            Err(why) => return self.reject_request(rec, "revoke", "", &why, now).await,
+        };
+        let refuse = match &cert.state {
+            CertState::Revoked { .. } => Some(format!("certificate {} is revoked already", cert.id)),
+            s if s.is_in_flight() => Some(format!("a renewal of certificate {} is under way; ask again once it is done (the new certificate will be revoked)", cert.id)),
+            _ => None,
+        };
+        if let Some(why) = refuse {
+            return self
+                .reject_request(rec, "revoke", &cert.profile, &why, now)
+                .await;
+        }
+        rec.set_handled("revoke", Some(now));
+        rec.revoking = Some(RevokeIntent {
+            cert_id: cert.id.clone(),
+            message: message.to_string(),
+            reason_code,
+            at: now,
+        });
+        rec.log(now, format!("revocation of {} requested", cert.id));
+        self.commit_issue(vec![], rec.clone(), None).await?;
+        self.finish_revoke(rec, now).await
+    }
+
+    /// Sends a journaled revocation (again, after a crash or a transient error: revoking is
+    /// not billable, and a certificate revoked already counts as done).
+    async fn finish_revoke(
+        &self,
+        mut rec: IssueRecord,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        let Some(intent) = rec.revoking.clone() else {
+            return Ok(IssueOutcome::Done(String::new()));
+        };
+        let Some(_claim) = self.shared.claim(&intent.cert_id) else {
+            return Ok(IssueOutcome::Deferred(
+                "a renewal of it is under way".into(),
+            ));
+        };
+        let Some(mut cert) = self.get(&intent.cert_id).await? else {
+            rec.revoking = None;
+            let why = format!("certificate {} is no longer tracked", intent.cert_id);
+            return self.reject_request(rec, "revoke", "", &why, now).await;
+        };
+        let Ok(client) = self.client(&cert.profile).cloned() else {
+            warn!(jira_key = %rec.key, "revocation of {} waits: profile {:?} is not configured", cert.id, cert.profile);
+            return Ok(IssueOutcome::Deferred("profile not configured".into()));
+        };
+        let result = client
+            .revoke(&cert.id, &intent.message, intent.reason_code)
+            .await;
+        let at = Utc::now();
+        match result {
+            Ok(())
+            | Err(ScmError::Permanent {
+                code: Some(-110), ..
+            }) => {
+                cert.state = CertState::Revoked { at };
+                cert.next_attempt = None;
+                cert.log(
+                    at,
+                    format!("revoked at the request of {}: {}", rec.key, intent.message),
+                );
+                rec.revoking = None;
+                rec.log(at, format!("certificate {} revoked", cert.id));
+                info!(jira_key = %rec.key, profile = %cert.profile, cert_id = %cert.id, "revoked {} ({}) at the request of {}", cert.id, cert.subject_cn, rec.key);
+                let ev = self.event(
+                    Event::Revoked {
+                        cert: &cert,
+                        issue: &rec.key,
+                        message: &intent.message,
+                    },
+                    at,
+                );
+                let id = cert.id.clone();
+                self.commit_issue(vec![cert], rec, ev).await?;
+                Ok(IssueOutcome::Done(id))
+            }
+            Err(
+                e @ (ScmError::Permanent { .. } | ScmError::Auth(_) | ScmError::Malformed { .. }),
+            ) => {
+                rec.revoking = None;
+                let why = format!("SCM refused to revoke certificate {}: {e}", cert.id);
+                self.reject_request(rec, "revoke", &cert.profile, &why, at)
+                    .await
+            }
+            Err(e) => {
+                warn!(jira_key = %rec.key, cert_id = %cert.id, "revocation of {} failed, will retry at the next poll: {e}", cert.id);
+                Ok(IssueOutcome::Deferred(e.to_string()))
+            }
+        }
+    }
+}

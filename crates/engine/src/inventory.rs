@@ -1,0 +1,177 @@
+//! The inventory summary: one pass over the tracked certificates, under the current policies,
+//! that `status`, `/metrics` and `profiles list` all read, so they can never disagree.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use sectigo_state::{blocking, CertRecord, CertState};
+
+use crate::policy::{self, Decision};
+use crate::{Engine, EngineError};
+
+/// Certificates of one profile (configured or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileCounts {
+    /// Active, being renewed or needing a person: still the profile's concern.
+    pub live: u64,
+    /// Superseded or revoked: kept for their history.
+    pub past: u64,
+}
+
+/// A certificate that needs attention: it failed, its outcome is unknown, or its last
+/// attempts failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub id: String,
+    pub profile: String,
+    pub state: String,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// The summary of the whole inventory at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub certificates: u64,
+    pub by_state: BTreeMap<String, u64>,
+    /// Due now: the next cycle renews them.
+    pub due: u64,
+    pub by_profile: BTreeMap<String, ProfileCounts>,
+    /// Live certificates of profiles that are no longer configured, by profile.
+    pub orphaned: BTreeMap<String, u64>,
+    pub problems: Vec<Problem>,
+}
+
+impl Inventory {
+    /// Adds one certificate; `decision` is its policy's verdict, `None` when its profile is
+    /// not configured.
+    pub fn add(&mut self, r: &CertRecord, decision: Option<&Decision>) {
+        self.certificates += 1;
+        *self.by_state.entry(r.state.name().to_string()).or_default() += 1;
+        let live = r.state.is_live();
+        let c = self.by_profile.entry(r.profile.clone()).or_default();
+        if live {
+            c.live += 1;
+        } else {
+            c.past += 1;
+        }
+        let Some(decision) = decision else {
+            if live {
+                *self.orphaned.entry(r.profile.clone()).or_default() += 1;
+            }
+            return;
+        };
+        if let Decision::Renew { .. } = decision {
+            self.due += 1;
+        }
+        if matches!(
+            r.state,
+            CertState::Failed { .. } | CertState::OutcomeUnknown { .. }
+        ) || r.failures > 0
+        {
+            self.problems.push(Problem {
+                id: r.id.clone(),
+                profile: r.profile.clone(),
+                state: r.state.name().to_string(),
+                failures: r.failures,
+                last_error: r.last_error.clone(),
+            });
+        }
+    }
+}
+
+/// Sees every certificate, with its decision, in the inventory's pass.
+pub trait Visit: Send + 'static {
+    fn visit(&mut self, r: &CertRecord, decision: Option<&Decision>);
+}
+
+/// Sees nothing: the summary alone.
+impl Visit for () {
+    fn visit(&mut self, _: &CertRecord, _: Option<&Decision>) {}
+}
+
+impl Engine {
+    /// The inventory summary, in one pass over the store. `visit` sees every certificate with
+    /// its decision in the same pass (the metrics' per-certificate gauges) and is handed back.
+    pub async fn inventory<V: Visit>(
+        &self,
+        now: DateTime<Utc>,
+        mut visit: V,
+    ) -> Result<(Inventory, V), EngineError> {
+        let policies = self.policies(false, now).await?;
+        Ok(blocking(&self.store, move |s| {
+            let mut inv = Inventory::default();
+            s.scan(&mut |r| {
+                let d = policies.get(&r.profile).map(|p| policy::decide(&r, p, now));
+                inv.add(&r, d.as_ref());
+                visit.visit(&r, d.as_ref());
+                true
+            })?;
+            Ok((inv, visit))
+        })
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use sectigo_state::CertOrigin;
+
+    use super::*;
+
+    fn rec(id: &str, profile: &str, state: CertState, failures: u32) -> CertRecord {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        CertRecord {
+            id: id.into(),
+            profile: profile.into(),
+            subject_cn: "a.example.com".into(),
+            sans: vec![],
+            serial: "01".into(),
+            not_before: now,
+            not_after: now + chrono::Duration::days(90),
+            state,
+            jira_issue: None,
+            origin: CertOrigin::Imported { at: now },
+            failures,
+            next_attempt: None,
+            last_error: None,
+            reported_no_auto_renew: None,
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn one_pass_counts_states_profiles_orphans_due_and_problems() {
+        let mut inv = Inventory::default();
+        let due = Decision::Renew {
+            reason: policy::Reason::Window,
+            due: Utc::now(),
+        };
+        let idle = Decision::Idle { why: "x" };
+        inv.add(&rec("1", "web", CertState::Active, 0), Some(&due));
+        inv.add(&rec("2", "web", CertState::Active, 2), Some(&idle));
+        inv.add(
+            &rec(
+                "3",
+                "web",
+                CertState::Superseded {
+                    by: "4".into(),
+                    at: Utc::now(),
+                },
+                0,
+            ),
+            Some(&idle),
+        );
+        inv.add(&rec("5", "gone", CertState::Active, 0), None);
+        assert_eq!(inv.certificates, 4);
+        assert_eq!(inv.due, 1);
+        assert_eq!(inv.by_state["active"], 3);
+        assert_eq!(inv.by_profile["web"], ProfileCounts { live: 2, past: 1 });
+        assert_eq!(inv.orphaned["gone"], 1);
+        assert_eq!(inv.problems.len(), 1);
+        assert_eq!(inv.problems[0].id, "2");
+    }
+}

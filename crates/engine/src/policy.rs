@@ -1,0 +1,519 @@
+//! Pure decisions: what to do with a certificate, when to retry, how profiles changed. Every
+//! function takes `now` as an argument and touches nothing else.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use sectigo_state::{CertRecord, CertState, ForceRun, ProfileState};
+
+/// A profile's renewal settings, as the policy sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewPolicy {
+    pub expiry_window_days: i64,
+    pub auto_renew: bool,
+    /// The profile's force renewal, when one is under way (started, not completed).
+    pub force: Option<ForceRun>,
+}
+
+/// Why a certificate is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Inside the profile's expiry window.
+    Window,
+    /// The profile's force renewal covers it.
+    Forced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Renew now. `due` identifies the due date (the certificate's notAfter): one renewal each.
+    Renew { reason: Reason, due: DateTime<Utc> },
+    /// Due, but a failed attempt set the next one for `until`.
+    Backoff { until: DateTime<Utc> },
+    /// Not due before `at`.
+    NotDue { at: DateTime<Utc> },
+    /// Due, but the profile does not renew automatically: report it once per due date.
+    ReportNoAutoRenew { due: DateTime<Utc> },
+    /// Due, auto renew off, already reported.
+    Reported,
+    /// Nothing to do in this state (in flight, replaced, revoked, failed, unknown outcome).
+    Idle { why: &'static str },
+}
+
+/// The window actually used: the configured one, but never more than two thirds of the
+/// certificate's own lifetime, so that a fresh certificate is never due at once (which would
+/// renew, and bill, on every cycle).
+pub fn effective_window(cert: &CertRecord, window_days: i64) -> Duration {
+    let lifetime = cert.not_after - cert.not_before;
+    let cap = lifetime * 2 / 3;
+    Duration::days(window_days).min(cap.max(Duration::zero()))
+}
+
+/// When the certificate enters its window.
+pub fn due_at(cert: &CertRecord, window_days: i64) -> DateTime<Utc> {
+    cert.not_after - effective_window(cert, window_days)
+}
+
+/// Whether the force run covers this certificate: it was not itself produced by a renewal
+/// since the run started.
+pub fn force_covers(cert: &CertRecord, run: &ForceRun) -> bool {
+    run.completed.is_none() && cert.renewed_at().is_none_or(|at| at < run.started)
+}
+
+pub fn decide(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Decision {
+    match &cert.state {
+        CertState::Active => {}
+        CertState::RenewRequested { .. } | CertState::Collecting { .. } => {
+            return Decision::Idle { why: "a renewal is in flight" }
+        }
+        CertState::Superseded { .. } => return Decision::Idle { why: "replaced by its renewal" },
+        CertState::Revoked { .. } => return Decision::Idle { why: "revoked" },
+        CertState::Failed { .. } => {
+            return Decision::Idle { why: "SCM refused its renewal; `renew ID` retries" }
+        }
+        CertState::OutcomeUnknown { .. } => {
+            return Decision::Idle {
+                why: "a renewal's outcome is unknown; check SCM, then `renew ID` or `certs import` the new one",
+            }
+        }
+    }
+    let forced = p.force.as_ref().is_some_and(|r| force_covers(cert, r));
+    let due = due_at(cert, p.expiry_window_days);
+    let reason = if forced {
+        Reason::Forced
+    } else if now < due {
+        return Decision::NotDue { at: due };
+    } else if !p.auto_renew {
+        return if cert.reported_no_auto_renew == Some(cert.not_after) {
+            Decision::Reported
+        } else {
+            Decision::ReportNoAutoRenew {
+                due: cert.not_after,
+            }
+        };
+    } else {
+        Reason::Window
+    };
+    match cert.next_attempt {
+        Some(until) if now < until => Decision::Backoff { until },
+        _ => Decision::Renew {
+            reason,
+            due: cert.not_after,
+        },
+    }
+}
+
+/// The delay before attempt `failures + 1`: `initial` doubling per failure, at most `max`.
+pub fn retry_delay(failures: u32, initial: Duration, max: Duration) -> Duration {
+    let shift = failures.saturating_sub(1).min(30);
+    (initial * (1i32 << shift)).min(max)
+}
+
+/// When to try again after the `failures`-th failure: never later than an hour before the
+/// certificate expires while that is still ahead.
+pub fn next_attempt(
+    failures: u32,
+    now: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+    initial: Duration,
+    max: Duration,
+) -> DateTime<Utc> {
+    let delay = retry_delay(failures, initial, max);
+    let next = now + delay;
+    let limit = not_after - Duration::hours(1);
+    if next <= limit {
+        next
+    } else if limit > now {
+        limit
+    } else {
+        now + delay.min(initial)
+    }
+}
+
+/// A force run to start, if any: when the setting goes from off to on.
+pub fn force_run_to_start(
+    setting: bool,
+    st: &ProfileState,
+    now: DateTime<Utc>,
+) -> Option<ForceRun> {
+    (setting && !st.force_setting_seen).then(|| new_force_run(now, "setting"))
+}
+
+pub fn new_force_run(now: DateTime<Utc>, cause: &str) -> ForceRun {
+    ForceRun {
+        started: now,
+        deadline: now + Duration::hours(24),
+        completed: None,
+        cause: cause.into(),
+    }
+}
+
+/// A force run is complete when no certificate of the profile still needs it.
+pub fn force_complete(certs: &[CertRecord], run: &ForceRun) -> bool {
+    certs.iter().all(|c| match c.state {
+        CertState::Active => !force_covers(c, run),
+        ref s => !s.is_in_flight(),
+    })
+}
+
+/// How the configured profiles relate to the ones the state remembers.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProfileChanges {
+    /// (old, new): a file renamed by hand, recognised by its client_id and scm_url.
+    pub renamed: Vec<(String, String)>,
+    /// Remembered, no longer configured: its certificates are orphaned.
+    pub vanished: Vec<String>,
+    /// Configured, not yet remembered.
+    pub added: Vec<String>,
+}
+
+/// Compares configured profiles (name → identity) with the remembered ones.
+pub fn profile_changes(
+    configured: &BTreeMap<String, (String, String)>,
+    remembered: &BTreeMap<String, ProfileState>,
+) -> ProfileChanges {
+    let mut ch = ProfileChanges::default();
+    let mut new_names: Vec<&String> = configured
+        .keys()
+        .filter(|n| !remembered.contains_key(*n))
+        .collect();
+    for (old, st) in remembered {
+        if configured.contains_key(old) {
+            continue;
+        }
+        let id = (st.client_id.clone(), st.scm_url.clone());
+        let matches: Vec<usize> = new_names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| configured[**n] == id)
+            .map(|(i, _)| i)
+            .collect();
+        if let [i] = matches[..] {
+            ch.renamed.push((old.clone(), new_names.remove(i).clone()));
+        } else {
+            ch.vanished.push(old.clone());
+        }
+    }
+    ch.added = new_names.into_iter().cloned().collect();
+    ch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use sectigo_state::CertOrigin;
+
+    fn t(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(day as i64 - 1)
+    }
+
+    fn cert(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> CertRecord {
+        CertRecord {
+            id: "1".into(),
+            profile: "p".into(),
+            subject_cn: "a.example".into(),
+            sans: vec![],
+            serial: "01".into(),
+            not_before,
+            not_after,
+            state: CertState::Active,
+            jira_issue: None,
+            origin: CertOrigin::Imported { at: not_before },
+            failures: 0,
+            next_attempt: None,
+            last_error: None,
+            reported_no_auto_renew: None,
+            history: vec![],
+        }
+    }
+
+    fn pol(window: i64, auto: bool) -> RenewPolicy {
+        RenewPolicy {
+            expiry_window_days: window,
+            auto_renew: auto,
+            force: None,
+        }
+    }
+
+    #[test]
+    fn decide_table() {
+        let c = cert(t(1), t(366)); // a one-year certificate, expires on day 366
+        let due = t(336);
+        let mut backoff = c.clone();
+        backoff.next_attempt = Some(t(340));
+        let mut reported = c.clone();
+        reported.reported_no_auto_renew = Some(c.not_after);
+        let mut reported_old = c.clone();
+        reported_old.reported_no_auto_renew = Some(t(100));
+        let forced = RenewPolicy {
+            force: Some(new_force_run(t(10), "setting")),
+            ..pol(30, false)
+        };
+        let mut renewed_since = c.clone();
+        renewed_since.origin = CertOrigin::Renewed {
+            from: "0".into(),
+            at: t(11),
+        };
+        let mut renewed_before = c.clone();
+        renewed_before.origin = CertOrigin::Renewed {
+            from: "0".into(),
+            at: t(9),
+        };
+        let with_state = |s: CertState| {
+            let mut x = c.clone();
+            x.state = s;
+            x
+        };
+        let renew = |reason| Decision::Renew {
+            reason,
+            due: c.not_after,
+        };
+
+        let cases: Vec<(&str, CertRecord, RenewPolicy, DateTime<Utc>, Decision)> = vec![
+            (
+                "before window",
+                c.clone(),
+                pol(30, true),
+                t(300),
+                Decision::NotDue { at: due },
+            ),
+            (
+                "window opens",
+                c.clone(),
+                pol(30, true),
+                due,
+                renew(Reason::Window),
+            ),
+            (
+                "inside window",
+                c.clone(),
+                pol(30, true),
+                t(350),
+                renew(Reason::Window),
+            ),
+            (
+                "already expired",
+                c.clone(),
+                pol(30, true),
+                t(400),
+                renew(Reason::Window),
+            ),
+            (
+                "backoff holds",
+                backoff.clone(),
+                pol(30, true),
+                t(338),
+                Decision::Backoff { until: t(340) },
+            ),
+            (
+                "backoff over",
+                backoff,
+                pol(30, true),
+                t(341),
+                renew(Reason::Window),
+            ),
+            (
+                "no auto renew",
+                c.clone(),
+                pol(30, false),
+                t(350),
+                Decision::ReportNoAutoRenew { due: c.not_after },
+            ),
+            (
+                "reported once",
+                reported,
+                pol(30, false),
+                t(350),
+                Decision::Reported,
+            ),
+            (
+                "reported for an older due date",
+                reported_old,
+                pol(30, false),
+                t(350),
+                Decision::ReportNoAutoRenew { due: c.not_after },
+            ),
+            (
+                "force ignores window and auto renew",
+                c.clone(),
+                forced.clone(),
+                t(12),
+                renew(Reason::Forced),
+            ),
+            (
+                "force skips what it renewed",
+                renewed_since,
+                forced.clone(),
+                t(12),
+                Decision::NotDue { at: due },
+            ),
+            (
+                "force covers older renewals",
+                renewed_before,
+                forced,
+                t(12),
+                renew(Reason::Forced),
+            ),
+            (
+                "in flight",
+                with_state(CertState::Collecting {
+                    new_id: "2".into(),
+                    at: t(1),
+                }),
+                pol(30, true),
+                t(350),
+                Decision::Idle {
+                    why: "a renewal is in flight",
+                },
+            ),
+            (
+                "superseded",
+                with_state(CertState::Superseded {
+                    by: "2".into(),
+                    at: t(1),
+                }),
+                pol(30, true),
+                t(350),
+                Decision::Idle {
+                    why: "replaced by its renewal",
+                },
+            ),
+            (
+                "revoked",
+                with_state(CertState::Revoked { at: t(1) }),
+                pol(30, true),
+                t(350),
+                Decision::Idle { why: "revoked" },
+            ),
+        ];
+        for (name, cert, p, now, want) in cases {
+            assert_eq!(decide(&cert, &p, now), want, "{name}");
+        }
+        assert!(matches!(
+            decide(
+                &with_state(CertState::OutcomeUnknown {
+                    due: t(366),
+                    at: t(340)
+                }),
+                &pol(30, true),
+                t(350)
+            ),
+            Decision::Idle { .. }
+        ));
+    }
+
+    #[test]
+    fn window_never_exceeds_two_thirds_of_lifetime() {
+        // A 30-day certificate with a 30-day window is due after 10 days, not at once.
+        let c = cert(t(1), t(31));
+        assert_eq!(due_at(&c, 30), t(11));
+        assert!(matches!(
+            decide(&c, &pol(30, true), t(2)),
+            Decision::NotDue { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_delays_double_and_cap() {
+        let h = Duration::hours;
+        let d: Vec<i64> = (1..=8)
+            .map(|f| retry_delay(f, h(1), h(32)).num_hours())
+            .collect();
+        assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 32, 32]);
+        assert_eq!(retry_delay(1000, h(1), h(32)), h(32));
+    }
+
+    #[test]
+    fn next_attempt_never_past_expiry() {
+        let h = Duration::hours;
+        let now = t(100);
+        assert_eq!(next_attempt(1, now, t(200), h(1), h(32)), now + h(1));
+        // 32h would pass the point one hour before expiry: retry then instead.
+        let na = now + h(10);
+        assert_eq!(next_attempt(6, now, na, h(1), h(32)), na - h(1));
+        // Already within the last hour (or expired): keep trying at the initial pace.
+        assert_eq!(
+            next_attempt(6, now, now + Duration::minutes(30), h(1), h(32)),
+            now + h(1)
+        );
+    }
+
+    #[test]
+    fn force_runs_start_on_off_to_on_only() {
+        let now = t(5);
+        let off = ProfileState::default();
+        let on = ProfileState {
+            force_setting_seen: true,
+            ..Default::default()
+        };
+        assert!(force_run_to_start(true, &off, now).is_some());
+        assert!(force_run_to_start(true, &on, now).is_none());
+        assert!(force_run_to_start(false, &off, now).is_none());
+        let r = force_run_to_start(true, &off, now).unwrap();
+        assert_eq!(r.deadline, now + Duration::hours(24));
+    }
+
+    #[test]
+    fn force_completion() {
+        let run = new_force_run(t(10), "command");
+        let mut a = cert(t(1), t(366));
+        let mut b = a.clone();
+        b.id = "2".into();
+        assert!(!force_complete(&[a.clone(), b.clone()], &run));
+        a.state = CertState::Superseded {
+            by: "3".into(),
+            at: t(11),
+        };
+        b.state = CertState::Collecting {
+            new_id: "4".into(),
+            at: t(11),
+        };
+        assert!(!force_complete(&[a.clone(), b.clone()], &run));
+        b.state = CertState::Superseded {
+            by: "4".into(),
+            at: t(11),
+        };
+        let mut n = cert(t(11), t(376));
+        n.origin = CertOrigin::Renewed {
+            from: "1".into(),
+            at: t(11),
+        };
+        assert!(force_complete(&[a, b, n], &run));
+    }
+
+    #[test]
+    fn profile_changes_table() {
+        let id = |c: &str| (c.to_string(), "https://scm".to_string());
+        let st = |c: &str| ProfileState {
+            client_id: c.into(),
+            scm_url: "https://scm".into(),
+            ..Default::default()
+        };
+        let configured: BTreeMap<String, (String, String)> = [
+            ("web2".to_string(), id("a")),
+            ("db".to_string(), id("b")),
+            ("new".to_string(), id("n")),
+        ]
+        .into();
+        let remembered: BTreeMap<String, ProfileState> = [
+            ("web".to_string(), st("a")),
+            ("db".to_string(), st("b")),
+            ("gone".to_string(), st("z")),
+        ]
+        .into();
+        let ch = profile_changes(&configured, &remembered);
+        assert_eq!(ch.renamed, vec![("web".to_string(), "web2".to_string())]);
+        assert_eq!(ch.vanished, vec!["gone".to_string()]);
+        assert_eq!(ch.added, vec!["new".to_string()]);
+
+        // Two candidates with the same identity: ambiguous, so not a rename.
+        let configured: BTreeMap<String, (String, String)> =
+            [("x".to_string(), id("a")), ("y".to_string(), id("a"))].into();
+        let remembered: BTreeMap<String, ProfileState> = [("web".to_string(), st("a"))].into();
+        let ch = profile_changes(&configured, &remembered);
+        assert!(ch.renamed.is_empty());
+        assert_eq!(ch.vanished, vec!["web".to_string()]);
+    }
+}

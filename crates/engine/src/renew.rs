@@ -1,0 +1,297 @@
+//! Renewing one certificate (the billable call, journaled before and after) and collecting
+//! renewals SCM accepted once they are issued.
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use tracing::{error, info, warn};
+
+use super::policy::{self, Reason};
+use super::{bump, Engine, EngineError, RenewOutcome};
+use sectigo_jira::events::Event;
+use sectigo_scm::{RenewRequest, ScmError};
+use sectigo_state::{blocking, CertOrigin, CertRecord, CertState};
+
+impl Engine {
+    /// Renews one certificate, journaling the billable call. `reason: None` is the operator's
+    /// `renew ID`: it bypasses the backoff, the window, and a failed or unknown outcome.
+    pub async fn renew(
+        &self,
+        id: &str,
+        reason: Option<Reason>,
+    ) -> Result<RenewOutcome, EngineError> {
+        let Some(_claim) = self.shared.claim(id) else {
+            return Ok(RenewOutcome::Skipped(
+                "a renewal of it is already under way".into(),
+            ));
+        };
+        let Some(mut rec) = self.get(id).await? else {
+            return Err(EngineError::UnknownCert(id.into()));
+        };
+        let client = self.client(&rec.profile)?.clone();
+        let profile = self.profiles[&rec.profile].clone();
+        match (&rec.state, reason) {
+            (CertState::Active, Some(_)) => {}
+            (
+                CertState::Active | CertState::Failed { .. } | CertState::OutcomeUnknown { .. },
+                None,
+            ) => {}
+            (s, _) => return Ok(RenewOutcome::Skipped(format!("state is {}", s.name()))),
+        }
+        let forced = reason == Some(Reason::Forced);
+        let due = rec.not_after;
+        let req = RenewRequest {
+            profile_id: profile.scm_profile_id,
+            custom_fields: profile
+                .custom_fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+            comments: profile.ssl_cert_comments.clone(),
+        };
+        // Wait for the rate limit and the token before journaling: a crash while waiting then
+        // leaves nothing unknown behind. Failing to get them is a failed attempt, with nothing
+        // sent and nothing journaled.
+        let result = match client.reserve().await {
+            Err(e) => Err(e),
+            Ok(reserved) => {
+                // Journal the intent, durably, before the billable call.
+                rec.state = CertState::RenewRequested {
+                    due,
+                    at: Utc::now(),
+                    forced,
+                };
+                rec.log(
+                    Utc::now(),
+                    match reason {
+                        Some(Reason::Window) => "renewal started (inside the expiry window)",
+                        Some(Reason::Forced) => "renewal started (force renewal)",
+                        None => "renewal started (by operator)",
+                    },
+                );
+                let ev = self.event(Event::RenewalStarted { cert: &rec, forced }, Utc::now());
+                self.commit(vec![rec.clone()], ev).await?;
+                self.flush().await?;
+                info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
+                client.renew_reserved(Some(reserved), &rec.id, &req).await
+            }
+        };
+        let at = Utc::now();
+        let mut ev = None;
+        let outcome = match result {
+            Ok(new_id) => {
+                rec.state = CertState::Collecting {
+                    new_id: new_id.clone(),
+                    at,
+                };
+                rec.failures = 0;
+                rec.next_attempt = None;
+                rec.last_error = None;
+                rec.log(at, format!("renewal requested: SCM certificate {new_id}"));
+                info!(profile = %rec.profile, cert_id = %rec.id, new_cert_id = %new_id, "renewal of {} accepted by SCM as certificate {new_id}", rec.subject_cn);
+                bump(&self.shared.counters.requested);
+                RenewOutcome::Requested { new_id }
+            }
+            Err(e) if e.maybe_billed() => {
+                rec.state = CertState::OutcomeUnknown { due, at };
+                rec.last_error = Some(e.to_string());
+                rec.log(at, format!("renewal outcome unknown: {e}"));
+                ev = self.event(
+                    Event::OutcomeUnknown {
+                        cert: &rec,
+                        reason: &e.to_string(),
+                    },
+                    at,
+                );
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
+                bump(&self.shared.counters.unknown);
+                RenewOutcome::Unknown(format!("{}: {e}", rec.id))
+            }
+            Err(e @ ScmError::Permanent { .. }) => {
+                rec.state = CertState::Failed {
+                    reason: e.to_string(),
+                    at,
+                };
+                rec.last_error = Some(e.to_string());
+                rec.log(at, format!("renewal refused: {e}"));
+                ev = self.event(
+                    Event::RenewalFailed {
+                        cert: &rec,
+                        reason: &e.to_string(),
+                        will_retry: None,
+                    },
+                    at,
+                );
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal of {} refused by SCM, not retrying automatically: {e}", rec.subject_cn);
+                bump(&self.shared.counters.failed);
+                RenewOutcome::Failed(format!("{}: {e}", rec.id))
+            }
+            Err(e) => {
+                rec.state = CertState::Active;
+                rec.failures += 1;
+                let next = policy::next_attempt(
+                    rec.failures,
+                    at,
+                    rec.not_after,
+                    Duration::minutes(self.renewal.retry_initial_mins as i64),
+                    Duration::hours(self.renewal.retry_max_hours as i64),
+                );
+                rec.next_attempt = Some(next);
+                rec.last_error = Some(e.to_string());
+                if rec.failures == 1 {
+                    ev = self.event(
+                        Event::RenewalFailed {
+                            cert: &rec,
+                            reason: &e.to_string(),
+                            will_retry: Some(next),
+                        },
+                        at,
+                    );
+                }
+                rec.log(
+                    at,
+                    format!(
+                        "renewal attempt {} failed: {e}; next attempt {next}",
+                        rec.failures
+                    ),
+                );
+                warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                bump(&self.shared.counters.failed);
+                RenewOutcome::Failed(format!("{}: {e}", rec.id))
+            }
+        };
+        self.commit(vec![rec], ev).await?;
+        self.flush().await?;
+        Ok(outcome)
+    }
+
+    /// Tries to collect every renewal SCM accepted and has not been collected yet.
+    pub async fn collect_pending(&self, now: DateTime<Utc>) -> Result<CollectReport, EngineError> {
+        let inflight = blocking(&self.store, |s| s.in_flight()).await?;
+        let mut report = CollectReport::default();
+        let todo: Vec<(CertRecord, String)> = inflight
+            .into_iter()
+            .filter_map(|rec| match &rec.state {
+                CertState::Collecting { new_id, .. } if self.clients.contains_key(&rec.profile) => {
+                    let id = new_id.clone();
+                    Some((rec, id))
+                }
+                _ => None,
+            })
+            .collect();
+        let results: Vec<Result<Collected, EngineError>> = futures::stream::iter(todo)
+            .map(|(rec, new_id)| self.collect_one(rec, new_id, now))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            match r? {
+                Collected::Done => report.renewed += 1,
+                Collected::Pending => report.pending += 1,
+                Collected::Failed => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn collect_one(
+        &self,
+        mut old: CertRecord,
+        new_id: String,
+        _now: DateTime<Utc>,
+    ) -> Result<Collected, EngineError> {
+        // The cycle and the Jira workflow poll both collect: one at a time per certificate.
+        let Some(_claim) = self.shared.claim(&old.id) else {
+            return Ok(Collected::Pending);
+        };
+        let client = self.client(&old.profile)?.clone();
+        match client.download(&new_id).await {
+            Ok(d) => {
+                let at = Utc::now();
+                let renewed_at = match old.state {
+                    CertState::Collecting { at, .. } => at,
+                    _ => at,
+                };
+                let mut new = super::issued_record(
+                    &new_id,
+                    &old.profile,
+                    &d.info,
+                    CertOrigin::Renewed {
+                        from: old.id.clone(),
+                        at: renewed_at,
+                    },
+                    old.jira_issue.clone(),
+                );
+                new.log(
+                    at,
+                    format!(
+                        "issued as the renewal of {} ({} until {})",
+                        old.id, new.subject_cn, new.not_after
+                    ),
+                );
+                old.state = CertState::Superseded {
+                    by: new_id.clone(),
+                    at,
+                };
+                old.log(at, format!("renewed: superseded by {new_id}"));
+                info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
+                    "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
+                let ev = self.event(
+                    Event::Renewed {
+                        old: &old,
+                        new: &new,
+                        pem: &d.pem,
+                    },
+                    at,
+                );
+                self.commit(vec![old, new], ev).await?;
+                self.flush().await?;
+                bump(&self.shared.counters.renewed);
+                Ok(Collected::Done)
+            }
+            Err(ScmError::Pending { .. }) => Ok(Collected::Pending),
+            Err(e @ ScmError::Permanent { .. }) => {
+                let at = Utc::now();
+                let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
+                error!(profile = %old.profile, cert_id = %old.id, "{msg}");
+                old.state = CertState::Failed {
+                    reason: msg.clone(),
+                    at,
+                };
+                old.last_error = Some(msg.clone());
+                old.log(at, msg.clone());
+                let ev = self.event(
+                    Event::RenewalFailed {
+                        cert: &old,
+                        reason: &msg,
+                        will_retry: None,
+                    },
+                    at,
+                );
+                self.commit(vec![old], ev).await?;
+                self.flush().await?;
+                bump(&self.shared.counters.failed);
+                Ok(Collected::Failed)
+            }
+            Err(e) => {
+                warn!(profile = %old.profile, cert_id = %old.id, "collecting renewal {new_id} failed, will retry: {e}");
+                Ok(Collected::Pending)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CollectReport {
+    pub renewed: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+enum Collected {
+    Done,
+    Pending,
+    Failed,
+}

@@ -1,0 +1,687 @@
+//! Client for Sectigo Certificate Manager's REST Enrollment API (`/api/v1/certificates`),
+//! with OAuth2 client credentials.
+//!
+//! One [`ScmClient`] per profile; request limits are shared per host through [`Limits`]. Every
+//! answer goes through [`classify`] once; transient errors are retried with exponential backoff
+//! and jitter within `[scm] retry_max_secs`, honouring `Retry-After`. Billable calls (renew,
+//! enroll) are retried only when SCM cannot have acted on them.
+
+pub mod classify;
+mod error;
+pub mod limit;
+pub use sectigo_core::x509::pem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backoff::ExponentialBackoff;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+pub use classify::{Class, ScmErrorBody};
+pub use error::ScmError;
+pub use limit::{HostLimiter, Limits};
+pub use pem::{parse_bundle, CertInfo, PemError};
+
+use sectigo_core::secret::Secret;
+
+/// Largest response body read from SCM or the token endpoint.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Settings shared by all clients.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub timeout: Duration,
+    pub retry_max: Duration,
+    pub ca_bundle: Option<std::path::PathBuf>,
+}
+
+/// The per-profile parameters of a client.
+#[derive(Debug, Clone)]
+pub struct ProfileCreds {
+    pub profile: String,
+    pub scm_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// The body of a renew call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RenewRequest {
+    #[serde(rename = "profileId", skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<i64>,
+    #[serde(rename = "customFields")]
+    pub custom_fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub comments: String,
+}
+
+/// The body of an enroll call (SSL).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EnrollRequest {
+    /// Single-line Base64 PKCS#10, no BEGIN/END lines.
+    pub csr: String,
+    #[serde(rename = "subjAltNames", skip_serializing_if = "Vec::is_empty")]
+    pub subj_alt_names: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub comments: String,
+    #[serde(rename = "customFields")]
+    pub custom_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CertIdResponse {
+    #[serde(rename = "certId")]
+    cert_id: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// A request slot on an SCM host, taken ahead of a billable call (see [`ScmClient::reserve`]).
+pub struct Reserved(limit::Permit);
+
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// A downloaded certificate: the PEM as SCM sent it, and what it says.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub pem: String,
+    pub info: CertInfo,
+}
+
+pub struct ScmClient {
+    http: reqwest::Client,
+    creds: ProfileCreds,
+    settings: ClientSettings,
+    limits: Arc<Limits>,
+    token: Mutex<Option<CachedToken>>,
+}
+
+/// The HTTP client for SCM could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("[scm] ca_bundle {path}: {source}")]
+    CaBundleUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("[scm] ca_bundle {path}: not a PEM CA bundle: {source}")]
+    CaBundleInvalid {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("[scm] ca_bundle {path}: holds no certificate")]
+    CaBundleEmpty { path: std::path::PathBuf },
+    #[error("HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// Builds the HTTP client all SCM calls use: rustls with public roots, plus the optional
+/// private CA bundle; no redirects (a credential is never sent to another host).
+pub fn http_client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sectigo-connector/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &settings.ca_bundle {
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaBundleUnreadable {
+            path: path.clone(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            ClientError::CaBundleInvalid {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        if certs.is_empty() {
+            return Err(ClientError::CaBundleEmpty { path: path.clone() });
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(ClientError::Build)
+}
+
+enum Op<'a> {
+    Get(&'a str),
+    Post(&'a str, Value),
+    Delete(&'a str, Value),
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    retry_after: Option<Duration>,
+    www_authenticate: Option<String>,
+    body: Vec<u8>,
+}
+
+impl ScmClient {
+    pub fn new(
+        http: reqwest::Client,
+        creds: ProfileCreds,
+        settings: ClientSettings,
+        limits: Arc<Limits>,
+    ) -> Self {
+        ScmClient {
+            http,
+            creds,
+            settings,
+            limits,
+            token: Mutex::new(None),
+        }
+    }
+
+    pub fn profile(&self) -> &str {
+        &self.creds.profile
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.creds.scm_url.trim_end_matches('/'), path)
+    }
+
+    fn limiter_for(&self, url: &str) -> Arc<HostLimiter> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+            })
+            .unwrap_or_default();
+        self.limits.for_host(&host)
+    }
+
+    /// Downloads a certificate (PEM, leaf then chain). `Pending` while SCM has not issued it.
+    pub async fn download(&self, cert_id: &str) -> Result<Downloaded, ScmError> {
+        let path = format!(
+            "/api/v1/certificates/{}",
+            sectigo_core::http::path_segment(cert_id)
+        );
+        let a = self.call_retrying(&Op::Get(&path), true).await?;
+        let pem = String::from_utf8(a.body).map_err(|_| ScmError::Malformed {
+            status: a.status,
+            what: "the certificate is not UTF-8 text".into(),
+        })?;
+        let info = parse_bundle(pem.as_bytes()).map_err(|e| ScmError::Malformed {
+            status: a.status,
+            what: format!("{e} (content type {:?})", a.content_type),
+        })?;
+        Ok(Downloaded { pem, info })
+    }
+
+    /// The certificate's status string (`Issued`, `Applied`, ...).
+    pub async fn status(&self, cert_id: &str) -> Result<String, ScmError> {
+        let path = format!(
+            "/api/v1/certificates/{}/status",
+            sectigo_core::http::path_segment(cert_id)
+        );
+        let a = self.call_retrying(&Op::Get(&path), true).await?;
+        let v: Value = json_body(&a)?;
+        Ok(v.get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Renews a certificate. **Billable.** Returns the new certificate id.
+    pub async fn renew(&self, cert_id: &str, req: &RenewRequest) -> Result<String, ScmError> {
+        self.renew_reserved(None, cert_id, req).await
+    }
+
+    /// Gets a valid access token and a request slot on the SCM host, to hold while a billable
+    /// call is journaled: the waits (rate limit, token endpoint) then come before the journal
+    /// entry, and the window in which a crash leaves an unknown outcome is the call alone.
+    pub async fn reserve(&self) -> Result<Reserved, ScmError> {
+        self.token(false).await?;
+        Ok(Reserved(self.limiter_for(&self.url("/")).acquire().await))
+    }
+
+    /// [`ScmClient::renew`], sending the first attempt in a slot taken by [`ScmClient::reserve`].
+    pub async fn renew_reserved(
+        &self,
+        reserved: Option<Reserved>,
+        cert_id: &str,
+        req: &RenewRequest,
+    ) -> Result<String, ScmError> {
+        let path = format!(
+            "/api/v1/certificates/{}/renew",
+            sectigo_core::http::path_segment(cert_id)
+        );
+        let body = serde_json::to_value(req).expect("serializable");
+        let a = self
+            .call_retrying_in(&Op::Post(&path, body), false, reserved)
+            .await?;
+        cert_id_of(&a)
+    }
+
+    /// Enrolls a new certificate from a CSR. **Billable.** Returns the new certificate id.
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<String, ScmError> {
+        self.enroll_reserved(None, req).await
+    }
+
+    /// [`ScmClient::enroll`], sending the first attempt in a slot taken by [`ScmClient::reserve`].
+    pub async fn enroll_reserved(
+        &self,
+        reserved: Option<Reserved>,
+        req: &EnrollRequest,
+    ) -> Result<String, ScmError> {
+        let body = serde_json::to_value(req).expect("serializable");
+        let a = self
+            .call_retrying_in(&Op::Post("/api/v1/certificates", body), false, reserved)
+            .await?;
+        cert_id_of(&a)
+    }
+
+    /// Replaces a certificate with one for a new CSR. Returns the new certificate id.
+    pub async fn replace(
+        &self,
+        cert_id: &str,
+        csr: &str,
+        comments: &str,
+    ) -> Result<String, ScmError> {
+        let path = format!(
+            "/api/v1/certificates/{}/replace",
+            sectigo_core::http::path_segment(cert_id)
+        );
+        let mut body = serde_json::json!({ "csr": csr });
+        if !comments.is_empty() {
+            body["comments"] = Value::String(comments.to_string());
+        }
+        let a = self.call_retrying(&Op::Post(&path, body), false).await?;
+        cert_id_of(&a)
+    }
+
+    /// Revokes a certificate. `reason_code` per RFC 5280 (0 unspecified, 1 keyCompromise,
+    /// 3 affiliationChanged, 4 superseded, 5 cessationOfOperation).
+    pub async fn revoke(
+        &self,
+        cert_id: &str,
+        message: &str,
+        reason_code: i32,
+    ) -> Result<(), ScmError> {
+        let path = format!(
+            "/api/v1/certificates/{}",
+            sectigo_core::http::path_segment(cert_id)
+        );
+        let body = serde_json::json!({ "message": message, "reasonCode": reason_code });
+        self.call_retrying(&Op::Delete(&path, body), true)
+            .await
+            .map(|_| ())
+    }
+
+    /// One call with retries. `idempotent` calls retry every transient error; the others only
+    /// those where SCM cannot have acted on the request.
+    async fn call_retrying(&self, op: &Op<'_>, idempotent: bool) -> Result<Answer, ScmError> {
+        self.call_retrying_in(op, idempotent, None).await
+    }
+
+    /// The same; the first attempt uses `reserved` when given.
+    async fn call_retrying_in(
+        &self,
+        op: &Op<'_>,
+        idempotent: bool,
+        reserved: Option<Reserved>,
+    ) -> Result<Answer, ScmError> {
+        let reserved = std::sync::Mutex::new(reserved);
+        let policy = ExponentialBackoff {
+            initial_interval: Duration::from_millis(500),
+            max_interval: Duration::from_secs(60),
+            max_elapsed_time: Some(self.settings.retry_max),
+            ..Default::default()
+        };
+        let profile = self.creds.profile.clone();
+        backoff::future::retry_notify(
+            policy,
+            || async {
+                let slot = reserved.lock().expect("reserved lock").take();
+                match self.call_authed(op, slot).await {
+                    Ok(a) => Ok(a),
+                    Err(e @ ScmError::Transient { .. }) if !idempotent && e.maybe_billed() => {
+                        Err(backoff::Error::permanent(e))
+                    }
+                    Err(ScmError::Transient { what, retry_after: Some(d), maybe_processed }) => {
+                        Err(backoff::Error::retry_after(
+                            ScmError::Transient { what, retry_after: Some(d), maybe_processed },
+                            d,
+                        ))
+                    }
+                    Err(e @ ScmError::Transient { .. }) => Err(backoff::Error::transient(e)),
+                    Err(e) => Err(backoff::Error::permanent(e)),
+                }
+            },
+            |e: ScmError, d: Duration| {
+                warn!(profile = %profile, "SCM call failed, retrying in {:.1}s: {e}", d.as_secs_f64());
+            },
+        )
+        .await
+    }
+
+    /// One call with a bearer token; on 401, a fresh token and one more try.
+    async fn call_authed(&self, op: &Op<'_>, slot: Option<Reserved>) -> Result<Answer, ScmError> {
+        let token = self.token(false).await?;
+        let a = self.send(op, &token, slot).await?;
+        if a.status != 401 {
+            return finish(a);
+        }
+        if let Some(uri) = a.www_authenticate_uri() {
+            warn!(profile = %self.creds.profile, authorization_uri = %uri,
+                "SCM refused the access token; its WWW-Authenticate names this token URL (configured: {})",
+                self.creds.token_url);
+        }
+        let token = self.token(true).await?;
+        let a = self.send(op, &token, None).await?;
+        if a.status == 401 {
+            return Err(ScmError::Auth(format!(
+                "SCM refused a fresh access token for client_id {:?} (HTTP 401); check the REST account's permissions and the profile's token_url",
+                self.creds.client_id
+            )));
+        }
+        finish(a)
+    }
+
+    async fn send(
+        &self,
+        op: &Op<'_>,
+        token: &Secret,
+        slot: Option<Reserved>,
+    ) -> Result<Answer, ScmError> {
+        let (method, path, body) = match op {
+            Op::Get(p) => (reqwest::Method::GET, *p, None),
+            Op::Post(p, b) => (reqwest::Method::POST, *p, Some(b)),
+            Op::Delete(p, b) => (reqwest::Method::DELETE, *p, Some(b)),
+        };
+        let url = self.url(path);
+        let _permit = match slot {
+            Some(Reserved(p)) => p,
+            None => self.limiter_for(&url).acquire().await,
+        };
+        let mut rb = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(token.expose())
+            .header(
+                reqwest::header::ACCEPT,
+                if matches!(op, Op::Get(p) if !p.ends_with("/status")) {
+                    "application/x-pem-file, application/json;q=0.5"
+                } else {
+                    "application/json"
+                },
+            );
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        debug!(profile = %self.creds.profile, "SCM {method} {path}");
+        let resp = rb.send().await.map_err(|e| transport_error(&e, &url))?;
+        read_answer(resp).await
+    }
+
+    /// A valid access token: the cached one unless `refresh` or about to expire.
+    async fn token(&self, refresh: bool) -> Result<Secret, ScmError> {
+        let mut cached = self.token.lock().await;
+        if !refresh {
+            if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+                return Ok(t.token.clone());
+            }
+        }
+        let t = self.fetch_token().await?;
+        let token = t.token.clone();
+        *cached = Some(t);
+        Ok(token)
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, ScmError> {
+        let url = &self.creds.token_url;
+        let limiter = self.limiter_for(url);
+        let policy = ExponentialBackoff {
+            initial_interval: Duration::from_millis(500),
+            max_elapsed_time: Some(self.settings.retry_max),
+            ..Default::default()
+        };
+        backoff::future::retry(policy, || async {
+            let _permit = limiter.acquire().await;
+            let resp = self
+                .http
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.creds.client_id.as_str()),
+                    ("client_secret", self.creds.client_secret.expose()),
+                ])
+                .send()
+                .await
+                .map_err(|e| transport_error(&e, url))
+                .map_err(backoff::Error::transient)?;
+            let a = read_answer(resp).await.map_err(backoff::Error::transient)?;
+            match a.status {
+                200..=299 => {
+                    let t: TokenResponse = serde_json::from_slice(&a.body).map_err(|e| {
+                        backoff::Error::permanent(ScmError::Malformed {
+                            status: a.status,
+                            what: format!("token response: {e}"),
+                        })
+                    })?;
+                    let life = Duration::from_secs(t.expires_in.unwrap_or(300));
+                    // Refresh a little before expiry: 30 s, or a tenth of short lifetimes.
+                    let early = Duration::from_secs(30).min(life / 10);
+                    debug!(profile = %self.creds.profile, "new SCM access token, valid {}s", life.as_secs());
+                    Ok(CachedToken {
+                        token: Secret::new(t.access_token),
+                        refresh_at: Instant::now() + life - early,
+                    })
+                }
+                400 | 401 | 403 => {
+                    let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+                    let err = v.get("error").and_then(Value::as_str).unwrap_or("refused");
+                    let desc = v.get("error_description").and_then(Value::as_str).unwrap_or("");
+                    Err(backoff::Error::permanent(ScmError::Auth(format!(
+                        "the token endpoint {url} refused client_id {:?} (HTTP {}: {err} {desc}); check client_id and client_secret",
+                        self.creds.client_id, a.status
+                    ))))
+                }
+                s => {
+                    let ra = a.retry_after();
+                    let e = ScmError::Transient {
+                        what: format!("token endpoint {url} answered HTTP {s}"),
+                        retry_after: ra,
+                        maybe_processed: false,
+                    };
+                    Err(match ra {
+                        Some(d) => backoff::Error::retry_after(e, d),
+                        None => backoff::Error::transient(e),
+                    })
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Answer {
+    fn www_authenticate_uri(&self) -> Option<String> {
+        self.www_authenticate
+            .as_deref()
+            .and_then(classify::authorization_uri)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// Reads status, the headers that matter and a bounded body.
+async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
+    let status = resp.status().as_u16();
+    let h = resp.headers();
+    let text = |name: reqwest::header::HeaderName| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = text(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+    let retry_after = text(reqwest::header::RETRY_AFTER)
+        .and_then(|v| classify::parse_retry_after(&v, Utc::now()));
+    let www_authenticate = text(reqwest::header::WWW_AUTHENTICATE);
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if body.len() + c.len() > MAX_BODY {
+                    return Err(ScmError::Malformed {
+                        status,
+                        what: format!("the body is larger than {} bytes", MAX_BODY),
+                    });
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(ScmError::Transient {
+                    what: format!(
+                        "the connection broke while reading the answer (HTTP {status}): {}",
+                        sectigo_core::http::error_chain(&e)
+                    ),
+                    retry_after: None,
+                    maybe_processed: true,
+                })
+            }
+        }
+    }
+    Ok(Answer {
+        status,
+        content_type,
+        retry_after,
+        www_authenticate,
+        body,
+    })
+}
+
+/// Classifies an answer: the answer itself on success, the classified error otherwise.
+fn finish(a: Answer) -> Result<Answer, ScmError> {
+    check_answer(a.status, &a.body, a.retry_after).map(|()| a)
+}
+
+/// What an SCM answer (status, body, Retry-After) means: `Ok` for success, else the classified
+/// error. Pure; the client and the fuzzers use it.
+pub fn check_answer(
+    status: u16,
+    raw: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<(), ScmError> {
+    let body: Option<ScmErrorBody> = serde_json::from_slice(raw).ok();
+    match classify::classify(status, body.as_ref(), retry_after) {
+        Class::Success => Ok(()),
+        Class::Pending => {
+            let b = body.unwrap_or_default();
+            Err(ScmError::Pending {
+                code: b.code,
+                description: b.description,
+            })
+        }
+        Class::Transient {
+            retry_after,
+            maybe_processed,
+        } => Err(ScmError::Transient {
+            what: format!(
+                "SCM answered HTTP {}{}",
+                status,
+                describe(body.as_ref(), raw)
+            ),
+            retry_after,
+            maybe_processed,
+        }),
+        Class::Unauthorized => Err(ScmError::Auth(format!(
+            "HTTP 401{}",
+            describe(body.as_ref(), raw)
+        ))),
+        Class::Permanent => Err(ScmError::Permanent {
+            status,
+            code: body.as_ref().map(|b| b.code),
+            description: body.map(|b| b.description).unwrap_or_else(|| snippet(raw)),
+        }),
+    }
+}
+
+fn describe(body: Option<&ScmErrorBody>, raw: &[u8]) -> String {
+    match body {
+        Some(b) => format!(" (code {}: {})", b.code, b.description),
+        None if raw.is_empty() => String::new(),
+        None => format!(" ({})", snippet(raw)),
+    }
+}
+
+/// The start of a body that is not SCM's JSON (an HTML error page, say), for messages.
+fn snippet(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&raw[..raw.len().min(120)]);
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("unexpected body {:?}", s.trim())
+}
+
+fn json_body(a: &Answer) -> Result<Value, ScmError> {
+    serde_json::from_slice(&a.body).map_err(|e| ScmError::Malformed {
+        status: a.status,
+        what: format!("expected JSON: {e}; got {}", snippet(&a.body)),
+    })
+}
+
+fn cert_id_of(a: &Answer) -> Result<String, ScmError> {
+    parse_cert_id(a.status, &a.body)
+}
+
+/// The new certificate id of a successful renew or enroll answer (`{"certId": ...}`).
+pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<String, ScmError> {
+    let r: CertIdResponse = serde_json::from_slice(body).map_err(|e| ScmError::Malformed {
+        status,
+        what: format!("expected {{\"certId\": ...}}: {e}; got {}", snippet(body)),
+    })?;
+    match r.cert_id {
+        Value::String(s) if !s.is_empty() => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(ScmError::Malformed {
+            status,
+            what: format!("certId is {other}"),
+        }),
+    }
+}
+
+fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
+    // Connection never established: SCM cannot have seen the request.
+    let maybe_processed = !e.is_connect() && !e.is_builder();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    ScmError::Transient {
+        what: format!(
+            "request to {host} {kind}: {}",
+            sectigo_core::http::error_chain(e)
+        ),
+        retry_after: None,
+        maybe_processed,
+    }
+}

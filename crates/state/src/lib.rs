@@ -1,0 +1,139 @@
+//! Certificate inventory and per-certificate state.
+//!
+//! The REST Enrollment API cannot list certificates, so this store is the daemon's memory: every
+//! tracked certificate, its lifecycle state (including the journal of billable calls in flight),
+//! the profiles' persisted state (force renewals, identity for rename detection) and the last
+//! cycle's summary. [`Store`] is the seam; [`SledStore`] is the implementation.
+
+mod records;
+mod sled_store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use records::{
+    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, EnrollState, ForceRun, Handled,
+    HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
+};
+pub use sled_store::{SledStore, SCHEMA_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the state directory {dir} is in use by another process (is the daemon running? commands given while it runs go through it; otherwise stop it first)")]
+    Locked { dir: String },
+    #[error("the state in {dir} has schema version {found}; this sectigo-connector understands version {expected}: {hint}")]
+    Schema {
+        dir: String,
+        found: u32,
+        expected: u32,
+        hint: &'static str,
+    },
+    // The sled error is part of the message, not a `source`: printed once, whether the error
+    // is shown alone or with its chain.
+    #[error("cannot open the state directory {dir}: {error}")]
+    Open { dir: String, error: sled::Error },
+    #[error("state database error: {0}")]
+    Db(sled::Error),
+    #[error("corrupt record {key:?} in the state: {error}")]
+    Corrupt { key: String, error: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (exit 75), as opposed to a real failure.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, StoreError::Locked { .. })
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The state store. Calls may block on disk: async code runs them through [`blocking`].
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    /// Inserts or replaces records, with their indexes, in one atomic step.
+    fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
+        self.commit(recs, &[])
+    }
+    /// Records and new Jira updates in one atomic step. An update whose marker was queued
+    /// before (delivered or not) is not queued again.
+    fn commit(&self, recs: &[CertRecord], outbox: &[OutboxItem]) -> StoreResult<()> {
+        self.commit_all(recs, &[], outbox)
+    }
+    /// The same, with issue records. Fails with [`StoreError::Conflict`] when an issue would
+    /// take a CSR another issue holds.
+    fn commit_all(
+        &self,
+        recs: &[CertRecord],
+        issues: &[IssueRecord],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()>;
+    fn issue(&self, key: &str) -> StoreResult<Option<IssueRecord>>;
+    /// The issue holding a CSR (by its SHA-256), if any.
+    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>>;
+    /// Issues the daemon still owes work (enrollments in flight, revocations unanswered).
+    fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>>;
+    /// The issues whose `action` request is marked handled.
+    fn issues_handled(&self, action: &str) -> StoreResult<Vec<IssueRecord>>;
+    /// Every issue record (for `status`).
+    fn issues(&self) -> StoreResult<Vec<IssueRecord>>;
+    /// Queued Jira updates, oldest first (dead ones included), at most `limit`.
+    fn outbox(&self, limit: usize) -> StoreResult<Vec<OutboxItem>>;
+    /// Saves a queued update's progress.
+    fn update_outbox(&self, item: &OutboxItem) -> StoreResult<()>;
+    /// Removes a delivered update (its marker stays, so it is never queued again).
+    fn remove_outbox(&self, seq: u64) -> StoreResult<()>;
+    /// Pending (not dead) updates, the oldest one's creation time, and dead ones.
+    fn outbox_stats(&self) -> StoreResult<(usize, Option<DateTime<Utc>>, usize)>;
+    fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    /// Active certificates whose notAfter is before `before`, earliest first. The cost grows
+    /// with the number returned, not the number tracked.
+    fn active_expiring_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<CertRecord>>;
+    /// Certificates with a billable call journaled and not yet resolved.
+    fn in_flight(&self) -> StoreResult<Vec<CertRecord>>;
+    /// Every record of one profile (all states).
+    fn by_profile(&self, profile: &str) -> StoreResult<Vec<CertRecord>>;
+    /// Visits every record; `f` returns false to stop.
+    fn scan(&self, f: &mut dyn FnMut(CertRecord) -> bool) -> StoreResult<()>;
+    fn len(&self) -> StoreResult<usize>;
+    fn is_empty(&self) -> StoreResult<bool> {
+        Ok(self.len()? == 0)
+    }
+    fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>>;
+    fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()>;
+    fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>>;
+    /// Moves a profile's persisted state and all its certificates to a new name, atomically.
+    fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize>;
+    fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
+    fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
+    /// Makes everything written so far durable (fsync).
+    fn flush(&self) -> StoreResult<()>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the configured sled store.
+pub fn open(cfg: &sectigo_core::config::StateConfig) -> StoreResult<SharedStore> {
+    Ok(Arc::new(SledStore::open(&cfg.dir, cfg.cache_mb)?))
+}
+
+/// Runs a store call on the blocking pool, off the async workers.
+pub async fn blocking<T, F>(store: &SharedStore, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+{
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(&*s))
+        .await
+        .expect("store task panicked")
+}

@@ -1,0 +1,216 @@
+//! The operator API: what a command asks ([`Request`]) and what it gets back ([`Response`], or
+//! an [`ApiError`]). The same types travel through the control socket (one JSON line each way)
+//! when the daemon runs, are produced in-process when it does not, and are what every `--json`
+//! output serializes. How a reply looks on a terminal is [`render`]'s business; which exit code it
+//! gives is `exit`'s. [`service`] carries requests out against the engine.
+
+pub mod render;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed};
+use sectigo_state::{CertRecord, CycleSummary, ForceRun};
+
+/// A command for the state, from the command line or through the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    CertsList {
+        profile: Option<String>,
+        due: bool,
+    },
+    CertsShow {
+        id: String,
+    },
+    CertsImport {
+        profile: String,
+        lines: Vec<ImportLine>,
+    },
+    CertsLink {
+        id: String,
+        key: String,
+    },
+    CertsForget {
+        id: String,
+    },
+    Renew {
+        id: String,
+    },
+    ForceRenew {
+        profile: String,
+    },
+    ProfilesList,
+    ProfilesRename {
+        old: String,
+        new: String,
+    },
+    /// Re-read the configuration (the daemon only) and report the verdict.
+    Reload,
+}
+
+/// What a request produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "data", rename_all = "kebab-case")]
+pub enum Response {
+    Status(Box<StatusReport>),
+    Certs(CertList),
+    Cert(Box<CertDetail>),
+    Imported(ImportSummary),
+    Linked {
+        id: String,
+        key: String,
+        was: Option<String>,
+    },
+    Forgotten {
+        id: String,
+        subject_cn: String,
+    },
+    Renewed {
+        id: String,
+        new_id: String,
+        /// Issued and recorded at once; otherwise collected by the next cycle.
+        issued: bool,
+    },
+    ForceRenewStarted {
+        profile: String,
+        deadline: DateTime<Utc>,
+    },
+    Profiles(Vec<ProfileRow>),
+    Renamed(Renamed),
+    Reloaded(ReloadReport),
+}
+
+/// Why a request failed: what kind of failure (for the exit code), and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The request cannot be: an unknown id or profile, a malformed key or name.
+    Usage,
+    /// Try again later: the state is locked, SCM is unreachable, the daemon is stopping.
+    TempFail,
+    /// The configuration was refused.
+    Config,
+    /// The work failed.
+    Failed,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Self {
+        ApiError {
+            kind,
+            message: message.to_string(),
+        }
+    }
+}
+
+pub type Reply = Result<Response, ApiError>;
+
+/// What the daemon knows that the state does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub started: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub next_cycle: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub last_reload: Option<ReloadReport>,
+}
+
+/// `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub daemon: Option<DaemonInfo>,
+    pub last_cycle: Option<CycleSummary>,
+    pub next_cycle: Option<DateTime<Utc>>,
+    pub certificates: u64,
+    pub by_state: BTreeMap<String, u64>,
+    pub due: u64,
+    pub orphaned: BTreeMap<String, u64>,
+    pub force_renewals: BTreeMap<String, ForceRun>,
+    pub problems: Vec<Problem>,
+    pub jira: JiraStatus,
+    pub workflow: WorkflowStatus,
+    #[serde(default)]
+    pub last_reload: Option<ReloadReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JiraStatus {
+    pub configured: bool,
+    pub pending: usize,
+    pub oldest: Option<DateTime<Utc>>,
+    pub undeliverable: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowStatus {
+    pub enabled: bool,
+    pub issues: usize,
+    pub enrollments: BTreeMap<String, u64>,
+    pub revocations_pending: u64,
+    pub enrollment_outcome_unknown: Vec<String>,
+}
+
+/// `certs list`: the records, and which profiles are configured (the others are orphaned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertList {
+    pub records: Vec<CertRecord>,
+    pub configured: Vec<String>,
+}
+
+/// `certs show`: the record and what the daemon will do next, in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertDetail {
+    #[serde(flatten)]
+    pub record: CertRecord,
+    pub next_action: String,
+}
+
+/// One line of `profiles list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRow {
+    pub name: String,
+    /// `None`: the profile is not configured (its certificates are orphaned).
+    pub settings: Option<ProfileSettings>,
+    pub live: u64,
+    pub past: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSettings {
+    pub force_renewal: bool,
+    pub expiry_window_days: i64,
+    pub auto_renew: bool,
+    pub scm_url: String,
+}
+
+/// The verdict of a configuration reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub at: DateTime<Utc>,
+    /// What asked for it: `SIGHUP`, `reload command`, `profile rename`.
+    pub cause: String,
+    /// Empty when applied; otherwise the errors, each naming its file and key.
+    pub errors: Vec<String>,
+    pub profiles: usize,
+    pub config_dir: PathBuf,
+}
+
+impl ReloadReport {
+    pub fn applied(&self) -> bool {
+        self.errors.is_empty()
+    }
+}

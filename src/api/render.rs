@@ -1,0 +1,560 @@
+//! How replies look: text for a person at a terminal, or, with `--json`, the serialization of
+//! the reply's own type. Pure functions of the reply (and `now`, for ages).
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use sectigo_state::CertState;
+
+use super::{CertDetail, CertList, ProfileRow, ReloadReport, Response, StatusReport};
+
+/// The one timestamp style of every output: RFC 3339, seconds, UTC.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
+    // Serializing these plain data types cannot fail (string keys, no foreign Serialize).
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": {e:?}}}"));
+    s.push('\n');
+    s
+}
+
+/// The reply as JSON: the payload's own serialization (`certs list`: the records).
+pub fn json(r: &Response) -> String {
+    match r {
+        Response::Status(s) => pretty(s),
+        Response::Certs(l) => pretty(&l.records),
+        Response::Cert(c) => pretty(c),
+        Response::Imported(s) => pretty(s),
+        Response::Profiles(p) => pretty(p),
+        Response::Renamed(r) => pretty(r),
+        Response::Reloaded(r) => pretty(r),
+        other => pretty(other),
+    }
+}
+
+/// The reply as text: (standard output, standard error).
+pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
+    let out = match r {
+        Response::Status(s) => status(s, now),
+        Response::Certs(l) => certs_list(l),
+        Response::Cert(c) => cert(c),
+        Response::Imported(s) => {
+            let mut err = String::new();
+            for (id, e) in &s.failed {
+                writeln!(err, "failed: {id}: {e}").ok();
+            }
+            return (
+                format!(
+                    "imported {}, skipped {} (already tracked), failed {}\n",
+                    s.imported.len(),
+                    s.skipped.len(),
+                    s.failed.len()
+                ),
+                err,
+            );
+        }
+        Response::Linked { id, key, was } => match was {
+            Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
+            None => format!("certificate {id} linked to {key}\n"),
+        },
+        Response::Forgotten { id, subject_cn } => format!(
+            "stopped tracking certificate {id} ({subject_cn}); its history was written to the log\n"
+        ),
+        Response::Renewed { id, new_id, issued } => format!(
+            "certificate {id} renewed: new certificate {new_id} ({})\n",
+            if *issued {
+                "issued and recorded"
+            } else {
+                "not issued yet; it is collected on the next cycle"
+            }
+        ),
+        Response::ForceRenewStarted { profile, deadline } => format!(
+            "force renewal of profile {profile:?} started: every certificate will be renewed by {}\n",
+            ts(*deadline)
+        ),
+        Response::Profiles(rows) => profiles(rows),
+        Response::Renamed(r) => format!(
+            "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
+            r.old,
+            r.new,
+            r.from.display(),
+            r.to.display(),
+            plural(r.moved as u64, "certificate", "certificates")
+        ),
+        Response::Reloaded(r) => reload(r),
+    };
+    (out, String::new())
+}
+
+fn reload(r: &ReloadReport) -> String {
+    if r.applied() {
+        format!(
+            "configuration reloaded from {}: {}\n",
+            r.config_dir.display(),
+            plural(r.profiles as u64, "profile", "profiles")
+        )
+    } else {
+        let mut o = format!(
+            "configuration in {} refused; the running configuration stays:\n",
+            r.config_dir.display()
+        );
+        for e in &r.errors {
+            writeln!(o, "  {e}").ok();
+        }
+        o
+    }
+}
+
+fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
+    let mut o = String::new();
+    match &s.daemon {
+        Some(d) => writeln!(
+            o,
+            "daemon:        running (pid {}, since {})",
+            d.pid,
+            d.started.map(ts).unwrap_or_default()
+        ),
+        None => writeln!(o, "daemon:        not running"),
+    }
+    .ok();
+    if let Some(r) = &s.last_reload {
+        let verdict = if r.applied() {
+            "applied".to_string()
+        } else {
+            format!("refused: {}", r.errors.join("; "))
+        };
+        writeln!(o, "last reload:   {} ({}): {verdict}", ts(r.at), r.cause).ok();
+    }
+    match &s.last_cycle {
+        Some(c) => writeln!(
+            o,
+            "last cycle:    {} -> {}: {} renewed, {} requested, {} failed, {} pending collection{}",
+            c.started.map(ts).unwrap_or_default(),
+            c.finished.map(ts).unwrap_or_else(|| "(unfinished)".into()),
+            c.renewed,
+            c.requested,
+            c.failed,
+            c.pending,
+            if c.skipped_no_auto_renew > 0 {
+                format!(", {} due without auto-renew", c.skipped_no_auto_renew)
+            } else {
+                String::new()
+            }
+        ),
+        None => writeln!(o, "last cycle:    none yet"),
+    }
+    .ok();
+    writeln!(
+        o,
+        "next cycle:    {}",
+        s.next_cycle.map(ts).unwrap_or_else(|| "-".into())
+    )
+    .ok();
+    let counts: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    writeln!(
+        o,
+        "certificates:  {} tracked ({})",
+        s.certificates,
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    )
+    .ok();
+    writeln!(o, "due now:       {}", s.due).ok();
+    for (p, n) in &s.orphaned {
+        writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
+    }
+    for (name, f) in &s.force_renewals {
+        match f.completed {
+            Some(c) => writeln!(
+                o,
+                "force renewal: {name}: complete at {} (started {})",
+                ts(c),
+                ts(f.started)
+            ),
+            None => writeln!(
+                o,
+                "force renewal: {name}: under way since {}, deadline {}",
+                ts(f.started),
+                ts(f.deadline)
+            ),
+        }
+        .ok();
+    }
+    for p in s.problems.iter().take(20) {
+        writeln!(
+            o,
+            "problem:       {} ({}, {}): {}",
+            p.id,
+            p.profile,
+            p.state,
+            p.last_error.as_deref().unwrap_or("-")
+        )
+        .ok();
+    }
+    if s.problems.len() > 20 {
+        writeln!(
+            o,
+            "problem:       ... and {} more (certs list --json)",
+            s.problems.len() - 20
+        )
+        .ok();
+    }
+    let j = &s.jira;
+    let jira = match (j.configured, j.oldest) {
+        (false, _) if j.pending == 0 => "off (no [jira] section)".to_string(),
+        (false, _) => format!(
+            "off (no [jira] section); {} queued from before",
+            plural(j.pending as u64, "update", "updates")
+        ),
+        (true, None) => "all updates delivered".to_string(),
+        (true, Some(oldest)) => format!(
+            "{} pending, the oldest from {} ({} min ago)",
+            plural(j.pending as u64, "update", "updates"),
+            ts(oldest),
+            (now - oldest).num_minutes()
+        ),
+    };
+    writeln!(
+        o,
+        "jira:          {jira}{}",
+        if j.undeliverable > 0 {
+            format!("; {} undeliverable (see the log)", j.undeliverable)
+        } else {
+            String::new()
+        }
+    )
+    .ok();
+    let w = &s.workflow;
+    if w.enabled || w.issues > 0 {
+        let counts: Vec<String> = w
+            .enrollments
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        writeln!(
+            o,
+            "jira workflow: {}; {} handled, enrollments: {}{}",
+            if w.enabled { "on" } else { "off" },
+            plural(w.issues as u64, "issue", "issues"),
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts.join(", ")
+            },
+            if w.revocations_pending > 0 {
+                format!(
+                    ", {} pending",
+                    plural(w.revocations_pending, "revocation", "revocations")
+                )
+            } else {
+                String::new()
+            }
+        )
+        .ok();
+        for k in &w.enrollment_outcome_unknown {
+            writeln!(o, "problem:       {k}: enrollment outcome unknown (SCM may have enrolled and billed it; see the issue's comment)").ok();
+        }
+    }
+    o
+}
+
+fn certs_list(l: &CertList) -> String {
+    let mut o = String::new();
+    writeln!(
+        o,
+        "{:<12} {:<16} {:<16} {:<20} {:<10} SUBJECT",
+        "ID", "PROFILE", "STATE", "NOT AFTER", "JIRA"
+    )
+    .ok();
+    for r in &l.records {
+        let orphan = if l.configured.contains(&r.profile) {
+            ""
+        } else {
+            " (orphaned)"
+        };
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<16} {:<20} {:<10} {}{orphan}",
+            r.id,
+            r.profile,
+            r.state.name(),
+            ts(r.not_after),
+            r.jira_issue.as_deref().unwrap_or("-"),
+            r.subject_cn
+        )
+        .ok();
+    }
+    writeln!(
+        o,
+        "{}",
+        plural(l.records.len() as u64, "certificate", "certificates")
+    )
+    .ok();
+    o
+}
+
+fn cert(c: &CertDetail) -> String {
+    let r = &c.record;
+    let mut o = String::new();
+    writeln!(o, "certificate:  {}", r.id).ok();
+    writeln!(o, "profile:      {}", r.profile).ok();
+    writeln!(o, "subject:      CN={}", r.subject_cn).ok();
+    writeln!(
+        o,
+        "SANs:         {}",
+        if r.sans.is_empty() {
+            "-".into()
+        } else {
+            r.sans.join(", ")
+        }
+    )
+    .ok();
+    writeln!(o, "serial:       {}", r.serial).ok();
+    writeln!(
+        o,
+        "valid:        {} .. {}",
+        ts(r.not_before),
+        ts(r.not_after)
+    )
+    .ok();
+    let state = match &r.state {
+        CertState::Collecting { new_id, at } => format!(
+            "collecting (renewed as {new_id} at {}, waiting for issuance)",
+            ts(*at)
+        ),
+        CertState::Superseded { by, at } => format!("superseded by {by} at {}", ts(*at)),
+        CertState::Failed { reason, at } => format!("failed at {}: {reason}", ts(*at)),
+        CertState::OutcomeUnknown { at, .. } => format!(
+            "outcome unknown since {} (a renew call's answer was lost; check SCM)",
+            ts(*at)
+        ),
+        s => s.name().to_string(),
+    };
+    writeln!(o, "state:        {state}").ok();
+    writeln!(
+        o,
+        "jira issue:   {}",
+        r.jira_issue.as_deref().unwrap_or("-")
+    )
+    .ok();
+    if r.failures > 0 {
+        writeln!(
+            o,
+            "failures:     {} (last: {})",
+            r.failures,
+            r.last_error.as_deref().unwrap_or("-")
+        )
+        .ok();
+    }
+    writeln!(o, "next action:  {}", c.next_action).ok();
+    writeln!(o, "history:").ok();
+    for h in &r.history {
+        writeln!(o, "  {}  {}", ts(h.at), h.event).ok();
+    }
+    o
+}
+
+fn profiles(rows: &[ProfileRow]) -> String {
+    let mut o = String::new();
+    writeln!(
+        o,
+        "{:<20} {:>8} {:>8}  {:<8} {:<6} SCM URL",
+        "PROFILE", "LIVE", "PAST", "WINDOW", "AUTO"
+    )
+    .ok();
+    for p in rows {
+        match &p.settings {
+            Some(s) => {
+                let window = if s.force_renewal {
+                    "force".to_string()
+                } else {
+                    format!("{}d", s.expiry_window_days)
+                };
+                writeln!(
+                    o,
+                    "{:<20} {:>8} {:>8}  {:<8} {:<6} {}",
+                    p.name, p.live, p.past, window, s.auto_renew, s.scm_url
+                )
+            }
+            None => writeln!(
+                o,
+                "{:<20} {:>8} {:>8}  (orphaned: no profiles.d/{}.toml)",
+                p.name, p.live, p.past, p.name
+            ),
+        }
+        .ok();
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+    use sectigo_engine::Problem;
+
+    use super::*;
+    use crate::api::{JiraStatus, ProfileSettings, WorkflowStatus};
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap()
+    }
+
+    fn empty_status() -> StatusReport {
+        StatusReport {
+            daemon: None,
+            last_cycle: None,
+            next_cycle: Some(at(10)),
+            certificates: 0,
+            by_state: BTreeMap::new(),
+            due: 0,
+            orphaned: BTreeMap::new(),
+            force_renewals: BTreeMap::new(),
+            problems: vec![],
+            jira: JiraStatus {
+                configured: false,
+                pending: 0,
+                oldest: None,
+                undeliverable: 0,
+            },
+            workflow: WorkflowStatus {
+                enabled: false,
+                issues: 0,
+                enrollments: BTreeMap::new(),
+                revocations_pending: 0,
+                enrollment_outcome_unknown: vec![],
+            },
+            last_reload: None,
+        }
+    }
+
+    #[test]
+    fn status_text_names_problems_orphans_and_plurals() {
+        let mut s = empty_status();
+        s.certificates = 3;
+        s.by_state.insert("active".into(), 3);
+        s.orphaned.insert("old".into(), 1);
+        s.problems.push(Problem {
+            id: "42".into(),
+            profile: "web".into(),
+            state: "failed".into(),
+            failures: 2,
+            last_error: Some("SCM refused".into()),
+        });
+        s.jira.configured = true;
+        s.jira.pending = 1;
+        s.jira.oldest = Some(at(8));
+        let out = status(&s, at(9));
+        assert!(out.contains("daemon:        not running"), "{out}");
+        assert!(out.contains("certificates:  3 tracked (3 active)"), "{out}");
+        assert!(
+            out.contains("orphaned:      1 certificate of profile \"old\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("problem:       42 (web, failed): SCM refused"),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 update pending, the oldest from 2026-12-01T08:00:00Z (60 min ago)"),
+            "{out}"
+        );
+        assert!(out.contains("next cycle:    2026-12-01T10:00:00Z"), "{out}");
+        assert!(!out.contains("jira workflow"), "{out}");
+    }
+
+    #[test]
+    fn status_json_keeps_the_documented_shape() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&Response::Status(Box::new(empty_status())))).unwrap();
+        for key in [
+            "daemon",
+            "last_cycle",
+            "next_cycle",
+            "certificates",
+            "by_state",
+            "due",
+            "orphaned",
+            "force_renewals",
+            "problems",
+            "jira",
+            "workflow",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["jira"]["pending"], 0);
+        assert_eq!(v["workflow"]["enabled"], false);
+    }
+
+    #[test]
+    fn profiles_text_shows_force_window_and_orphans() {
+        let rows = vec![
+            ProfileRow {
+                name: "web".into(),
+                settings: Some(ProfileSettings {
+                    force_renewal: true,
+                    expiry_window_days: 30,
+                    auto_renew: true,
+                    scm_url: "https://cert-manager.com/api".into(),
+                }),
+                live: 2,
+                past: 1,
+            },
+            ProfileRow {
+                name: "gone".into(),
+                settings: None,
+                live: 1,
+                past: 0,
+            },
+        ];
+        let out = profiles(&rows);
+        assert!(out.lines().nth(1).unwrap().contains("force"), "{out}");
+        assert!(out.contains("(orphaned: no profiles.d/gone.toml)"), "{out}");
+    }
+
+    #[test]
+    fn reload_verdicts() {
+        let mut r = ReloadReport {
+            at: at(9),
+            cause: "reload command".into(),
+            errors: vec![],
+            profiles: 1,
+            config_dir: "/etc/sectigo-connector".into(),
+        };
+        assert_eq!(
+            reload(&r),
+            "configuration reloaded from /etc/sectigo-connector: 1 profile\n"
+        );
+        r.errors
+            .push("profiles.d/web.toml: expiry_window_days: must be at least 1".into());
+        let out = reload(&r);
+        assert!(
+            out.contains("refused; the running configuration stays"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  profiles.d/web.toml: expiry_window_days"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1u64, "comment", "comments"), "1 comment");
+        assert_eq!(plural(0u64, "comment", "comments"), "0 comments");
+    }
+}

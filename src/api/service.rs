@@ -1,0 +1,262 @@
+//! Carries out operator requests against an [`Engine`]: by the command line directly when the
+//! daemon is not running, or by the daemon for a request that came through its control socket
+//! (sled allows one process at a time). Reading is done here; every change of state is one
+//! engine call (`import`, `link`, `forget`, `rename_profile`, `renew`, `start_force_renewal`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use sectigo_core::config::Config;
+use sectigo_core::schedule::Schedule;
+use sectigo_engine::policy::{self, Decision};
+use sectigo_engine::{explain, Engine, EngineError, RenewOutcome};
+use sectigo_state::{blocking, EnrollState};
+
+use super::{
+    ApiError, CertDetail, CertList, DaemonInfo, ErrorKind, JiraStatus, ProfileRow, ProfileSettings,
+    Reply, Request, Response, StatusReport, WorkflowStatus,
+};
+
+/// The kind of failure an engine error is, for the operator.
+pub fn engine_error(e: EngineError) -> ApiError {
+    let kind = match &e {
+        EngineError::Store(s) if s.is_temporary() => ErrorKind::TempFail,
+        EngineError::UnknownCert(_) | EngineError::UnknownProfile(_) | EngineError::Invalid(_) => {
+            ErrorKind::Usage
+        }
+        EngineError::Scm(s) if s.is_transient() => ErrorKind::TempFail,
+        EngineError::Client(_) => ErrorKind::Config,
+        _ => ErrorKind::Failed,
+    };
+    ApiError::new(kind, e)
+}
+
+/// Carries out `req`. `Reload` is the daemon's own; here it is refused.
+pub async fn execute(
+    req: Request,
+    engine: &Engine,
+    config: &Config,
+    daemon: Option<&DaemonInfo>,
+    now: DateTime<Utc>,
+) -> Reply {
+    let r = match req {
+        Request::Status => status(engine, config, daemon, now)
+            .await
+            .map(|s| Response::Status(Box::new(s))),
+        Request::CertsList { profile, due } => certs_list(engine, profile, due, now).await,
+        Request::CertsShow { id } => certs_show(engine, &id, now).await,
+        Request::CertsImport { profile, lines } => engine
+            .import(&profile, lines, now)
+            .await
+            .map(Response::Imported),
+        Request::CertsLink { id, key } => engine
+            .link(&id, &key, now)
+            .await
+            .map(|was| Response::Linked { id, key, was }),
+        Request::CertsForget { id } => engine.forget(&id).await.map(|r| Response::Forgotten {
+            id,
+            subject_cn: r.subject_cn,
+        }),
+        Request::Renew { id } => return renew(engine, id).await,
+        Request::ForceRenew { profile } => engine
+            .start_force_renewal(&profile, now)
+            .await
+            .map(|deadline| Response::ForceRenewStarted { profile, deadline }),
+        Request::ProfilesList => profiles_list(engine, config, now).await,
+        Request::ProfilesRename { old, new } => engine
+            .rename_profile(config, &old, &new)
+            .await
+            .map(Response::Renamed),
+        Request::Reload => return Err(ApiError::new(
+            ErrorKind::TempFail,
+            "the daemon is not running: nothing to reload (the next start reads the configuration)",
+        )),
+    };
+    r.map_err(engine_error)
+}
+
+async fn status(
+    engine: &Engine,
+    config: &Config,
+    daemon: Option<&DaemonInfo>,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, EngineError> {
+    let last = blocking(engine.store(), |s| s.last_cycle()).await?;
+    let states = blocking(engine.store(), |s| s.profile_states()).await?;
+    let (inv, ()) = engine.inventory(now, ()).await?;
+    let (pending, oldest, dead) = blocking(engine.store(), |s| s.outbox_stats()).await?;
+    let issues = blocking(engine.store(), |s| s.issues()).await?;
+    let mut enrollments: BTreeMap<String, u64> = BTreeMap::new();
+    let mut revoking = 0u64;
+    let mut enroll_unknown = Vec::new();
+    for i in &issues {
+        if let Some(e) = &i.enroll {
+            *enrollments.entry(e.name().to_string()).or_default() += 1;
+            if matches!(e, EnrollState::OutcomeUnknown { .. }) {
+                enroll_unknown.push(i.key.clone());
+            }
+        }
+        revoking += u64::from(i.revoking.is_some());
+    }
+    let next_cycle = daemon.and_then(|d| d.next_cycle).or_else(|| {
+        Schedule::parse(&config.connector.schedule.cron)
+            .ok()
+            .and_then(|c| c.next_after(now))
+    });
+    Ok(StatusReport {
+        daemon: daemon.cloned(),
+        last_cycle: last,
+        next_cycle,
+        certificates: inv.certificates,
+        by_state: inv.by_state,
+        due: inv.due,
+        orphaned: inv.orphaned,
+        force_renewals: states
+            .into_iter()
+            .filter_map(|(n, s)| s.force.map(|f| (n, f)))
+            .collect(),
+        problems: inv.problems,
+        jira: JiraStatus {
+            configured: config.connector.jira.is_some(),
+            pending,
+            oldest,
+            undeliverable: dead,
+        },
+        workflow: WorkflowStatus {
+            enabled: config
+                .connector
+                .jira
+                .as_ref()
+                .is_some_and(|j| j.workflow.is_some()),
+            issues: issues.len(),
+            enrollments,
+            revocations_pending: revoking,
+            enrollment_outcome_unknown: enroll_unknown,
+        },
+        last_reload: daemon.and_then(|d| d.last_reload.clone()),
+    })
+}
+
+async fn certs_list(
+    engine: &Engine,
+    profile: Option<String>,
+    due_only: bool,
+    now: DateTime<Utc>,
+) -> Result<Response, EngineError> {
+    let mut records = match profile {
+        Some(p) => blocking(engine.store(), move |s| s.by_profile(&p)).await?,
+        None => {
+            blocking(engine.store(), |s| {
+                let mut v = Vec::new();
+                s.scan(&mut |r| {
+                    v.push(r);
+                    true
+                })?;
+                Ok(v)
+            })
+            .await?
+        }
+    };
+    if due_only {
+        let policies = engine.policies(false, now).await?;
+        records.retain(|r| {
+            matches!(
+                policies.get(&r.profile).map(|p| policy::decide(r, p, now)),
+                Some(
+                    Decision::Renew { .. }
+                        | Decision::Backoff { .. }
+                        | Decision::ReportNoAutoRenew { .. }
+                        | Decision::Reported
+                )
+            )
+        });
+    }
+    records.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
+    Ok(Response::Certs(CertList {
+        records,
+        configured: engine.profiles().keys().cloned().collect(),
+    }))
+}
+
+async fn certs_show(
+    engine: &Engine,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Response, EngineError> {
+    let record = engine.certificate(id).await?;
+    let next_action = match engine.explain(&record, now).await? {
+        Some(d) => explain(&d),
+        None => format!(
+            "none: profile {:?} is not configured (orphaned)",
+            record.profile
+        ),
+    };
+    Ok(Response::Cert(Box::new(CertDetail {
+        record,
+        next_action,
+    })))
+}
+
+async fn renew(engine: &Engine, id: String) -> Reply {
+    let outcome = engine.renew(&id, None).await.map_err(engine_error)?;
+    match outcome {
+        RenewOutcome::Requested { new_id } => {
+            let c = engine
+                .collect_pending(Utc::now())
+                .await
+                .map_err(engine_error)?;
+            Ok(Response::Renewed {
+                id,
+                new_id,
+                issued: c.renewed > 0,
+            })
+        }
+        RenewOutcome::Skipped(why) => Err(ApiError::new(
+            ErrorKind::Failed,
+            format!("certificate {id} was not renewed: {why}"),
+        )),
+        RenewOutcome::Failed(e) => Err(ApiError::new(
+            ErrorKind::Failed,
+            format!("renewal failed: {e}"),
+        )),
+        RenewOutcome::Unknown(e) => Err(ApiError::new(
+            ErrorKind::Failed,
+            format!("renewal outcome unknown: {e}"),
+        )),
+    }
+}
+
+async fn profiles_list(
+    engine: &Engine,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Response, EngineError> {
+    let (inv, ()) = engine.inventory(now, ()).await?;
+    let mut counts = inv.by_profile;
+    let mut rows: Vec<ProfileRow> = config
+        .profiles
+        .values()
+        .map(|p| {
+            let c = counts.remove(&p.name).unwrap_or_default();
+            ProfileRow {
+                name: p.name.clone(),
+                settings: Some(ProfileSettings {
+                    force_renewal: p.force_renewal,
+                    expiry_window_days: p.expiry_window_days,
+                    auto_renew: p.auto_renew,
+                    scm_url: p.scm_url.clone(),
+                }),
+                live: c.live,
+                past: c.past,
+            }
+        })
+        .collect();
+    rows.extend(counts.into_iter().map(|(name, c)| ProfileRow {
+        name,
+        settings: None,
+        live: c.live,
+        past: c.past,
+    }));
+    Ok(Response::Profiles(rows))
+}

@@ -1,0 +1,137 @@
+//! Test harness: a temporary configuration directory pointing at an SCM simulator.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use sectigo_core::config::Config;
+use sectigo_engine::{Engine, ImportLine, Shared};
+use sectigo_sim::{ScmSim, ScmSimConfig};
+use sectigo_state::{CertRecord, SharedStore};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub sim: ScmSim,
+}
+
+impl Env {
+    pub async fn new(sim_cfg: ScmSimConfig) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("profiles.d")).unwrap();
+        let sim = ScmSim::start(sim_cfg).await.unwrap();
+        let env = Env { dir, sim };
+        env.connector("");
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("control.sock")
+    }
+
+    /// Writes connector.toml: fast test settings plus `extra` sections.
+    pub fn connector(&self, extra: &str) {
+        let text = format!(
+            "[state]\ndir = {:?}\ncache_mb = 16\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 8\nmax_requests_per_second = 200\nretry_max_secs = 30\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n\n[log]\nlevel = \"debug\"\nformat = \"text\"\n{extra}",
+            self.path().join("state"),
+            self.socket()
+        );
+        std::fs::write(self.path().join("connector.toml"), text).unwrap();
+    }
+
+    /// Writes profiles.d/NAME.toml for the simulator's client, plus `extra` keys.
+    pub fn profile(&self, name: &str, extra: &str) {
+        let text = format!(
+            "client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\n{extra}\n",
+            self.sim.url(),
+            self.sim.token_url()
+        );
+        let p = self.path().join("profiles.d").join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(self.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn store(&self) -> SharedStore {
+        sectigo_state::open(&self.config().connector.state).unwrap()
+    }
+
+    pub fn engine_with(&self, store: SharedStore) -> Arc<Engine> {
+        let cfg = self.config();
+        Arc::new(Engine::new(&cfg, store, Shared::new(&cfg)).unwrap())
+    }
+
+    /// A certificate in the simulator expiring in `days` (issued a year before that).
+    pub fn sim_cert(&self, cn: &str, days: i64) -> String {
+        let now = Utc::now();
+        self.sim.add_certificate(
+            cn,
+            &[cn],
+            now + Duration::days(days) - Duration::days(365),
+            now + Duration::days(days),
+        )
+    }
+
+    /// Creates certificates in the simulator and imports them into `profile`.
+    pub async fn seed(&self, engine: &Engine, profile: &str, days: &[i64]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (i, d) in days.iter().enumerate() {
+            ids.push(self.sim_cert(&format!("{profile}-{i}.example.com"), *d));
+        }
+        let lines = ids
+            .iter()
+            .map(|id| ImportLine {
+                cert_id: id.clone(),
+                issue: None,
+            })
+            .collect();
+        let s = engine.import(profile, lines, Utc::now()).await.unwrap();
+        assert_eq!(s.imported.len(), ids.len(), "import failed: {:?}", s.failed);
+        ids
+    }
+}
+
+pub fn records(store: &SharedStore) -> Vec<CertRecord> {
+    let mut v = Vec::new();
+    store
+        .scan(&mut |r| {
+            v.push(r);
+            true
+        })
+        .unwrap();
+    v
+}
+
+pub fn get(store: &SharedStore, id: &str) -> CertRecord {
+    store
+        .get(id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("certificate {id} not tracked"))
+}
+
+impl Drop for Env {
+    /// A failing test must not leave its daemons running: kill any started on this directory.
+    fn drop(&mut self) {
+        let pattern = format!("--config-dir {}", self.dir.path().display());
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", "--", &pattern])
+            .status();
+    }
+}
+
+/// Sends `SIGNAME` (`TERM`, `HUP`, `KILL`) to a child process, with kill(1).
+pub fn signal(child: &std::process::Child, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{name} {}", child.id());
+}

@@ -1,0 +1,516 @@
+//! Configuration loading: every error names its file (or environment variable) and key, all
+//! errors are reported in one run, and secrets never print.
+
+use std::path::Path;
+
+use sectigo_core::config::{Config, ConfigError, Origin};
+
+const GOOD_PROFILE: &str = r#"
+client_id = "cid"
+client_secret = "TOPSECRET-123"
+scm_url = "https://customer.enroll.enterprise.sectigo.com"
+"#;
+
+fn dir_with(connector: Option<&str>, profiles: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("profiles.d")).unwrap();
+    if let Some(c) = connector {
+        std::fs::write(d.path().join("connector.toml"), c).unwrap();
+    }
+    for (name, text) in profiles {
+        std::fs::write(d.path().join("profiles.d").join(name), text).unwrap();
+    }
+    d
+}
+
+fn errors_of(dir: &Path) -> Vec<ConfigError> {
+    match Config::load(dir) {
+        Ok(_) => panic!("expected configuration errors in {}", dir.display()),
+        Err(e) => e.0,
+    }
+}
+
+/// Each case: file name, file text (connector.toml when the name is that), the file the error
+/// must name, the key it must name (None: whole file), and a fragment of the message.
+#[test]
+fn each_error_names_file_and_key() {
+    let p = |extra: &str| format!("{GOOD_PROFILE}{extra}");
+    let cases: Vec<(&str, String, &str, Option<&str>, &str)> = vec![
+        (
+            "connector.toml",
+            "[scm]\nmax_concurent = 4\n".into(),
+            "connector.toml",
+            Some("scm.max_concurent"),
+            "did you mean `scm.max_concurrent`",
+        ),
+        (
+            "connector.toml",
+            "[scm]\ntimeout_secs = \"thirty\"\n".into(),
+            "connector.toml",
+            Some("scm.timeout_secs"),
+            "invalid type",
+        ),
+        (
+            "connector.toml",
+            "[schedule]\ncron = \"0 0 * * *\"\n".into(),
+            "connector.toml",
+            Some("schedule.cron"),
+            "invalid cron expression",
+        ),
+        (
+            "connector.toml",
+            "[schedule]\ncron = \"hourly\"\n".into(),
+            "connector.toml",
+            Some("schedule.cron"),
+            "six fields",
+        ),
+        (
+            "connector.toml",
+            "[log]\nlevel = \"chatty\"\n".into(),
+            "connector.toml",
+            Some("log.level"),
+            "not a level",
+        ),
+        (
+            "connector.toml",
+            "[log]\nformat = \"xml\"\n".into(),
+            "connector.toml",
+            Some("log.format"),
+            "unknown variant",
+        ),
+        (
+            "connector.toml",
+            "[scm]\nmax_requests_per_second = 0\n".into(),
+            "connector.toml",
+            Some("scm.max_requests_per_second"),
+            "greater than 0",
+        ),
+        (
+            "connector.toml",
+            "[scm]\nmax_concurrent = 0\n".into(),
+            "connector.toml",
+            Some("scm.max_concurrent"),
+            "between 1 and 256",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://x.atlassian.net\"\ntoken = \"t\"\n".into(),
+            "connector.toml",
+            Some("jira.email"),
+            "Jira Cloud",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"http://jira.example.com\"\nflavor = \"datacenter\"\ntoken = \"t\"\n"
+                .into(),
+            "connector.toml",
+            Some("jira.url"),
+            "https://",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nflavor = \"server\"\ntoken = \"t\"\n".into(),
+            "connector.toml",
+            Some("jira.flavor"),
+            "unknown variant",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nemail = \"a@b\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\npoll_cron = \"every minute\"\n".into(),
+            "connector.toml",
+            Some("jira.workflow.poll_cron"),
+            "invalid cron expression",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nemail = \"a@b\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\nrevoke_reason_code = 2\n".into(),
+            "connector.toml",
+            Some("jira.workflow.revoke_reason_code"),
+            "RFC 5280 reason code",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nemail = \"a@b\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\ncsr_feild = \"CSR\"\n".into(),
+            "connector.toml",
+            Some("jira.workflow.csr_feild"),
+            "did you mean `jira.workflow.csr_field`",
+        ),
+        (
+            "connector.toml",
+            "[nonsense]\nx = 1\n".into(),
+            "connector.toml",
+            Some("nonsense"),
+            "unknown key",
+        ),
+        (
+            "connector.toml",
+            "[state\ndir = 1".into(),
+            "connector.toml",
+            None,
+            "invalid TOML",
+        ),
+        (
+            "web.toml",
+            "client_secret = \"s\"\nscm_url = \"https://a.example\"\n".into(),
+            "web.toml",
+            Some("client_id"),
+            "required",
+        ),
+        (
+            "web.toml",
+            "client_id = \"c\"\nscm_url = \"https://a.example\"\n".into(),
+            "web.toml",
+            Some("client_secret"),
+            "systemd credential `web.client_secret`",
+        ),
+        (
+            "web.toml",
+            "client_id = \"c\"\nclient_secret = \"s\"\n".into(),
+            "web.toml",
+            Some("scm_url"),
+            "required",
+        ),
+        (
+            "web.toml",
+            p("client_secret_file = \"x\"\n"),
+            "web.toml",
+            Some("client_secret"),
+            "not both",
+        ),
+        (
+            "web.toml",
+            GOOD_PROFILE.replace("https://customer", "http://customer"),
+            "web.toml",
+            Some("scm_url"),
+            "http:// is allowed only to loopback",
+        ),
+        (
+            "web.toml",
+            p("token_url = \"ftp://x\"\n"),
+            "web.toml",
+            Some("token_url"),
+            "https://",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = -1\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "between 1 and 397",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = 1000\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "between 1 and 397",
+        ),
+        (
+            "web.toml",
+            p("expiry_window_days = \"30\"\n"),
+            "web.toml",
+            Some("expiry_window_days"),
+            "invalid type",
+        ),
+        (
+            "web.toml",
+            p(&format!("ssl_cert_comments = \"{}\"\n", "c".repeat(1025))),
+            "web.toml",
+            Some("ssl_cert_comments"),
+            "at most 1024",
+        ),
+        (
+            "web.toml",
+            p("auto_renew = \"yes\"\n"),
+            "web.toml",
+            Some("auto_renew"),
+            "invalid type",
+        ),
+        (
+            "web.toml",
+            p("scm_profile_id = -3\n"),
+            "web.toml",
+            Some("scm_profile_id"),
+            "positive",
+        ),
+        (
+            "web.toml",
+            p("expiry_window = 30\n"),
+            "web.toml",
+            Some("expiry_window"),
+            "did you mean `expiry_window_days`",
+        ),
+        (
+            "web.toml",
+            p("client_secret_file_typo = 1\n"),
+            "web.toml",
+            Some("client_secret_file_typo"),
+            "unknown key",
+        ),
+        (
+            "bad name!.toml",
+            GOOD_PROFILE.into(),
+            "bad name!.toml",
+            None,
+            "may hold only",
+        ),
+    ];
+    for (file, text, want_file, want_key, want_msg) in cases {
+        let d = if file == "connector.toml" {
+            dir_with(Some(&text), &[("ok.toml", GOOD_PROFILE)])
+        } else {
+            dir_with(None, &[(file, &text)])
+        };
+        let errs = errors_of(d.path());
+        let hit = errs
+            .iter()
+            .find(|e| e.key.as_deref() == want_key && e.message.contains(want_msg));
+        let Some(e) = hit else {
+            panic!("{file} {text:?}: no error for key {want_key:?} containing {want_msg:?}; got {errs:#?}")
+        };
+        match &e.origin {
+            Origin::File(f) => assert!(f.ends_with(want_file), "{e} should name {want_file}"),
+            Origin::Env(v) => panic!("{e} should name the file, not {v}"),
+        }
+        let shown = e.to_string();
+        assert!(shown.contains(want_file), "{shown}");
+        if let Some(k) = want_key {
+            assert!(shown.contains(k), "{shown}");
+        }
+        assert!(!shown.contains("TOPSECRET"), "a secret leaked: {shown}");
+    }
+}
+
+#[test]
+fn all_errors_of_all_files_in_one_run() {
+    let d = dir_with(
+        Some("[scm]\ntimeout_secs = 0\nmax_concurrent = 0\n[log]\nlevel = \"x\"\n"),
+        &[
+            (
+                "a.toml",
+                "client_id = \"c\"\nscm_url = \"http://example.com\"\nexpiry_window_days = 0\n",
+            ),
+            ("b.toml", "nonsense = 1\n"),
+        ],
+    );
+    let errs = errors_of(d.path());
+    let found: Vec<(String, String)> = errs
+        .iter()
+        .map(|e| {
+            let file = match &e.origin {
+                Origin::File(f) => f.file_name().unwrap().to_string_lossy().into_owned(),
+                Origin::Env(v) => v.clone(),
+            };
+            (file, e.key.clone().unwrap_or_default())
+        })
+        .collect();
+    for (file, key) in [
+        ("connector.toml", "scm.timeout_secs"),
+        ("connector.toml", "scm.max_concurrent"),
+        ("connector.toml", "log.level"),
+        ("a.toml", "client_secret"),
+        ("a.toml", "scm_url"),
+        ("a.toml", "expiry_window_days"),
+        ("b.toml", "client_id"),
+        ("b.toml", "client_secret"),
+        ("b.toml", "scm_url"),
+        ("b.toml", "nonsense"),
+    ] {
+        assert!(
+            found.contains(&(file.to_string(), key.to_string())),
+            "missing {file} {key} in {found:#?}"
+        );
+    }
+    let keys = &found;
+    assert_eq!(errs.len(), 10, "{keys:#?}");
+}
+
+#[test]
+fn two_profiles_with_one_name() {
+    let d = dir_with(
+        None,
+        &[("web.toml", GOOD_PROFILE), ("WEB.toml", GOOD_PROFILE)],
+    );
+    let errs = errors_of(d.path());
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("two profiles with one name")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn ignored_files_and_defaults() {
+    let d = dir_with(
+        None,
+        &[
+            ("web.toml", GOOD_PROFILE),
+            (".hidden.toml", "garbage ["),
+            ("notes.txt", "garbage ["),
+            ("web.toml.bak", "garbage ["),
+        ],
+    );
+    let cfg = Config::load(d.path()).unwrap();
+    assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), vec!["web"]);
+    let p = &cfg.profiles["web"];
+    assert_eq!(p.expiry_window_days, 30);
+    assert!(p.auto_renew);
+    assert!(!p.force_renewal);
+    assert_eq!(p.ssl_cert_comments, "");
+    assert_eq!(p.token_url, sectigo_core::config::DEFAULT_TOKEN_URL);
+    assert_eq!(cfg.connector.schedule.cron, "0 0 * * * *");
+    assert_eq!(cfg.connector.log.level, "info");
+    assert!(cfg.connector.jira.is_none(), "no [jira] section: Jira off");
+}
+
+#[test]
+fn environment_overrides_and_names_the_variable() {
+    // Environment variables are process-wide: this test uses names no other test sets.
+    std::env::set_var("SECTIGO_CONNECTOR_RENEWAL__COLLECT_POLL_SECS", "7");
+    let d = dir_with(Some("[renewal]\ncollect_poll_secs = 60\n"), &[]);
+    let cfg = Config::load(d.path()).unwrap();
+    assert_eq!(cfg.connector.renewal.collect_poll_secs, 7);
+    std::env::set_var("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS", "lots");
+    let errs = errors_of(d.path());
+    std::env::remove_var("SECTIGO_CONNECTOR_RENEWAL__COLLECT_POLL_SECS");
+    std::env::remove_var("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS");
+    assert!(
+        errs.iter().any(|e| e.origin
+            == Origin::Env("SECTIGO_CONNECTOR_RENEWAL__RETRY_MAX_HOURS".into())
+            && e.key.as_deref() == Some("renewal.retry_max_hours")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn secrets_from_file_and_credentials_never_print() {
+    let d = dir_with(None, &[("web.toml", "client_id = \"c\"\nclient_secret_file = \"web.secret\"\nscm_url = \"https://a.example\"\n")]);
+    std::fs::write(d.path().join("profiles.d/web.secret"), "FILE-SECRET-9\n").unwrap();
+    let cfg = Config::load(d.path()).unwrap();
+    let p = &cfg.profiles["web"];
+    assert_eq!(p.client_secret.expose(), "FILE-SECRET-9");
+    let all = format!(
+        "{cfg:?} {p:?} {} {}",
+        p.client_secret,
+        serde_json::to_string(p).unwrap()
+    );
+    assert!(!all.contains("FILE-SECRET-9"), "secret printed");
+}
+
+#[test]
+fn inline_secret_readable_by_others_warns() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir_with(None, &[("web.toml", GOOD_PROFILE)]);
+    let f = d.path().join("profiles.d/web.toml");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = Config::load(d.path()).unwrap();
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.contains("web.toml") && w.contains("readable by other users")),
+        "{:?}",
+        cfg.warnings
+    );
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(Config::load(d.path()).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn shipped_defaults_pass() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/sectigo-connector");
+    let cfg = Config::load(&dir).unwrap_or_else(|e| panic!("shipped configuration fails: {e}"));
+    assert_eq!(cfg.profiles.len(), 1);
+    // Every key the loader knows is present (commented or not) in the shipped connector.toml.
+    let text = std::fs::read_to_string(dir.join("connector.toml")).unwrap();
+    for key in [
+        "dir",
+        "cache_mb",
+        "cron",
+        "run_at_start",
+        "level",
+        "format",
+        "file",
+        "timeout_secs",
+        "max_concurrent",
+        "max_requests_per_second",
+        "retry_max_secs",
+        "ca_bundle",
+        "retry_initial_mins",
+        "retry_max_hours",
+        "collect_poll_secs",
+        "socket",
+        "url",
+        "flavor",
+        "email",
+        "token_file",
+        "renewed",
+        "renewal_failed",
+        "enabled",
+        "poll_cron",
+        "enroll_jql",
+        "renew_jql",
+        "revoke_jql",
+        "csr_field",
+        "profile_field",
+        "cert_id_field",
+        "revoke_reason_field",
+        "revoke_reason_code",
+        "enrolled_transition",
+        "revoked_transition",
+        "failed_transition",
+        "max_issues",
+    ] {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "shipped connector.toml does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn the_workflow_defaults_follow_sectigos_layout_and_warn_without_renewal_started() {
+    let jira = "[jira]\nurl = \"https://x.atlassian.net\"\nemail = \"a@b\"\ntoken = \"t\"\n";
+    let d = dir_with(
+        Some(&format!("{jira}[jira.workflow]\nenabled = true\n")),
+        &[],
+    );
+    let cfg = Config::load(d.path()).unwrap();
+    let w = cfg
+        .connector
+        .jira
+        .as_ref()
+        .unwrap()
+        .workflow
+        .clone()
+        .unwrap();
+    assert!(w
+        .enroll_jql
+        .contains("project = CERT AND issuetype = Certificate"));
+    assert_eq!(
+        (w.csr_field.as_str(), w.profile_field.as_str()),
+        ("Certificate CSR text", "Certificate profile")
+    );
+    assert_eq!(w.poll_cron, "0 * * * * *");
+    let t = &cfg.connector.jira.as_ref().unwrap().transitions;
+    assert_eq!(t["enrolled"], "Certificate Enrolled");
+    assert_eq!(t["request_failed"], "Request Failed");
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("renewal_started")),
+        "{:?}",
+        cfg.warnings
+    );
+    // Off unless enabled; a renewal_started transition silences the warning.
+    let d = dir_with(
+        Some(&format!("{jira}[jira.transitions]\nrenewal_started = \"Start Renewal\"\n[jira.workflow]\nenabled = true\n")),
+        &[],
+    );
+    assert!(Config::load(d.path()).unwrap().warnings.is_empty());
+    let d = dir_with(Some(jira), &[]);
+    assert!(Config::load(d.path())
+        .unwrap()
+        .connector
+        .jira
+        .unwrap()
+        .workflow
+        .is_none());
+}

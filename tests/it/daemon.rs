@@ -1,0 +1,361 @@
+//! The real binary as a daemon: start, log, control socket, reload on SIGHUP, stop on SIGTERM,
+//! and the systemd notifications it sends.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{signal, Env};
+use sectigo_sim::ScmSimConfig;
+
+const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
+
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
+    let mut c = Command::new(EXE);
+    c.arg("--config-dir")
+        .arg(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    if let Some(n) = notify {
+        c.env("NOTIFY_SOCKET", n).env("WATCHDOG_USEC", "300000");
+    }
+    c.spawn().unwrap()
+}
+
+/// Polls `f` until it is true or the deadline passes.
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn log_has(log: &Path, s: &str) -> bool {
+    std::fs::read_to_string(log).unwrap_or_default().contains(s)
+}
+
+fn notifications(sock: &UnixDatagram) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_commands_reload_and_stop() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.connector(&format!("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"));
+    env.profile("web", "expiry_window_days = 30");
+    let cert = env.sim_cert("due.example.com", 5);
+    let later = env.sim_cert("later.example.com", 200);
+    let log = env.path().join("daemon.log");
+    let notify_path = env.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Read notifications as they come, as systemd does.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (r, n) = (received.clone(), notify.try_clone().unwrap());
+    let reader = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            let batch = notifications(&n);
+            let stop = batch.iter().any(|m| m.contains("STOPPING=1"));
+            r.lock().unwrap().extend(batch);
+            if stop {
+                break;
+            }
+        }
+    });
+
+    let dir = env.path().to_path_buf();
+    let mut child = spawn(&dir, &log, Some(&notify_path));
+    wait_for("start", 10, || log_has(&log, "started:"));
+    assert!(
+        log_has(&log, "profile \"web\" loaded from"),
+        "one line per profile"
+    );
+    wait_for("the control socket", 5, || env.socket().exists());
+
+    // Commands go through the running daemon (it holds the state).
+    let d = dir.clone();
+    let c = cert.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &[
+                "certs",
+                "import",
+                "--profile",
+                "web",
+                "--cert-id",
+                &c,
+                "--issue",
+                "CERT-7",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 1"), "{out}");
+    let d = dir.clone();
+    let l = later.clone();
+    tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &["certs", "import", "--profile", "web", "--cert-id", &l],
+        )
+    })
+    .await
+    .unwrap();
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(out.contains("daemon:        running"), "{out}");
+    assert!(out.contains("2 tracked"), "{out}");
+    let d = dir.clone();
+    let c = cert.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", &c]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("CN=due.example.com")
+            && out.contains("CERT-7")
+            && out.contains("next action:  renew now: inside the expiry window"),
+        "{out}"
+    );
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "list", "--due"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("due.example.com") && !out.contains("later.example.com"),
+        "{out}"
+    );
+    let d = dir.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&d, &["certs", "show", "424242"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no certificate with id \"424242\""), "{err}");
+
+    // `renew ID` through the daemon, then the renewal is recorded.
+    let d = dir.clone();
+    let c = cert.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["renew", &c]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("renewed: new certificate"), "{out}");
+    assert_eq!(env.sim.billable_count(&cert), 1);
+
+    // force-renew starts a cycle at once (the schedule here is yearly).
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["force-renew", "web"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("the force renewal", 10, || {
+        log_has(&log, "force renewal of profile \"web\" complete")
+    });
+    assert_eq!(
+        env.sim.billable_count(&later),
+        1,
+        "the force renewal renewed the far-from-due certificate"
+    );
+
+    // profiles rename: the file and the certificates move together; the daemon reloads.
+    let d = dir.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&d, &["profiles", "rename", "web", "www"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        env.path().join("profiles.d/www.toml").exists()
+            && !env.path().join("profiles.d/web.toml").exists()
+    );
+    wait_for("the reload after the rename", 5, || {
+        log_has(&log, "configuration reloaded: 1 profiles")
+    });
+    let d = dir.clone();
+    let (_, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"]))
+        .await
+        .unwrap();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("www ") && l.split_whitespace().nth(1) == Some("2")),
+        "{out}"
+    );
+    assert!(!out.contains("orphaned"), "{out}");
+
+    // Metrics: per-certificate series and the counters.
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "sectigo_certificate_not_after_seconds{profile=\"www\",cert_id=\"",
+        "sectigo_certificate_next_renewal_seconds{",
+        "sectigo_renewals_total{result=\"requested\"} 3",
+        "sectigo_renewals_total{result=\"renewed\"} 3",
+        "sectigo_certificates{state=\"superseded\"} 3",
+        "sectigo_certificates{state=\"active\"} 2",
+        "sectigo_jira_pending_updates 0",
+        "sectigo_last_cycle_finished_seconds ",
+    ] {
+        assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
+    }
+
+    // A valid new configuration replaces the old one.
+    env.profile("db", "");
+    signal(&child, "HUP");
+    wait_for("reload", 5, || {
+        log_has(&log, "configuration reloaded: 2 profiles")
+    });
+    // An invalid one is refused with its errors; the old one stays in force.
+    std::fs::write(env.path().join("profiles.d/bad.toml"), "client_id = 5\n").unwrap();
+    signal(&child, "HUP");
+    wait_for("refused reload", 5, || {
+        log_has(
+            &log,
+            "configuration reload failed, keeping the running configuration",
+        )
+    });
+    assert!(
+        log_has(&log, "bad.toml: key `client_id`"),
+        "the reload error names the file and key"
+    );
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("db") && out.contains("www") && !out.contains("bad"),
+        "{out}"
+    );
+    std::fs::remove_file(env.path().join("profiles.d/bad.toml")).unwrap();
+
+    // SIGTERM: stops within a second, exit 0.
+    let start = Instant::now();
+    signal(&child, "TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(log_has(&log, "stopped"));
+    assert!(!env.socket().exists(), "socket removed");
+
+    reader.join().unwrap();
+    let msgs = received.lock().unwrap().join("\n");
+    for want in [
+        "READY=1",
+        "STATUS=",
+        "RELOADING=1",
+        "MONOTONIC_USEC=",
+        "STOPPING=1",
+        "WATCHDOG=1",
+    ] {
+        assert!(msgs.contains(want), "missing {want} in {msgs}");
+    }
+
+    // With the daemon stopped, commands open the state directly.
+    let (code, out, err) = cli(&dir, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("daemon:        not running") && out.contains("5 tracked"),
+        "{out}"
+    );
+    // The secret never reached the log.
+    assert!(!std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("sim-secret"));
+}
+
+#[test]
+fn exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("connector.toml"), "[scm]\nbogus = 1\n").unwrap();
+    let (code, _, err) = cli(d.path(), &["check-config"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("connector.toml: key `scm.bogus`"), "{err}");
+    let (code, _, _) = cli(d.path(), &["run"]);
+    assert_eq!(
+        code, 78,
+        "run refuses a bad configuration with 78 (RestartPreventExitStatus)"
+    );
+    let (code, _, err) = cli(d.path(), &["certs", "frobnicate"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = cli(d.path(), &["run", "--dry-run"]);
+    assert_eq!(code, 2, "--dry-run needs --once: {err}");
+    let (code, out, _) = cli(d.path(), &["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Exit codes") && out.contains("check-config") && out.contains("force-renew"),
+        "{out}"
+    );
+}
+
+/// The README's first command: the demo runs the real engine against the simulators, renews
+/// what is due exactly once, and enrolls a certificate requested from a Jira issue.
+#[test]
+fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
+    let out = Command::new(EXE).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "Cycle 2: 0 renewal requests",
+        "CERT-101: status \"Renewed\"",
+        "CERT-400: status \"Certificate Enrolled\", summary \"Certificate enrolled:new.example.com\"",
+        "CERT-401: status \"Request Failed\"",
+        "Every due certificate renewed exactly once.",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing in:\n{stdout}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The integration tests, in one binary (one link instead of sixteen). Each module drives the
+//! real binary or the library against the project's SCM and Jira simulators on loopback.
+//! `disk` and `contract` tests are `#[ignore]`d: they need root (mounts) or Prism; `.ci/run`
+//! runs them with `cargo test --test it -- --ignored disk::` and `contract::`.
+
+mod common;
+
+mod config;
+mod contract;
+mod crash;
+mod daemon;
+mod disk;
+mod engine;
+mod faults;
+mod hostile;
+mod jira;
+mod man;
+mod pem;
+mod scm;
+mod secrets;
+mod state;
+mod workflow;
