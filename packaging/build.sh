@@ -18,7 +18,8 @@ command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb@3.8.0
 command -v cargo-generate-rpm >/dev/null 2>&1 || cargo install --locked cargo-generate-rpm@0.21.1
 
 mkdir -p target/packages
-cargo build --release --locked
+# Without the default `demo` feature: the packaged binary holds no simulator (check.sh checks).
+cargo build --release --locked --no-default-features
 cargo deb --no-build --locked --output target/packages/
 cargo generate-rpm --output target/packages/
 ls -l target/packages/

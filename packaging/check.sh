@@ -22,6 +22,15 @@ echo "exposure: $score"
 [ -n "$score" ] || fail "no exposure score"
 awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || fail "exposure $score is above 1.5"
 
+echo "-- the packaged binary holds no simulator"
+tree=$(cargo tree --locked --offline -e normal --no-default-features -p sectigo-connector --prefix none 2>/dev/null || cargo tree --locked -e normal --no-default-features -p sectigo-connector --prefix none)
+for crate in sectigo-sim rcgen tempfile; do
+  if grep -q "^$crate v" <<<"$tree"; then fail "the packaged build depends on $crate"; fi
+done
+if grep -qa "crates/sim/src" "$bin"; then fail "$bin holds simulator code"; fi
+out=$("$bin" demo 2>&1) && fail "the packaged binary runs the demo"
+grep -q "this build has no demo" <<<"$out" || fail "demo in the packaged binary says: $out"
+
 deb=$(ls target/packages/*.deb | head -1)
 rpm=$(ls target/packages/*.rpm | head -1)
 

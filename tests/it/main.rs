@@ -14,6 +14,7 @@ mod engine;
 mod faults;
 mod hostile;
 mod jira;
+mod layers;
 mod man;
 mod pem;
 mod scm;

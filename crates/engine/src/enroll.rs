@@ -28,6 +28,19 @@ pub enum IssueOutcome {
     Unknown(String),
 }
 
+/// Why an issue's request cannot act on the certificate it names (told to the issue).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotTheIssues {
+    #[error("certificate {id} is not tracked by the connector (import it with `sectigo-connector certs import --profile P --cert-id {id} --issue {key}`)")]
+    Untracked { id: String, key: String },
+    #[error("certificate {id} is linked to {other}, not to this issue; the connector acts only on an issue's own certificate")]
+    LinkedElsewhere { id: String, other: String },
+    #[error("certificate {0}: renewal chain too long")]
+    ChainTooLong(String),
+    #[error("the issue names no certificate: its certificate id field is empty and it did not enroll one")]
+    NoneNamed,
+}
+
 impl Engine {
     /// Holds one issue's request for the caller, and reads the issue's record. `None`: the
     /// request is being handled, or was just handled, by another task.
@@ -367,26 +380,27 @@ impl Engine {
         &self,
         key: &str,
         cert_id: &str,
-    ) -> Result<Result<CertRecord, String>, EngineError> {
+    ) -> Result<Result<CertRecord, NotTheIssues>, EngineError> {
         let mut id = cert_id.to_string();
         for _ in 0..1000 {
             let Some(c) = self.get(&id).await? else {
-                return Ok(Err(format!("certificate {id} is not tracked by the connector (import it with `sectigo-connector certs import --profile P --cert-id {id} --issue {key}`)")));
+                return Ok(Err(NotTheIssues::Untracked {
+                    id,
+                    key: key.to_string(),
+                }));
             };
             if c.jira_issue.as_deref() != Some(key) {
-                return Ok(Err(format!(
-                    "certificate {id} is linked to {}, not to this issue; the connector acts only on an issue's own certificate",
-                    c.jira_issue.as_deref().unwrap_or("no issue")
-                )));
+                return Ok(Err(NotTheIssues::LinkedElsewhere {
+                    id,
+                    other: c.jira_issue.unwrap_or_else(|| "no issue".into()),
+                }));
             }
             match &c.state {
                 CertState::Superseded { by, .. } => id = by.clone(),
                 _ => return Ok(Ok(c)),
             }
         }
-        Ok(Err(format!(
-            "certificate {cert_id}: renewal chain too long"
-        )))
+        Ok(Err(NotTheIssues::ChainTooLong(cert_id.to_string())))
     }
 
     /// Renews the issue's certificate: the `renew ID` path, recorded as handled first.
@@ -401,7 +415,11 @@ impl Engine {
         };
         let cert = match self.resolve(key, &rec, cert_id).await? {
             Ok(c) => c,
-            Err(why) => return self.reject_request(rec, "renew", "", &why, now).await,
+            Err(why) => {
+                return self
+                    .reject_request(rec, "renew", "", &why.to_string(), now)
+                    .await
+            }
         };
         let mut rec = rec;
         rec.set_handled("renew", Some(now));
@@ -430,14 +448,14 @@ impl Engine {
         key: &str,
         rec: &IssueRecord,
         cert_id: Option<&str>,
-    ) -> Result<Result<CertRecord, String>, EngineError> {
+    ) -> Result<Result<CertRecord, NotTheIssues>, EngineError> {
         let enrolled = match &rec.enroll {
             Some(EnrollState::Issued { cert_id, .. }) => Some(cert_id.as_str()),
             _ => None,
         };
         match cert_id.or(enrolled) {
             Some(id) => self.issue_certificate(key, id).await,
-            None => Ok(Err("the issue names no certificate: its certificate id field is empty and it did not enroll one".into())),
+            None => Ok(Err(NotTheIssues::NoneNamed)),
         }
     }
 
@@ -455,7 +473,11 @@ impl Engine {
         };
         let cert = match self.resolve(key, &rec, cert_id).await? {
             Ok(c) => c,
-            Err(why) => return self.reject_request(rec, "revoke", "", &why, now).await,
+            Err(why) => {
+                return self
+                    .reject_request(rec, "revoke", "", &why.to_string(), now)
+                    .await
+            }
         };
         let refuse = match &cert.state {
             CertState::Revoked { .. } => Some(format!("certificate {} is revoked already", cert.id)),

@@ -104,7 +104,7 @@ impl Engine {
                 todo.push(l);
             }
         }
-        let results: Vec<(ImportLine, Result<CertRecord, String>)> = futures::stream::iter(todo)
+        let results: Vec<(ImportLine, Result<CertRecord, sectigo_scm::ScmError>)> = futures::stream::iter(todo)
             .map(|l| {
                 let client = client.clone();
                 async move {
@@ -120,7 +120,7 @@ impl Engine {
                             rec.log(now, "imported");
                             Ok(rec)
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     };
                     (l, r)
                 }
@@ -139,7 +139,7 @@ impl Engine {
                 }
                 Err(e) => {
                     warn!(profile = %profile, cert_id = %l.cert_id, "import failed: {e}");
-                    summary.failed.push((l.cert_id, e));
+                    summary.failed.push((l.cert_id, e.to_string()));
                 }
             }
         }

@@ -21,9 +21,10 @@ pub use connector::{
 };
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
-pub use profile::{check_name, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
+pub use profile::{check_name, NameError, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
+pub use secret_source::SecretError;
 pub use reader::ENV_PREFIX;
-pub use url_check::{check_url, is_loopback};
+pub use url_check::{check_url, is_loopback, UrlError};
 
 use reader::KeyReader;
 
@@ -74,7 +75,7 @@ impl Config {
                 .unwrap_or_default()
                 .to_string();
             if let Err(msg) = check_name(&name) {
-                errors.push(ConfigError::file(&path, msg));
+                errors.push(ConfigError::file(&path, msg.to_string()));
                 continue;
             }
             if let Some(other) = lower_names.insert(name.to_lowercase(), path.clone()) {

@@ -46,18 +46,25 @@ impl Profile {
     }
 }
 
+/// A profile name that cannot be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a profile name (the file's stem) must have 1 to 64 characters")]
+    Length,
+    #[error("profile name {0:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'")]
+    Characters(String),
+}
+
 /// A profile's name must be usable as a file stem, a log field and a command argument.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() || name.len() > 64 {
-        return Err("a profile name (the file's stem) must have 1 to 64 characters".into());
+        return Err(NameError::Length);
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(format!(
-            "profile name {name:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'"
-        ));
+        return Err(NameError::Characters(name.to_string()));
     }
     Ok(())
 }

@@ -85,9 +85,10 @@ impl<'e> KeyReader<'e> {
         }
     }
 
-    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+    pub fn error(&mut self, key: &str, message: impl std::fmt::Display) {
         let origin = self.origin(key);
-        self.errors.push(ConfigError::key(origin, key, message));
+        self.errors
+            .push(ConfigError::key(origin, key, message.to_string()));
     }
 
     fn contains(&self, key: &str) -> bool {

@@ -5,6 +5,33 @@ use std::path::{Path, PathBuf};
 
 use crate::secret::Secret;
 
+/// Largest secret file read (a client secret or token is well under 1 KiB).
+pub const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// Why a secret could not be had. Never holds the secret itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("set either the secret or its `_file`, not both")]
+    Both,
+    #[error("must not be empty")]
+    Empty,
+    #[error("the secret file {0} is empty")]
+    FileEmpty(PathBuf),
+    #[error("cannot read the secret file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the secret file {0} is not a regular file")]
+    NotRegular(PathBuf),
+    #[error("the secret file {0} is larger than 1 MiB")]
+    TooLarge(PathBuf),
+    #[error("the secret file {0} is not UTF-8 text")]
+    NotText(PathBuf),
+    #[error("missing; set it inline, set its `_file` key to a file holding it, or provide the systemd credential `{0}` (LoadCredential=)")]
+    Missing(String),
+}
+
 pub struct SecretSpec {
     pub inline: Option<Secret>,
     pub file: Option<PathBuf>,
@@ -18,7 +45,7 @@ pub fn read_secret(
     spec: &SecretSpec,
     declared_in: &Path,
     credentials_dir: Option<&Path>,
-) -> Result<Secret, String> {
+) -> Result<Secret, SecretError> {
     read_secret_named(spec, spec.credential, declared_in, credentials_dir)
 }
 
@@ -27,10 +54,10 @@ pub fn read_secret_named(
     credential: &str,
     declared_in: &Path,
     credentials_dir: Option<&Path>,
-) -> Result<Secret, String> {
+) -> Result<Secret, SecretError> {
     match (&spec.inline, &spec.file) {
-        (Some(_), Some(_)) => Err("set either the secret or its `_file`, not both".into()),
-        (Some(s), None) if s.is_empty() => Err("must not be empty".into()),
+        (Some(_), Some(_)) => Err(SecretError::Both),
+        (Some(s), None) if s.is_empty() => Err(SecretError::Empty),
         (Some(s), None) => Ok(s.clone()),
         (None, Some(f)) => {
             let path = if f.is_absolute() {
@@ -45,26 +72,29 @@ pub fn read_secret_named(
         }
         (None, None) => match credentials_dir.map(|d| d.join(credential)).filter(|p| p.exists()) {
             Some(p) => read_file(&p),
-            None => Err(format!(
-                "missing; set it inline, set its `_file` key to a file holding it, or provide the systemd credential `{credential}` (LoadCredential=)"
-            )),
+            None => Err(SecretError::Missing(credential.to_string())),
         },
     }
 }
 
-fn read_file(path: &Path) -> Result<Secret, String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let s = s.trim_end_matches(['\r', '\n']).to_string();
-            if s.is_empty() {
-                Err(format!("the secret file {} is empty", path.display()))
-            } else {
-                Ok(Secret::new(s))
-            }
-        }
-        Err(e) => Err(format!(
-            "cannot read the secret file {}: {e}",
-            path.display()
-        )),
+fn read_file(path: &Path) -> Result<Secret, SecretError> {
+    let unreadable = |source| SecretError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(SecretError::NotRegular(path.to_path_buf()));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(SecretError::TooLarge(path.to_path_buf()));
+    }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    let s = String::from_utf8(bytes).map_err(|_| SecretError::NotText(path.to_path_buf()))?;
+    let s = s.trim_end_matches(['\r', '\n']);
+    if s.is_empty() {
+        Err(SecretError::FileEmpty(path.to_path_buf()))
+    } else {
+        Ok(Secret::new(s.to_string()))
     }
 }

@@ -2,27 +2,36 @@
 
 use std::net::IpAddr;
 
+/// An endpoint URL that is not allowed; says what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not a valid URL: {1}")]
+    Invalid(String, url::ParseError),
+    #[error("{0:?} uses plain http://; use https:// (http:// is allowed only to loopback, for tests)")]
+    PlainHttp(String),
+    #[error("{0:?} has scheme {1:?}; use https://")]
+    Scheme(String, String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    /// The URL with its credentials taken out.
+    #[error("{0:?} must not carry credentials in the URL")]
+    Credentials(String),
+}
+
 /// Checks an endpoint URL; the error says what would be valid.
-pub fn check_url(s: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a valid URL: {e}"))?;
+pub fn check_url(s: &str) -> Result<url::Url, UrlError> {
+    let u = url::Url::parse(s).map_err(|e| UrlError::Invalid(s.to_string(), e))?;
     match u.scheme() {
         "https" => {}
         "http" if is_loopback(&u) => {}
-        "http" => {
-            return Err(format!(
-                "{s:?} uses plain http://; use https:// (http:// is allowed only to loopback, for tests)"
-            ))
-        }
-        other => return Err(format!("{s:?} has scheme {other:?}; use https://")),
+        "http" => return Err(UrlError::PlainHttp(s.to_string())),
+        other => return Err(UrlError::Scheme(s.to_string(), other.to_string())),
     }
     if u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{s:?} has no host"));
+        return Err(UrlError::NoHost(s.to_string()));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!(
-            "{:?} must not carry credentials in the URL",
-            redact(&u)
-        ));
+        return Err(UrlError::Credentials(redact(&u)));
     }
     Ok(u)
 }
@@ -68,6 +77,7 @@ mod tests {
         }
         assert!(!check_url("https://u:pw123@example.com")
             .unwrap_err()
+            .to_string()
             .contains("pw123"));
     }
 }

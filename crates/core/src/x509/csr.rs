@@ -32,22 +32,52 @@ impl Csr {
     }
 }
 
+/// What is wrong with a CSR, in words for the person who pasted it (these go into Jira
+/// comments: no parser internals, and pasted text only bounded and escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsrError {
+    #[error("the CSR field is empty: paste the certificate signing request (PEM, or its Base64) into it")]
+    Empty,
+    #[error("the CSR field holds {0} bytes; a CSR is a few kilobytes at most")]
+    TooLong(usize),
+    #[error("the CSR field holds a PRIVATE KEY, not a certificate signing request. Nothing was sent. Remove the key from this issue (and its history) and treat it as compromised: generate a new key and CSR")]
+    PrivateKey,
+    #[error("the CSR field holds a PEM block {0:?}, not a certificate signing request (expected -----BEGIN CERTIFICATE REQUEST-----)")]
+    NotACsrBlock(String),
+    #[error("the CSR's PEM block ends with {0:?}")]
+    BadEnd(String),
+    #[error("the CSR's PEM block has no END line (was it cut off when pasted?)")]
+    NoEnd,
+    #[error("the CSR is neither PEM nor valid Base64")]
+    NotBase64,
+    #[error("the CSR cannot be decoded as a PKCS#10 certificate signing request (is it complete?)")]
+    NotPkcs10,
+    #[error("the CSR has {0} bytes of trailing data after the request")]
+    Trailing(usize),
+    #[error("the CSR's signature does not verify: it was altered, or is not signed by its key")]
+    BadSignature,
+    #[error("the CSR names no domain: it has neither a common name (CN) nor DNS names")]
+    NoDomain,
+}
+
+/// A line of pasted text, fit for an error message: escaped and at most 80 characters.
+fn quoted(line: &str) -> String {
+    crate::text::bounded(&crate::text::Escaped(line).to_string(), 80)
+}
+
 /// Parses a CSR given as PEM (`BEGIN CERTIFICATE REQUEST` or `BEGIN NEW CERTIFICATE
 /// REQUEST`) or as Base64 of the DER (line breaks and spaces ignored), and checks its
 /// signature. The error says what is wrong, in words for the issue's reporter.
-pub fn parse(text: &str) -> Result<Csr, String> {
+pub fn parse(text: &str) -> Result<Csr, CsrError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("the CSR field is empty: paste the certificate signing request (PEM, or its Base64) into it".into());
+        return Err(CsrError::Empty);
     }
     if text.len() > MAX_CSR_TEXT {
-        return Err(format!(
-            "the CSR field holds {} bytes; a CSR is a few kilobytes at most",
-            text.len()
-        ));
+        return Err(CsrError::TooLong(text.len()));
     }
     if text.contains("PRIVATE KEY-----") {
-        return Err("the CSR field holds a PRIVATE KEY, not a certificate signing request. Nothing was sent. Remove the key from this issue (and its history) and treat it as compromised: generate a new key and CSR".into());
+        return Err(CsrError::PrivateKey);
     }
     let body = if text.contains("-----BEGIN") {
         pem_body(text)?
@@ -57,24 +87,17 @@ pub fn parse(text: &str) -> Result<Csr, String> {
     let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(&b64)
-        .map_err(|e| format!("the CSR is neither PEM nor valid Base64 ({e})"))?;
-    let (rest, req) = X509CertificationRequest::from_der(&der).map_err(|e| {
-        format!("the CSR cannot be decoded as a PKCS#10 certificate signing request ({e})")
-    })?;
+        .map_err(|_| CsrError::NotBase64)?;
+    let (rest, req) =
+        X509CertificationRequest::from_der(&der).map_err(|_| CsrError::NotPkcs10)?;
     if !rest.is_empty() {
-        return Err(format!(
-            "the CSR has {} bytes of trailing data after the request",
-            rest.len()
-        ));
+        return Err(CsrError::Trailing(rest.len()));
     }
-    req.verify_signature().map_err(|e| {
-        format!("the CSR's signature does not verify ({e}): it was altered, or is not signed by its key")
-    })?;
+    req.verify_signature()
+        .map_err(|_| CsrError::BadSignature)?;
     let (subject_cn, sans) = names(&req);
     if subject_cn.is_empty() && sans.is_empty() {
-        return Err(
-            "the CSR names no domain: it has neither a common name (CN) nor DNS names".into(),
-        );
+        return Err(CsrError::NoDomain);
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, &der);
     Ok(Csr {
@@ -109,7 +132,7 @@ pub fn names(req: &X509CertificationRequest<'_>) -> (String, Vec<String>) {
 }
 
 /// The Base64 between the BEGIN and END lines of the (single) CSR block.
-fn pem_body(text: &str) -> Result<String, String> {
+fn pem_body(text: &str) -> Result<String, CsrError> {
     let mut lines = text.lines().map(str::trim);
     let begin = lines
         .by_ref()
@@ -118,21 +141,19 @@ fn pem_body(text: &str) -> Result<String, String> {
     if !(begin == "-----BEGIN CERTIFICATE REQUEST-----"
         || begin == "-----BEGIN NEW CERTIFICATE REQUEST-----")
     {
-        return Err(format!(
-            "the CSR field holds a PEM block {begin:?}, not a certificate signing request (expected -----BEGIN CERTIFICATE REQUEST-----)"
-        ));
+        return Err(CsrError::NotACsrBlock(quoted(begin)));
     }
     let mut body = String::new();
     for l in lines {
         if l.starts_with("-----END") {
             if !l.contains("CERTIFICATE REQUEST-----") {
-                return Err(format!("the CSR's PEM block ends with {l:?}"));
+                return Err(CsrError::BadEnd(quoted(l)));
             }
             return Ok(body);
         }
         body.push_str(l);
     }
-    Err("the CSR's PEM block has no END line (was it cut off when pasted?)".into())
+    Err(CsrError::NoEnd)
 }
 
 #[cfg(test)]
@@ -208,7 +229,7 @@ mod tests {
             ("A".repeat(MAX_CSR_TEXT + 1), "a few kilobytes"),
         ];
         for (input, want) in cases {
-            let e = parse(&input).unwrap_err();
+            let e = parse(&input).unwrap_err().to_string();
             assert!(e.contains(want), "{input:.40}: {e}");
         }
     }
@@ -227,9 +248,11 @@ mod tests {
         );
         assert!(parse(&read("private_key"))
             .unwrap_err()
+            .to_string()
             .contains("PRIVATE KEY"));
         assert!(parse(&read("truncated"))
             .unwrap_err()
+            .to_string()
             .contains("no END line"));
     }
 
@@ -243,6 +266,6 @@ mod tests {
         let pos = der.windows(3).position(|w| w == b"www").unwrap();
         der[pos + 2] = b'x';
         let e = parse(&base64::engine::general_purpose::STANDARD.encode(&der)).unwrap_err();
-        assert!(e.contains("signature does not verify"), "{e}");
+        assert_eq!(e, CsrError::BadSignature);
     }
 }
