@@ -44,7 +44,12 @@ fn crates_depend_only_downwards() {
         ("crates/jira", &["sectigo-core", "sectigo-state"]),
         (
             "crates/engine",
-            &["sectigo-core", "sectigo-scm", "sectigo-state", "sectigo-jira"],
+            &[
+                "sectigo-core",
+                "sectigo-scm",
+                "sectigo-state",
+                "sectigo-jira",
+            ],
         ),
         (
             "crates/workflow",

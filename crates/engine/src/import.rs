@@ -104,30 +104,31 @@ impl Engine {
                 todo.push(l);
             }
         }
-        let results: Vec<(ImportLine, Result<CertRecord, sectigo_scm::ScmError>)> = futures::stream::iter(todo)
-            .map(|l| {
-                let client = client.clone();
-                async move {
-                    let r = match client.download(&l.cert_id).await {
-                        Ok(d) => {
-                            let mut rec = super::issued_record(
-                                &l.cert_id,
-                                profile,
-                                &d.info,
-                                CertOrigin::Imported { at: now },
-                                l.issue.clone(),
-                            );
-                            rec.log(now, "imported");
-                            Ok(rec)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    (l, r)
-                }
-            })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<(ImportLine, Result<CertRecord, sectigo_scm::ScmError>)> =
+            futures::stream::iter(todo)
+                .map(|l| {
+                    let client = client.clone();
+                    async move {
+                        let r = match client.download(&l.cert_id).await {
+                            Ok(d) => {
+                                let mut rec = super::issued_record(
+                                    &l.cert_id,
+                                    profile,
+                                    &d.info,
+                                    CertOrigin::Imported { at: now },
+                                    l.issue.clone(),
+                                );
+                                rec.log(now, "imported");
+                                Ok(rec)
+                            }
+                            Err(e) => Err(e),
+                        };
+                        (l, r)
+                    }
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
         let mut batch = Vec::new();
         for (l, r) in results {
             match r {

@@ -22,8 +22,8 @@ pub use connector::{
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{check_name, NameError, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
-pub use secret_source::SecretError;
 pub use reader::ENV_PREFIX;
+pub use secret_source::SecretError;
 pub use url_check::{check_url, is_loopback, UrlError};
 
 use reader::KeyReader;

@@ -51,7 +51,9 @@ impl Profile {
 pub enum NameError {
     #[error("a profile name (the file's stem) must have 1 to 64 characters")]
     Length,
-    #[error("profile name {0:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'")]
+    #[error(
+        "profile name {0:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'"
+    )]
     Characters(String),
 }
 

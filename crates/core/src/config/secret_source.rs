@@ -70,7 +70,10 @@ pub fn read_secret_named(
             };
             read_file(&path)
         }
-        (None, None) => match credentials_dir.map(|d| d.join(credential)).filter(|p| p.exists()) {
+        (None, None) => match credentials_dir
+            .map(|d| d.join(credential))
+            .filter(|p| p.exists())
+        {
             Some(p) => read_file(&p),
             None => Err(SecretError::Missing(credential.to_string())),
         },

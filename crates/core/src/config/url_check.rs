@@ -7,7 +7,9 @@ use std::net::IpAddr;
 pub enum UrlError {
     #[error("{0:?} is not a valid URL: {1}")]
     Invalid(String, url::ParseError),
-    #[error("{0:?} uses plain http://; use https:// (http:// is allowed only to loopback, for tests)")]
+    #[error(
+        "{0:?} uses plain http://; use https:// (http:// is allowed only to loopback, for tests)"
+    )]
     PlainHttp(String),
     #[error("{0:?} has scheme {1:?}; use https://")]
     Scheme(String, String),

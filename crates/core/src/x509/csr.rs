@@ -50,7 +50,9 @@ pub enum CsrError {
     NoEnd,
     #[error("the CSR is neither PEM nor valid Base64")]
     NotBase64,
-    #[error("the CSR cannot be decoded as a PKCS#10 certificate signing request (is it complete?)")]
+    #[error(
+        "the CSR cannot be decoded as a PKCS#10 certificate signing request (is it complete?)"
+    )]
     NotPkcs10,
     #[error("the CSR has {0} bytes of trailing data after the request")]
     Trailing(usize),
@@ -88,13 +90,11 @@ pub fn parse(text: &str) -> Result<Csr, CsrError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(&b64)
         .map_err(|_| CsrError::NotBase64)?;
-    let (rest, req) =
-        X509CertificationRequest::from_der(&der).map_err(|_| CsrError::NotPkcs10)?;
+    let (rest, req) = X509CertificationRequest::from_der(&der).map_err(|_| CsrError::NotPkcs10)?;
     if !rest.is_empty() {
         return Err(CsrError::Trailing(rest.len()));
     }
-    req.verify_signature()
-        .map_err(|_| CsrError::BadSignature)?;
+    req.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let (subject_cn, sans) = names(&req);
     if subject_cn.is_empty() && sans.is_empty() {
         return Err(CsrError::NoDomain);
