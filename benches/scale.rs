@@ -79,6 +79,7 @@ fn populate(dir: &Path, n: usize) -> Duration {
             next_attempt: None,
             last_error: None,
             reported_no_auto_renew: None,
+            stall_reported: None,
             history: vec![],
         });
         if batch.len() == 1000 {

@@ -1,8 +1,10 @@
-//! SCM's answers: the first two bytes are the HTTP status, the rest the body. Classification,
-//! the certId of renew/enroll answers, Retry-After and WWW-Authenticate parsing.
+//! SCM's answers: the first two bytes are the HTTP status, the rest the body. Classification
+//! for every call, the certId of renew/enroll answers, token answers (a token and a bounded
+//! lifetime, never a panic), Retry-After and WWW-Authenticate parsing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sectigo_scm::Call;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -10,9 +12,26 @@ fuzz_target!(|data: &[u8]| {
     }
     let status = 100 + u16::from_be_bytes([data[0], data[1]]) % 500;
     let body = &data[2..];
-    let _ = sectigo_scm::check_answer(status, body, None);
+    for call in [
+        Call::Token,
+        Call::Renew,
+        Call::Enroll,
+        Call::Replace,
+        Call::Download,
+        Call::Status,
+        Call::Revoke,
+    ] {
+        if let Err(e) = sectigo_scm::check_answer(call, status, body, None) {
+            // Only the billable request itself can have an unknown outcome.
+            assert!(call.is_billable() || !e.maybe_billed(), "{call:?}: {e}");
+        }
+    }
     if let Ok(id) = sectigo_scm::parse_cert_id(status, body) {
         assert!(!id.is_empty());
+    }
+    if let Ok((_, life)) = sectigo_scm::parse_token(status, body) {
+        assert!(life <= sectigo_scm::MAX_TOKEN_LIFE);
+        assert!(std::time::Instant::now().checked_add(life).is_some());
     }
     let text = String::from_utf8_lossy(body);
     let _ = sectigo_scm::classify::parse_retry_after(&text, chrono::DateTime::UNIX_EPOCH);

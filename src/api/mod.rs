@@ -138,6 +138,9 @@ pub struct StatusReport {
     pub certificates: u64,
     pub by_state: BTreeMap<String, u64>,
     pub due: u64,
+    /// Renewals accepted by SCM and not issued within `[renewal] collect_timeout_hours`.
+    #[serde(default)]
+    pub stalled: u64,
     pub orphaned: BTreeMap<String, u64>,
     pub force_renewals: BTreeMap<String, ForceRun>,
     pub problems: Vec<Problem>,

@@ -173,6 +173,14 @@ fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
     )
     .ok();
     writeln!(o, "due now:       {}", s.due).ok();
+    if s.stalled > 0 {
+        writeln!(
+            o,
+            "stalled:       {} accepted by SCM and not issued in time (approve them in SCM?)",
+            plural(s.stalled, "renewal", "renewals")
+        )
+        .ok();
+    }
     for (p, n) in &s.orphaned {
         writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
     }
@@ -422,6 +430,7 @@ mod tests {
             certificates: 0,
             by_state: BTreeMap::new(),
             due: 0,
+            stalled: 0,
             orphaned: BTreeMap::new(),
             force_renewals: BTreeMap::new(),
             problems: vec![],

@@ -111,6 +111,7 @@ async fn status(
         certificates: inv.certificates,
         by_state: inv.by_state,
         due: inv.due,
+        stalled: inv.stalled,
         orphaned: inv.orphaned,
         force_renewals: states
             .into_iter()

@@ -77,8 +77,8 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
         lines: String::new(),
         now,
     };
-    let (by_state, certs) = match engine.inventory(now, gauges).await {
-        Ok((inv, g)) => (inv.by_state, g.lines),
+    let (by_state, stalled, certs) = match engine.inventory(now, gauges).await {
+        Ok((inv, g)) => (inv.by_state, inv.stalled, g.lines),
         Err(e) => {
             tracing::warn!("metrics: reading the inventory failed: {e}");
             Default::default()
@@ -99,12 +99,16 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
     for (st, n) in by_state {
         writeln!(o, "sectigo_certificates{{state=\"{st}\"}} {n}").ok();
     }
+    o.push_str("# HELP sectigo_renewals_stalled Renewals accepted by SCM and not issued within [renewal] collect_timeout_hours.\n# TYPE sectigo_renewals_stalled gauge\n");
+    writeln!(o, "sectigo_renewals_stalled {stalled}").ok();
     o.push_str("# HELP sectigo_renewals_total Renewal outcomes since the daemon started.\n# TYPE sectigo_renewals_total counter\n");
     for (result, c) in [
         ("requested", &counters.requested),
         ("renewed", &counters.renewed),
         ("failed", &counters.failed),
         ("unknown", &counters.unknown),
+        ("refused", &counters.refused),
+        ("stalled", &counters.stalled),
     ] {
         writeln!(
             o,

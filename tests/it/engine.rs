@@ -300,8 +300,12 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     .unwrap();
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    let ids = env.seed(&engine, "web", &[3, 4]).await;
+    let ids = env.seed(&engine, "web", &[3, 4, 5]).await;
     let mut f = Faults::default();
+    f.permanent.insert(
+        ids[2].clone(),
+        (400, -124, format!("Wrong SSL certificate id {}.", ids[2])),
+    );
     f.permanent.insert(
         ids[0].clone(),
         (
@@ -324,8 +328,18 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     assert_eq!((a.state.clone(), a.failures), (CertState::Active, 1));
     let next = a.next_attempt.unwrap();
     assert!(next > Utc::now() + chrono::Duration::minutes(55), "{next}");
+    // A refusal a person can fix in SCM: retried on the backoff, the reason and what to do kept.
+    let b = get(&store, &ids[1]);
+    assert_eq!((b.state.clone(), b.failures), (CertState::Active, 1));
+    assert!(b.next_attempt.unwrap() > Utc::now() + chrono::Duration::minutes(55));
+    let why = b.last_error.unwrap();
     assert!(
-        matches!(get(&store, &ids[1]).state, CertState::Failed { ref reason, .. } if reason.contains("-180"))
+        why.contains("-180") && why.contains("does not allow renewal"),
+        "{why}"
+    );
+    // A certificate id SCM does not know: stops for good.
+    assert!(
+        matches!(get(&store, &ids[2]).state, CertState::Failed { ref reason, .. } if reason.contains("-124"))
     );
 
     env.sim.set_faults(Faults::default());
@@ -333,7 +347,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
     assert_eq!(
         r.summary.requested, 0,
-        "backoff holds, a refusal is not retried"
+        "backoff holds, a permanent refusal is not retried"
     );
     assert_eq!(env.sim.requests().len(), before, "no request at all");
     // `renew ID` bypasses the backoff.
@@ -343,7 +357,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     ));
     // A cycle never renews what the operator did not ask for.
     assert!(matches!(
-        engine.renew(&ids[1], Some(Reason::Window)).await.unwrap(),
+        engine.renew(&ids[2], Some(Reason::Window)).await.unwrap(),
         RenewOutcome::Skipped(_)
     ));
 }

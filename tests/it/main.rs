@@ -18,6 +18,7 @@ mod layers;
 mod man;
 mod pem;
 mod scm;
+mod scm_answers;
 mod secrets;
 mod state;
 mod workflow;

@@ -25,6 +25,7 @@ fn rec(id: &str, profile: &str, expires_in_days: i64) -> CertRecord {
         next_attempt: None,
         last_error: None,
         reported_no_auto_renew: None,
+        stall_reported: None,
         history: vec![],
     }
 }

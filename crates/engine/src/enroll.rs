@@ -224,7 +224,7 @@ impl Engine {
                 );
                 IssueOutcome::Unknown(e.to_string())
             }
-            Err(e @ ScmError::Permanent { .. }) => {
+            Err(e @ (ScmError::Permanent { .. } | ScmError::Refused { .. })) => {
                 let why = format!("SCM refused the enrollment: {e}");
                 rec.enroll = Some(EnrollState::Rejected {
                     reason: why.clone(),
@@ -323,7 +323,7 @@ impl Engine {
                 Ok(true)
             }
             Err(ScmError::Pending { .. }) => Ok(false),
-            Err(e @ ScmError::Permanent { .. }) => {
+            Err(e @ (ScmError::Permanent { .. } | ScmError::Revoked { .. })) => {
                 let why = format!("SCM accepted the enrollment as certificate {cert_id}, but it cannot be collected: {e}");
                 error!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "{why}");
                 rec.enroll = Some(EnrollState::Failed {
@@ -530,10 +530,8 @@ impl Engine {
             .await;
         let at = Utc::now();
         match result {
-            Ok(())
-            | Err(ScmError::Permanent {
-                code: Some(-110), ..
-            }) => {
+            // Revoked already (SCM -159, or -110) counts as done.
+            Ok(()) | Err(ScmError::AlreadyRevoked { .. }) => {
                 cert.state = CertState::Revoked { at };
                 cert.next_attempt = None;
                 cert.log(
@@ -556,7 +554,10 @@ impl Engine {
                 Ok(IssueOutcome::Done(id))
             }
             Err(
-                e @ (ScmError::Permanent { .. } | ScmError::Auth(_) | ScmError::Malformed { .. }),
+                e @ (ScmError::Permanent { .. }
+                | ScmError::Refused { .. }
+                | ScmError::Auth(_)
+                | ScmError::Malformed { .. }),
             ) => {
                 rec.revoking = None;
                 let why = format!("SCM refused to revoke certificate {}: {e}", cert.id);

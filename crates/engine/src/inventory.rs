@@ -38,6 +38,9 @@ pub struct Inventory {
     pub by_state: BTreeMap<String, u64>,
     /// Due now: the next cycle renews them.
     pub due: u64,
+    /// Renewals accepted by SCM but not issued within `[renewal] collect_timeout_hours`.
+    #[serde(default)]
+    pub stalled: u64,
     pub by_profile: BTreeMap<String, ProfileCounts>,
     /// Live certificates of profiles that are no longer configured, by profile.
     pub orphaned: BTreeMap<String, u64>,
@@ -66,10 +69,14 @@ impl Inventory {
         if let Decision::Renew { .. } = decision {
             self.due += 1;
         }
-        if matches!(
-            r.state,
-            CertState::Failed { .. } | CertState::OutcomeUnknown { .. }
-        ) || r.failures > 0
+        let stalled = matches!(r.state, CertState::Collecting { .. }) && r.stall_reported.is_some();
+        self.stalled += u64::from(stalled);
+        if stalled
+            || matches!(
+                r.state,
+                CertState::Failed { .. } | CertState::OutcomeUnknown { .. }
+            )
+            || r.failures > 0
         {
             self.problems.push(Problem {
                 id: r.id.clone(),
@@ -139,6 +146,7 @@ mod tests {
             next_attempt: None,
             last_error: None,
             reported_no_auto_renew: None,
+            stall_reported: None,
             history: vec![],
         }
     }

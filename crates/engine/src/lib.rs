@@ -125,6 +125,10 @@ pub struct Counters {
     pub renewed: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
     pub unknown: std::sync::atomic::AtomicU64,
+    /// Refused by SCM for a reason a person must fix there (retried on the backoff).
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Accepted but not issued within `[renewal] collect_timeout_hours`.
+    pub stalled: std::sync::atomic::AtomicU64,
 }
 
 fn bump(c: &std::sync::atomic::AtomicU64) {
@@ -560,6 +564,7 @@ pub(crate) fn issued_record(
         next_attempt: None,
         last_error: None,
         reported_no_auto_renew: None,
+        stall_reported: None,
         history: Vec::new(),
     }
 }

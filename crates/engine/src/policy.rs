@@ -41,6 +41,15 @@ pub enum Decision {
     Idle { why: &'static str },
 }
 
+/// SCM statuses (the Admin API's vocabulary, which the REST status call is taken to share)
+/// that mean a request will never be issued.
+pub fn is_refusal_status(status: &str) -> bool {
+    matches!(
+        status.to_ascii_lowercase().as_str(),
+        "declined" | "rejected" | "invalid"
+    )
+}
+
 /// The window actually used: the configured one, but never more than two thirds of the
 /// certificate's own lifetime, so that a fresh certificate is never due at once (which would
 /// renew, and bill, on every cycle).
@@ -225,6 +234,7 @@ mod tests {
             next_attempt: None,
             last_error: None,
             reported_no_auto_renew: None,
+            stall_reported: None,
             history: vec![],
         }
     }

@@ -77,6 +77,9 @@ impl Engine {
             }
         };
         let at = Utc::now();
+        // SCM says the certificate is not Issued: if it was revoked there, stop renewing it.
+        let revoked = matches!(&result, Err(ScmError::Refused { code: -130, .. }))
+            && matches!(client.status(&rec.id).await, Ok(s) if s.eq_ignore_ascii_case("revoked"));
         let mut ev = None;
         let outcome = match result {
             Ok(new_id) => {
@@ -87,6 +90,7 @@ impl Engine {
                 rec.failures = 0;
                 rec.next_attempt = None;
                 rec.last_error = None;
+                rec.stall_reported = None;
                 rec.log(at, format!("renewal requested: SCM certificate {new_id}"));
                 info!(profile = %rec.profile, cert_id = %rec.id, new_cert_id = %new_id, "renewal of {} accepted by SCM as certificate {new_id}", rec.subject_cn);
                 bump(&self.shared.counters.requested);
@@ -107,6 +111,41 @@ impl Engine {
                     "renewal outcome unknown for {}: {e}; SCM may have renewed (and billed) it, so it will not be retried automatically: check SCM, then `renew {}` or `certs import` the new certificate", rec.subject_cn, rec.id);
                 bump(&self.shared.counters.unknown);
                 RenewOutcome::Unknown(format!("{}: {e}", rec.id))
+            }
+            Err(e) if revoked => {
+                rec.state = CertState::Revoked { at };
+                rec.next_attempt = None;
+                rec.last_error = Some(e.to_string());
+                rec.log(at, "found revoked in SCM: no longer renewed");
+                ev = self.event(
+                    Event::RevokedInScm {
+                        cert: &rec,
+                        detail: "its renewal was refused: state not Issued; SCM's status: Revoked",
+                    },
+                    at,
+                );
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "{} ({}) was revoked in SCM, not by the connector: it is no longer renewed", rec.id, rec.subject_cn);
+                bump(&self.shared.counters.failed);
+                RenewOutcome::Failed(format!("{}: revoked in SCM", rec.id))
+            }
+            Err(e @ ScmError::Refused { .. }) => {
+                // A person must fix something in SCM; the persisted backoff picks the fix up.
+                let next = self.retry_later(&mut rec, at, &e);
+                if rec.failures == 1 {
+                    ev = self.event(
+                        Event::RenewalFailed {
+                            cert: &rec,
+                            reason: &e.to_string(),
+                            will_retry: Some(next),
+                        },
+                        at,
+                    );
+                }
+                error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                    "renewal of {} refused by SCM (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                bump(&self.shared.counters.refused);
+                RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
             Err(e @ ScmError::Permanent { .. }) => {
                 rec.state = CertState::Failed {
@@ -129,17 +168,7 @@ impl Engine {
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
             Err(e) => {
-                rec.state = CertState::Active;
-                rec.failures += 1;
-                let next = policy::next_attempt(
-                    rec.failures,
-                    at,
-                    rec.not_after,
-                    Duration::minutes(self.renewal.retry_initial_mins as i64),
-                    Duration::hours(self.renewal.retry_max_hours as i64),
-                );
-                rec.next_attempt = Some(next);
-                rec.last_error = Some(e.to_string());
+                let next = self.retry_later(&mut rec, at, &e);
                 if rec.failures == 1 {
                     ev = self.event(
                         Event::RenewalFailed {
@@ -150,13 +179,6 @@ impl Engine {
                         at,
                     );
                 }
-                rec.log(
-                    at,
-                    format!(
-                        "renewal attempt {} failed: {e}; next attempt {next}",
-                        rec.failures
-                    ),
-                );
                 warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
                 bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
@@ -165,6 +187,30 @@ impl Engine {
         self.commit(vec![rec], ev).await?;
         self.flush().await?;
         Ok(outcome)
+    }
+
+    /// A failed attempt with nothing billed: back to active, the next attempt on the persisted
+    /// backoff. Returns when that is.
+    fn retry_later(&self, rec: &mut CertRecord, at: DateTime<Utc>, e: &ScmError) -> DateTime<Utc> {
+        rec.state = CertState::Active;
+        rec.failures += 1;
+        let next = policy::next_attempt(
+            rec.failures,
+            at,
+            rec.not_after,
+            Duration::minutes(self.renewal.retry_initial_mins as i64),
+            Duration::hours(self.renewal.retry_max_hours as i64),
+        );
+        rec.next_attempt = Some(next);
+        rec.last_error = Some(e.to_string());
+        rec.log(
+            at,
+            format!(
+                "renewal attempt {} failed: {e}; next attempt {next}",
+                rec.failures
+            ),
+        );
+        next
     }
 
     /// Tries to collect every renewal SCM accepted and has not been collected yet.
@@ -200,7 +246,7 @@ impl Engine {
         &self,
         mut old: CertRecord,
         new_id: String,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Collected, EngineError> {
         // The cycle and the Jira workflow poll both collect: one at a time per certificate.
         let Some(_claim) = self.shared.claim(&old.id) else {
@@ -251,8 +297,10 @@ impl Engine {
                 bump(&self.shared.counters.renewed);
                 Ok(Collected::Done)
             }
-            Err(ScmError::Pending { .. }) => Ok(Collected::Pending),
-            Err(e @ ScmError::Permanent { .. }) => {
+            Err(ScmError::Pending { .. } | ScmError::Refused { .. }) => {
+                self.check_stalled(old, &new_id, now).await
+            }
+            Err(e @ (ScmError::Permanent { .. } | ScmError::Revoked { .. })) => {
                 let at = Utc::now();
                 let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
                 error!(profile = %old.profile, cert_id = %old.id, "{msg}");
@@ -280,6 +328,85 @@ impl Engine {
                 Ok(Collected::Pending)
             }
         }
+    }
+}
+
+impl Engine {
+    /// A renewal not issued yet: past `[renewal] collect_timeout_hours`, asks SCM why. Declined
+    /// or rejected ends it as failed; anything else is reported as stalled, once, and still
+    /// collected.
+    async fn check_stalled(
+        &self,
+        mut old: CertRecord,
+        new_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Collected, EngineError> {
+        let CertState::Collecting { at: since, .. } = old.state else {
+            return Ok(Collected::Pending);
+        };
+        let timeout = Duration::hours(self.renewal.collect_timeout_hours as i64);
+        if now - since < timeout {
+            return Ok(Collected::Pending);
+        }
+        let client = self.client(&old.profile)?.clone();
+        let scm_status = match client.status(new_id).await {
+            Ok(s) if s.is_empty() => "unknown".to_string(),
+            Ok(s) => sectigo_core::text::bounded(&sectigo_core::text::Escaped(&s).to_string(), 40),
+            Err(e) => format!("not known: {e}"),
+        };
+        let at = Utc::now();
+        if policy::is_refusal_status(&scm_status) {
+            let msg = format!(
+                "renewal {new_id} was {} in SCM (accepted at {since}, not issued)",
+                scm_status.to_ascii_lowercase()
+            );
+            error!(profile = %old.profile, cert_id = %old.id, jira_key = old.jira_issue.as_deref(), "{msg}");
+            old.state = CertState::Failed {
+                reason: msg.clone(),
+                at,
+            };
+            old.last_error = Some(msg.clone());
+            old.log(at, msg.clone());
+            let ev = self.event(
+                Event::RenewalFailed {
+                    cert: &old,
+                    reason: &msg,
+                    will_retry: None,
+                },
+                at,
+            );
+            self.commit(vec![old], ev).await?;
+            self.flush().await?;
+            bump(&self.shared.counters.failed);
+            return Ok(Collected::Failed);
+        }
+        if old.stall_reported.is_none() {
+            let hours = (now - since).num_hours();
+            error!(profile = %old.profile, cert_id = %old.id, jira_key = old.jira_issue.as_deref(),
+                "renewal of {} stalled: SCM accepted it as {new_id} {hours} h ago and has not issued it (SCM status: {scm_status}); approve it in SCM if the account needs approval. Still collecting it",
+                old.subject_cn);
+            old.stall_reported = Some(at);
+            old.last_error = Some(format!(
+                "renewal {new_id} not issued after {hours} h (SCM status: {scm_status})"
+            ));
+            old.log(
+                at,
+                format!("stalled: {new_id} not issued after {hours} h (SCM status: {scm_status})"),
+            );
+            let ev = self.event(
+                Event::Stalled {
+                    cert: &old,
+                    new_id,
+                    since,
+                    scm_status: &scm_status,
+                },
+                at,
+            );
+            self.commit(vec![old], ev).await?;
+            self.flush().await?;
+            bump(&self.shared.counters.stalled);
+        }
+        Ok(Collected::Pending)
     }
 }
 

@@ -54,6 +54,18 @@ pub enum Event<'a> {
         profile: &'a str,
         reason: &'a str,
     },
+    /// A renewal SCM accepted is not issued after `[renewal] collect_timeout_hours`.
+    Stalled {
+        cert: &'a CertRecord,
+        new_id: &'a str,
+        since: DateTime<Utc>,
+        scm_status: &'a str,
+    },
+    /// The certificate was found revoked in SCM (not by the connector): no longer renewed.
+    RevokedInScm {
+        cert: &'a CertRecord,
+        detail: &'a str,
+    },
     /// Workflow: revoked at the request of the certificate's issue.
     Revoked {
         cert: &'a CertRecord,
@@ -101,6 +113,8 @@ impl Event<'_> {
             Event::RequestFailed { .. } => "request_failed",
             Event::EnrollOutcomeUnknown { .. } => "enroll_outcome_unknown",
             Event::Revoked { .. } => "revoked",
+            Event::Stalled { .. } => "renewal_stalled",
+            Event::RevokedInScm { .. } => "revoked_in_scm",
         }
     }
 
@@ -118,7 +132,9 @@ impl Event<'_> {
             Event::RenewalStarted { cert, .. }
             | Event::ExpiringNoAutoRenew { cert }
             | Event::OutcomeUnknown { cert, .. }
-            | Event::Enrolled { cert, .. } => of_cert(cert, ""),
+            | Event::Enrolled { cert, .. }
+            | Event::Stalled { cert, .. }
+            | Event::RevokedInScm { cert, .. } => of_cert(cert, ""),
             Event::RenewalFailed {
                 cert, will_retry, ..
             } => of_cert(
@@ -228,6 +244,14 @@ impl Event<'_> {
             ),
             Event::EnrollOutcomeUnknown { profile, reason, .. } => format!(
                 "Needs a human: the outcome of this enrollment is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, import it with `sectigo-connector certs import --profile {profile} --cert-id ID --issue {issue}`; otherwise create a new issue."
+            ),
+            Event::Stalled { cert, new_id, since, scm_status } => format!(
+                "Needs a human: the renewal of certificate {} (CN={}) was accepted by SCM as certificate {new_id} at {}, and is still not issued (SCM status: {scm_status}).\nIf the REST account needs approval, approve certificate {new_id} in SCM; the connector keeps collecting it and attaches it here when it is issued.",
+                cert.id, cert.subject_cn, ts(*since)
+            ),
+            Event::RevokedInScm { cert, detail } => format!(
+                "Certificate {} (CN={}, valid until {}) was revoked in SCM, not by the connector ({detail}).\nIt will not be renewed again. If a replacement is needed, request a new certificate.",
+                cert.id, cert.subject_cn, ts(cert.not_after)
             ),
             Event::Revoked { cert, message, .. } => format!(
                 "Certificate {} (CN={}, valid until {}) was revoked in SCM: {message}\nIt will not be renewed again.",

@@ -23,6 +23,28 @@ pub enum ScmError {
         code: Option<i64>,
         description: String,
     },
+    /// SCM refused for a reason a person can fix in SCM (`action`); the caller retries on its
+    /// persisted backoff, so the fix is picked up.
+    #[error("SCM refused the {call} (code {code}: {description}); to do: {action}")]
+    Refused {
+        call: &'static str,
+        code: i64,
+        description: String,
+        action: &'static str,
+    },
+    /// A download found the certificate revoked in SCM.
+    #[error("the certificate was revoked in SCM ({description})")]
+    Revoked { description: String },
+    /// A revoke found the certificate revoked already.
+    #[error("the certificate is revoked already ({description})")]
+    AlreadyRevoked { description: String },
+    /// No access token could be had (the token endpoint is unreachable, failing or answering
+    /// nonsense). Nothing was sent to SCM: never a billed call.
+    #[error("no access token: {what}")]
+    TokenUnavailable {
+        what: String,
+        retry_after: Option<Duration>,
+    },
     /// The credentials were refused (token endpoint, or 401 again after re-authenticating).
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -33,11 +55,16 @@ pub enum ScmError {
 
 impl ScmError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, ScmError::Transient { .. })
+        matches!(
+            self,
+            ScmError::Transient { .. } | ScmError::TokenUnavailable { .. }
+        )
     }
 
     /// For a billable call (renew, enroll): could SCM have acted on the request even though we
-    /// got an error? If so the outcome is unknown and the call must not be sent again.
+    /// got an error? If so the outcome is unknown and the call must not be sent again. Only
+    /// the billable request itself can: a token failure, a refusal or a connection never made
+    /// cannot.
     pub fn maybe_billed(&self) -> bool {
         match self {
             ScmError::Transient {
@@ -52,9 +79,37 @@ impl ScmError {
     /// The SCM error code, when SCM gave one.
     pub fn code(&self) -> Option<i64> {
         match self {
-            ScmError::Pending { code, .. } => Some(*code),
+            ScmError::Pending { code, .. } | ScmError::Refused { code, .. } => Some(*code),
             ScmError::Permanent { code, .. } => *code,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_billable_request_itself_can_be_maybe_billed() {
+        let token = ScmError::TokenUnavailable {
+            what: "connection dropped".into(),
+            retry_after: None,
+        };
+        assert!(!token.maybe_billed() && token.is_transient());
+        let refused = ScmError::Refused {
+            call: "renew",
+            code: -107,
+            description: "DCV".into(),
+            action: "complete DCV",
+        };
+        assert!(!refused.maybe_billed() && !refused.is_transient());
+        assert_eq!(refused.code(), Some(-107));
+        let dropped = ScmError::Transient {
+            what: "dropped".into(),
+            retry_after: None,
+            maybe_processed: true,
+        };
+        assert!(dropped.maybe_billed());
     }
 }

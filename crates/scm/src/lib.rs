@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-pub use classify::{Class, ScmErrorBody};
+pub use classify::{Call, Class, ScmErrorBody};
 pub use error::ScmError;
 pub use limit::{HostLimiter, Limits};
 pub use pem::{parse_bundle, CertInfo, PemError};
@@ -214,7 +214,7 @@ impl ScmClient {
             "/api/v1/certificates/{}",
             sectigo_core::http::path_segment(cert_id)
         );
-        let a = self.call_retrying(&Op::Get(&path), true).await?;
+        let a = self.call_retrying(&Op::Get(&path), Call::Download).await?;
         let pem = String::from_utf8(a.body).map_err(|_| ScmError::Malformed {
             status: a.status,
             what: "the certificate is not UTF-8 text".into(),
@@ -232,7 +232,7 @@ impl ScmClient {
             "/api/v1/certificates/{}/status",
             sectigo_core::http::path_segment(cert_id)
         );
-        let a = self.call_retrying(&Op::Get(&path), true).await?;
+        let a = self.call_retrying(&Op::Get(&path), Call::Status).await?;
         let v: Value = json_body(&a)?;
         Ok(v.get("status")
             .and_then(Value::as_str)
@@ -266,7 +266,7 @@ impl ScmClient {
         );
         let body = serde_json::to_value(req).expect("serializable");
         let a = self
-            .call_retrying_in(&Op::Post(&path, body), false, reserved)
+            .call_retrying_in(&Op::Post(&path, body), Call::Renew, reserved)
             .await?;
         cert_id_of(&a)
     }
@@ -284,7 +284,11 @@ impl ScmClient {
     ) -> Result<String, ScmError> {
         let body = serde_json::to_value(req).expect("serializable");
         let a = self
-            .call_retrying_in(&Op::Post("/api/v1/certificates", body), false, reserved)
+            .call_retrying_in(
+                &Op::Post("/api/v1/certificates", body),
+                Call::Enroll,
+                reserved,
+            )
             .await?;
         cert_id_of(&a)
     }
@@ -304,7 +308,9 @@ impl ScmClient {
         if !comments.is_empty() {
             body["comments"] = Value::String(comments.to_string());
         }
-        let a = self.call_retrying(&Op::Post(&path, body), false).await?;
+        let a = self
+            .call_retrying(&Op::Post(&path, body), Call::Replace)
+            .await?;
         cert_id_of(&a)
     }
 
@@ -321,24 +327,25 @@ impl ScmClient {
             sectigo_core::http::path_segment(cert_id)
         );
         let body = serde_json::json!({ "message": message, "reasonCode": reason_code });
-        self.call_retrying(&Op::Delete(&path, body), true)
+        self.call_retrying(&Op::Delete(&path, body), Call::Revoke)
             .await
             .map(|_| ())
     }
 
-    /// One call with retries. `idempotent` calls retry every transient error; the others only
-    /// those where SCM cannot have acted on the request.
-    async fn call_retrying(&self, op: &Op<'_>, idempotent: bool) -> Result<Answer, ScmError> {
-        self.call_retrying_in(op, idempotent, None).await
+    /// One call with retries. Calls that bill nothing retry every transient error; billable
+    /// ones only those where SCM cannot have acted on the request.
+    async fn call_retrying(&self, op: &Op<'_>, call: Call) -> Result<Answer, ScmError> {
+        self.call_retrying_in(op, call, None).await
     }
 
     /// The same; the first attempt uses `reserved` when given.
     async fn call_retrying_in(
         &self,
         op: &Op<'_>,
-        idempotent: bool,
+        call: Call,
         reserved: Option<Reserved>,
     ) -> Result<Answer, ScmError> {
+        let idempotent = !call.is_billable();
         let reserved = std::sync::Mutex::new(reserved);
         let policy = ExponentialBackoff {
             initial_interval: Duration::from_millis(500),
@@ -351,7 +358,7 @@ impl ScmClient {
             policy,
             || async {
                 let slot = reserved.lock().expect("reserved lock").take();
-                match self.call_authed(op, slot).await {
+                match self.call_authed(op, call, slot).await {
                     Ok(a) => Ok(a),
                     Err(e @ ScmError::Transient { .. }) if !idempotent && e.maybe_billed() => {
                         Err(backoff::Error::permanent(e))
@@ -374,11 +381,16 @@ impl ScmClient {
     }
 
     /// One call with a bearer token; on 401, a fresh token and one more try.
-    async fn call_authed(&self, op: &Op<'_>, slot: Option<Reserved>) -> Result<Answer, ScmError> {
+    async fn call_authed(
+        &self,
+        op: &Op<'_>,
+        call: Call,
+        slot: Option<Reserved>,
+    ) -> Result<Answer, ScmError> {
         let token = self.token(false).await?;
         let a = self.send(op, &token, slot).await?;
         if a.status != 401 {
-            return finish(a);
+            return finish(call, a);
         }
         if let Some(uri) = a.www_authenticate_uri() {
             warn!(profile = %self.creds.profile, authorization_uri = %uri,
@@ -393,7 +405,7 @@ impl ScmClient {
                 self.creds.client_id
             )));
         }
-        finish(a)
+        finish(call, a)
     }
 
     async fn send(
@@ -446,6 +458,9 @@ impl ScmClient {
         Ok(token)
     }
 
+    /// Asks the token endpoint for a token, retrying for up to `retry_max`. Every failure is
+    /// [`ScmError::Auth`] (the credentials were refused) or [`ScmError::TokenUnavailable`]:
+    /// nothing was sent to SCM, so nothing can have been billed.
     async fn fetch_token(&self) -> Result<CachedToken, ScmError> {
         let url = &self.creds.token_url;
         let limiter = self.limiter_for(url);
@@ -453,6 +468,13 @@ impl ScmClient {
             initial_interval: Duration::from_millis(500),
             max_elapsed_time: Some(self.settings.retry_max),
             ..Default::default()
+        };
+        let unavailable = |what: String, retry_after: Option<Duration>| {
+            let e = ScmError::TokenUnavailable { what, retry_after };
+            match retry_after {
+                Some(d) => backoff::Error::retry_after(e, d),
+                None => backoff::Error::transient(e),
+            }
         };
         backoff::future::retry(policy, || async {
             let _permit = limiter.acquire().await;
@@ -466,50 +488,79 @@ impl ScmClient {
                 ])
                 .send()
                 .await
-                .map_err(|e| transport_error(&e, url))
-                .map_err(backoff::Error::transient)?;
-            let a = read_answer(resp).await.map_err(backoff::Error::transient)?;
-            match a.status {
-                200..=299 => {
-                    let t: TokenResponse = serde_json::from_slice(&a.body).map_err(|e| {
-                        backoff::Error::permanent(ScmError::Malformed {
-                            status: a.status,
-                            what: format!("token response: {e}"),
-                        })
-                    })?;
-                    let life = Duration::from_secs(t.expires_in.unwrap_or(300));
+                .map_err(|e| unavailable(transport_error(&e, url).to_string(), None))?;
+            let a = read_answer(resp)
+                .await
+                .map_err(|e| unavailable(e.to_string(), None))?;
+            match parse_token(a.status, &a.body) {
+                Ok((token, life)) => {
+                    debug!(profile = %self.creds.profile, "new SCM access token, valid {}s", life.as_secs());
                     // Refresh a little before expiry: 30 s, or a tenth of short lifetimes.
                     let early = Duration::from_secs(30).min(life / 10);
-                    debug!(profile = %self.creds.profile, "new SCM access token, valid {}s", life.as_secs());
+                    let now = Instant::now();
                     Ok(CachedToken {
-                        token: Secret::new(t.access_token),
-                        refresh_at: Instant::now() + life - early,
+                        token,
+                        refresh_at: now.checked_add(life - early).unwrap_or(now),
                     })
                 }
-                400 | 401 | 403 => {
-                    let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
-                    let err = v.get("error").and_then(Value::as_str).unwrap_or("refused");
-                    let desc = v.get("error_description").and_then(Value::as_str).unwrap_or("");
+                Err(TokenAnswer::Refused { status, error, description }) => {
                     Err(backoff::Error::permanent(ScmError::Auth(format!(
-                        "the token endpoint {url} refused client_id {:?} (HTTP {}: {err} {desc}); check client_id and client_secret",
-                        self.creds.client_id, a.status
+                        "the token endpoint {url} refused client_id {:?} (HTTP {status}: {error} {description}); check client_id and client_secret",
+                        self.creds.client_id
                     ))))
                 }
-                s => {
-                    let ra = a.retry_after();
-                    let e = ScmError::Transient {
-                        what: format!("token endpoint {url} answered HTTP {s}"),
-                        retry_after: ra,
-                        maybe_processed: false,
-                    };
-                    Err(match ra {
-                        Some(d) => backoff::Error::retry_after(e, d),
-                        None => backoff::Error::transient(e),
-                    })
-                }
+                Err(TokenAnswer::Unavailable(what)) => Err(unavailable(
+                    format!("token endpoint {url}: {what}"),
+                    a.retry_after(),
+                )),
             }
         })
         .await
+    }
+}
+
+/// Longest an access token is kept, whatever `expires_in` says.
+pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(86_400);
+
+/// Why a token endpoint's answer gives no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// The credentials were refused (HTTP 400, 401, 403).
+    Refused {
+        status: u16,
+        error: String,
+        description: String,
+    },
+    /// Anything else: try again later.
+    Unavailable(String),
+}
+
+/// The token and its lifetime from a token endpoint's answer. Pure; `expires_in` is capped at
+/// [`MAX_TOKEN_LIFE`] (absent: 300 s), so no answer can overflow a deadline.
+pub fn parse_token(status: u16, body: &[u8]) -> Result<(Secret, Duration), TokenAnswer> {
+    match status {
+        200..=299 => {
+            let t: TokenResponse = serde_json::from_slice(body)
+                .map_err(|e| TokenAnswer::Unavailable(format!("answer not understood: {e}")))?;
+            if t.access_token.is_empty() {
+                return Err(TokenAnswer::Unavailable("empty access_token".into()));
+            }
+            let life = Duration::from_secs(t.expires_in.unwrap_or(300)).min(MAX_TOKEN_LIFE);
+            Ok((Secret::new(t.access_token), life))
+        }
+        400 | 401 | 403 => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let text = |k: &str, default: &str| {
+                let s = v.get(k).and_then(Value::as_str).unwrap_or(default);
+                sectigo_core::text::bounded(&sectigo_core::text::Escaped(s).to_string(), 200)
+            };
+            Err(TokenAnswer::Refused {
+                status,
+                error: text("error", "refused"),
+                description: text("error_description", ""),
+            })
+        }
+        s => Err(TokenAnswer::Unavailable(format!("HTTP {s}"))),
     }
 }
 
@@ -572,19 +623,20 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
 }
 
 /// Classifies an answer: the answer itself on success, the classified error otherwise.
-fn finish(a: Answer) -> Result<Answer, ScmError> {
-    check_answer(a.status, &a.body, a.retry_after).map(|()| a)
+fn finish(call: Call, a: Answer) -> Result<Answer, ScmError> {
+    check_answer(call, a.status, &a.body, a.retry_after).map(|()| a)
 }
 
-/// What an SCM answer (status, body, Retry-After) means: `Ok` for success, else the classified
-/// error. Pure; the client and the fuzzers use it.
+/// What an SCM answer (status, body, Retry-After) to `call` means: `Ok` for success, else the
+/// classified error. Pure; the client and the fuzzers use it.
 pub fn check_answer(
+    call: Call,
     status: u16,
     raw: &[u8],
     retry_after: Option<Duration>,
 ) -> Result<(), ScmError> {
     let body: Option<ScmErrorBody> = serde_json::from_slice(raw).ok();
-    match classify::classify(status, body.as_ref(), retry_after) {
+    match classify::classify(call, status, body.as_ref(), retry_after) {
         Class::Success => Ok(()),
         Class::Pending => {
             let b = body.unwrap_or_default();
@@ -609,6 +661,21 @@ pub fn check_answer(
             "HTTP 401{}",
             describe(body.as_ref(), raw)
         ))),
+        Class::Refused { action } => {
+            let b = body.unwrap_or_default();
+            Err(ScmError::Refused {
+                call: call.name(),
+                code: b.code,
+                description: b.description,
+                action,
+            })
+        }
+        Class::Revoked => Err(ScmError::Revoked {
+            description: body.map(|b| b.description).unwrap_or_default(),
+        }),
+        Class::AlreadyRevoked => Err(ScmError::AlreadyRevoked {
+            description: body.map(|b| b.description).unwrap_or_default(),
+        }),
         Class::Permanent => Err(ScmError::Permanent {
             status,
             code: body.as_ref().map(|b| b.code),
@@ -683,5 +750,44 @@ fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
         ),
         retry_after: None,
         maybe_processed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_bounded_and_never_panic() {
+        let (t, life) = parse_token(
+            200,
+            br#"{"access_token":"abc","expires_in":18446744073709551615}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expose(), "abc");
+        assert_eq!(life, MAX_TOKEN_LIFE);
+        let (_, life) = parse_token(200, br#"{"access_token":"abc"}"#).unwrap();
+        assert_eq!(life, Duration::from_secs(300));
+        let (_, life) = parse_token(200, br#"{"access_token":"abc","expires_in":0}"#).unwrap();
+        assert_eq!(life, Duration::ZERO);
+        assert!(matches!(
+            parse_token(200, br#"{"access_token":"abc","expires_in":-5}"#),
+            Err(TokenAnswer::Unavailable(_))
+        ));
+        assert!(matches!(
+            parse_token(200, br#"{"access_token":""}"#),
+            Err(TokenAnswer::Unavailable(_))
+        ));
+        assert!(matches!(
+            parse_token(401, br#"{"error":"invalid_client","error_description":"bad\nline"}"#),
+            Err(TokenAnswer::Refused { status: 401, ref description, .. }) if !description.contains('\n')
+        ));
+        assert!(matches!(
+            parse_token(503, b""),
+            Err(TokenAnswer::Unavailable(_))
+        ));
+        // The longest lifetime still makes a deadline.
+        let now = Instant::now();
+        assert!(now.checked_add(MAX_TOKEN_LIFE).is_some());
     }
 }

@@ -7,7 +7,11 @@
 //! - Counts every billable call per certificate; logs every request with its arrival time.
 //! - Fault injection: latency, share of 5xx, 429 with Retry-After, dropped connections,
 //!   tokens that stop working early, invalid credentials, permanent errors for chosen ids,
-//!   and a server-side request-rate limit.
+//!   a server-side request-rate limit, and a token endpoint that is down or drops connections.
+//! - What the vendor's error table describes, per call: DCV incomplete (-107 on renew and
+//!   enroll), accounts that need approval (status `Requested`, then issued or `Declined`),
+//!   certificates revoked in the SCM UI (download -110, renew -130), revoking twice (-159),
+//!   revoking what is not issued (-102).
 
 // Handlers return the answer to send as the error of their checks: an axum `Response`.
 #![allow(clippy::result_large_err)]
@@ -43,6 +47,9 @@ pub struct ScmSimConfig {
     pub validity_days: i64,
     /// Reject a renew without `profileId` (the 25.11 schema marks it required).
     pub require_profile_id: bool,
+    /// The REST account needs approval: a renewed or enrolled certificate waits (status
+    /// `Requested`, download -109) until [`ScmSim::approve`], or is [`ScmSim::decline`]d.
+    pub approval_required: bool,
 }
 
 impl Default for ScmSimConfig {
@@ -53,6 +60,7 @@ impl Default for ScmSimConfig {
             issue_delay: Duration::ZERO,
             validity_days: 90,
             require_profile_id: false,
+            approval_required: false,
         }
     }
 }
@@ -73,6 +81,8 @@ pub struct Faults {
     pub token_revoke_after: Option<Duration>,
     /// The token endpoint answers 503.
     pub token_endpoint_down: bool,
+    /// The token endpoint drops every connection after its headers (an outage mid-answer).
+    pub token_endpoint_drop: bool,
     /// Certificate id → (HTTP status, SCM code, description) answered to every call on it.
     pub permanent: HashMap<String, (u16, i64, String)>,
     /// Server-side limit on requests started per second (429 beyond it).
@@ -116,6 +126,15 @@ struct SimCert {
     ready_at: Instant,
     revoked: bool,
     renewed_to: Vec<String>,
+    approval: Approval,
+}
+
+/// Where a request stands on an account that needs approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approval {
+    Approved,
+    Waiting,
+    Declined,
 }
 
 struct Inner {
@@ -127,6 +146,8 @@ struct Inner {
     log: Vec<LoggedRequest>,
     comments: Vec<String>,
     profile_ids: Vec<Option<i64>>,
+    /// Domains whose Domain Control Validation is incomplete: renew and enroll refuse them.
+    dcv_incomplete: std::collections::HashSet<String>,
 }
 
 struct Sim {
@@ -199,9 +220,40 @@ impl Sim {
                 ready_at,
                 revoked: false,
                 renewed_to: vec![],
+                approval: Approval::Approved,
             },
         );
         id
+    }
+
+    /// A renewed or enrolled certificate: waits for approval when the account needs it.
+    #[allow(clippy::too_many_arguments)]
+    fn requested_cert(
+        &self,
+        inner: &mut Inner,
+        cn: &str,
+        sans: &[String],
+        nb: DateTime<Utc>,
+        na: DateTime<Utc>,
+        ready_at: Instant,
+    ) -> String {
+        let id = self.new_cert(inner, cn, sans, nb, na, ready_at);
+        if self.cfg.approval_required {
+            if let Some(c) = inner.certs.get_mut(&id) {
+                c.approval = Approval::Waiting;
+            }
+        }
+        id
+    }
+
+    /// SCM's refusal when a name's DCV is incomplete, as its error table words it.
+    fn dcv_refusal(inner: &Inner, names: &[&str]) -> Option<Response> {
+        let n = names.iter().find(|n| inner.dcv_incomplete.contains(**n))?;
+        Some(scm_error(
+            StatusCode::BAD_REQUEST,
+            -107,
+            &format!("Domain Control Validation is either incomplete or expired for {n}. Please complete it before requesting a certificate."),
+        ))
     }
 }
 
@@ -230,6 +282,7 @@ impl ScmSim {
                 log: Vec::new(),
                 comments: Vec::new(),
                 profile_ids: Vec::new(),
+                dcv_incomplete: Default::default(),
             }),
             ca_key,
             ca_cert,
@@ -350,6 +403,48 @@ impl ScmSim {
             .get(id)
             .map(|c| c.renewed_to.clone())
             .unwrap_or_default()
+    }
+
+    /// Approves a request waiting for approval (`approval_required`): it is issued.
+    pub fn approve(&self, id: &str) {
+        if let Some(c) = self.sim.inner.lock().unwrap().certs.get_mut(id) {
+            c.approval = Approval::Approved;
+        }
+    }
+
+    /// Declines a request waiting for approval: status `Declined`, never issued.
+    pub fn decline(&self, id: &str) {
+        if let Some(c) = self.sim.inner.lock().unwrap().certs.get_mut(id) {
+            c.approval = Approval::Declined;
+        }
+    }
+
+    /// Revokes a certificate as a person would in SCM's web UI (not through the API).
+    pub fn revoke_in_ui(&self, id: &str) {
+        if let Some(c) = self.sim.inner.lock().unwrap().certs.get_mut(id) {
+            c.revoked = true;
+        }
+    }
+
+    /// Marks a domain's Domain Control Validation incomplete (`true`) or complete again.
+    pub fn set_dcv_incomplete(&self, domain: &str, incomplete: bool) {
+        let mut inner = self.sim.inner.lock().unwrap();
+        if incomplete {
+            inner.dcv_incomplete.insert(domain.to_string());
+        } else {
+            inner.dcv_incomplete.remove(domain);
+        }
+    }
+
+    /// Requests waiting for approval, by id.
+    pub fn awaiting_approval(&self) -> Vec<String> {
+        let inner = self.sim.inner.lock().unwrap();
+        inner
+            .certs
+            .iter()
+            .filter(|(_, c)| c.approval == Approval::Waiting)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub fn is_revoked(&self, id: &str) -> bool {
@@ -612,8 +707,12 @@ async fn token(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, body: Stri
 }
 
 fn token_answer(sim: &Sim, body: &str) -> Response {
-    if sim.faults.lock().unwrap().token_endpoint_down {
+    let f = sim.faults.lock().unwrap().clone();
+    if f.token_endpoint_down {
         return (StatusCode::SERVICE_UNAVAILABLE, "").into_response();
+    }
+    if f.token_endpoint_drop {
+        return dropped();
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
@@ -680,11 +779,18 @@ async fn download(
                     -110,
                     "Certificate has been revoked and cannot be downloaded.",
                 ),
-                Some(c) if Instant::now() < c.ready_at => scm_error(
-                    StatusCode::NOT_FOUND,
-                    -109,
-                    "Certificate is not available now, please try again later.",
+                Some(c) if c.approval == Approval::Declined => scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -183,
+                    "Certificate is not collectable.",
                 ),
+                Some(c) if c.approval == Approval::Waiting || Instant::now() < c.ready_at => {
+                    scm_error(
+                        StatusCode::NOT_FOUND,
+                        -109,
+                        "Certificate is not available now, please try again later.",
+                    )
+                }
                 Some(c) => (
                     StatusCode::OK,
                     [("content-type", "application/x-pem-file")],
@@ -710,6 +816,10 @@ async fn status(
             Some(c) => {
                 let s = if c.revoked {
                     "Revoked"
+                } else if c.approval == Approval::Declined {
+                    "Declined"
+                } else if c.approval == Approval::Waiting {
+                    "Requested"
                 } else if Instant::now() < c.ready_at {
                     "Applied"
                 } else {
@@ -850,8 +960,14 @@ fn renew_answer(
             &format!("SSL state is not 'ISSUED': {id}"),
         ));
     }
+    let names: Vec<&str> = std::iter::once(old.cn.as_str())
+        .chain(old.sans.iter().map(String::as_str))
+        .collect();
+    if let Some(r) = Sim::dcv_refusal(&inner, &names) {
+        return Err(r);
+    }
     let now = Utc::now();
-    let new_id = sim.new_cert(
+    let new_id = sim.requested_cert(
         &mut inner,
         &old.cn,
         &old.sans,
@@ -929,7 +1045,13 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
     }
     let now = Utc::now();
     let mut inner = sim.inner.lock().unwrap();
-    let id = sim.new_cert(
+    let names: Vec<&str> = std::iter::once(cn.as_str())
+        .chain(sans.iter().map(String::as_str))
+        .collect();
+    if let Some(r) = Sim::dcv_refusal(&inner, &names) {
+        return Err(r);
+    }
+    let id = sim.requested_cert(
         &mut inner,
         &cn,
         &sans,
@@ -1032,9 +1154,16 @@ async fn revoke(
                 None => Err(wrong_id(&id)),
                 Some(c) if c.revoked => Err(scm_error(
                     StatusCode::BAD_REQUEST,
-                    -110,
-                    "Certificate has been revoked and cannot be downloaded.",
+                    -159,
+                    "Your certificate already revoked",
                 )),
+                Some(c) if c.approval != Approval::Approved || Instant::now() < c.ready_at => {
+                    Err(scm_error(
+                        StatusCode::BAD_REQUEST,
+                        -102,
+                        "Only issued certificates could be revoked.",
+                    ))
+                }
                 Some(c) => {
                     c.revoked = true;
                     Ok(StatusCode::OK.into_response())

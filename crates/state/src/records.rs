@@ -31,6 +31,9 @@ pub struct CertRecord {
     /// The notAfter for which "expiring without auto-renew" was last reported.
     #[serde(default)]
     pub reported_no_auto_renew: Option<DateTime<Utc>>,
+    /// When a renewal in collection was reported as stalled (once per renewal).
+    #[serde(default)]
+    pub stall_reported: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }

@@ -87,6 +87,8 @@ pub struct RenewalConfig {
     pub retry_max_hours: u64,
     /// How often a renewed certificate that the CA has not issued yet is polled.
     pub collect_poll_secs: u64,
+    /// A renewal or enrollment accepted but not issued after this long is reported as stalled.
+    pub collect_timeout_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +157,8 @@ pub const JIRA_EVENTS: &[&str] = &[
     "renewal_failed",
     "expiring_no_auto_renew",
     "outcome_unknown",
+    "renewal_stalled",
+    "revoked_in_scm",
 ];
 
 impl ConnectorConfig {
@@ -228,6 +232,7 @@ impl ConnectorConfig {
             retry_initial_mins: r.or("renewal.retry_initial_mins", 60u64),
             retry_max_hours: r.or("renewal.retry_max_hours", 32u64),
             collect_poll_secs: r.or("renewal.collect_poll_secs", 60u64),
+            collect_timeout_hours: r.or("renewal.collect_timeout_hours", 24u64),
         };
         if !(1..=1440).contains(&renewal.retry_initial_mins) {
             r.error(
@@ -237,6 +242,12 @@ impl ConnectorConfig {
         }
         if !(1..=168).contains(&renewal.retry_max_hours) {
             r.error("renewal.retry_max_hours", "must be between 1 and 168 hours");
+        }
+        if !(1..=24 * 90).contains(&renewal.collect_timeout_hours) {
+            r.error(
+                "renewal.collect_timeout_hours",
+                "must be between 1 and 2160 hours (90 days)",
+            );
         }
         if !(1..=3600).contains(&renewal.collect_poll_secs) {
             r.error(
