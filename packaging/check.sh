@@ -75,5 +75,7 @@ for want in \
   "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf"; do
   grep -qxF -- "$want" "$tmp/rpm.txt" || fail "the .rpm lacks: $want"
 done
-rpm -qcp "$rpm" | grep -qx /etc/sectigo-connector/connector.toml || fail "connector.toml is not an rpm config file"
+# (Not `rpm | grep -q`: with pipefail, grep's early exit can fail the pipeline.)
+rpm_conf=$(rpm -qcp "$rpm")
+grep -qx /etc/sectigo-connector/connector.toml <<<"$rpm_conf" || fail "connector.toml is not an rpm config file"
 echo "packaging checks passed"

@@ -130,6 +130,25 @@ pub enum CertsCommand {
     Link { id: String, key: String },
     /// Stop tracking a certificate (its history is written to the log).
     Forget { id: String },
+    /// Settle an `outcome-unknown` renewal (ID: the certificate) or enrollment (ID: its Jira
+    /// issue key) after checking SCM: the request id to search SCM's comments for is in `certs
+    /// show`. Goes through the daemon while it runs.
+    Resolve {
+        /// The certificate id, or the issue key of an enrollment from Jira.
+        id: String,
+        /// SCM did issue this certificate for the lost request: download it, check its
+        /// subject and SANs, and track it as the renewal (history and Jira link kept).
+        #[arg(
+            long,
+            value_name = "NEW_ID",
+            conflicts_with = "not_renewed",
+            required_unless_present = "not_renewed"
+        )]
+        renewed_as: Option<String>,
+        /// SCM holds no such request: the certificate is due again (an issue may ask again).
+        #[arg(long)]
+        not_renewed: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +247,13 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             CertsCommand::Show { id, json } => (Request::CertsShow { id }, json),
             CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, false),
             CertsCommand::Forget { id } => (Request::CertsForget { id }, false),
+            CertsCommand::Resolve { id, renewed_as, .. } => (
+                Request::CertsResolve {
+                    target: id,
+                    renewed_as,
+                },
+                false,
+            ),
             CertsCommand::Import {
                 profile,
                 cert_id,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed};
+use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed, Resolved};
 use sectigo_state::{CertRecord, CycleSummary, ForceRun};
 
 /// A command for the state, from the command line or through the control socket.
@@ -38,6 +38,12 @@ pub enum Request {
     },
     CertsForget {
         id: String,
+    },
+    /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
+    /// not act on the lost request.
+    CertsResolve {
+        target: String,
+        renewed_as: Option<String>,
     },
     Renew {
         id: String,
@@ -71,6 +77,7 @@ pub enum Response {
         id: String,
         subject_cn: String,
     },
+    Resolved(Resolved),
     Renewed {
         id: String,
         new_id: String,

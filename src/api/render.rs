@@ -67,6 +67,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
             None => format!("certificate {id} linked to {key}\n"),
         },
+        Response::Resolved(r) => format!("{}: {}\n", r.target, r.outcome),
         Response::Forgotten { id, subject_cn } => format!(
             "stopped tracking certificate {id} ({subject_cn}); its history was written to the log\n"
         ),
@@ -345,10 +346,21 @@ fn cert(c: &CertDetail) -> String {
         ),
         CertState::Superseded { by, at } => format!("superseded by {by} at {}", ts(*at)),
         CertState::Failed { reason, at } => format!("failed at {}: {reason}", ts(*at)),
-        CertState::OutcomeUnknown { at, .. } => format!(
-            "outcome unknown since {} (a renew call's answer was lost; check SCM)",
-            ts(*at)
-        ),
+        CertState::OutcomeUnknown { at, request, .. } => {
+            let find = match request {
+                Some(r) => format!("in SCM, search the certificates' comments for \"{r}\""),
+                None => format!(
+                    "in SCM, look for a certificate for CN={} issued after {}",
+                    r.subject_cn,
+                    ts(*at)
+                ),
+            };
+            format!(
+                "outcome unknown since {} (a renew call's answer was lost; SCM may have renewed, and billed, it)\n              to settle it: {find}; then `sectigo-connector certs resolve {} --renewed-as NEW_ID`, or `--not-renewed` if SCM holds no such request",
+                ts(*at),
+                r.id
+            )
+        }
         s => s.name().to_string(),
     };
     writeln!(o, "state:        {state}").ok();

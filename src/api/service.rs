@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sectigo_core::config::Config;
 use sectigo_core::schedule::Schedule;
 use sectigo_engine::policy::{self, Decision};
-use sectigo_engine::{explain, Engine, EngineError, RenewOutcome};
+use sectigo_engine::{explain, Engine, EngineError, Finding, RenewOutcome};
 use sectigo_state::{blocking, EnrollState};
 
 use super::{
@@ -58,6 +58,17 @@ pub async fn execute(
             id,
             subject_cn: r.subject_cn,
         }),
+        Request::CertsResolve { target, renewed_as } => engine
+            .resolve(
+                &target,
+                match renewed_as {
+                    Some(n) => Finding::RenewedAs(n),
+                    None => Finding::NotRenewed,
+                },
+                now,
+            )
+            .await
+            .map(Response::Resolved),
         Request::Renew { id } => return renew(engine, id).await,
         Request::ForceRenew { profile } => engine
             .start_force_renewal(&profile, now)

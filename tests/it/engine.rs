@@ -269,9 +269,15 @@ async fn a_journaled_call_without_answer_is_never_repeated_automatically() {
         due: rec.not_after,
         at: Utc::now(),
         forced: false,
+        request: Some("r-0123456789".into()),
     };
     store.put(&[rec]).unwrap();
     assert_eq!(engine.recover(Utc::now()).await.unwrap(), 1);
+    // The request id survives into the unknown outcome: the operator can find it in SCM.
+    assert!(matches!(
+        get(&store, &ids[0]).state,
+        CertState::OutcomeUnknown { request: Some(ref r), .. } if r == "r-0123456789"
+    ));
     assert!(matches!(
         get(&store, &ids[0]).state,
         CertState::OutcomeUnknown { .. }

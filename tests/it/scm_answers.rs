@@ -321,3 +321,128 @@ async fn an_enormous_token_lifetime_does_not_panic() {
         "the token is cached (capped at a day)"
     );
 }
+
+/// Leaves `id` as a crash between the renew call and its answer would: outcome unknown, with
+/// the request id of the lost call.
+fn lose_the_answer(store: &sectigo_state::SharedStore, id: &str) {
+    let mut rec = get(store, id);
+    rec.state = CertState::OutcomeUnknown {
+        due: rec.not_after,
+        at: Utc::now(),
+        request: Some("r-00aa11bb22".into()),
+    };
+    store.put(&[rec]).unwrap();
+}
+
+#[tokio::test]
+async fn every_billable_call_carries_its_request_id_in_the_comments() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "ssl_cert_comments = \"renewed by the connector\"");
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    env.seed(&engine, "web", &[3]).await;
+    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let sent = env.sim.received_comments();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].starts_with("renewed by the connector [sectigo-connector request r-"),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "");
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    let now = Utc::now();
+    let old = env.sim_cert("shop.example.com", 3);
+    let other = env.sim_cert("other.example.com", 3);
+    engine
+        .import(
+            "web",
+            vec![sectigo_engine::ImportLine {
+                cert_id: old.clone(),
+                issue: Some("CERT-7".into()),
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    // SCM renewed it (billed once), and the answer was lost.
+    let issued = client(&env.sim)
+        .renew(
+            &old,
+            &sectigo_scm::RenewRequest {
+                profile_id: None,
+                custom_fields: Default::default(),
+                comments: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    lose_the_answer(&store, &old);
+    // A certificate for other names is refused, and nothing changes.
+    let e = engine
+        .resolve(&old, sectigo_engine::Finding::RenewedAs(other), now)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not this certificate's renewal"),
+        "{e}"
+    );
+    assert!(matches!(
+        get(&store, &old).state,
+        CertState::OutcomeUnknown { .. }
+    ));
+    // The right one is adopted.
+    engine
+        .resolve(
+            &old,
+            sectigo_engine::Finding::RenewedAs(issued.clone()),
+            now,
+        )
+        .await
+        .unwrap();
+    let o = get(&store, &old);
+    assert!(matches!(o.state, CertState::Superseded { ref by, .. } if *by == issued));
+    assert!(o.history.iter().any(|h| h.event.contains("r-00aa11bb22")));
+    let n = get(&store, &issued);
+    assert_eq!(n.state, CertState::Active);
+    assert_eq!(n.jira_issue.as_deref(), Some("CERT-7"));
+    assert!(
+        matches!(n.origin, sectigo_state::CertOrigin::Renewed { ref from, .. } if *from == old)
+    );
+    // Billed once, and never again for this due date.
+    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    assert_eq!(env.sim.billable_count(&old), 1);
+}
+
+#[tokio::test]
+async fn resolve_not_renewed_makes_it_due_again_once() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "");
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    let ids = env.seed(&engine, "web", &[3]).await;
+    lose_the_answer(&store, &ids[0]);
+    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    assert_eq!(
+        r.summary.requested, 0,
+        "an unknown outcome is never retried by itself"
+    );
+    engine
+        .resolve(&ids[0], sectigo_engine::Finding::NotRenewed, Utc::now())
+        .await
+        .unwrap();
+    // Settling what is not outcome-unknown is refused.
+    let e = engine
+        .resolve(&ids[0], sectigo_engine::Finding::NotRenewed, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nothing to resolve"), "{e}");
+    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    assert_eq!(r.summary.requested, 1);
+    assert_eq!(env.sim.billable_count(&ids[0]), 1);
+}

@@ -82,6 +82,7 @@ fn expiry_index_follows_state_changes() {
         due: two.not_after,
         at: t0(),
         forced: false,
+        request: None,
     };
     s.put(&[two.clone()]).unwrap();
     assert_eq!(
@@ -239,6 +240,7 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
     a.enroll = Some(EnrollState::Requested {
         profile: "p".into(),
         at: t0(),
+        request: None,
     });
     s.commit_all(&[], &[a.clone()], &[]).unwrap();
     assert_eq!(
@@ -253,6 +255,7 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
     b.enroll = Some(EnrollState::Requested {
         profile: "p".into(),
         at: t0(),
+        request: None,
     });
     let e = s.commit_all(&[], &[b.clone()], &[]).unwrap_err();
     assert!(

@@ -318,6 +318,7 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
     rec.enroll = Some(EnrollState::Requested {
         profile: "default".into(),
         at: Utc::now(),
+        request: None,
     });
     rec.set_handled("enroll", Some(Utc::now()));
     d.store.commit_all(&[], &[rec], &[]).unwrap();
@@ -327,10 +328,25 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
     let issue = jira.issue("CERT-2").unwrap();
     assert_eq!(issue.status, "Request Failed");
     assert!(
-        issue.comments[0].starts_with("Needs a human: the outcome of this enrollment is unknown"),
+        issue.comments[0].starts_with("Needs a human: the outcome of this enrollment"),
         "{:?}",
         issue.comments
     );
+    assert!(
+        issue.comments[0].contains("certs resolve CERT-2 --renewed-as"),
+        "{:?}",
+        issue.comments
+    );
+    // The operator found nothing in SCM: the issue may ask again, and its request is enrolled.
+    d.engine
+        .resolve("CERT-2", sectigo_engine::Finding::NotRenewed, Utc::now())
+        .await
+        .unwrap();
+    jira.person_transitions("CERT-2", "Enroll Certificate");
+    for _ in 0..3 {
+        d.settle().await;
+    }
+    assert_eq!(enroll_posts(&env), 2, "enrolled once, after the resolve");
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ impl Engine {
         Ok(blocking(&self.store, move |s| s.issue(&k)).await?)
     }
 
-    async fn commit_issue(
+    pub(crate) async fn commit_issue(
         &self,
         certs: Vec<CertRecord>,
         issue: IssueRecord,
@@ -153,9 +153,11 @@ impl Engine {
             }
         };
         // Journal the intent, durably, before the billable call.
+        let request = crate::request_id(&format!("{key}\n{}", csr.sha256), Utc::now());
         rec.enroll = Some(EnrollState::Requested {
             profile: profile.to_string(),
             at: Utc::now(),
+            request: Some(request.clone()),
         });
         rec.csr_sha256 = Some(csr.sha256.clone());
         rec.set_handled("enroll", Some(now));
@@ -174,7 +176,7 @@ impl Engine {
         let req = EnrollRequest {
             csr: csr.base64.clone(),
             subj_alt_names: Vec::new(),
-            comments: p.ssl_cert_comments.clone(),
+            comments: sectigo_scm::comments_with_request(&p.ssl_cert_comments, &request),
             custom_fields: p
                 .custom_fields
                 .iter()
@@ -211,6 +213,7 @@ impl Engine {
                 rec.enroll = Some(EnrollState::OutcomeUnknown {
                     profile: profile.to_string(),
                     at,
+                    request: Some(request.clone()),
                 });
                 rec.log(at, format!("enrollment outcome unknown: {e}"));
                 error!(jira_key = %key, profile = %profile, "enrollment outcome unknown for {key}: {e}; SCM may have enrolled (and billed) it, so it is not sent again");
@@ -350,11 +353,15 @@ impl Engine {
         let work = blocking(&self.store, |s| s.issues_with_work()).await?;
         let mut n = 0;
         for mut rec in work {
-            if let Some(EnrollState::Requested { profile, .. }) = rec.enroll.clone() {
+            if let Some(EnrollState::Requested {
+                profile, request, ..
+            }) = rec.enroll.clone()
+            {
                 error!(jira_key = %rec.key, profile = %profile, "enrollment outcome unknown: the daemon stopped after journaling the enroll call for {} and before recording SCM's answer; SCM may have enrolled (and billed) it. It is not sent again", rec.key);
                 rec.enroll = Some(EnrollState::OutcomeUnknown {
                     profile: profile.clone(),
                     at: now,
+                    request,
                 });
                 rec.log(now, "enrollment outcome unknown (daemon stopped mid-call)");
                 let ev = self.event(
@@ -413,7 +420,7 @@ impl Engine {
         let Some((_claim, rec)) = self.claim_request(key, "renew").await? else {
             return Ok(IssueOutcome::Deferred("handled by another task".into()));
         };
-        let cert = match self.resolve(key, &rec, cert_id).await? {
+        let cert = match self.issue_cert(key, &rec, cert_id).await? {
             Ok(c) => c,
             Err(why) => {
                 return self
@@ -443,7 +450,7 @@ impl Engine {
         }
     }
 
-    async fn resolve(
+    async fn issue_cert(
         &self,
         key: &str,
         rec: &IssueRecord,
@@ -471,7 +478,7 @@ impl Engine {
         let Some((_claim, mut rec)) = self.claim_request(key, "revoke").await? else {
             return Ok(IssueOutcome::Deferred("handled by another task".into()));
         };
-        let cert = match self.resolve(key, &rec, cert_id).await? {
+        let cert = match self.issue_cert(key, &rec, cert_id).await? {
             Ok(c) => c,
             Err(why) => {
                 return self

@@ -8,11 +8,13 @@ mod import;
 pub mod inventory;
 pub mod policy;
 mod renew;
+mod resolve;
 
 pub use admin::Renamed;
 pub use enroll::IssueOutcome;
 pub use inventory::{Inventory, Problem, ProfileCounts, Visit};
 pub use renew::CollectReport;
+pub use resolve::{Finding, Resolved};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,6 +133,18 @@ pub struct Counters {
     pub stalled: std::sync::atomic::AtomicU64,
 }
 
+/// A short id for one billable request, unique per certificate and instant: `r-` and 10 hex
+/// digits of SHA-256(id, time). Journaled before the call and sent in its `comments`.
+pub fn request_id(subject: &str, at: DateTime<Utc>) -> String {
+    let seed = format!(
+        "{subject}\n{}",
+        at.timestamp_nanos_opt().unwrap_or_default()
+    );
+    let d = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+    let hex: String = d.as_ref()[..5].iter().map(|b| format!("{b:02x}")).collect();
+    format!("r-{hex}")
+}
+
 fn bump(c: &std::sync::atomic::AtomicU64) {
     c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -222,11 +236,15 @@ impl Engine {
         let inflight = blocking(&self.store, |s| s.in_flight()).await?;
         let mut n = 0;
         for mut rec in inflight {
-            if let CertState::RenewRequested { due, .. } = rec.state {
+            if let CertState::RenewRequested { due, request, .. } = rec.state.clone() {
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal outcome unknown: the daemon stopped after journaling a renew call for {} (expires {}) and before recording SCM's answer; SCM may have renewed (and billed) it. It will not be renewed again automatically: check SCM, then run `sectigo-connector renew {}` if it was not renewed, or `certs import` the new certificate if it was",
                     rec.subject_cn, rec.not_after, rec.id);
-                rec.state = CertState::OutcomeUnknown { due, at: now };
+                rec.state = CertState::OutcomeUnknown {
+                    due,
+                    at: now,
+                    request,
+                };
                 rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
                 let ev = self.event(
                     Event::OutcomeUnknown {

@@ -405,7 +405,8 @@ mod tests {
             decide(
                 &with_state(CertState::OutcomeUnknown {
                     due: t(366),
-                    at: t(340)
+                    at: t(340),
+                    request: None,
                 }),
                 &pol(30, true),
                 t(350)

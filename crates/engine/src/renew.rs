@@ -39,6 +39,7 @@ impl Engine {
         }
         let forced = reason == Some(Reason::Forced);
         let due = rec.not_after;
+        let request = crate::request_id(&rec.id, Utc::now());
         let req = RenewRequest {
             profile_id: profile.scm_profile_id,
             custom_fields: profile
@@ -46,7 +47,7 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect(),
-            comments: profile.ssl_cert_comments.clone(),
+            comments: sectigo_scm::comments_with_request(&profile.ssl_cert_comments, &request),
         };
         // Wait for the rate limit and the token before journaling: a crash while waiting then
         // leaves nothing unknown behind. Failing to get them is a failed attempt, with nothing
@@ -59,6 +60,7 @@ impl Engine {
                     due,
                     at: Utc::now(),
                     forced,
+                    request: Some(request.clone()),
                 };
                 rec.log(
                     Utc::now(),
@@ -72,7 +74,7 @@ impl Engine {
                 self.commit(vec![rec.clone()], ev).await?;
                 self.flush().await?;
                 info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewing {} (expires {}{})", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
+                    "renewing {} (expires {}{}), request {request}", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
                 client.renew_reserved(Some(reserved), &rec.id, &req).await
             }
         };
@@ -97,7 +99,11 @@ impl Engine {
                 RenewOutcome::Requested { new_id }
             }
             Err(e) if e.maybe_billed() => {
-                rec.state = CertState::OutcomeUnknown { due, at };
+                rec.state = CertState::OutcomeUnknown {
+                    due,
+                    at,
+                    request: Some(request.clone()),
+                };
                 rec.last_error = Some(e.to_string());
                 rec.log(at, format!("renewal outcome unknown: {e}"));
                 ev = self.event(

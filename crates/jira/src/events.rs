@@ -221,8 +221,13 @@ impl Event<'_> {
                 cert.id, cert.subject_cn, ts(cert.not_after), cert.profile, cert.id
             ),
             Event::OutcomeUnknown { cert, reason } => format!(
-                "Needs a human: the outcome of the renewal of certificate {} (CN={}) is unknown ({reason}). SCM may have renewed, and billed, it.\nCheck SCM: if it was not renewed, run `sectigo-connector renew {}`; if it was, import the new certificate with `sectigo-connector certs import --profile {} --cert-id NEW --issue {}`.",
-                cert.id, cert.subject_cn, cert.id, cert.profile, issue
+                "Needs a human: the outcome of the renewal of certificate {} (CN={}) is unknown ({reason}). SCM may have renewed, and billed, it.\nCheck SCM{}: if it issued a new certificate, run `sectigo-connector certs resolve {} --renewed-as NEW_ID`; if not, `sectigo-connector certs resolve {} --not-renewed`.",
+                cert.id, cert.subject_cn,
+                match &cert.state {
+                    sectigo_state::CertState::OutcomeUnknown { request: Some(r), .. } => format!(" (search its certificates' comments for \"{r}\")"),
+                    _ => String::new(),
+                },
+                cert.id, cert.id
             ),
             Event::EnrollRequested { profile, cert_id, domain, .. } => format!(
                 "Enrollment requested: SCM accepted the certificate signing request for {domain} (profile {profile}) as certificate {cert_id}. The certificate will be attached here once Sectigo issues it."
@@ -243,7 +248,7 @@ impl Event<'_> {
                 "The {action} request was not carried out: {reason}\nFix the cause, then move the issue back to request it again."
             ),
             Event::EnrollOutcomeUnknown { profile, reason, .. } => format!(
-                "Needs a human: the outcome of this enrollment is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, import it with `sectigo-connector certs import --profile {profile} --cert-id ID --issue {issue}`; otherwise create a new issue."
+                "Needs a human: the outcome of this enrollment (profile {profile}) is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, run `sectigo-connector certs resolve {issue} --renewed-as CERT_ID`; if not, `sectigo-connector certs resolve {issue} --not-renewed`, then request it again."
             ),
             Event::Stalled { cert, new_id, since, scm_status } => format!(
                 "Needs a human: the renewal of certificate {} (CN={}) was accepted by SCM as certificate {new_id} at {}, and is still not issued (SCM status: {scm_status}).\nIf the REST account needs approval, approve certificate {new_id} in SCM; the connector keeps collecting it and attaches it here when it is issued.",

@@ -61,6 +61,25 @@ pub struct RenewRequest {
     pub comments: String,
 }
 
+/// The request id of a billable call, as it is appended to `comments`: searching SCM for it
+/// finds the request whose answer was lost.
+pub fn request_tag(id: &str) -> String {
+    format!("[sectigo-connector request {id}]")
+}
+
+/// `comments` with the request id appended, within SCM's 1024 characters: the profile's own
+/// comments are shortened if they must be, never the id.
+pub fn comments_with_request(comments: &str, request: &str) -> String {
+    let tag = request_tag(request);
+    let room = sectigo_core::config::MAX_COMMENTS.saturating_sub(tag.chars().count() + 1);
+    let own: String = comments.chars().take(room).collect();
+    if own.is_empty() {
+        tag
+    } else {
+        format!("{own} {tag}")
+    }
+}
+
 /// The body of an enroll call (SSL).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EnrollRequest {
@@ -756,6 +775,22 @@ fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_fit_in_the_comments() {
+        assert_eq!(
+            comments_with_request("renewed by cron", "r-1a2b3c4d5e"),
+            "renewed by cron [sectigo-connector request r-1a2b3c4d5e]"
+        );
+        assert_eq!(
+            comments_with_request("", "r-1"),
+            "[sectigo-connector request r-1]"
+        );
+        let long = "é".repeat(1024);
+        let c = comments_with_request(&long, "r-1a2b3c4d5e");
+        assert_eq!(c.chars().count(), 1024);
+        assert!(c.ends_with("[sectigo-connector request r-1a2b3c4d5e]"));
+    }
 
     #[test]
     fn token_answers_are_bounded_and_never_panic() {

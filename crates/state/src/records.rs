@@ -59,6 +59,9 @@ pub enum CertState {
         due: DateTime<Utc>,
         at: DateTime<Utc>,
         forced: bool,
+        /// The request id sent in `comments`, to find the request in SCM.
+        #[serde(default)]
+        request: Option<String>,
     },
     /// SCM accepted the renewal as `new_id`; waiting for it to be issued and collected.
     Collecting {
@@ -75,6 +78,9 @@ pub enum CertState {
     OutcomeUnknown {
         due: DateTime<Utc>,
         at: DateTime<Utc>,
+        /// The request id of the call whose answer was lost (search SCM's comments for it).
+        #[serde(default)]
+        request: Option<String>,
     },
     /// SCM refused the renewal for good (e.g. -180 profile does not allow renew).
     Failed {
@@ -272,6 +278,9 @@ pub enum EnrollState {
     Requested {
         profile: String,
         at: DateTime<Utc>,
+        /// The request id sent in `comments`.
+        #[serde(default)]
+        request: Option<String>,
     },
     /// SCM accepted the enrollment as `cert_id`; waiting for issuance.
     Collecting {
@@ -300,6 +309,8 @@ pub enum EnrollState {
     OutcomeUnknown {
         profile: String,
         at: DateTime<Utc>,
+        #[serde(default)]
+        request: Option<String>,
     },
 }
 
