@@ -2,7 +2,7 @@
 //! file (`shared/contracts/scm/scm-rest-enrollment-api-25.11.openapi.json`), served by Prism
 //! 5.14.2 with `--errors`. `.ci/run` starts Prism and runs these with `PRISM_SCM_URL` set:
 //!
-//!     PRISM_SCM_URL=http://127.0.0.1:4020 cargo test --test contract -- --ignored
+//!     PRISM_SCM_URL=http://127.0.0.1:4020 cargo test --test it -- --ignored contract::
 //!
 //! Prism answers an invalid request with 400 and an `sl-violations` header; a valid one with
 //! the spec's placeholder answer (`certId: "string"`, a PEM body of `string`).

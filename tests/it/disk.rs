@@ -1,7 +1,7 @@
 //! The state directory read-only, or its disk full, during renewals: a clear error, no
 //! corruption, and never a renewal without its journal entry. These mount a bind mount and a
 //! small tmpfs, so they need root: `.ci/run` runs them
-//! (`cargo test --test disk -- --ignored`).
+//! (`cargo test --test it -- --ignored disk::`).
 
 use std::path::Path;
 use std::process::Command;
