@@ -385,6 +385,15 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                 "    then:    {:?} / {:?} / on failure {:?}",
                 w.enrolled_transition, w.revoked_transition, w.failed_transition
             );
+            println!(
+                "    limits:  profiles {}; at most {} enrollments in 24 h; a renewal at most every {} h",
+                match &w.profiles {
+                    Some(p) => p.join(", "),
+                    None => "all".into(),
+                },
+                w.max_enrollments_per_day,
+                w.min_renewal_interval_hours
+            );
         }
         None if c.jira.is_some() => println!("  workflow:  off ([jira.workflow] enabled = false)"),
         None => {}
@@ -425,6 +434,12 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
         );
         if !p.custom_fields.is_empty() {
             println!("    custom_fields:      {:?}", p.custom_fields);
+        }
+        if let Some(d) = &p.allowed_domains {
+            println!(
+                "    allowed_domains:    {} (enrollments from Jira)",
+                d.join(", ")
+            );
         }
     }
     for w in &cfg.warnings {

@@ -151,6 +151,20 @@ fn each_error_names_file_and_key() {
         ),
         (
             "web.toml",
+            p("allowed_domains = [\"example.com\", \"exa mple.com\"]\n"),
+            "web.toml",
+            Some("allowed_domains"),
+            "is not a domain",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://j\"\nemail = \"a@b\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\nmax_enrollments_per_day = 100000\n".into(),
+            "connector.toml",
+            Some("jira.workflow.max_enrollments_per_day"),
+            "between 0",
+        ),
+        (
+            "web.toml",
             "client_secret = \"s\"\nscm_url = \"https://a.example\"\n".into(),
             "web.toml",
             Some("client_id"),
@@ -416,6 +430,20 @@ fn inline_secret_readable_by_others_warns() {
 }
 
 #[test]
+fn the_workflow_profiles_must_exist() {
+    let d = dir_with(
+        Some("[jira]\nurl = \"https://j\"\nemail = \"a@b\"\ntoken = \"t\"\n[jira.workflow]\nenabled = true\nprofiles = [\"web\", \"nosuch\"]\n"),
+        &[("web.toml", GOOD_PROFILE)],
+    );
+    let e = errors_of(d.path());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key.as_deref(), Some("jira.workflow.profiles"));
+    assert!(e[0].to_string().contains("connector.toml"), "{}", e[0]);
+    assert!(e[0].message.contains("\"nosuch\""), "{}", e[0]);
+    assert!(!e[0].message.contains("\"web\""), "{}", e[0]);
+}
+
+#[test]
 fn shipped_defaults_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/sectigo-connector");
     let cfg = Config::load(&dir).unwrap_or_else(|e| panic!("shipped configuration fails: {e}"));
@@ -461,13 +489,18 @@ fn shipped_defaults_pass() {
         "enrolled_transition",
         "revoked_transition",
         "failed_transition",
+        "max_enrollments_per_day",
+        "min_renewal_interval_hours",
         "max_issues",
+        "profiles",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
             "shipped connector.toml does not document `{key}`"
         );
     }
+    let profile = std::fs::read_to_string(dir.join("profiles.d/example.toml")).unwrap();
+    assert!(profile.contains("allowed_domains ="));
 }
 
 #[test]

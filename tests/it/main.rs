@@ -21,4 +21,5 @@ mod scm;
 mod scm_answers;
 mod secrets;
 mod state;
+mod untrusted;
 mod workflow;

@@ -17,7 +17,7 @@ use sectigo_state::{CertOrigin, CertState, EnrollState, SharedStore};
 use sectigo_workflow::{PollReport, Poller};
 use tokio_util::sync::CancellationToken;
 
-fn csr_pem(cn: &str) -> String {
+pub(crate) fn csr_pem(cn: &str) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut p = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
     p.distinguished_name = rcgen::DistinguishedName::new();
@@ -30,6 +30,17 @@ async fn setup(flavor: JiraFlavor) -> (Env, JiraSim) {
 }
 
 async fn setup_with(flavor: JiraFlavor, sim: ScmSimConfig) -> (Env, JiraSim) {
+    setup_full(flavor, sim, "", "").await
+}
+
+/// A configuration with Jira (`flavor`), the workflow on with `workflow` keys added, and one
+/// profile `default` with `profile` keys added.
+pub(crate) async fn setup_full(
+    flavor: JiraFlavor,
+    sim: ScmSimConfig,
+    workflow: &str,
+    profile: &str,
+) -> (Env, JiraSim) {
     let jira = JiraSim::start(flavor, "bot@example.com", "api-token")
         .await
         .unwrap();
@@ -42,21 +53,21 @@ async fn setup_with(flavor: JiraFlavor, sim: ScmSimConfig) -> (Env, JiraSim) {
         JiraFlavor::Datacenter => ("datacenter", "token = \"api-token\""),
     };
     env.connector(&format!(
-        "[jira]\nurl = \"{}\"\nflavor = \"{name}\"\n{auth}\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\n[jira.workflow]\nenabled = true\nrevoke_reason_field = \"Revocation reason\"\n",
+        "[jira]\nurl = \"{}\"\nflavor = \"{name}\"\n{auth}\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\n[jira.workflow]\nenabled = true\nrevoke_reason_field = \"Revocation reason\"\n{workflow}\n",
         jira.url()
     ));
-    env.profile("default", "expiry_window_days = 30");
+    env.profile("default", &format!("expiry_window_days = 30\n{profile}"));
     (env, jira)
 }
 
-struct Daemon {
-    engine: Arc<Engine>,
-    poller: Poller,
-    deliverer: Deliverer,
-    store: SharedStore,
+pub(crate) struct Daemon {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) poller: Poller,
+    pub(crate) deliverer: Deliverer,
+    pub(crate) store: SharedStore,
 }
 
-fn daemon(env: &Env) -> Daemon {
+pub(crate) fn daemon(env: &Env) -> Daemon {
     let cfg = env.config();
     let store = env.store();
     let jc = cfg.connector.jira.clone().unwrap();
@@ -69,19 +80,19 @@ fn daemon(env: &Env) -> Daemon {
 }
 
 impl Daemon {
-    async fn poll(&self) -> PollReport {
+    pub(crate) async fn poll(&self) -> PollReport {
         let r = self.poller.poll(&self.engine, Utc::now()).await;
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         r
     }
 
-    async fn deliver(&self) {
+    pub(crate) async fn deliver(&self) {
         let r = self.deliverer.pass(Utc::now()).await.unwrap();
         assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
     }
 
     /// Polls and delivers until the simulator has issued what was enrolled.
-    async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         for _ in 0..3 {
             self.poll().await;
             self.deliver().await;
@@ -89,7 +100,7 @@ impl Daemon {
     }
 }
 
-fn enroll_posts(env: &Env) -> usize {
+pub(crate) fn enroll_posts(env: &Env) -> usize {
     env.sim
         .requests()
         .iter()
@@ -100,7 +111,14 @@ fn enroll_posts(env: &Env) -> usize {
 #[tokio::test]
 async fn the_story_of_one_issue_enroll_renew_revoke() {
     for flavor in [JiraFlavor::Cloud, JiraFlavor::Datacenter] {
-        let (env, jira) = setup(flavor).await;
+        // No minimum interval here: the story renews from the issue right after a renewal.
+        let (env, jira) = setup_full(
+            flavor,
+            ScmSimConfig::default(),
+            "min_renewal_interval_hours = 0",
+            "",
+        )
+        .await;
         let d = daemon(&env);
         jira.add_certificate_issue(
             "CERT-1",
@@ -234,7 +252,7 @@ async fn bad_csr_and_unknown_profile_are_refused_without_calling_scm() {
         ("CERT-2", "PRIVATE KEY"),
         (
             "CERT-3",
-            "no profile named \"defualt\" is configured in the connector (configured: default)",
+            "profile \"defualt\" may not be used for requests from Jira",
         ),
         ("CERT-4", "\"Certificate CSR text\" is empty"),
     ] {
@@ -242,6 +260,11 @@ async fn bad_csr_and_unknown_profile_are_refused_without_calling_scm() {
         assert_eq!(i.status, "Request Failed", "{k}");
         assert_eq!(i.comments.len(), 1, "{k}: {:?}", i.comments);
         assert!(i.comments[0].contains(want), "{k}: {}", i.comments[0]);
+        assert!(
+            !i.comments[0].contains("(configured:"),
+            "no profile names: {}",
+            i.comments[0]
+        );
     }
     // Polling again changes nothing.
     d.settle().await;
@@ -412,13 +435,14 @@ async fn searches_page_through_every_match_on_both_flavours() {
         jira.add_issue("DEV-1");
         let c = JiraClient::new(&env.config().connector.jira.unwrap()).unwrap();
         let fields = vec!["status".to_string()];
-        let (all, complete) = c.search("project = OPS", &fields, 1000).await.unwrap();
+        let r = c.search("project = OPS", &fields, 1000).await.unwrap();
+        let (all, complete) = (r.issues, r.complete);
         assert_eq!((all.len(), complete), (250, true), "{flavor:?}");
         let keys: std::collections::BTreeSet<String> = all.iter().map(|i| i.key.clone()).collect();
         assert_eq!(keys.len(), 250, "{flavor:?}: no issue twice");
         assert_eq!(all[0].text("status").as_deref(), Some("Open"));
-        let (some, complete) = c.search("project = OPS", &fields, 120).await.unwrap();
-        assert_eq!((some.len(), complete), (120, false), "{flavor:?}");
+        let r = c.search("project = OPS", &fields, 120).await.unwrap();
+        assert_eq!((r.issues.len(), r.complete), (120, false), "{flavor:?}");
         // A JQL error is Jira's own message, for the operator.
         let e = c.search("projekt = OPS", &fields, 10).await.unwrap_err();
         assert!(

@@ -3,10 +3,11 @@
 //! Each request is recorded as handled, durably, before anything is sent, so that polling the
 //! same issue again, or a crash mid-way, never does it twice.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
 use super::{Engine, EngineError, RenewOutcome};
+use sectigo_core::config::Profile;
 use sectigo_core::x509::Csr;
 use sectigo_jira::events::Event;
 use sectigo_scm::{EnrollRequest, ScmError};
@@ -109,6 +110,52 @@ impl Engine {
         Ok(IssueOutcome::Rejected(reason.to_string()))
     }
 
+    /// A configured profile that requests from Jira may use.
+    fn request_profile(&self, name: &str) -> Option<Profile> {
+        let allowed = self
+            .limits
+            .profiles
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|p| p == name));
+        self.profiles.get(name).filter(|_| allowed).cloned()
+    }
+
+    /// The daily cap is reached: the request waits (not marked handled, so a later poll takes
+    /// it); the issue is told until when, once per wait.
+    async fn defer_request(
+        &self,
+        mut rec: IssueRecord,
+        profile: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<IssueOutcome, EngineError> {
+        let why = format!(
+            "the daily limit of enrollments from Jira ([jira.workflow] max_enrollments_per_day = {}) is reached",
+            self.limits.max_enrollments_per_day
+        );
+        if rec
+            .waiting_until
+            .is_some_and(|w| w >= until - Duration::minutes(1))
+        {
+            return Ok(IssueOutcome::Deferred(why));
+        }
+        warn!(jira_key = %rec.key, profile = %profile, "enrollment for {} waits until {until}: {why}", rec.key);
+        rec.waiting_until = Some(until);
+        rec.log(now, format!("enrollment waits until {until}: {why}"));
+        let ev = self.event(
+            Event::RequestWaiting {
+                issue: &rec.key,
+                profile,
+                action: "enroll",
+                reason: &why,
+                until,
+            },
+            now,
+        );
+        self.commit_issue(vec![], rec, ev).await?;
+        Ok(IssueOutcome::Deferred(why))
+    }
+
     /// Enrolls `csr` under `profile` for the issue `key`: at most once per issue and once per
     /// CSR, journaled before the billable call.
     pub async fn enroll_for_issue(
@@ -136,14 +183,37 @@ impl Engine {
             let why = format!("the same CSR was already enrolled from {other}. Nothing was sent to SCM. Each certificate needs its own request: generate a new CSR");
             return self.reject_request(rec, "enroll", profile, &why, now).await;
         }
-        let Some(p) = self.profiles.get(profile).cloned() else {
-            let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+        let Some(p) = self.request_profile(profile) else {
+            // Other profiles' names are not the requester's business.
             let why = format!(
-                "no profile named {profile:?} is configured in the connector (configured: {}). Nothing was sent to SCM",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                "profile {:?} may not be used for requests from Jira. Nothing was sent to SCM; ask the connector's operator which profile to use",
+                sectigo_core::text::bounded(profile, 64)
+            );
+            return self.reject_request(rec, "enroll", "", &why, now).await;
+        };
+        let names: Vec<&str> = std::iter::once(csr.subject_cn.as_str())
+            .filter(|n| !n.is_empty())
+            .chain(csr.sans.iter().map(String::as_str))
+            .collect();
+        if let Err(name) = p.allows_names(names) {
+            let why = format!(
+                "the CSR names {:?}, which profile {profile:?} may not enroll (its allowed_domains). Nothing was sent to SCM",
+                sectigo_core::text::bounded(&name, 80)
             );
             return self.reject_request(rec, "enroll", profile, &why, now).await;
-        };
+        }
+        // The rolling daily cap, counted over enrollment starts persisted in the state.
+        let day_ago = now - Duration::hours(24);
+        let mut starts = blocking(&self.store, |s| s.enrollment_starts()).await?;
+        starts.retain(|t| *t > day_ago);
+        starts.sort();
+        let cap = self.limits.max_enrollments_per_day as usize;
+        if starts.len() >= cap {
+            let until = starts
+                .get(starts.len() - cap)
+                .map_or(now, |t| *t + Duration::hours(24));
+            return self.defer_request(rec, profile, until, now).await;
+        }
         let client = self.client(profile)?.clone();
         let reserved = match client.reserve().await {
             Ok(r) => r,
@@ -161,6 +231,9 @@ impl Engine {
         });
         rec.csr_sha256 = Some(csr.sha256.clone());
         rec.set_handled("enroll", Some(now));
+        rec.waiting_until = None;
+        starts.push(now);
+        blocking(&self.store, move |s| s.put_enrollment_starts(&starts)).await?;
         rec.log(
             Utc::now(),
             format!("enrollment of {} started (profile {profile})", csr.domain()),
@@ -428,12 +501,67 @@ impl Engine {
                     .await
             }
         };
+        // A request from Jira never overrides the engine's safety.
+        if self.request_profile(&cert.profile).is_none() {
+            let why = format!(
+                "certificate {}'s profile may not be used for requests from Jira; ask the connector's operator",
+                cert.id
+            );
+            return self.reject_request(rec, "renew", "", &why, now).await;
+        }
+        let refuse = match &cert.state {
+            CertState::Active => None,
+            CertState::OutcomeUnknown { .. } => Some(format!(
+                "the last renewal of certificate {} has an unknown outcome: SCM may have renewed, and billed, it. Nothing was sent to SCM. The connector's operator settles it first (`sectigo-connector certs resolve {}`)",
+                cert.id, cert.id
+            )),
+            CertState::Failed { reason, .. } => Some(format!(
+                "the renewal of certificate {} failed for good ({}). Nothing was sent to SCM. The connector's operator fixes the cause, then renews it (`sectigo-connector renew {}`)",
+                cert.id,
+                sectigo_core::text::bounded(reason, 300),
+                cert.id
+            )),
+            CertState::Revoked { .. } => Some(format!(
+                "certificate {} is revoked: it cannot be renewed; request a new certificate",
+                cert.id
+            )),
+            CertState::RenewRequested { .. } | CertState::Collecting { .. } => Some(format!(
+                "a renewal of certificate {} is under way already; its result is reported here",
+                cert.id
+            )),
+            CertState::Superseded { by, .. } => Some(format!(
+                "certificate {} was replaced by {by}",
+                cert.id
+            )),
+        };
+        if let Some(why) = refuse {
+            return self
+                .reject_request(rec, "renew", &cert.profile, &why, now)
+                .await;
+        }
+        if let Some(last) = cert.renewed_at() {
+            let again = last + self.limits.min_renewal_interval;
+            if now < again {
+                let why = format!(
+                    "certificate {} was renewed at {}; a renewal can be asked for again from {} ([jira.workflow] min_renewal_interval_hours). Nothing was sent to SCM",
+                    cert.id,
+                    last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    again.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                return self
+                    .reject_request(rec, "renew", &cert.profile, &why, now)
+                    .await;
+            }
+        }
         let mut rec = rec;
         rec.set_handled("renew", Some(now));
         rec.log(now, format!("renewal of {} requested", cert.id));
         self.commit_issue(vec![], rec.clone(), None).await?;
         info!(jira_key = %key, cert_id = %cert.id, "renewal of {} requested from {key}", cert.id);
-        match self.renew(&cert.id, None).await {
+        match self
+            .renew(&cert.id, Some(super::policy::Reason::Requested))
+            .await
+        {
             Ok(RenewOutcome::Requested { new_id }) => Ok(IssueOutcome::Done(new_id)),
             Ok(RenewOutcome::Failed(e)) => Ok(IssueOutcome::Done(format!("failed: {e}"))),
             Ok(RenewOutcome::Unknown(e)) => Ok(IssueOutcome::Unknown(e)),
@@ -486,6 +614,13 @@ impl Engine {
                     .await
             }
         };
+        if self.request_profile(&cert.profile).is_none() {
+            let why = format!(
+                "certificate {}'s profile may not be used for requests from Jira; ask the connector's operator",
+                cert.id
+            );
+            return self.reject_request(rec, "revoke", "", &why, now).await;
+        }
         let refuse = match &cert.state {
             CertState::Revoked { .. } => Some(format!("certificate {} is revoked already", cert.id)),
             s if s.is_in_flight() => Some(format!("a renewal of certificate {} is under way; ask again once it is done (the new certificate will be revoked)", cert.id)),

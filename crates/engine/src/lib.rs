@@ -170,6 +170,27 @@ pub struct Engine {
     concurrency: usize,
     /// Jira is configured: events are queued for delivery.
     jira: bool,
+    /// What requests from Jira issues may do (`[jira.workflow]`).
+    limits: RequestLimits,
+}
+
+/// The limits on requests from Jira issues: who may trigger billable calls, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The profiles issues may use; `None`: all configured.
+    pub profiles: Option<Vec<String>>,
+    pub max_enrollments_per_day: u32,
+    pub min_renewal_interval: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            profiles: None,
+            max_enrollments_per_day: 20,
+            min_renewal_interval: Duration::hours(24),
+        }
+    }
 }
 
 impl Engine {
@@ -205,6 +226,17 @@ impl Engine {
             renewal: cfg.connector.renewal.clone(),
             concurrency: cfg.connector.scm.max_concurrent * 2,
             jira: cfg.connector.jira.is_some(),
+            limits: cfg
+                .connector
+                .jira
+                .as_ref()
+                .and_then(|j| j.workflow.as_ref())
+                .map(|w| RequestLimits {
+                    profiles: w.profiles.clone(),
+                    max_enrollments_per_day: w.max_enrollments_per_day,
+                    min_renewal_interval: Duration::hours(w.min_renewal_interval_hours as i64),
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -598,6 +630,10 @@ pub fn explain(d: &Decision) -> String {
             reason: Reason::Forced,
             ..
         } => "renew now: the profile's force renewal covers it".into(),
+        Decision::Renew {
+            reason: Reason::Requested,
+            ..
+        } => "renew now: asked for from its Jira issue".into(),
         Decision::Backoff { until } => format!("renew at {until}: waiting after a failed attempt"),
         Decision::NotDue { at } => format!("renew at {at}: when the expiry window opens"),
         Decision::ReportNoAutoRenew { .. } => {

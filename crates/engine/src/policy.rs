@@ -23,6 +23,8 @@ pub enum Reason {
     Window,
     /// The profile's force renewal covers it.
     Forced,
+    /// Asked for from its Jira issue (only when active and not renewed recently).
+    Requested,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

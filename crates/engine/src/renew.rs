@@ -67,6 +67,9 @@ impl Engine {
                     match reason {
                         Some(Reason::Window) => "renewal started (inside the expiry window)",
                         Some(Reason::Forced) => "renewal started (force renewal)",
+                        Some(Reason::Requested) => {
+                            "renewal started (asked for from its Jira issue)"
+                        }
                         None => "renewal started (by operator)",
                     },
                 );

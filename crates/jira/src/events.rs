@@ -48,6 +48,14 @@ pub enum Event<'a> {
         reason: &'a str,
         at: DateTime<Utc>,
     },
+    /// Workflow: a request waits (a limit is reached) until `until`.
+    RequestWaiting {
+        issue: &'a str,
+        profile: &'a str,
+        action: &'a str,
+        reason: &'a str,
+        until: DateTime<Utc>,
+    },
     /// Workflow: the daemon stopped between an enroll call and recording its answer.
     EnrollOutcomeUnknown {
         issue: &'a str,
@@ -114,6 +122,7 @@ impl Event<'_> {
             Event::EnrollOutcomeUnknown { .. } => "enroll_outcome_unknown",
             Event::Revoked { .. } => "revoked",
             Event::Stalled { .. } => "renewal_stalled",
+            Event::RequestWaiting { .. } => "request_waiting",
             Event::RevokedInScm { .. } => "revoked_in_scm",
         }
     }
@@ -174,6 +183,18 @@ impl Event<'_> {
                 String::new(),
                 profile.to_string(),
                 format!("{name}:{issue}:{action}:{}", at.timestamp_millis()),
+            )),
+            Event::RequestWaiting {
+                issue,
+                profile,
+                action,
+                until,
+                ..
+            } => Some((
+                issue.to_string(),
+                String::new(),
+                profile.to_string(),
+                format!("{name}:{issue}:{action}:{}", until.timestamp() / 60),
             )),
             Event::EnrollOutcomeUnknown { issue, profile, .. } => Some((
                 issue.to_string(),
@@ -246,6 +267,10 @@ impl Event<'_> {
             }
             Event::RequestFailed { action, reason, .. } => format!(
                 "The {action} request was not carried out: {reason}\nFix the cause, then move the issue back to request it again."
+            ),
+            Event::RequestWaiting { action, reason, until, .. } => format!(
+                "The {action} request waits: {reason}. It is carried out after {} (leave the issue in its status).",
+                ts(*until)
             ),
             Event::EnrollOutcomeUnknown { profile, reason, .. } => format!(
                 "Needs a human: the outcome of this enrollment (profile {profile}) is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, run `sectigo-connector certs resolve {issue} --renewed-as CERT_ID`; if not, `sectigo-connector certs resolve {issue} --not-renewed`, then request it again."

@@ -285,12 +285,14 @@ impl JiraClient {
         jql: &str,
         fields: &[String],
         max: usize,
-    ) -> Result<(Vec<FoundIssue>, bool), JiraError> {
+    ) -> Result<Search, JiraError> {
         let what = "searching issues";
         let mut out: Vec<FoundIssue> = Vec::new();
+        let mut malformed: Vec<String> = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = (max - out.len()).min(100);
+            let seen = out.len() + malformed.len();
+            let page = (max - seen).min(SEARCH_PAGE);
             let (url, body) = match self.flavor {
                 JiraFlavor::Cloud => {
                     let mut b = json!({ "jql": jql, "fields": fields, "maxResults": page });
@@ -301,35 +303,67 @@ impl JiraClient {
                 }
                 JiraFlavor::Datacenter => (
                     self.api_root("search"),
-                    json!({ "jql": jql, "fields": fields, "maxResults": page, "startAt": out.len() }),
+                    json!({ "jql": jql, "fields": fields, "maxResults": page, "startAt": seen }),
                 ),
             };
             let rb = self.req(reqwest::Method::POST, &url).json(&body);
             let body = self.send(rb, what, "JQL search").await?;
             let v: SearchBody = parse(&body, what, "JQL search")?;
             let n = v.issues.len();
-            out.extend(v.issues.into_iter().map(|i| FoundIssue {
-                key: i.key,
-                fields: i.fields,
-            }));
+            // Each issue on its own: one that cannot be read is skipped, the others go on.
+            for raw in v.issues {
+                match serde_json::from_value::<SearchIssue>(raw.clone()) {
+                    Ok(i) => out.push(FoundIssue {
+                        key: i.key,
+                        fields: i.fields,
+                    }),
+                    Err(e) => malformed.push(describe_malformed(&raw, &e)),
+                }
+            }
             let more = match self.flavor {
                 JiraFlavor::Cloud => {
                     token = v.next_page_token;
                     token.is_some() && !v.is_last.unwrap_or(false)
                 }
-                JiraFlavor::Datacenter => v.total.is_some_and(|t| (out.len() as u64) < t),
+                JiraFlavor::Datacenter => v
+                    .total
+                    .is_some_and(|t| ((out.len() + malformed.len()) as u64) < t),
             };
-            if !more {
-                return Ok((out, true));
-            }
-            if n == 0 {
-                // More announced, none sent: not known to be complete.
-                return Ok((out, false));
-            }
-            if out.len() >= max {
-                return Ok((out, false));
+            let complete = if !more {
+                Some(true)
+            } else if n == 0 || out.len() + malformed.len() >= max {
+                // More announced, none sent (or enough taken): not known to be complete.
+                Some(false)
+            } else {
+                None
+            };
+            if let Some(complete) = complete {
+                return Ok(Search {
+                    issues: out,
+                    complete,
+                    malformed,
+                });
             }
         }
+    }
+
+    /// One field of one issue, as text (`GET /issue/{key}?fields=ID`): for a field too large to
+    /// fetch in a search (the CSR).
+    pub async fn issue_field(&self, key: &str, id: &str) -> Result<Option<String>, JiraError> {
+        let what = "reading a field";
+        let url = format!(
+            "{}?fields={}",
+            self.api(&sectigo_core::http::path_segment(key)),
+            sectigo_core::http::path_segment(id)
+        );
+        let rb = self.req(reqwest::Method::GET, &url);
+        let body = self.send(rb, what, key).await?;
+        let v: SearchIssue = parse(&body, what, key)?;
+        Ok(FoundIssue {
+            key: v.key,
+            fields: v.fields,
+        }
+        .text(id))
     }
 
     /// Every field Jira knows: (id, name). Custom fields have ids like `customfield_10050`.
@@ -445,13 +479,37 @@ impl FoundIssue {
 #[derive(Debug, Deserialize)]
 struct SearchBody {
     #[serde(default)]
-    issues: Vec<SearchIssue>,
+    issues: Vec<Value>,
     #[serde(default, rename = "nextPageToken")]
     next_page_token: Option<String>,
     #[serde(default, rename = "isLast")]
     is_last: Option<bool>,
     #[serde(default)]
     total: Option<u64>,
+}
+
+/// Issues per search page: small enough that a page of issues with large fields stays far
+/// below the answer size limit.
+const SEARCH_PAGE: usize = 50;
+
+/// A search's result.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub issues: Vec<FoundIssue>,
+    /// Whether that was every match.
+    pub complete: bool,
+    /// Issues that could not be read, described for the log (key when known, escaped).
+    pub malformed: Vec<String>,
+}
+
+/// What to log about an issue of a search page that could not be read.
+fn describe_malformed(raw: &Value, e: &serde_json::Error) -> String {
+    let key = raw
+        .get("key")
+        .and_then(Value::as_str)
+        .map(|k| sectigo_core::text::bounded(&sectigo_core::text::Escaped(k).to_string(), 40))
+        .unwrap_or_else(|| "(no key)".into());
+    format!("issue {key}: cannot be read ({e})")
 }
 
 #[derive(Debug, Deserialize)]

@@ -159,6 +159,8 @@ pub struct SimIssue {
     pub attachments: Vec<(String, Vec<u8>)>,
     /// Transitions performed, by name.
     pub transitions: Vec<String>,
+    /// Answered in place of the issue's `fields` in searches (a malformed issue).
+    pub corrupt_fields: Option<Value>,
 }
 
 struct Inner {
@@ -168,6 +170,8 @@ struct Inner {
     refused_auth: usize,
     /// JQL searches received.
     searches: usize,
+    /// `GET /issue/{key}` answered.
+    issue_reads: std::sync::atomic::AtomicUsize,
 }
 
 struct Sim {
@@ -199,6 +203,7 @@ impl JiraSim {
                 requests: 0,
                 refused_auth: 0,
                 searches: 0,
+                issue_reads: Default::default(),
             }),
         });
         let v = match flavor {
@@ -294,6 +299,20 @@ impl JiraSim {
 
     pub fn searches(&self) -> usize {
         self.sim.inner.lock().unwrap().searches
+    }
+
+    /// How many `GET /issue/{key}` the simulator answered.
+    pub fn issue_reads(&self) -> usize {
+        let i = self.sim.inner.lock().unwrap();
+        i.issue_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes searches answer `value` in place of the issue's `fields` (a malformed issue).
+    pub fn corrupt_fields(&self, key: &str, value: Value) {
+        let mut i = self.sim.inner.lock().unwrap();
+        if let Some(is) = i.issues.get_mut(key) {
+            is.corrupt_fields = Some(value);
+        }
     }
 
     pub fn issue(&self, key: &str) -> Option<SimIssue> {
@@ -553,6 +572,7 @@ async fn search(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) ->
                     field_value(sim.flavor, is, id).unwrap_or(Value::Null),
                 );
             }
+            let f = is.corrupt_fields.clone().unwrap_or(Value::Object(f));
             json!({"id": (10000 + start + n).to_string(), "key": k, "fields": f})
         })
         .collect();
@@ -654,12 +674,31 @@ async fn issue(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path(key): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     if let Err(r) = admit(&sim, &headers, &key).await {
         return r;
     }
     let i = sim.inner.lock().unwrap();
-    let is = &i.issues[&key];
+    i.issue_reads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(is) = i.issues.get(&key) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Issue does not exist or you do not have permission to see it.",
+        );
+    };
+    // `?fields=a,b`: those fields only, as Jira answers them.
+    if let Some(list) = q.get("fields") {
+        let mut f = serde_json::Map::new();
+        for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            f.insert(
+                id.to_string(),
+                field_value(sim.flavor, is, id).unwrap_or(Value::Null),
+            );
+        }
+        return Json(json!({"key": key, "fields": f})).into_response();
+    }
     let att: Vec<Value> = is
         .attachments
         .iter()

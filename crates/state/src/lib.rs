@@ -115,6 +115,9 @@ pub trait Store: Send + Sync + 'static {
     fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize>;
     fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
+    /// When enrollments from Jira started, for the rolling daily cap (pruned by the caller).
+    fn enrollment_starts(&self) -> StoreResult<Vec<DateTime<Utc>>>;
+    fn put_enrollment_starts(&self, starts: &[DateTime<Utc>]) -> StoreResult<()>;
     /// Makes everything written so far durable (fsync).
     fn flush(&self) -> StoreResult<()>;
 }

@@ -266,6 +266,9 @@ pub struct IssueRecord {
     /// A revocation journaled before its call and not yet answered.
     #[serde(default)]
     pub revoking: Option<RevokeIntent>,
+    /// The request waits for the daily cap until then (the issue was told, once).
+    #[serde(default)]
+    pub waiting_until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }

@@ -12,7 +12,7 @@
 //! - `issue_work`: issue key → (), issues with an enrollment or revocation unanswered
 //! - `issue_handled`: action ‖ 0 ‖ issue key → (), requests marked handled (so a poll reads
 //!   only those, not every issue record)
-//! - `meta`: `schema_version`, `last_cycle`
+//! - `meta`: `schema_version`, `last_cycle`, `enrollment_starts` (the Jira workflow's daily cap)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -501,6 +501,18 @@ impl Store for SledStore {
 
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()> {
         self.meta.insert("last_cycle", encode(c))?;
+        Ok(())
+    }
+
+    fn enrollment_starts(&self) -> StoreResult<Vec<DateTime<Utc>>> {
+        match self.meta.get("enrollment_starts")? {
+            Some(v) => decode(b"enrollment_starts", &v),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn put_enrollment_starts(&self, starts: &[DateTime<Utc>]) -> StoreResult<()> {
+        self.meta.insert("enrollment_starts", encode(&starts))?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use sectigo_core::config::{JiraConfig, WorkflowConfig};
+use sectigo_core::text::{bounded, Escaped};
 use sectigo_core::x509::csr;
 use sectigo_core::x509::revocation::reason_code;
 use sectigo_engine::{Engine, EngineError, IssueOutcome};
@@ -213,6 +214,8 @@ pub struct Poller {
     client: JiraClient,
     fields: FieldCache,
     cfg: WorkflowConfig,
+    /// Issues already logged as unreadable (each is logged once, not every poll).
+    logged: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Poller {
@@ -225,6 +228,7 @@ impl Poller {
             client: JiraClient::new(jc)?,
             fields: FieldCache::default(),
             cfg,
+            logged: Default::default(),
         }))
     }
 
@@ -287,16 +291,17 @@ impl Poller {
         now: DateTime<Utc>,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
+        // Only what decides a request is searched for; the CSR, the one large field, is read
+        // per issue, so that no issue can make a search page too large for the others.
         let mut ids = vec![
             "summary".to_string(),
             "status".to_string(),
-            f.csr.clone(),
             f.profile.clone(),
             f.cert_id.clone(),
         ];
         ids.extend(f.reason.clone());
         let jql = action.jql(&self.cfg);
-        let (issues, complete) = self
+        let found = self
             .client
             .search(jql, &ids, self.cfg.max_issues)
             .await
@@ -305,18 +310,45 @@ impl Poller {
                 jql: jql.to_string(),
                 key: action.name(),
             })?;
+        let complete = found.complete;
+        for m in &found.malformed {
+            self.log_once(m, || {
+                format!(
+                    "Jira workflow: skipped an issue of the {} search: {m}",
+                    action.name()
+                )
+            });
+        }
         if !complete {
             warn!(
                 "Jira workflow: more than {} issues match {jql:?}; the rest wait for the next poll",
                 self.cfg.max_issues
             );
         }
-        report.found += issues.len();
+        report.found += found.issues.len();
         let mut seen = BTreeSet::new();
-        for issue in &issues {
+        for issue in &found.issues {
+            if !sectigo_engine::is_issue_key(&issue.key) {
+                let k = Escaped(&issue.key).to_string();
+                self.log_once(&k, || {
+                    format!("Jira workflow: skipped an issue whose key {k:?} is not an issue key")
+                });
+                continue;
+            }
             seen.insert(issue.key.clone());
-            let req = read_request(issue, f);
+            let mut req = read_request(issue, f);
             let rec = engine.issue_record(&issue.key).await?;
+            if action == Action::Enroll && !rec.as_ref().is_some_and(|r| r.is_handled("enroll")) {
+                match self.client.issue_field(&issue.key, &f.csr).await {
+                    Ok(csr) => req.csr = csr,
+                    Err(e) => {
+                        let k = issue.key.clone();
+                        self.log_once(&k, || format!("Jira workflow: {k}: its CSR cannot be read ({e}); the issue is skipped"));
+                        report.deferred += 1;
+                        continue;
+                    }
+                }
+            }
             let outcome = self
                 .carry_out(engine, action, &req, rec.as_ref(), now)
                 .await?;
@@ -347,6 +379,18 @@ impl Poller {
             }
         }
         Ok(())
+    }
+
+    /// Logs `what` once per `id` for the poller's life.
+    fn log_once(&self, id: &str, what: impl FnOnce() -> String) {
+        let first = self
+            .logged
+            .lock()
+            .map(|mut l| l.insert(id.to_string()))
+            .unwrap_or(true);
+        if first {
+            warn!("{}", what());
+        }
     }
 
     async fn carry_out(
@@ -385,13 +429,17 @@ impl Poller {
     }
 }
 
+/// A request as read from a search hit (the CSR is read apart). What people typed is made
+/// safe here, once: control characters escaped (no forged log lines, no terminal escapes),
+/// lengths bounded (a profile name or certificate id is short; a reason goes to SCM and Jira).
 fn read_request(issue: &FoundIssue, f: &Fields) -> Request {
+    let clean = |v: Option<String>, max: usize| v.map(|t| bounded(&Escaped(&t).to_string(), max));
     Request {
         key: issue.key.clone(),
-        csr: issue.text(&f.csr),
-        profile: issue.text(&f.profile),
-        cert_id: issue.text(&f.cert_id),
-        reason: f.reason.as_ref().and_then(|r| issue.text(r)),
+        csr: None,
+        profile: clean(issue.text(&f.profile), 64),
+        cert_id: clean(issue.text(&f.cert_id), 64),
+        reason: clean(f.reason.as_ref().and_then(|r| issue.text(r)), 400),
     }
 }
 

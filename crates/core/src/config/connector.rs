@@ -137,6 +137,13 @@ pub struct WorkflowConfig {
     pub failed_transition: String,
     /// At most this many issues per search (per action and poll).
     pub max_issues: usize,
+    /// The profiles issues may use; `None`: all.
+    pub profiles: Option<Vec<String>>,
+    /// Enrollments started from Jira in a rolling 24 hours; past it, requests wait.
+    pub max_enrollments_per_day: u32,
+    /// A renewal asked for from Jira within this time of the certificate's last renewal is
+    /// refused.
+    pub min_renewal_interval_hours: u64,
 }
 
 impl WorkflowConfig {
@@ -392,6 +399,9 @@ impl ConnectorConfig {
             revoked_transition: text(r, "revoked_transition", "Certificate Revoked".into()),
             failed_transition: text(r, "failed_transition", "Request Failed".into()),
             max_issues: r.or("jira.workflow.max_issues", 100usize),
+            profiles: r.opt::<Vec<String>>("jira.workflow.profiles"),
+            max_enrollments_per_day: r.or("jira.workflow.max_enrollments_per_day", 20u32),
+            min_renewal_interval_hours: r.or("jira.workflow.min_renewal_interval_hours", 24u64),
         };
         if let Err(e) = crate::schedule::validate_cron(&w.poll_cron) {
             r.error(
@@ -407,6 +417,18 @@ impl ConnectorConfig {
         }
         if !(1..=1000).contains(&w.max_issues) {
             r.error("jira.workflow.max_issues", "must be between 1 and 1000");
+        }
+        if w.max_enrollments_per_day > 10_000 {
+            r.error(
+                "jira.workflow.max_enrollments_per_day",
+                "must be between 0 (no enrollments from Jira) and 10000",
+            );
+        }
+        if w.min_renewal_interval_hours > 24 * 366 {
+            r.error(
+                "jira.workflow.min_renewal_interval_hours",
+                "must be between 0 and 8784 hours (a year)",
+            );
         }
         enabled.then_some(w)
     }

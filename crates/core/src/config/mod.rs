@@ -21,7 +21,9 @@ pub use connector::{
 };
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
-pub use profile::{check_name, NameError, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS};
+pub use profile::{
+    check_name, domain_allowed, NameError, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS,
+};
 pub use reader::ENV_PREFIX;
 pub use secret_source::SecretError;
 pub use url_check::{check_url, is_loopback, UrlError};
@@ -119,6 +121,28 @@ impl Config {
                     "profiles {other:?} and {:?} use the same client_id and scm_url; a renamed profile file cannot be told apart from them",
                     p.name
                 ));
+            }
+        }
+        if let Some(w) = connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) {
+            let unknown: Vec<&String> = w
+                .profiles
+                .iter()
+                .flatten()
+                .filter(|p| !profiles.contains_key(*p))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ConfigErrors(vec![ConfigError::key(
+                    Origin::File(dir.join(CONNECTOR_FILE)),
+                    "jira.workflow.profiles",
+                    format!(
+                        "no profile named {} is configured (profiles are the files in profiles.d/)",
+                        unknown
+                            .iter()
+                            .map(|p| format!("{p:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )]));
             }
         }
         if let Some(j) = connector.jira.as_ref().filter(|j| j.workflow.is_some()) {

@@ -31,6 +31,8 @@ pub struct Profile {
     pub auto_renew: bool,
     pub scm_profile_id: Option<i64>,
     pub custom_fields: BTreeMap<String, String>,
+    /// Names a certificate of this profile may carry when enrolled from Jira; `None`: any.
+    pub allowed_domains: Option<Vec<String>>,
     /// True when the secret is inline in a file that users other than the owner can read.
     #[serde(skip)]
     pub inline_secret_readable_by_others: bool,
@@ -71,7 +73,49 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// An `allowed_domains` entry: `example.com` or `*.example.com`.
+fn check_domain_pattern(p: &str) -> Result<(), String> {
+    let host = p.strip_prefix("*.").unwrap_or(p).trim_end_matches('.');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(format!(
+            "{p:?} is not a domain: use a name such as \"example.com\" (exactly that name) or \"*.example.com\" (any name below it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` (a CN or SAN) matches one of `patterns`: `example.com` exactly, or
+/// `*.example.com`: any name below it. Case and a trailing dot do not matter. Pure.
+pub fn domain_allowed(patterns: &[String], name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.trim_end_matches('.').to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(parent) => n.len() > parent.len() + 1 && n.ends_with(&format!(".{parent}")),
+            None => n == p,
+        }
+    })
+}
+
 impl Profile {
+    /// Whether a certificate for these names may be enrolled with this profile from Jira.
+    pub fn allows_names<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+        let Some(patterns) = &self.allowed_domains else {
+            return Ok(());
+        };
+        match names.into_iter().find(|n| !domain_allowed(patterns, n)) {
+            None => Ok(()),
+            Some(n) => Err(n.to_string()),
+        }
+    }
+
     pub fn read(name: &str, r: &mut KeyReader<'_>, credentials_dir: Option<&Path>) -> Option<Self> {
         let client_id: Option<String> = r.req("client_id", "the SCM REST account's Client ID");
         let inline: Option<Secret> = r.opt("client_secret");
@@ -87,6 +131,12 @@ impl Profile {
         let auto_renew: bool = r.or("auto_renew", true);
         let scm_profile_id: Option<i64> = r.opt("scm_profile_id");
         let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
+        let allowed_domains: Option<Vec<String>> = r.opt("allowed_domains");
+        for d in allowed_domains.iter().flatten() {
+            if let Err(e) = check_domain_pattern(d) {
+                r.error("allowed_domains", e);
+            }
+        }
 
         if let Some(id) = &client_id {
             if id.trim().is_empty() {
@@ -147,6 +197,11 @@ impl Profile {
             auto_renew,
             scm_profile_id,
             custom_fields,
+            allowed_domains: allowed_domains.map(|v| {
+                v.iter()
+                    .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                    .collect()
+            }),
             inline_secret_readable_by_others: readable,
         })
     }
@@ -163,4 +218,42 @@ fn readable_by_others(path: &Path) -> bool {
 #[cfg(not(unix))]
 fn readable_by_others(_: &Path) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_patterns() {
+        let p = vec!["example.com".to_string(), "*.corp.example.org".to_string()];
+        for (name, want) in [
+            ("example.com", true),
+            ("EXAMPLE.com.", true),
+            ("www.example.com", false),
+            ("corp.example.org", false),
+            ("a.corp.example.org", true),
+            ("a.b.corp.example.org", true),
+            ("*.corp.example.org", true),
+            ("evilcorp.example.org", false),
+            ("www.google.com", false),
+            ("", false),
+        ] {
+            assert_eq!(domain_allowed(&p, name), want, "{name:?}");
+        }
+        assert!(check_domain_pattern("*.example.com").is_ok());
+        assert!(check_domain_pattern("example.com").is_ok());
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "exa mple.com",
+            "-a.com",
+            "a..b",
+            "**.a.com",
+            "a.*.com",
+        ] {
+            assert!(check_domain_pattern(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -60,6 +60,8 @@ pub enum CsrError {
     BadSignature,
     #[error("the CSR names no domain: it has neither a common name (CN) nor DNS names")]
     NoDomain,
+    #[error("the CSR names {0:?}, which is not a domain name")]
+    BadName(String),
 }
 
 /// A line of pasted text, fit for an error message: escaped and at most 80 characters.
@@ -98,6 +100,13 @@ pub fn parse(text: &str) -> Result<Csr, CsrError> {
     let (subject_cn, sans) = names(&req);
     if subject_cn.is_empty() && sans.is_empty() {
         return Err(CsrError::NoDomain);
+    }
+    // Names go into logs, comments and SCM: none may carry control characters.
+    if let Some(bad) = std::iter::once(&subject_cn)
+        .chain(&sans)
+        .find(|n| n.len() > 253 || n.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(CsrError::BadName(quoted(bad)));
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, &der);
     Ok(Csr {
