@@ -7,7 +7,8 @@
 //! `selection N...`: due selection over N tracked certificates, 0.1% of them due: time per
 //! selection (the index range scan plus the policy over what it returns) and memory.
 //! `daemon N`: the real binary over a state of N certificates: time from start to READY,
-//! RSS when ready and after 10 s idle, CPU used while idle.
+//! RSS when ready and after an idle minute (`IDLE_SECS`), CPU used and wake-ups (context
+//! switches of all its threads) while idle. `SECTIGO_BENCH_EXE=PATH` measures another build.
 //! `workflow N`: the real binary with `[jira.workflow]` polling the Jira simulator every second,
 //! over a state holding N issue records: CPU per poll (three searches, nothing to do).
 //! `throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS`: renew CERTS due certificates against
@@ -16,7 +17,7 @@
 //! seen in any one second.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,8 +151,7 @@ fn selection_one(n: usize) {
 }
 
 fn daemon(n: usize) {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sectigo-connector");
-    assert!(exe.exists(), "build it first: cargo build --release");
+    let exe = daemon_exe();
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let start = Instant::now();
@@ -401,4 +401,20 @@ fn terminate(pid: u32) {
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
+}
+
+/// The daemon binary measured: `target/release/sectigo-connector`, or `SECTIGO_BENCH_EXE` (to
+/// hold another build, e.g. an earlier version, against the same harness).
+fn daemon_exe() -> PathBuf {
+    let exe = std::env::var_os("SECTIGO_BENCH_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sectigo-connector")
+        });
+    assert!(
+        exe.exists(),
+        "build it first: cargo build --release ({})",
+        exe.display()
+    );
+    exe
 }

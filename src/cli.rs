@@ -1,5 +1,6 @@
 //! The command line. `main` parses, dispatches, prints, and maps every failure to an exit code.
 
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,15 +190,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::new(Exit::Failed, e))
 }
 
+/// Writes to standard output. A reader that went away (`| head -1`) ends the command quietly,
+/// as it does for cat or grep, instead of a panic.
+fn write_out(s: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("sectigo-connector: writing the output: {e}");
+    }
+}
+
 /// Prints a reply, as text or as JSON, and returns its exit code.
 fn emit(reply: Reply, json: bool) -> i32 {
     match reply {
         Ok(r) => {
             if json {
-                print!("{}", render::json(&r));
+                write_out(&render::json(&r));
             } else {
                 let (out, err) = render::text(&r, Utc::now());
-                print!("{out}");
+                write_out(&out);
                 eprint!("{err}");
             }
             exit::for_response(&r).code()
@@ -322,14 +336,20 @@ fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
 
 fn check_config(dir: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
+    let mut o = String::new();
+    macro_rules! say {
+        ($($t:tt)*) => {{
+            let _ = writeln!(o, $($t)*);
+        }};
+    }
     let c = &cfg.connector;
-    println!("configuration in {}: OK", dir.display());
-    println!(
+    say!("configuration in {}: OK", dir.display());
+    say!(
         "  state:     {} (cache {} MiB)",
         c.state.dir.display(),
         c.state.cache_mb
     );
-    println!(
+    say!(
         "  schedule:  {:?}{}",
         c.schedule.cron,
         if c.schedule.run_at_start {
@@ -338,7 +358,7 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
             ""
         }
     );
-    println!(
+    say!(
         "  log:       level {:?}, format {:?}{}",
         c.log.level,
         c.log.format,
@@ -348,7 +368,7 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
             .map(|f| format!(", files in {}", f.display()))
             .unwrap_or_default()
     );
-    println!(
+    say!(
         "  scm:       timeout {}s, at most {} concurrent and {}/s per host, retries for up to {}s",
         c.scm.timeout_secs,
         c.scm.max_concurrent,
@@ -356,22 +376,24 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
         c.scm.retry_max_secs
     );
     match &c.jira {
-        Some(j) => println!(
+        Some(j) => say!(
             "  jira:      {:?} at {} (token {})",
-            j.flavor, j.url, j.token
+            j.flavor,
+            j.url,
+            j.token
         ),
-        None => println!("  jira:      off (no [jira] section)"),
+        None => say!("  jira:      off (no [jira] section)"),
     }
     match c.jira.as_ref().and_then(|j| j.workflow.as_ref()) {
         Some(w) => {
-            println!(
+            say!(
                 "  workflow:  requests from Jira polled on {:?}",
                 w.poll_cron
             );
-            println!("    enroll:  {}", w.enroll_jql);
-            println!("    renew:   {}", w.renew_jql);
-            println!("    revoke:  {}", w.revoke_jql);
-            println!(
+            say!("    enroll:  {}", w.enroll_jql);
+            say!("    renew:   {}", w.renew_jql);
+            say!("    revoke:  {}", w.revoke_jql);
+            say!(
                 "    fields:  CSR {:?}, profile {:?}, certificate id {:?}, revocation reason {}",
                 w.csr_field,
                 w.profile_field,
@@ -381,11 +403,13 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                     .map(|f| format!("{f:?}"))
                     .unwrap_or_else(|| format!("- (code {})", w.revoke_reason_code))
             );
-            println!(
+            say!(
                 "    then:    {:?} / {:?} / on failure {:?}",
-                w.enrolled_transition, w.revoked_transition, w.failed_transition
+                w.enrolled_transition,
+                w.revoked_transition,
+                w.failed_transition
             );
-            println!(
+            say!(
                 "    limits:  profiles {}; at most {} enrollments in 24 h; a renewal at most every {} h",
                 match &w.profiles {
                     Some(p) => p.join(", "),
@@ -395,18 +419,18 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                 w.min_renewal_interval_hours
             );
         }
-        None if c.jira.is_some() => println!("  workflow:  off ([jira.workflow] enabled = false)"),
+        None if c.jira.is_some() => say!("  workflow:  off ([jira.workflow] enabled = false)"),
         None => {}
     }
-    println!("  control:   {}", c.control.socket.display());
-    println!("profiles ({}):", cfg.profiles.len());
+    say!("  control:   {}", c.control.socket.display());
+    say!("profiles ({}):", cfg.profiles.len());
     for p in cfg.profiles.values() {
-        println!("  {}  ({})", p.name, p.file.display());
-        println!("    client_id:          {}", p.client_id);
-        println!("    client_secret:      {}", p.client_secret);
-        println!("    scm_url:            {}", p.scm_url);
-        println!("    token_url:          {}", p.token_url);
-        println!(
+        say!("  {}  ({})", p.name, p.file.display());
+        say!("    client_id:          {}", p.client_id);
+        say!("    client_secret:      {}", p.client_secret);
+        say!("    scm_url:            {}", p.scm_url);
+        say!("    token_url:          {}", p.token_url);
+        say!(
             "    expiry_window_days: {}{}",
             p.expiry_window_days,
             if p.force_renewal {
@@ -415,7 +439,7 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                 ""
             }
         );
-        println!(
+        say!(
             "    auto_renew:         {}{}",
             p.auto_renew,
             if p.force_renewal {
@@ -424,27 +448,28 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                 ""
             }
         );
-        println!("    force_renewal:      {}", p.force_renewal);
-        println!("    ssl_cert_comments:  {:?}", p.ssl_cert_comments);
-        println!(
+        say!("    force_renewal:      {}", p.force_renewal);
+        say!("    ssl_cert_comments:  {:?}", p.ssl_cert_comments);
+        say!(
             "    scm_profile_id:     {}",
             p.scm_profile_id
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "-".into())
         );
         if !p.custom_fields.is_empty() {
-            println!("    custom_fields:      {:?}", p.custom_fields);
+            say!("    custom_fields:      {:?}", p.custom_fields);
         }
         if let Some(d) = &p.allowed_domains {
-            println!(
+            say!(
                 "    allowed_domains:    {} (enrollments from Jira)",
                 d.join(", ")
             );
         }
     }
     for w in &cfg.warnings {
-        println!("warning: {w}");
+        say!("warning: {w}");
     }
+    write_out(&o);
     Ok(0)
 }
 

@@ -84,16 +84,7 @@ fn inventory(title: &str, recs: &[CertRecord]) -> String {
 }
 
 async fn all(engine: &Engine) -> Result<Vec<CertRecord>, CliError> {
-    let mut v = blocking(engine.store(), |s| {
-        let mut v = Vec::new();
-        s.scan(&mut |r| {
-            v.push(r);
-            true
-        })?;
-        Ok(v)
-    })
-    .await
-    .map_err(fail)?;
+    let mut v = engine.certificates().await.map_err(fail)?;
     v.sort_by(|a, b| (&a.profile, a.not_after).cmp(&(&b.profile, b.not_after)));
     Ok(v)
 }

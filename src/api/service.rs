@@ -32,6 +32,58 @@ pub fn engine_error(e: EngineError) -> ApiError {
     ApiError::new(kind, e)
 }
 
+/// A certificate id as SCM gives them (digits, in practice): short, no separators.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Usage,
+            format!(
+                "{:?} is not a certificate id (SCM's certId: digits)",
+                sectigo_core::text::bounded(&sectigo_core::text::Escaped(id).to_string(), 64)
+            ),
+        ))
+    }
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if sectigo_engine::is_issue_key(key) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Usage,
+            format!(
+                "{:?} is not a Jira issue key (like CERT-123)",
+                sectigo_core::text::bounded(&sectigo_core::text::Escaped(key).to_string(), 64)
+            ),
+        ))
+    }
+}
+
+/// Checks what a request names before anything reads or writes the state: whatever reaches
+/// the daemon through its socket is validated here, not only by the command line.
+pub fn validate(req: &Request) -> Result<(), ApiError> {
+    match req {
+        Request::CertsShow { id } | Request::CertsForget { id } | Request::Renew { id } => {
+            check_id(id)
+        }
+        Request::CertsLink { id, key } => check_id(id).and_then(|()| check_key(key)),
+        Request::CertsResolve { target, renewed_as } => check_id(target)
+            .or_else(|_| check_key(target))
+            .and_then(|()| renewed_as.as_deref().map_or(Ok(()), check_id)),
+        Request::CertsImport { lines, .. } => lines.iter().try_for_each(|l| {
+            check_id(&l.cert_id).and_then(|()| l.issue.as_deref().map_or(Ok(()), check_key))
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Carries out `req`. `Reload` is the daemon's own; here it is refused.
 pub async fn execute(
     req: Request,
@@ -40,6 +92,7 @@ pub async fn execute(
     daemon: Option<&DaemonInfo>,
     now: DateTime<Utc>,
 ) -> Reply {
+    validate(&req)?;
     let r = match req {
         Request::Status => status(engine, config, daemon, now)
             .await
@@ -158,17 +211,7 @@ async fn certs_list(
 ) -> Result<Response, EngineError> {
     let mut records = match profile {
         Some(p) => blocking(engine.store(), move |s| s.by_profile(&p)).await?,
-        None => {
-            blocking(engine.store(), |s| {
-                let mut v = Vec::new();
-                s.scan(&mut |r| {
-                    v.push(r);
-                    true
-                })?;
-                Ok(v)
-            })
-            .await?
-        }
+        None => engine.certificates().await?,
     };
     if due_only {
         let policies = engine.policies(false, now).await?;
@@ -271,4 +314,44 @@ async fn profiles_list(
         past: c.past,
     }));
     Ok(Response::Profiles(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_validated_before_they_touch_the_state() {
+        let ok = Request::CertsLink {
+            id: "12345".into(),
+            key: "CERT-7".into(),
+        };
+        assert!(validate(&ok).is_ok());
+        for bad in [
+            Request::CertsShow { id: "".into() },
+            Request::CertsShow {
+                id: "../../etc/passwd".into(),
+            },
+            Request::Renew {
+                id: "1\n2026 INFO forged".into(),
+            },
+            Request::CertsLink {
+                id: "1".into(),
+                key: "not a key".into(),
+            },
+            Request::CertsResolve {
+                target: "1".into(),
+                renewed_as: Some("x".repeat(65)),
+            },
+        ] {
+            let e = validate(&bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Usage, "{bad:?}");
+            assert!(!e.message.contains('\n'), "{}", e.message);
+        }
+        assert!(validate(&Request::CertsResolve {
+            target: "CERT-9".into(),
+            renewed_as: None
+        })
+        .is_ok());
+    }
 }

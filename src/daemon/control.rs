@@ -12,8 +12,12 @@ use tracing::{debug, warn};
 
 use crate::api::{ApiError, ErrorKind, Reply, Request};
 
-/// Largest request accepted (an import list of ~100k lines fits).
-const MAX_REQUEST: usize = 16 * 1024 * 1024;
+/// Largest request accepted (an import list of ~40,000 lines fits).
+const MAX_REQUEST: usize = 1024 * 1024;
+
+/// Connections handled at once; more are closed at once (a local user cannot exhaust the
+/// daemon's file handles through the socket).
+const MAX_CONNECTIONS: usize = 32;
 
 /// A request from the socket, with where to send the reply.
 pub type Incoming = (Request, oneshot::Sender<Reply>);
@@ -39,6 +43,7 @@ pub fn serve(
     }
     // Removed when the task ends, at shutdown.
     let socket = SocketFile(path.to_path_buf());
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
         let _socket = socket;
         loop {
@@ -55,11 +60,16 @@ pub fn serve(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                debug!("control socket: {MAX_CONNECTIONS} connections open; closing a new one");
+                continue;
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, tx).await {
                     debug!("control connection: {e}");
                 }
+                drop(slot);
             });
         }
     }))

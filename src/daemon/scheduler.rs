@@ -3,11 +3,12 @@
 //! sends a [`Tick`] to the daemon's loop, which decides what to run; so a job never overlaps a
 //! cycle, and a reload replaces the jobs without touching work under way.
 //!
-//! The scheduler's own ticker wakes every 500 ms to look for due jobs; BENCHMARKS.md measures
-//! what that costs an idle daemon.
+//! The scheduler's own ticker wakes every 500 ms to look for due jobs. It runs on a thread of
+//! its own, on a single-threaded runtime, so that those wake-ups touch nothing else: the
+//! daemon's workers sleep until a job fires. BENCHMARKS.md measures what is left.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tracing::debug;
 use uuid::Uuid;
@@ -31,6 +32,10 @@ pub enum SchedulerError {
         expr: String,
         error: sectigo_core::schedule::CronError,
     },
+    #[error("the scheduler's thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the scheduler's thread has stopped")]
+    Stopped,
 }
 
 struct Slot {
@@ -39,57 +44,136 @@ struct Slot {
     schedule: Schedule,
 }
 
+/// What the daemon asks of the scheduler's thread.
+enum Command {
+    Set {
+        tick: Tick,
+        expr: Option<String>,
+        done: oneshot::Sender<Result<Option<Schedule>, SchedulerError>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle the daemon holds; the scheduler itself lives on its thread.
 pub struct Scheduler {
-    inner: JobScheduler,
-    ticks: mpsc::Sender<Tick>,
-    cycle: Option<Slot>,
-    poll: Option<Slot>,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The cycle's schedule, to tell when it fires next.
+    cycle: Option<Schedule>,
 }
 
 impl Scheduler {
-    /// Starts an empty scheduler whose jobs send to `ticks`.
+    /// Starts an empty scheduler, on its own thread, whose jobs send to `ticks`.
     pub async fn start(ticks: mpsc::Sender<Tick>) -> Result<Scheduler, SchedulerError> {
-        let inner = JobScheduler::new().await?;
-        inner.start().await?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("sectigo-schedule".into())
+            .spawn(move || serve(ticks, rx, ready_tx))
+            .map_err(SchedulerError::Thread)?;
+        ready_rx.await.map_err(|_| SchedulerError::Stopped)??;
         Ok(Scheduler {
-            inner,
-            ticks,
+            commands,
+            thread: Some(thread),
             cycle: None,
-            poll: None,
         })
+    }
+
+    async fn set(
+        &self,
+        tick: Tick,
+        expr: Option<&str>,
+    ) -> Result<Option<Schedule>, SchedulerError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Set {
+                tick,
+                expr: expr.map(str::to_string),
+                done,
+            })
+            .map_err(|_| SchedulerError::Stopped)?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
     }
 
     /// Fires [`Tick::Cycle`] on `expr` (replacing the previous cycle job).
     pub async fn set_cycle(&mut self, expr: &str) -> Result<(), SchedulerError> {
-        let slot = &mut self.cycle;
-        replace(
-            &self.inner,
-            &self.ticks,
-            slot,
-            Some(expr),
-            "[schedule] cron",
-            Tick::Cycle,
-        )
-        .await
+        self.cycle = self.set(Tick::Cycle, Some(expr)).await?;
+        Ok(())
     }
 
     /// Fires [`Tick::Poll`] on `expr`; `None` removes the poll job.
     pub async fn set_poll(&mut self, expr: Option<&str>) -> Result<(), SchedulerError> {
-        let slot = &mut self.poll;
-        let key = "[jira.workflow] poll_cron";
-        replace(&self.inner, &self.ticks, slot, expr, key, Tick::Poll).await
+        self.set(Tick::Poll, expr).await.map(|_| ())
     }
 
     /// When the cycle job fires next, after `now`.
     pub fn next_cycle(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cycle.as_ref().and_then(|s| s.schedule.next_after(now))
+        self.cycle.as_ref().and_then(|s| s.next_after(now))
     }
 
     pub async fn shutdown(mut self) {
-        if let Err(e) = self.inner.shutdown().await {
-            debug!("scheduler shutdown: {e}");
+        let (done, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
+}
+
+/// The scheduler's thread: a single-threaded runtime holding the JobScheduler and its jobs.
+fn serve(
+    ticks: mpsc::Sender<Tick>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    ready: oneshot::Sender<Result<(), SchedulerError>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(SchedulerError::Thread(e)));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut inner = match JobScheduler::new().await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        };
+        if let Err(e) = inner.start().await {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+        let _ = ready.send(Ok(()));
+        let (mut cycle, mut poll): (Option<Slot>, Option<Slot>) = (None, None);
+        while let Some(cmd) = commands.recv().await {
+            match cmd {
+                Command::Set { tick, expr, done } => {
+                    let (slot, key) = match tick {
+                        Tick::Cycle => (&mut cycle, "[schedule] cron"),
+                        Tick::Poll => (&mut poll, "[jira.workflow] poll_cron"),
+                    };
+                    let r = replace(&inner, &ticks, slot, expr.as_deref(), key, tick)
+                        .await
+                        .map(|()| slot.as_ref().map(|s| s.schedule.clone()));
+                    let _ = done.send(r);
+                }
+                Command::Shutdown(done) => {
+                    if let Err(e) = inner.shutdown().await {
+                        debug!("scheduler shutdown: {e}");
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// Puts a job for `expr` in `slot`, replacing the one there. A bad expression leaves the
@@ -147,22 +231,27 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let mut s = Scheduler::start(tx).await.unwrap();
         s.set_cycle("* * * * * *").await.unwrap();
-        let first = s.cycle.as_ref().unwrap().job;
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await
             .expect("a tick within 5 s");
         assert_eq!(got, Some(Tick::Cycle));
-        s.set_cycle("* * * * * *").await.unwrap();
-        assert_eq!(
-            s.cycle.as_ref().unwrap().job,
-            first,
-            "same expression, same job"
-        );
+        // A yearly schedule replaces it: no more ticks, and the next fire time is its own.
         s.set_cycle("0 0 0 1 1 *").await.unwrap();
-        assert_ne!(s.cycle.as_ref().unwrap().job, first);
-        assert!(s.next_cycle(Utc::now()).is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        while rx.try_recv().is_ok() {}
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(rx.try_recv().is_err(), "the every-second job was removed");
+        let next = s.next_cycle(Utc::now()).unwrap();
+        assert_eq!(next.format("%m-%d %H:%M:%S").to_string(), "01-01 00:00:00");
+        // A bad expression is refused and leaves the schedule as it was.
+        assert!(s.set_cycle("every hour").await.is_err());
+        assert_eq!(s.next_cycle(Utc::now()), Some(next));
+        s.set_poll(Some("* * * * * *")).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a poll tick within 5 s");
+        assert_eq!(got, Some(Tick::Poll));
         s.set_poll(None).await.unwrap();
-        assert!(s.poll.is_none());
         s.shutdown().await;
     }
 

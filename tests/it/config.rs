@@ -11,14 +11,20 @@ client_secret = "TOPSECRET-123"
 scm_url = "https://customer.enroll.enterprise.sectigo.com"
 "#;
 
+/// A configuration directory; files are 0640, as the packages install them.
 fn dir_with(connector: Option<&str>, profiles: &[(&str, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("profiles.d")).unwrap();
+    let write = |p: std::path::PathBuf, text: &str| {
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    };
     if let Some(c) = connector {
-        std::fs::write(d.path().join("connector.toml"), c).unwrap();
+        write(d.path().join("connector.toml"), c);
     }
     for (name, text) in profiles {
-        std::fs::write(d.path().join("profiles.d").join(name), text).unwrap();
+        write(d.path().join("profiles.d").join(name), text);
     }
     d
 }
@@ -549,4 +555,101 @@ fn the_workflow_defaults_follow_sectigos_layout_and_warn_without_renewal_started
         .unwrap()
         .workflow
         .is_none());
+}
+
+#[test]
+fn check_config_into_a_closed_pipe_ends_quietly() {
+    // `check-config | head -1`: the reader is gone before the command writes.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/sectigo-connector");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sectigo-connector"))
+        .arg("--config-dir")
+        .arg(&dir)
+        .arg("check-config")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn config_files_must_be_small_regular_files() {
+    let d = dir_with(None, &[("web.toml", GOOD_PROFILE)]);
+    // A device as connector.toml, and a 2 MiB profile.
+    std::os::unix::fs::symlink("/dev/zero", d.path().join("connector.toml")).unwrap();
+    std::fs::write(
+        d.path().join("profiles.d/big.toml"),
+        format!("# {}\n", "x".repeat(2 * 1024 * 1024)),
+    )
+    .unwrap();
+    let e = errors_of(d.path());
+    let text: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("connector.toml") && t.contains("not a regular file")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("big.toml") && t.contains("larger than 1 MiB")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_echoed() {
+    let d = dir_with(
+        Some("[jira]\nurl = \"https://j.example.com\"\nflavor = \"datacenter\"\n"),
+        &[(
+            "web.toml",
+            "client_id = \"c\"\nclient_secret = 987654321012\nscm_url = \"https://a.example\"\n",
+        )],
+    );
+    // In a process of its own: the environment is the whole test binary's.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sectigo-connector"))
+        .arg("--config-dir")
+        .arg(d.path())
+        .arg("check-config")
+        .env("SECTIGO_CONNECTOR_JIRA__TOKEN", "123456789098")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("client_secret") && text.contains("jira.token"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("987654321012") && !text.contains("123456789098"),
+        "{text}"
+    );
+}
+
+#[test]
+fn readable_secret_files_and_foreign_token_hosts_warn() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir_with(
+        None,
+        &[(
+            "web.toml",
+            "client_id = \"c\"\nclient_secret_file = \"web.secret\"\nscm_url = \"https://a.enroll.enterprise.sectigo.com\"\ntoken_url = \"https://evil.example.net/token\"\n",
+        )],
+    );
+    let f = d.path().join("profiles.d/web.secret");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let w = Config::load(d.path()).unwrap().warnings;
+    assert!(
+        w.iter()
+            .any(|w| w.contains("web.secret") && w.contains("readable by other users")),
+        "{w:?}"
+    );
+    assert!(w.iter().any(|w| w.contains("evil.example.net")), "{w:?}");
 }

@@ -116,7 +116,8 @@ async fn renew_without_profile_id_is_the_known_spec_gap() {
     let (c, _sim) = client().await;
     let r = c.renew("12345", &RenewRequest::default()).await;
     match r {
-        Err(ScmError::Permanent { status: 400, .. }) => {}
+        // A 400 with an error body: on a renew, a refusal for the operator to fix.
+        Err(ScmError::Refused { call: "renew", .. }) => {}
         other => panic!("expected Prism to refuse a renew without profileId, got {other:?}"),
     }
 }
@@ -137,6 +138,7 @@ async fn jira_requests_match(
         transitions: Default::default(),
         timeout_secs: 20,
         workflow: None,
+        token_readable_by_others: None,
     };
     let c = JiraClient::new(&cfg).unwrap();
     // Passed: a 2xx, or a 2xx whose placeholder body is not what real Jira returns.

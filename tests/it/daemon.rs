@@ -270,7 +270,32 @@ async fn start_commands_reload_and_stop() {
         out.contains("db") && out.contains("www") && !out.contains("bad"),
         "{out}"
     );
+    // `reload` (systemd's ExecReload=) waits for the verdict: 78 with the errors ...
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["reload"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 78, "{out}");
+    assert!(
+        out.contains("refused") && out.contains("bad.toml: key `client_id`"),
+        "{out}"
+    );
+    let d = dir.clone();
+    let (_, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"]))
+        .await
+        .unwrap();
+    assert!(
+        out.contains("last reload:") && out.contains("(reload command): refused"),
+        "{out}"
+    );
     std::fs::remove_file(env.path().join("profiles.d/bad.toml")).unwrap();
+    // ... and 0 once the configuration is good again.
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["reload"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("configuration reloaded"), "{out}");
 
     // SIGTERM: stops within a second, exit 0.
     let start = Instant::now();

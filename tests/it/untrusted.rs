@@ -13,6 +13,29 @@ use crate::workflow::{csr_pem, daemon, enroll_posts, setup_full};
 
 const FLAVORS: [JiraFlavor; 2] = [JiraFlavor::Cloud, JiraFlavor::Datacenter];
 
+/// Issue CERT-1 with an imported certificate linked to it, expiring in `days`.
+async fn issue_with_certificate(
+    env: &crate::common::Env,
+    jira: &sectigo_sim::JiraSim,
+    d: &crate::workflow::Daemon,
+    days: i64,
+) -> String {
+    let id = env.sim_cert("shop.example.com", days);
+    jira.add_certificate_issue("CERT-1", "shop", "default", "");
+    d.engine
+        .import(
+            "default",
+            vec![sectigo_engine::ImportLine {
+                cert_id: id.clone(),
+                issue: Some("CERT-1".into()),
+            }],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    id
+}
+
 fn renew_posts(env: &crate::common::Env) -> usize {
     env.sim
         .requests()
@@ -26,19 +49,7 @@ async fn a_renew_request_never_re_bills_an_unknown_outcome() {
     for flavor in FLAVORS {
         let (env, jira) = setup_full(flavor, ScmSimConfig::default(), "", "").await;
         let d = daemon(&env);
-        let id = env.sim_cert("shop.example.com", 200);
-        jira.add_certificate_issue("CERT-1", "shop", "default", "");
-        d.engine
-            .import(
-                "default",
-                vec![sectigo_engine::ImportLine {
-                    cert_id: id.clone(),
-                    issue: Some("CERT-1".into()),
-                }],
-                Utc::now(),
-            )
-            .await
-            .unwrap();
+        let id = issue_with_certificate(&env, &jira, &d, 200).await;
         // The renew call timed out after SCM billed it: outcome unknown.
         let mut rec = get(&d.store, &id);
         rec.state = CertState::OutcomeUnknown {
@@ -69,19 +80,7 @@ async fn toggling_a_renew_request_renews_once() {
     for flavor in FLAVORS {
         let (env, jira) = setup_full(flavor, ScmSimConfig::default(), "", "").await;
         let d = daemon(&env);
-        let id = env.sim_cert("shop.example.com", 300);
-        jira.add_certificate_issue("CERT-1", "shop", "default", "");
-        d.engine
-            .import(
-                "default",
-                vec![sectigo_engine::ImportLine {
-                    cert_id: id.clone(),
-                    issue: Some("CERT-1".into()),
-                }],
-                Utc::now(),
-            )
-            .await
-            .unwrap();
+        let id = issue_with_certificate(&env, &jira, &d, 300).await;
         jira.set_field("CERT-1", "Certificate ID", &id);
         jira.person_transitions("CERT-1", "Enroll Certificate");
         jira.person_transitions("CERT-1", "Request Failed");

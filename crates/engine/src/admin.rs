@@ -34,6 +34,19 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownCert(id.into()))
     }
 
+    /// Every tracked certificate (superseded and revoked ones too), in id order.
+    pub async fn certificates(&self) -> Result<Vec<CertRecord>, EngineError> {
+        Ok(blocking(&self.store, |s| {
+            let mut v = Vec::new();
+            s.scan(&mut |r| {
+                v.push(r);
+                true
+            })?;
+            Ok(v)
+        })
+        .await?)
+    }
+
     /// Links a certificate to a Jira issue; returns the issue it was linked to before.
     pub async fn link(
         &self,

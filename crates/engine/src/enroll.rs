@@ -42,6 +42,15 @@ pub enum NotTheIssues {
     NoneNamed,
 }
 
+/// Why a request from Jira may not act on `cert` (its profile is not in `[jira.workflow]
+/// profiles`); names no profile.
+fn profile_not_for_jira(cert: &CertRecord) -> String {
+    format!(
+        "certificate {}'s profile may not be used for requests from Jira; ask the connector's operator",
+        cert.id
+    )
+}
+
 impl Engine {
     /// Holds one issue's request for the caller, and reads the issue's record. `None`: the
     /// request is being handled, or was just handled, by another task.
@@ -503,10 +512,7 @@ impl Engine {
         };
         // A request from Jira never overrides the engine's safety.
         if self.request_profile(&cert.profile).is_none() {
-            let why = format!(
-                "certificate {}'s profile may not be used for requests from Jira; ask the connector's operator",
-                cert.id
-            );
+            let why = profile_not_for_jira(&cert);
             return self.reject_request(rec, "renew", "", &why, now).await;
         }
         let refuse = match &cert.state {
@@ -615,10 +621,7 @@ impl Engine {
             }
         };
         if self.request_profile(&cert.profile).is_none() {
-            let why = format!(
-                "certificate {}'s profile may not be used for requests from Jira; ask the connector's operator",
-                cert.id
-            );
+            let why = profile_not_for_jira(&cert);
             return self.reject_request(rec, "revoke", "", &why, now).await;
         }
         let refuse = match &cert.state {

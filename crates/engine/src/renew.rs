@@ -310,27 +310,8 @@ impl Engine {
                 self.check_stalled(old, &new_id, now).await
             }
             Err(e @ (ScmError::Permanent { .. } | ScmError::Revoked { .. })) => {
-                let at = Utc::now();
                 let msg = format!("renewal {new_id} was accepted but cannot be collected: {e}");
-                error!(profile = %old.profile, cert_id = %old.id, "{msg}");
-                old.state = CertState::Failed {
-                    reason: msg.clone(),
-                    at,
-                };
-                old.last_error = Some(msg.clone());
-                old.log(at, msg.clone());
-                let ev = self.event(
-                    Event::RenewalFailed {
-                        cert: &old,
-                        reason: &msg,
-                        will_retry: None,
-                    },
-                    at,
-                );
-                self.commit(vec![old], ev).await?;
-                self.flush().await?;
-                bump(&self.shared.counters.failed);
-                Ok(Collected::Failed)
+                self.collection_failed(old, msg).await
             }
             Err(e) => {
                 warn!(profile = %old.profile, cert_id = %old.id, "collecting renewal {new_id} failed, will retry: {e}");
@@ -341,6 +322,35 @@ impl Engine {
 }
 
 impl Engine {
+    /// A renewal SCM accepted that will never be collected: the certificate is failed (a
+    /// person decides), reported once.
+    async fn collection_failed(
+        &self,
+        mut old: CertRecord,
+        msg: String,
+    ) -> Result<Collected, EngineError> {
+        let at = Utc::now();
+        error!(profile = %old.profile, cert_id = %old.id, jira_key = old.jira_issue.as_deref(), "{msg}");
+        old.state = CertState::Failed {
+            reason: msg.clone(),
+            at,
+        };
+        old.last_error = Some(msg.clone());
+        old.log(at, msg.clone());
+        let ev = self.event(
+            Event::RenewalFailed {
+                cert: &old,
+                reason: &msg,
+                will_retry: None,
+            },
+            at,
+        );
+        self.commit(vec![old], ev).await?;
+        self.flush().await?;
+        bump(&self.shared.counters.failed);
+        Ok(Collected::Failed)
+    }
+
     /// A renewal not issued yet: past `[renewal] collect_timeout_hours`, asks SCM why. Declined
     /// or rejected ends it as failed; anything else is reported as stalled, once, and still
     /// collected.
@@ -369,25 +379,7 @@ impl Engine {
                 "renewal {new_id} was {} in SCM (accepted at {since}, not issued)",
                 scm_status.to_ascii_lowercase()
             );
-            error!(profile = %old.profile, cert_id = %old.id, jira_key = old.jira_issue.as_deref(), "{msg}");
-            old.state = CertState::Failed {
-                reason: msg.clone(),
-                at,
-            };
-            old.last_error = Some(msg.clone());
-            old.log(at, msg.clone());
-            let ev = self.event(
-                Event::RenewalFailed {
-                    cert: &old,
-                    reason: &msg,
-                    will_retry: None,
-                },
-                at,
-            );
-            self.commit(vec![old], ev).await?;
-            self.flush().await?;
-            bump(&self.shared.counters.failed);
-            return Ok(Collected::Failed);
+            return self.collection_failed(old, msg).await;
         }
         if old.stall_reported.is_none() {
             let hours = (now - since).num_hours();

@@ -110,6 +110,9 @@ pub struct JiraConfig {
     pub timeout_secs: u64,
     /// Certificates requested, renewed and revoked from Jira issues; `None`: off.
     pub workflow: Option<WorkflowConfig>,
+    /// The file holding the token, when other users can read it (a warning).
+    #[serde(skip)]
+    pub token_readable_by_others: Option<PathBuf>,
 }
 
 pub const DEFAULT_POLL_CRON: &str = "0 * * * * *";
@@ -299,7 +302,7 @@ impl ConnectorConfig {
         let url: Option<String> = r.opt("jira.url");
         let flavor: Option<JiraFlavor> = r.opt("jira.flavor");
         let email: Option<String> = r.opt("jira.email");
-        let token_inline: Option<Secret> = r.opt("jira.token");
+        let token_inline: Option<Secret> = r.opt_secret("jira.token");
         let token_file: Option<PathBuf> = r.opt("jira.token_file");
         let timeout_secs = r.or("jira.timeout_secs", 30u64);
         let mut transitions = BTreeMap::new();
@@ -335,6 +338,7 @@ impl ConnectorConfig {
             file: token_file,
             credential: "jira.token",
         };
+        let exposed = super::secret_source::exposed_file(&spec, r.file());
         let token = match read_secret(&spec, r.file(), credentials_dir) {
             Ok(t) => t,
             Err(msg) => {
@@ -369,6 +373,7 @@ impl ConnectorConfig {
             transitions,
             timeout_secs,
             workflow,
+            token_readable_by_others: exposed,
         })
     }
 

@@ -106,13 +106,28 @@ impl Config {
         let connector = connector.expect("no errors means connector.toml was read");
         let mut warnings = Vec::new();
         for p in profiles.values() {
-            if p.inline_secret_readable_by_others {
+            if let Some(f) = &p.secret_readable_by_others {
                 warnings.push(format!(
-                    "{}: holds an inline client_secret and is readable by other users; run `chmod o-r {}` or move the secret to client_secret_file / a systemd credential",
-                    p.file.display(),
-                    p.file.display()
+                    "{}: holds profile {:?}'s client_secret and is readable by other users; run `chmod o-r {}` or use a systemd credential",
+                    f.display(),
+                    p.name,
+                    f.display()
                 ));
             }
+            if let Some(w) = token_url_warning(p) {
+                warnings.push(w);
+            }
+        }
+        if let Some(f) = connector
+            .jira
+            .as_ref()
+            .and_then(|j| j.token_readable_by_others.as_ref())
+        {
+            warnings.push(format!(
+                "{}: holds the Jira token and is readable by other users; run `chmod o-r {}` or use a systemd credential (jira.token)",
+                f.display(),
+                f.display()
+            ));
         }
         let mut by_identity: BTreeMap<(String, String), &str> = BTreeMap::new();
         for p in profiles.values() {
@@ -160,6 +175,28 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// A token URL on a host that is neither Sectigo's nor the profile's SCM host: the client
+/// secret would be sent there.
+fn token_url_warning(p: &Profile) -> Option<String> {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()?
+            .host_str()
+            .map(str::to_ascii_lowercase)
+    };
+    let token = host(&p.token_url)?;
+    let sectigo = token == "sectigo.com" || token.ends_with(".sectigo.com");
+    let loopback = url::Url::parse(&p.token_url).is_ok_and(|u| is_loopback(&u));
+    if sectigo || loopback || Some(&token) == host(&p.scm_url).as_ref() {
+        return None;
+    }
+    Some(format!(
+        "{}: token_url {:?} is on {token}, neither Sectigo's nor the scm_url's host: the client secret is sent there; check it",
+        p.file.display(),
+        p.token_url
+    ))
 }
 
 impl Config {

@@ -33,9 +33,9 @@ pub struct Profile {
     pub custom_fields: BTreeMap<String, String>,
     /// Names a certificate of this profile may carry when enrolled from Jira; `None`: any.
     pub allowed_domains: Option<Vec<String>>,
-    /// True when the secret is inline in a file that users other than the owner can read.
+    /// The file holding the client secret, when other users can read it (a warning).
     #[serde(skip)]
-    pub inline_secret_readable_by_others: bool,
+    pub secret_readable_by_others: Option<PathBuf>,
 }
 
 impl Profile {
@@ -118,7 +118,7 @@ impl Profile {
 
     pub fn read(name: &str, r: &mut KeyReader<'_>, credentials_dir: Option<&Path>) -> Option<Self> {
         let client_id: Option<String> = r.req("client_id", "the SCM REST account's Client ID");
-        let inline: Option<Secret> = r.opt("client_secret");
+        let inline: Option<Secret> = r.opt_secret("client_secret");
         let file: Option<PathBuf> = r.opt("client_secret_file");
         let scm_url: Option<String> = r.req(
             "scm_url",
@@ -144,12 +144,12 @@ impl Profile {
             }
         }
         let credential = format!("{name}.client_secret");
-        let has_inline = inline.is_some();
         let spec = SecretSpec {
             inline,
             file,
             credential: "",
         };
+        let exposed = super::secret_source::exposed_file(&spec, r.file());
         let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
             Ok(s) => Some(s),
             Err(msg) => {
@@ -183,7 +183,6 @@ impl Profile {
                 r.error("scm_profile_id", "must be a positive SCM profile id");
             }
         }
-        let readable = has_inline && readable_by_others(r.file());
         Some(Profile {
             name: name.to_string(),
             file: r.file().to_path_buf(),
@@ -202,22 +201,9 @@ impl Profile {
                     .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
                     .collect()
             }),
-            inline_secret_readable_by_others: readable,
+            secret_readable_by_others: exposed,
         })
     }
-}
-
-#[cfg(unix)]
-fn readable_by_others(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o004 != 0)
-        .unwrap_or(false)
-}
-
-#[cfg(not(unix))]
-fn readable_by_others(_: &Path) -> bool {
-    false
 }
 
 #[cfg(test)]

@@ -13,6 +13,43 @@ use super::error::{ConfigError, Origin};
 
 pub const ENV_PREFIX: &str = "SECTIGO_CONNECTOR_";
 
+/// Largest configuration file read (a profile is a few hundred bytes).
+pub const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("cannot read the file: {0}")]
+    Io(std::io::Error),
+    #[error("is not a regular file")]
+    NotRegular,
+    #[error("is larger than 1 MiB; a configuration file is a few kilobytes")]
+    TooLarge,
+    #[error("is not UTF-8 text")]
+    NotText,
+}
+
+/// A configuration file: a regular file of at most [`MAX_CONFIG_FILE`] bytes of UTF-8 (a
+/// device such as /dev/urandom, or a huge file, is refused before it is read).
+fn read_config_file(path: &Path) -> Result<String, ReadError> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let meta = f.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if meta.len() > MAX_CONFIG_FILE {
+        return Err(ReadError::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(ReadError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+}
+
 pub struct KeyReader<'e> {
     fig: Figment,
     file: PathBuf,
@@ -30,14 +67,13 @@ impl<'e> KeyReader<'e> {
         env: bool,
         errors: &'e mut Vec<ConfigError>,
     ) -> Option<Self> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_config_file(path) {
             Ok(t) => t,
-            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(ReadError::Io(e)) if optional && e.kind() == std::io::ErrorKind::NotFound => {
+                String::new()
+            }
             Err(e) => {
-                errors.push(ConfigError::file(
-                    path,
-                    format!("cannot read the file: {e}"),
-                ));
+                errors.push(ConfigError::file(path, e.to_string()));
                 return None;
             }
         };
@@ -106,6 +142,25 @@ impl<'e> KeyReader<'e> {
             Err(e) => {
                 let msg = e.kind.to_string();
                 self.error(key, msg);
+                None
+            }
+        }
+    }
+
+    /// A secret's value: like [`KeyReader::opt`], but an error never shows the value (figment's
+    /// type errors quote what they found).
+    pub fn opt_secret(&mut self, key: &str) -> Option<crate::secret::Secret> {
+        self.consumed.insert(key.to_string());
+        if !self.contains(key) {
+            return None;
+        }
+        match self.fig.extract_inner::<String>(key) {
+            Ok(v) => Some(crate::secret::Secret::new(v)),
+            Err(_) => {
+                self.error(
+                    key,
+                    "invalid type: expected a string (the value is not shown: it is a secret; quote it)",
+                );
                 None
             }
         }

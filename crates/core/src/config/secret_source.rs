@@ -101,3 +101,23 @@ fn read_file(path: &Path) -> Result<Secret, SecretError> {
         Ok(Secret::new(s.to_string()))
     }
 }
+
+/// The file holding a secret when other users can read it: the declaring file for an inline
+/// secret, else its `*_file` (relative to the declaring file). `None`: not readable by others
+/// (or from a systemd credential).
+pub fn exposed_file(spec: &SecretSpec, declared_in: &Path) -> Option<PathBuf> {
+    let file = match (&spec.inline, &spec.file) {
+        (Some(_), _) => declared_in.to_path_buf(),
+        (None, Some(f)) if f.is_absolute() => f.clone(),
+        (None, Some(f)) => declared_in.parent().unwrap_or(Path::new(".")).join(f),
+        (None, None) => return None,
+    };
+    readable_by_others(&file).then_some(file)
+}
+
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
+}
