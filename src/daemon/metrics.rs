@@ -128,7 +128,16 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
     o
 }
 
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 16;
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// And be done with the whole exchange within this one.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves `/metrics` on `addr` with the engine of the current configuration, until `cancel`.
+/// Any local user can connect, so no client holds more than its share: at most
+/// [`MAX_CONNECTIONS`] at once, headers within [`HEADER_TIMEOUT`], one request per connection.
 pub async fn serve(
     addr: SocketAddr,
     engine: watch::Receiver<Arc<Engine>>,
@@ -147,9 +156,35 @@ pub async fn serve(
             ),
         )
         .with_state(engine);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("metrics: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::debug!("metrics: {MAX_CONNECTIONS} connections open; closing a new one");
+                continue;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+                drop(slot);
+            });
+        }
     }))
 }

@@ -242,6 +242,39 @@ async fn start_commands_reload_and_stop() {
         assert!(text.contains(want), "metrics lack {want:?}:\n{text}");
     }
 
+    // A local user holding half-sent requests: the daemon keeps at most 16 of them open, and
+    // drops them after the header timeout, so its file handles are never starved.
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds(child.id());
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        use tokio::io::AsyncWriteExt as _;
+        if let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port)).await {
+            let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
+            held.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = fds(child.id());
+    assert!(
+        during <= before + 16 + 4,
+        "{during} file handles with 200 half-sent requests (before: {before})"
+    );
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status().is_success() => break,
+            _ if Instant::now() < end => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("no scrape within 10 s of the flood: {other:?}"),
+        }
+    }
+    drop(held);
+
     // A valid new configuration replaces the old one.
     env.profile("db", "");
     signal(&child, "HUP");

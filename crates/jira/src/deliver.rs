@@ -12,6 +12,9 @@ use super::events::marker_line;
 use super::{FieldCache, JiraClient, JiraError};
 use sectigo_state::{blocking, OutboxItem, SharedStore, StoreError};
 
+/// How long a sent, unconfirmed step is left to land before it is looked for and sent again.
+const SETTLE: Duration = Duration::seconds(5);
+
 pub struct Deliverer {
     client: JiraClient,
     transitions: BTreeMap<String, String>,
@@ -143,7 +146,21 @@ impl Deliverer {
                 report.pending += 1;
                 continue;
             }
-            if let Some(at) = item.next_attempt.filter(|at| *at > now) {
+            // A step sent before (by a process that died, say) and never confirmed: a request
+            // still in flight is given time to land before the step is looked for again.
+            let unconfirmed = (item.tried.comment && !item.done.comment)
+                || (item.tried.attachment && !item.done.attachment);
+            let settle = item
+                .tried_at
+                .map(|t| t + SETTLE)
+                .filter(|at| unconfirmed && *at > now);
+            if let Some(at) = item
+                .next_attempt
+                .filter(|at| *at > now)
+                .into_iter()
+                .chain(settle)
+                .max()
+            {
                 report.next = Some(report.next.map_or(at, |n| n.min(at)));
                 report.pending += 1;
                 blocked = true;
@@ -228,6 +245,7 @@ impl Deliverer {
                 item.done.comment = true;
             } else {
                 item.tried.comment = true;
+                item.tried_at = Some(Utc::now());
                 self.save(item).await?;
                 self.client.add_comment(&key, &item.comment).await?;
                 item.done.comment = true;
@@ -245,6 +263,7 @@ impl Deliverer {
                 item.done.attachment = true;
             } else {
                 item.tried.attachment = true;
+                item.tried_at = Some(Utc::now());
                 self.save(item).await?;
                 self.client
                     .attach(&key, &att.filename, att.content.as_bytes())

@@ -305,6 +305,7 @@ impl Event<'_> {
             last_error: None,
             done: Steps::default(),
             tried: Steps::default(),
+            tried_at: None,
             dead: None,
         })
     }

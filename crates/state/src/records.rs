@@ -217,6 +217,10 @@ pub struct OutboxItem {
     /// Steps sent at least once (after a crash, check Jira before sending again).
     #[serde(default)]
     pub tried: Steps,
+    /// When a step was last sent: a request still in flight from a process that died is
+    /// given time to land before the step is looked for and sent again.
+    #[serde(default)]
+    pub tried_at: Option<DateTime<Utc>>,
     /// Jira can never take this update (issue gone, no permission): kept for the operator.
     #[serde(default)]
     pub dead: Option<String>,
