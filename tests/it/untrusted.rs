@@ -159,8 +159,14 @@ async fn a_domain_outside_allowed_domains_is_refused_before_scm() {
 
 #[tokio::test]
 async fn the_daily_cap_holds_across_a_restart() {
+    for flavor in FLAVORS {
+        daily_cap(flavor).await;
+    }
+}
+
+async fn daily_cap(flavor: JiraFlavor) {
     let (env, jira) = setup_full(
-        JiraFlavor::Cloud,
+        flavor,
         ScmSimConfig::default(),
         "max_enrollments_per_day = 2",
         "",
@@ -260,4 +266,46 @@ async fn a_forged_newline_in_the_profile_field_stays_on_one_log_line() {
         "no terminal escape reaches the log"
     );
     assert_eq!(enroll_posts(&env), 0);
+}
+
+#[tokio::test]
+async fn an_enrollment_waiting_for_approval_is_reported_stalled_once() {
+    let (env, jira) = setup_full(
+        JiraFlavor::Cloud,
+        ScmSimConfig {
+            approval_required: true,
+            ..Default::default()
+        },
+        "",
+        "",
+    )
+    .await;
+    let d = daemon(&env);
+    jira.add_certificate_issue("CERT-1", "x", "default", &csr_pem("a.example.com"));
+    jira.person_transitions("CERT-1", "Enroll Certificate");
+    d.settle().await;
+    assert_eq!(enroll_posts(&env), 1);
+    let waiting = env.sim.awaiting_approval();
+    assert_eq!(waiting.len(), 1);
+    let late = Utc::now() + chrono::Duration::hours(25);
+    for _ in 0..3 {
+        d.engine.issue_work(late).await.unwrap();
+        d.deliver().await;
+    }
+    let rec = d.engine.issue_record("CERT-1").await.unwrap().unwrap();
+    assert!(rec.stall_reported.is_some());
+    let stalled: Vec<String> = jira
+        .issue("CERT-1")
+        .unwrap()
+        .comments
+        .into_iter()
+        .filter(|c| c.contains("is stalled"))
+        .collect();
+    assert_eq!(stalled.len(), 1, "told once: {stalled:?}");
+    assert!(stalled[0].contains("Requested"), "{stalled:?}");
+    // Approved in SCM: collected and attached.
+    env.sim.approve(&waiting[0]);
+    d.settle().await;
+    assert_eq!(jira.issue("CERT-1").unwrap().status, "Certificate Enrolled");
+    assert_eq!(enroll_posts(&env), 1);
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
-use super::{Engine, EngineError, RenewOutcome};
+use super::{bump, Engine, EngineError, RenewOutcome};
 use sectigo_core::config::Profile;
 use sectigo_core::x509::Csr;
 use sectigo_jira::events::Event;
@@ -157,7 +157,7 @@ impl Engine {
                 profile,
                 action: "enroll",
                 reason: &why,
-                until,
+                until: Some(until),
             },
             now,
         );
@@ -342,11 +342,13 @@ impl Engine {
         let mut collected = 0;
         for rec in work {
             if let Some(EnrollState::Collecting {
-                profile, cert_id, ..
+                profile,
+                cert_id,
+                at: since,
             }) = rec.enroll.clone()
             {
                 if self
-                    .collect_enrollment(rec.clone(), &profile, &cert_id)
+                    .collect_enrollment(rec.clone(), &profile, &cert_id, since, now)
                     .await?
                 {
                     collected += 1;
@@ -365,6 +367,8 @@ impl Engine {
         mut rec: IssueRecord,
         profile: &str,
         cert_id: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
         let Ok(client) = self.client(profile).cloned() else {
             warn!(jira_key = %rec.key, "enrollment {cert_id} for {} waits: profile {profile:?} is no longer configured", rec.key);
@@ -407,7 +411,42 @@ impl Engine {
                 self.commit_issue(vec![cert], rec, ev).await?;
                 Ok(true)
             }
-            Err(ScmError::Pending { .. }) => Ok(false),
+            Err(ScmError::Pending { .. } | ScmError::Refused { .. }) => {
+                // Past `[renewal] collect_timeout_hours`: reported as stalled, once; still
+                // collected.
+                let timeout = Duration::hours(self.renewal.collect_timeout_hours as i64);
+                if now - since >= timeout && rec.stall_reported.is_none() {
+                    let scm_status = match client.status(cert_id).await {
+                        Ok(s) if !s.is_empty() => sectigo_core::text::bounded(
+                            &sectigo_core::text::Escaped(&s).to_string(),
+                            40,
+                        ),
+                        Ok(_) => "unknown".into(),
+                        Err(e) => format!("not known: {e}"),
+                    };
+                    let hours = (now - since).num_hours();
+                    error!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id,
+                        "enrollment for {} stalled: SCM accepted it as {cert_id} {hours} h ago and has not issued it (SCM status: {scm_status}); approve it in SCM if the account needs approval. Still collecting it", rec.key);
+                    rec.stall_reported = Some(at);
+                    rec.log(at, format!("stalled: {cert_id} not issued after {hours} h (SCM status: {scm_status})"));
+                    let why = format!(
+                        "SCM accepted the enrollment as certificate {cert_id} {hours} hours ago and has not issued it (SCM status: {scm_status}); if the account needs approval, approve it in SCM",
+                    );
+                    let ev = self.event(
+                        Event::RequestWaiting {
+                            issue: &rec.key,
+                            profile,
+                            action: "enroll",
+                            reason: &why,
+                            until: None,
+                        },
+                        at,
+                    );
+                    self.commit_issue(vec![], rec, ev).await?;
+                    bump(&self.shared.counters.stalled);
+                }
+                Ok(false)
+            }
             Err(e @ (ScmError::Permanent { .. } | ScmError::Revoked { .. })) => {
                 let why = format!("SCM accepted the enrollment as certificate {cert_id}, but it cannot be collected: {e}");
                 error!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "{why}");

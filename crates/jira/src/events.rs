@@ -48,13 +48,14 @@ pub enum Event<'a> {
         reason: &'a str,
         at: DateTime<Utc>,
     },
-    /// Workflow: a request waits (a limit is reached) until `until`.
+    /// Workflow: a request waits: until `until` (a limit is reached), or, `None`, on SCM
+    /// (an enrollment accepted and not issued in time).
     RequestWaiting {
         issue: &'a str,
         profile: &'a str,
         action: &'a str,
         reason: &'a str,
-        until: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     },
     /// Workflow: the daemon stopped between an enroll call and recording its answer.
     EnrollOutcomeUnknown {
@@ -194,7 +195,10 @@ impl Event<'_> {
                 issue.to_string(),
                 String::new(),
                 profile.to_string(),
-                format!("{name}:{issue}:{action}:{}", until.timestamp() / 60),
+                match until {
+                    Some(u) => format!("{name}:{issue}:{action}:{}", u.timestamp() / 60),
+                    None => format!("{name}:{issue}:{action}:stalled"),
+                },
             )),
             Event::EnrollOutcomeUnknown { issue, profile, .. } => Some((
                 issue.to_string(),
@@ -268,10 +272,15 @@ impl Event<'_> {
             Event::RequestFailed { action, reason, .. } => format!(
                 "The {action} request was not carried out: {reason}\nFix the cause, then move the issue back to request it again."
             ),
-            Event::RequestWaiting { action, reason, until, .. } => format!(
-                "The {action} request waits: {reason}. It is carried out after {} (leave the issue in its status).",
-                ts(*until)
-            ),
+            Event::RequestWaiting { action, reason, until, .. } => match until {
+                Some(u) => format!(
+                    "The {action} request waits: {reason}. It is carried out after {} (leave the issue in its status).",
+                    ts(*u)
+                ),
+                None => format!(
+                    "Needs a human: the {action} request is stalled: {reason}. The certificate is attached here once SCM issues it."
+                ),
+            },
             Event::EnrollOutcomeUnknown { profile, reason, .. } => format!(
                 "Needs a human: the outcome of this enrollment (profile {profile}) is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, run `sectigo-connector certs resolve {issue} --renewed-as CERT_ID`; if not, `sectigo-connector certs resolve {issue} --not-renewed`, then request it again."
             ),

@@ -273,6 +273,9 @@ pub struct IssueRecord {
     /// The request waits for the daily cap until then (the issue was told, once).
     #[serde(default)]
     pub waiting_until: Option<DateTime<Utc>>,
+    /// When the enrollment in collection was reported as stalled (once).
+    #[serde(default)]
+    pub stall_reported: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }
