@@ -366,3 +366,29 @@ async fn renewals_never_wait_for_jira() {
     );
     assert_eq!(jira.requests(), 0);
 }
+
+#[tokio::test]
+async fn the_simulator_lists_attachments_as_jira_does() {
+    // The outbox looks for an attachment before sending it again: the simulator must answer
+    // `GET /issue/KEY?fields=attachment` with what was attached (both flavours).
+    for flavor in [JiraFlavor::Cloud, JiraFlavor::Datacenter] {
+        let jira = JiraSim::start(flavor, "bot@example.com", "api-token")
+            .await
+            .unwrap();
+        jira.add_issue("OPS-1");
+        let cfg = JiraConfig {
+            url: jira.url(),
+            flavor,
+            email: (flavor == JiraFlavor::Cloud).then(|| "bot@example.com".to_string()),
+            token: sectigo_core::secret::Secret::new("api-token"),
+            transitions: Default::default(),
+            timeout_secs: 5,
+            workflow: None,
+            token_readable_by_others: None,
+        };
+        let c = JiraClient::new(&cfg).unwrap();
+        assert!(c.attachment_names("OPS-1").await.unwrap().is_empty());
+        c.attach("OPS-1", "a.pem", b"pem").await.unwrap();
+        assert_eq!(c.attachment_names("OPS-1").await.unwrap(), vec!["a.pem"]);
+    }
+}

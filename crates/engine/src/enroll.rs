@@ -541,19 +541,11 @@ impl Engine {
         let Some((_claim, rec)) = self.claim_request(key, "renew").await? else {
             return Ok(IssueOutcome::Deferred("handled by another task".into()));
         };
-        let cert = match self.issue_cert(key, &rec, cert_id).await? {
-            Ok(c) => c,
-            Err(why) => {
-                return self
-                    .reject_request(rec, "renew", "", &why.to_string(), now)
-                    .await
-            }
-        };
         // A request from Jira never overrides the engine's safety.
-        if self.request_profile(&cert.profile).is_none() {
-            let why = profile_not_for_jira(&cert);
-            return self.reject_request(rec, "renew", "", &why, now).await;
-        }
+        let (rec, cert) = match self.issue_target(key, rec, cert_id, "renew", now).await? {
+            Ok(t) => t,
+            Err(refused) => return Ok(refused),
+        };
         let refuse = match &cert.state {
             CertState::Active => None,
             CertState::OutcomeUnknown { .. } => Some(format!(
@@ -623,6 +615,28 @@ impl Engine {
         }
     }
 
+    /// The certificate an issue's request acts on, when it may: the issue's own, of a profile
+    /// requests from Jira may use. Otherwise the request is refused (the outcome).
+    async fn issue_target(
+        &self,
+        key: &str,
+        rec: IssueRecord,
+        cert_id: Option<&str>,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(IssueRecord, CertRecord), IssueOutcome>, EngineError> {
+        let why = match self.issue_cert(key, &rec, cert_id).await? {
+            Ok(cert) if self.request_profile(&cert.profile).is_some() => {
+                return Ok(Ok((rec, cert)))
+            }
+            Ok(cert) => profile_not_for_jira(&cert),
+            Err(why) => why.to_string(),
+        };
+        self.reject_request(rec, action, "", &why, now)
+            .await
+            .map(Err)
+    }
+
     async fn issue_cert(
         &self,
         key: &str,
@@ -648,21 +662,13 @@ impl Engine {
         reason_code: i32,
         now: DateTime<Utc>,
     ) -> Result<IssueOutcome, EngineError> {
-        let Some((_claim, mut rec)) = self.claim_request(key, "revoke").await? else {
+        let Some((_claim, rec)) = self.claim_request(key, "revoke").await? else {
             return Ok(IssueOutcome::Deferred("handled by another task".into()));
         };
-        let cert = match self.issue_cert(key, &rec, cert_id).await? {
-            Ok(c) => c,
-            Err(why) => {
-                return self
-                    .reject_request(rec, "revoke", "", &why.to_string(), now)
-                    .await
-            }
+        let (mut rec, cert) = match self.issue_target(key, rec, cert_id, "revoke", now).await? {
+            Ok(t) => t,
+            Err(refused) => return Ok(refused),
         };
-        if self.request_profile(&cert.profile).is_none() {
-            let why = profile_not_for_jira(&cert);
-            return self.reject_request(rec, "revoke", "", &why, now).await;
-        }
         let refuse = match &cert.state {
             CertState::Revoked { .. } => Some(format!("certificate {} is revoked already", cert.id)),
             s if s.is_in_flight() => Some(format!("a renewal of certificate {} is under way; ask again once it is done (the new certificate will be revoked)", cert.id)),

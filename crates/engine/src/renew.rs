@@ -140,17 +140,8 @@ impl Engine {
             }
             Err(e @ ScmError::Refused { .. }) => {
                 // A person must fix something in SCM; the persisted backoff picks the fix up.
-                let next = self.retry_later(&mut rec, at, &e);
-                if rec.failures == 1 {
-                    ev = self.event(
-                        Event::RenewalFailed {
-                            cert: &rec,
-                            reason: &e.to_string(),
-                            will_retry: Some(next),
-                        },
-                        at,
-                    );
-                }
+                let next;
+                (next, ev) = self.retry_later(&mut rec, at, &e);
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal of {} refused by SCM (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
                 bump(&self.shared.counters.refused);
@@ -177,17 +168,8 @@ impl Engine {
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
             Err(e) => {
-                let next = self.retry_later(&mut rec, at, &e);
-                if rec.failures == 1 {
-                    ev = self.event(
-                        Event::RenewalFailed {
-                            cert: &rec,
-                            reason: &e.to_string(),
-                            will_retry: Some(next),
-                        },
-                        at,
-                    );
-                }
+                let next;
+                (next, ev) = self.retry_later(&mut rec, at, &e);
                 warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
                 bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
@@ -199,8 +181,13 @@ impl Engine {
     }
 
     /// A failed attempt with nothing billed: back to active, the next attempt on the persisted
-    /// backoff. Returns when that is.
-    fn retry_later(&self, rec: &mut CertRecord, at: DateTime<Utc>, e: &ScmError) -> DateTime<Utc> {
+    /// backoff. Returns when that is, and the Jira update (the first failure in a row only).
+    fn retry_later(
+        &self,
+        rec: &mut CertRecord,
+        at: DateTime<Utc>,
+        e: &ScmError,
+    ) -> (DateTime<Utc>, Option<sectigo_state::OutboxItem>) {
         rec.state = CertState::Active;
         rec.failures += 1;
         let next = policy::next_attempt(
@@ -219,7 +206,19 @@ impl Engine {
                 rec.failures
             ),
         );
-        next
+        let ev = (rec.failures == 1)
+            .then(|| {
+                self.event(
+                    Event::RenewalFailed {
+                        cert: rec,
+                        reason: &e.to_string(),
+                        will_retry: Some(next),
+                    },
+                    at,
+                )
+            })
+            .flatten();
+        (next, ev)
     }
 
     /// Tries to collect every renewal SCM accepted and has not been collected yet.

@@ -416,6 +416,13 @@ fn field_value(flavor: JiraFlavor, is: &SimIssue, id: &str) -> Option<Value> {
         "status" => Some(json!({"name": is.status})),
         "issuetype" => Some(json!({"name": is.issue_type})),
         "project" => Some(json!({"key": is.project})),
+        "attachment" => Some(Value::Array(
+            is.attachments
+                .iter()
+                .enumerate()
+                .map(|(n, (f, c))| json!({"id": (10000 + n).to_string(), "filename": f, "size": c.len()}))
+                .collect(),
+        )),
         _ => {
             let (_, name, kind) = CUSTOM_FIELDS.iter().find(|(fid, _, _)| *fid == id)?;
             let v = is.fields.get(*name).filter(|v| !v.is_empty())?;
@@ -699,12 +706,7 @@ async fn issue(
         }
         return Json(json!({"key": key, "fields": f})).into_response();
     }
-    let att: Vec<Value> = is
-        .attachments
-        .iter()
-        .enumerate()
-        .map(|(n, (f, c))| json!({"id": (10000 + n).to_string(), "filename": f, "size": c.len()}))
-        .collect();
+    let att = field_value(sim.flavor, is, "attachment");
     Json(json!({"key": key, "fields": {"status": {"name": is.status}, "summary": is.summary, "attachment": att}}))
         .into_response()
 }
