@@ -117,11 +117,19 @@ async fn scm_and_jira_faults_together() {
     assert_eq!(store.outbox_stats().unwrap().0, 0, "every update delivered");
     for i in 0..24 {
         let issue = jira.issue(&format!("CERT-{}", 500 + i)).unwrap();
+        // One "started" per issue; an attempt that gave up under the faults may add one
+        // "failed, will try again" report (delivered once, like every update) before it.
         let started = issue
             .comments
             .iter()
-            .filter(|c| c.starts_with("Renewal of certificate"))
+            .filter(|c| c.starts_with("Renewal of certificate") && c.contains(" started"))
             .count();
+        let retrying = issue
+            .comments
+            .iter()
+            .filter(|c| c.contains("The connector will try again at"))
+            .count();
+        assert!(retrying <= 1, "CERT-{}: {:#?}", 500 + i, issue.comments);
         let renewed = issue
             .comments
             .iter()
