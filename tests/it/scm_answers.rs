@@ -285,11 +285,7 @@ async fn revocation_answers_follow_the_table() {
     let pending = c
         .renew(
             &sim.add_certificate("b.example.com", &[], now, now + CDuration::days(5)),
-            &sectigo_scm::RenewRequest {
-                profile_id: None,
-                custom_fields: Default::default(),
-                comments: String::new(),
-            },
+            &sectigo_scm::RenewRequest::default(),
         )
         .await
         .unwrap();
@@ -372,14 +368,7 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
         .unwrap();
     // SCM renewed it (billed once), and the answer was lost.
     let issued = client(&env.sim)
-        .renew(
-            &old,
-            &sectigo_scm::RenewRequest {
-                profile_id: None,
-                custom_fields: Default::default(),
-                comments: String::new(),
-            },
-        )
+        .renew(&old, &sectigo_scm::RenewRequest::default())
         .await
         .unwrap();
     lose_the_answer(&store, &old);
