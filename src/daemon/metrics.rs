@@ -135,15 +135,17 @@ const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// And be done with the whole exchange within this one.
 const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves `/metrics` on `addr` with the engine of the current configuration, until `cancel`.
+/// Serves `/metrics` on `addr` with the engine of the current configuration, until `cancel`;
+/// returns the task and the address bound (port 0 picks a free port).
 /// Any local user can connect, so no client holds more than its share: at most
 /// [`MAX_CONNECTIONS`] at once, headers within [`HEADER_TIMEOUT`], one request per connection.
 pub async fn serve(
     addr: SocketAddr,
     engine: watch::Receiver<Arc<Engine>>,
     cancel: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<(tokio::task::JoinHandle<()>, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let app = Router::new()
         .route(
             "/metrics",
@@ -157,7 +159,7 @@ pub async fn serve(
         )
         .with_state(engine);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -186,5 +188,6 @@ pub async fn serve(
                 drop(slot);
             });
         }
-    }))
+    });
+    Ok((task, bound))
 }

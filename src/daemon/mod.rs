@@ -566,8 +566,8 @@ impl Daemon {
         let addr = self.cfg.connector.metrics.listen?;
         let cancel = self.root.child_token();
         match metrics::serve(addr, self.engines.subscribe(), cancel.clone()).await {
-            Ok(handle) => {
-                info!("metrics on http://{addr}/metrics");
+            Ok((handle, bound)) => {
+                info!("metrics on http://{bound}/metrics");
                 Some(Task {
                     name: "metrics",
                     cancel,

@@ -36,7 +36,14 @@ pub enum SchedulerError {
     Thread(#[source] std::io::Error),
     #[error("the scheduler's thread has stopped")]
     Stopped,
+    #[error("the scheduler did not answer within {}s", ANSWER_WITHIN.as_secs())]
+    NoAnswer,
 }
+
+/// How long the daemon waits for the scheduler's thread to take a change or to stop. It never
+/// waits longer: a scheduler that hangs must not take the daemon's loop (signals, the control
+/// socket, shutdown) with it.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Slot {
     job: Uuid,
@@ -92,7 +99,10 @@ impl Scheduler {
                 done,
             })
             .map_err(|_| SchedulerError::Stopped)?;
-        rx.await.map_err(|_| SchedulerError::Stopped)?
+        match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+            Ok(r) => r.map_err(|_| SchedulerError::Stopped)?,
+            Err(_) => Err(SchedulerError::NoAnswer),
+        }
     }
 
     /// Fires [`Tick::Cycle`] on `expr` (replacing the previous cycle job).
@@ -111,10 +121,15 @@ impl Scheduler {
         self.cycle.as_ref().and_then(|s| s.next_after(now))
     }
 
+    /// Stops the jobs and the thread; gives up (leaving the thread to the process's exit)
+    /// after [`ANSWER_WITHIN`].
     pub async fn shutdown(mut self) {
         let (done, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(done)).is_ok() {
-            let _ = rx.await;
+        if self.commands.send(Command::Shutdown(done)).is_ok()
+            && tokio::time::timeout(ANSWER_WITHIN, rx).await.is_err()
+        {
+            tracing::warn!("{}; stopping without it", SchedulerError::NoAnswer);
+            return;
         }
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;

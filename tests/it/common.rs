@@ -135,3 +135,63 @@ pub fn signal(child: &std::process::Child, name: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "kill -{name} {}", child.id());
 }
+
+/// What a finished command left: exit code (-1 for a signal), stdout, stderr.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end, but for at most `secs`: a command that hangs is killed and the test
+/// fails with what it printed, rather than the whole suite waiting forever.
+pub fn run_bounded(cmd: &mut std::process::Command, secs: u64) -> Output {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let status = wait_bounded(&mut child, secs);
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(s) => Output {
+            code: s.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{cmd:?} still running after {secs} s; killed.\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        ),
+    }
+}
+
+/// Waits for `child` for at most `secs`; kills it and returns `None` when it has not ended.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    secs: u64,
+) -> Option<std::process::ExitStatus> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

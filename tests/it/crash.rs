@@ -110,9 +110,14 @@ async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool)
     })
     .await
     .unwrap();
-    // SAFETY: our own child.
     crate::common::signal(&child, "TERM");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let stopped = crate::common::wait_bounded(&mut child, 30);
+    assert_eq!(
+        stopped.map(|s| s.code()),
+        Some(Some(0)),
+        "SIGTERM stops the daemon with 0 within 30 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     let warnings: Vec<String> = std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -381,9 +386,14 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
             v["jira"]["pending"] == 0 && v["daemon"].is_object()
         };
     }
-    // SAFETY: our own child.
     crate::common::signal(&child, "TERM");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let stopped = crate::common::wait_bounded(&mut child, 30);
+    assert_eq!(
+        stopped.map(|s| s.code()),
+        Some(Some(0)),
+        "SIGTERM stops the daemon with 0 within 30 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     let statuses: Vec<(String, String)> = keys
         .iter()
         .map(|k| (k.clone(), jira.issue(k).unwrap().status))

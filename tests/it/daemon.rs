@@ -6,23 +6,33 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{signal, Env};
+use crate::common::{run_bounded, signal, wait_bounded, Env};
 use sectigo_sim::ScmSimConfig;
 
 const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
+/// Runs one command; a command still running after a minute fails the test.
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(EXE)
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let o = run_bounded(
+        Command::new(EXE).arg("--config-dir").arg(dir).args(args),
+        60,
+    );
+    (o.code, o.stdout, o.stderr)
+}
+
+/// Prints the daemon's log when the test fails, so that a failure in CI shows what the daemon
+/// was doing.
+struct LogOnPanic<'a>(&'a Path);
+impl Drop for LogOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.0).unwrap_or_default();
+            eprintln!(
+                "--- the daemon's log ({}):\n{log}--- end of log",
+                self.0.display()
+            );
+        }
+    }
 }
 
 fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
@@ -66,16 +76,14 @@ fn notifications(sock: &UnixDatagram) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_commands_reload_and_stop() {
     let env = Env::new(ScmSimConfig::default()).await;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    env.connector(&format!("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"));
+    // Port 0: the daemon binds a free port and logs it (a port picked here and released could
+    // be taken by another test's server before the daemon binds it).
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     env.profile("web", "expiry_window_days = 30");
     let cert = env.sim_cert("due.example.com", 5);
     let later = env.sim_cert("later.example.com", 200);
     let log = env.path().join("daemon.log");
+    let _show = LogOnPanic(&log);
     let notify_path = env.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify
@@ -104,6 +112,12 @@ async fn start_commands_reload_and_stop() {
         "one line per profile"
     );
     wait_for("the control socket", 5, || env.socket().exists());
+    let metrics_port: u16 = std::fs::read_to_string(&log)
+        .unwrap()
+        .split("metrics on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next()?.parse().ok())
+        .expect("the log names the metrics address");
 
     // Commands go through the running daemon (it holds the state).
     let d = dir.clone();
@@ -223,7 +237,13 @@ async fn start_commands_reload_and_stop() {
     assert!(!out.contains("orphaned"), "{out}");
 
     // Metrics: per-certificate series and the counters.
-    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let text = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -253,7 +273,8 @@ async fn start_commands_reload_and_stop() {
     let mut held = Vec::new();
     for _ in 0..200 {
         use tokio::io::AsyncWriteExt as _;
-        if let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port)).await {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port));
+        if let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
             let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
             held.push(c);
         }
@@ -267,7 +288,7 @@ async fn start_commands_reload_and_stop() {
     let url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        match reqwest::get(&url).await {
+        match http.get(&url).send().await {
             Ok(r) if r.status().is_success() => break,
             _ if Instant::now() < end => tokio::time::sleep(Duration::from_millis(200)).await,
             other => panic!("no scrape within 10 s of the flood: {other:?}"),
@@ -333,9 +354,10 @@ async fn start_commands_reload_and_stop() {
     // SIGTERM: stops within a second, exit 0.
     let start = Instant::now();
     signal(&child, "TERM");
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || wait_bounded(&mut child, 20))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the daemon stops on SIGTERM (killed after 20 s)");
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "took {:?}",

@@ -14,13 +14,22 @@ pub enum LevelError {
     BadDirective(String, String),
 }
 
+/// sled logs at debug and trace from destructors that run as a thread exits, when the log
+/// formatter's own thread-local buffer is already gone: the process then aborts on exit. Its
+/// records at those levels describe pages and segments, of no use to an operator, so they are
+/// always off, whatever the directive says.
+const SLED_CAP: &str = "sled=info";
+
 /// Turns `[log] level` into a filter directive: a plain level applies to `sectigo`; anything
-/// else is taken as a full `tracing` directive (e.g. `"info,sectigo_scm=trace"`).
+/// else is taken as a full `tracing` directive (e.g. `"info,sectigo_scm=trace"`). Either way
+/// sled is capped at info ([`SLED_CAP`]).
 pub fn log_directive(level: &str) -> Result<String, LevelError> {
     let l = level.trim().to_ascii_lowercase();
     let directive = match l.as_str() {
-        "trace" | "debug" | "info" | "warn" | "error" | "off" => format!("warn,sectigo={l}"),
-        _ if l.contains('=') => level.to_string(),
+        "trace" | "debug" | "info" | "warn" | "error" | "off" => {
+            format!("warn,sectigo={l},{SLED_CAP}")
+        }
+        _ if l.contains('=') => format!("{},{SLED_CAP}", level.trim()),
         _ => return Err(LevelError::NotALevel(level.to_string())),
     };
     EnvFilter::try_new(&directive)
@@ -34,10 +43,13 @@ mod tests {
 
     #[test]
     fn levels_and_directives() {
-        assert_eq!(log_directive("INFO").unwrap(), "warn,sectigo=info");
+        assert_eq!(
+            log_directive("INFO").unwrap(),
+            "warn,sectigo=info,sled=info"
+        );
         assert_eq!(
             log_directive("info,sectigo_scm=trace").unwrap(),
-            "info,sectigo_scm=trace"
+            "info,sectigo_scm=trace,sled=info"
         );
         assert!(matches!(
             log_directive("loud"),
