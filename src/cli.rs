@@ -162,6 +162,7 @@ pub enum ProfilesCommand {
 
 /// Entry point: returns the process exit code.
 pub fn main() -> i32 {
+    crate::harden::no_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -15,5 +15,6 @@ pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exit;
+pub mod harden;
 pub mod logging;
 pub mod manpage;

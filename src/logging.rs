@@ -88,7 +88,8 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
             match tracing_journald::layer() {
                 Ok(l) => layers.push(Box::new(
                     l.with_field_prefix(None)
-                        .with_syslog_identifier("sectigo-connector".into()),
+                        .with_syslog_identifier("sectigo-connector".into())
+                        .with_priority_mappings(syslog_priorities()),
                 )),
                 Err(e) => {
                     eprintln!("sectigo-connector: journald is not reachable ({e}); logging text to stderr");
@@ -134,6 +135,19 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
         _file_guard: guard,
         filter: handle,
     })
+}
+
+/// syslog's meaning of each level, so that `journalctl -p info` shows INFO and up and no
+/// DEBUG (tracing-journald's default maps INFO to notice and DEBUG to info).
+fn syslog_priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
 }
 
 fn text_layer() -> BoxedLayer {

@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use sectigo_core::config::Config;
 use sectigo_engine::{CollectReport, CycleReport, Engine, EngineError, Shared};
@@ -236,6 +236,10 @@ impl Daemon {
         }
         if d.poller.is_some() {
             let _ = tick_tx.try_send(Tick::Poll);
+        }
+        match crate::harden::core_dumps_on() {
+            Some(false) => debug!("core dumps off: the process is not dumpable"),
+            _ => warn!("core dumps are possible: the process could not be made non-dumpable"),
         }
         info!(
             "sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",

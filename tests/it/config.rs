@@ -372,6 +372,18 @@ fn ignored_files_and_defaults() {
     );
     let cfg = Config::load(d.path()).unwrap();
     assert_eq!(cfg.profiles.keys().collect::<Vec<_>>(), vec!["web"]);
+    // The skipped entries are named (a profile saved as web.toml.bak is not silently lost);
+    // hidden ones (editor files) are not.
+    for skipped in ["notes.txt", "web.toml.bak"] {
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains(&format!("profiles.d/{skipped}: skipped"))),
+            "{skipped}: {:?}",
+            cfg.warnings
+        );
+    }
+    assert!(!cfg.warnings.iter().any(|w| w.contains(".hidden")));
     let p = &cfg.profiles["web"];
     assert_eq!(p.expiry_window_days, 30);
     assert!(p.auto_renew);
@@ -381,6 +393,42 @@ fn ignored_files_and_defaults() {
     assert_eq!(cfg.connector.schedule.cron, "0 0 * * * *");
     assert_eq!(cfg.connector.log.level, "info");
     assert!(cfg.connector.jira.is_none(), "no [jira] section: Jira off");
+}
+
+#[test]
+fn the_ca_bundle_must_hold_a_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let bundle = d.path().join("ca.pem");
+    for (text, want) in [
+        ("".to_string(), "holds no PEM certificate"),
+        ("not pem at all\n".to_string(), "holds no PEM certificate"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_string(),
+            "certificate 1",
+        ),
+    ] {
+        std::fs::write(&bundle, &text).unwrap();
+        let c = dir_with(
+            Some(&format!("[scm]\nca_bundle = {bundle:?}\n")),
+            &[("web.toml", GOOD_PROFILE)],
+        );
+        let errs = errors_of(c.path());
+        assert!(
+            errs.iter().any(|e| {
+                let s = e.to_string();
+                s.contains("key `scm.ca_bundle`") && s.contains("ca.pem") && s.contains(want)
+            }),
+            "{text:?}: {errs:?}"
+        );
+    }
+    // A real CA certificate passes.
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+    std::fs::write(&bundle, ca.cert.pem()).unwrap();
+    let c = dir_with(
+        Some(&format!("[scm]\nca_bundle = {bundle:?}\n")),
+        &[("web.toml", GOOD_PROFILE)],
+    );
+    Config::load(c.path()).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

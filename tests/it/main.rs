@@ -1,7 +1,8 @@
 //! The integration tests, in one binary (one link instead of sixteen). Each module drives the
 //! real binary or the library against the project's SCM and Jira simulators on loopback.
-//! `disk` and `contract` tests are `#[ignore]`d: they need root (mounts) or Prism; `.ci/run`
-//! runs them with `cargo test --test it -- --ignored disk::` and `contract::`.
+//! `disk`, `contract` and `systemd` tests are `#[ignore]`d: they need root (mounts), Prism, or a
+//! booted container; `.ci/run` runs them with `cargo test --test it -- --ignored disk::`,
+//! `contract::` and `systemd::`.
 
 mod common;
 
@@ -21,5 +22,6 @@ mod scm;
 mod scm_answers;
 mod secrets;
 mod state;
+mod systemd;
 mod untrusted;
 mod workflow;

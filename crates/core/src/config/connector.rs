@@ -230,11 +230,17 @@ impl ConnectorConfig {
             r.error("scm.retry_max_secs", "must be at most 86400 seconds");
         }
         if let Some(ca) = &scm.ca_bundle {
-            if !ca.is_file() {
-                r.error(
-                    "scm.ca_bundle",
-                    format!("{} is not a readable file", ca.display()),
-                );
+            // The same file the SCM client loads: it must hold at least one CA certificate.
+            let verdict = match crate::config::reader::read_config_file(ca) {
+                Err(e) => Some(e.to_string()),
+                Ok(text) => match crate::x509::pem::count_certificates(text.as_bytes()) {
+                    Ok(0) => Some("holds no PEM certificate".to_string()),
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_string()),
+                },
+            };
+            if let Some(v) = verdict {
+                r.error("scm.ca_bundle", format!("{}: {v}", ca.display()));
             }
         }
 

@@ -70,7 +70,8 @@ impl Config {
 
         let mut profiles = BTreeMap::new();
         let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for path in profile_files(&dir.join(PROFILES_DIR), &mut errors) {
+        let mut skipped = Vec::new();
+        for path in profile_files(&dir.join(PROFILES_DIR), &mut skipped, &mut errors) {
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -104,7 +105,15 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
         let connector = connector.expect("no errors means connector.toml was read");
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = skipped
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: skipped: only regular files named NAME.toml in {PROFILES_DIR}/ are profiles",
+                    p.display()
+                )
+            })
+            .collect();
         for p in profiles.values() {
             if let Some(f) = &p.secret_readable_by_others {
                 warnings.push(format!(
@@ -210,8 +219,13 @@ impl Config {
     }
 }
 
-/// The profile files in `dir`, sorted: names ending in `.toml`, not hidden.
-fn profile_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+/// The profile files in `dir`, sorted: names ending in `.toml`, not hidden. Other entries
+/// (`web.toml.bak`, `web.toml.dpkg-dist`, a directory), but for hidden ones, go to `skipped`.
+fn profile_files(
+    dir: &Path,
+    skipped: &mut Vec<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -223,14 +237,22 @@ fn profile_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
             return Vec::new();
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.starts_with('.') && name.ends_with(".toml") && p.is_file()
-        })
-        .collect();
+    let mut files = Vec::new();
+    for p in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        if name.ends_with(".toml") && p.is_file() {
+            files.push(p);
+        } else {
+            skipped.push(p);
+        }
+    }
     files.sort();
+    skipped.sort();
     files
 }

@@ -17,7 +17,7 @@ pub const ENV_PREFIX: &str = "SECTIGO_CONNECTOR_";
 pub const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-enum ReadError {
+pub(crate) enum ReadError {
     #[error("cannot read the file: {0}")]
     Io(std::io::Error),
     #[error("is not a regular file")]
@@ -30,7 +30,7 @@ enum ReadError {
 
 /// A configuration file: a regular file of at most [`MAX_CONFIG_FILE`] bytes of UTF-8 (a
 /// device such as /dev/urandom, or a huge file, is refused before it is read).
-fn read_config_file(path: &Path) -> Result<String, ReadError> {
+pub(crate) fn read_config_file(path: &Path) -> Result<String, ReadError> {
     use std::io::Read as _;
     let f = std::fs::File::open(path).map_err(ReadError::Io)?;
     let meta = f.metadata().map_err(ReadError::Io)?;

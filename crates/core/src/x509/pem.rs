@@ -31,6 +31,21 @@ fn ts(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// How many X.509 certificates a PEM file holds (a CA bundle); an error names the first block
+/// that is not one.
+pub fn count_certificates(data: &[u8]) -> Result<usize, PemError> {
+    let mut n = 0;
+    for pem in Pem::iter_from_buffer(data) {
+        let pem = pem.map_err(|e| PemError::Malformed(e.to_string()))?;
+        if pem.label == "CERTIFICATE" {
+            x509_parser::parse_x509_certificate(&pem.contents)
+                .map_err(|e| PemError::X509(format!("certificate {}: {e}", n + 1)))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Parses a PEM bundle (CRLF or LF line endings, text around the blocks ignored). The leaf is
 /// the first certificate that is not a CA, or the first one when all are CAs.
 pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
