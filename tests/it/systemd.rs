@@ -296,7 +296,7 @@ async fn the_package_under_a_booted_systemd() {
         assert_eq!(c.show("ActiveState"), "active", "and the daemon runs on");
         let refused = journal_json(&c)
             .into_iter()
-            .find(|v| field(&v, "MESSAGE").contains("bad.toml: key `client_id`"))
+            .find(|v| field(v, "MESSAGE").contains("bad.toml: key `client_id`"))
             .expect("the refusal names the file and key");
         assert!(
             ["3", "4"].contains(&field(&refused, "PRIORITY")),
