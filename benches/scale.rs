@@ -82,6 +82,8 @@ fn populate(dir: &Path, n: usize) -> Duration {
             reported_no_auto_renew: None,
             stall_reported: None,
             history: vec![],
+            name: None,
+            deploy: None,
         });
         if batch.len() == 1000 {
             store.put(&batch).unwrap();
@@ -339,7 +341,7 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
         let engine = Engine::new(&cfg, store, Shared::new(&cfg)).unwrap();
         let now = Utc::now();
         let ids: Vec<String> = (0..certs).map(|i| sim.add_certificate(&format!("t{i}.example.com"), &[], now - CDuration::days(360), now + CDuration::days(5))).collect();
-        let lines = ids.iter().map(|id| ImportLine { cert_id: id.clone(), issue: None }).collect();
+        let lines = ids.iter().map(|id| ImportLine { cert_id: id.clone(), issue: None, name: None }).collect();
         engine.import("bench", lines, now).await.unwrap();
         sim.set_faults(Faults { latency: Duration::from_millis(latency_ms), ..Default::default() });
         let before = sim.requests().len();

@@ -123,9 +123,23 @@ pub enum CertsCommand {
         /// With --cert-id: the Jira issue tracking it.
         #[arg(long, requires = "cert_id")]
         issue: Option<String>,
+        /// With --cert-id: its directory under the profile's `[deploy] dir` (letters, digits,
+        /// `.`, `-`, `_`); without it, the CN (`*.example.com` → `wildcard.example.com`).
+        /// Its renewals keep the name.
+        #[arg(long, requires = "cert_id", value_name = "NAME")]
+        name: Option<String>,
         /// A file with one `ID [ISSUE-KEY]` per line (`-` for standard input).
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
+    },
+    /// Write a certificate's cert.pem, chain.pem and fullchain.pem into OUT/NAME/ (NAME: its
+    /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
+    /// The files are written by this command, as the user running it.
+    Export {
+        id: String,
+        /// The directory to write into (default: the current one).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
     },
     /// Link a certificate to a Jira issue.
     Link { id: String, key: String },
@@ -226,6 +240,7 @@ fn emit(reply: Reply, json: bool) -> i32 {
 
 fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let dir = cli.config_dir;
+    let mut export_to: Option<PathBuf> = None;
     let (request, json) = match cli.command {
         Command::Demo => return demo(),
         Command::Man { section } => {
@@ -262,6 +277,10 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             CertsCommand::Show { id, json } => (Request::CertsShow { id }, json),
             CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, false),
             CertsCommand::Forget { id } => (Request::CertsForget { id }, false),
+            CertsCommand::Export { id, out } => {
+                export_to = Some(out);
+                (Request::CertsExport { id }, false)
+            }
             CertsCommand::Resolve { id, renewed_as, .. } => (
                 Request::CertsResolve {
                     target: id,
@@ -273,10 +292,15 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 profile,
                 cert_id,
                 issue,
+                name,
                 from,
             } => {
                 let lines = match (cert_id, from) {
-                    (Some(cert_id), _) => vec![ImportLine { cert_id, issue }],
+                    (Some(cert_id), _) => vec![ImportLine {
+                        cert_id,
+                        issue,
+                        name,
+                    }],
                     (None, Some(f)) => read_import_list(&f)?,
                     (None, None) => {
                         return Err(CliError::usage("give --cert-id ID or --from FILE"))
@@ -291,7 +315,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     rt.block_on(async move {
         // The daemon holds the state: go through it when it runs.
         match crate::daemon::control::send(&socket, &request).await {
-            Ok(Some(reply)) => return Ok(emit(reply, json)),
+            Ok(Some(reply)) => return Ok(emit(write_export(reply, export_to.as_deref()), json)),
             Ok(None) => {}
             Err(e) => {
                 return Err(CliError::temp(format!(
@@ -311,8 +335,43 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         let store = sectigo_state::open(&cfg.connector.state)?;
         let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
         let reply = service::execute(request, &engine, &cfg, None, Utc::now()).await;
-        Ok(emit(reply, json))
+        Ok(emit(write_export(reply, export_to.as_deref()), json))
     })
+}
+
+/// `certs export`: writes the files the reply carries into `out`, here, as this user.
+fn write_export(reply: Reply, out: Option<&Path>) -> Reply {
+    let (
+        Some(out),
+        Ok(crate::api::Response::Exported {
+            id,
+            name,
+            cert,
+            chain,
+            mode,
+        }),
+    ) = (out, &reply)
+    else {
+        return reply;
+    };
+    let cfg = sectigo_core::config::DeployConfig {
+        dir: out.to_path_buf(),
+        hook: None,
+        owner: None,
+        group: None,
+        mode: *mode,
+    };
+    let set = sectigo_engine::deploy::FileSet {
+        cert: cert.clone(),
+        chain: chain.clone(),
+    };
+    match sectigo_engine::deploy::write_set(&cfg, name, id, &set) {
+        Ok(_) => reply,
+        Err(e) => Err(crate::api::ApiError::new(
+            crate::api::ErrorKind::Failed,
+            format!("certs export {id}: {e}"),
+        )),
+    }
 }
 
 fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {

@@ -199,6 +199,7 @@ pub async fn run() -> Result<i32, CliError> {
                 vec![ImportLine {
                     cert_id: id,
                     issue: issue.map(str::to_string),
+                    name: None,
                 }],
                 now,
             )

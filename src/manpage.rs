@@ -133,7 +133,8 @@ sectigo-connector.toml \- configuration of sectigo-connector
 .SH DESCRIPTION
 sectigo-connector reads TOML files from its configuration directory: connector.toml for the
 global settings, and one file per Sectigo profile in profiles.d/, whose stem is the profile's
-name. Files in profiles.d/ not ending in .toml, and hidden files, are ignored. Unknown keys,
+name. Files in profiles.d/ not ending in .toml are skipped with a warning that names them (hidden
+files silently). Unknown keys,
 wrong types and out-of-range values are errors that name the file and the key; every error
 of every file is reported at once, and the daemon exits 78 (or, on reload, keeps the running
 configuration). Check a configuration with \fBsectigo-connector check-config\fR.

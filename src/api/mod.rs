@@ -39,6 +39,10 @@ pub enum Request {
     CertsForget {
         id: String,
     },
+    /// The certificate and its chain, downloaded from SCM, for `certs export`.
+    CertsExport {
+        id: String,
+    },
     /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
     /// not act on the lost request.
     CertsResolve {
@@ -76,6 +80,16 @@ pub enum Response {
     Forgotten {
         id: String,
         subject_cn: String,
+    },
+    /// `certs export`: the files' text; the command writes them where it runs.
+    Exported {
+        id: String,
+        /// The directory name (`--name` or the CN).
+        name: String,
+        cert: String,
+        chain: String,
+        /// The profile's `[deploy] mode`, or the default.
+        mode: u32,
     },
     Resolved(Resolved),
     Renewed {

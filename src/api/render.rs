@@ -63,6 +63,9 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
                 err,
             );
         }
+        Response::Exported { id, name, .. } => {
+            format!("certificate {id} exported: {name}/cert.pem, chain.pem, fullchain.pem\n")
+        }
         Response::Linked { id, key, was } => match was {
             Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
             None => format!("certificate {id} linked to {key}\n"),

@@ -70,9 +70,10 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 /// the daemon through its socket is validated here, not only by the command line.
 pub fn validate(req: &Request) -> Result<(), ApiError> {
     match req {
-        Request::CertsShow { id } | Request::CertsForget { id } | Request::Renew { id } => {
-            check_id(id)
-        }
+        Request::CertsShow { id }
+        | Request::CertsForget { id }
+        | Request::CertsExport { id }
+        | Request::Renew { id } => check_id(id),
         Request::CertsLink { id, key } => check_id(id).and_then(|()| check_key(key)),
         Request::CertsResolve { target, renewed_as } => check_id(target)
             .or_else(|_| check_key(target))
@@ -107,6 +108,18 @@ pub async fn execute(
             .link(&id, &key, now)
             .await
             .map(|was| Response::Linked { id, key, was }),
+        Request::CertsExport { id } => {
+            engine
+                .export(&id)
+                .await
+                .map(|(rec, set, mode)| Response::Exported {
+                    id,
+                    name: sectigo_engine::deploy::dir_name(&rec),
+                    cert: set.cert,
+                    chain: set.chain,
+                    mode,
+                })
+        }
         Request::CertsForget { id } => engine.forget(&id).await.map(|r| Response::Forgotten {
             id,
             subject_cn: r.subject_cn,

@@ -77,8 +77,8 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
         lines: String::new(),
         now,
     };
-    let (by_state, stalled, certs) = match engine.inventory(now, gauges).await {
-        Ok((inv, g)) => (inv.by_state, inv.stalled, g.lines),
+    let (by_state, stalled, deploy_failed, certs) = match engine.inventory(now, gauges).await {
+        Ok((inv, g)) => (inv.by_state, inv.stalled, inv.deploy_failed, g.lines),
         Err(e) => {
             tracing::warn!("metrics: reading the inventory failed: {e}");
             Default::default()
@@ -101,6 +101,15 @@ pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) ->
     }
     o.push_str("# HELP sectigo_renewals_stalled Renewals accepted by SCM and not issued within [renewal] collect_timeout_hours.\n# TYPE sectigo_renewals_stalled gauge\n");
     writeln!(o, "sectigo_renewals_stalled {stalled}").ok();
+    o.push_str("# HELP sectigo_deploys_failing Issued certificates whose files or [deploy] hook failed and are retried.\n# TYPE sectigo_deploys_failing gauge\n");
+    writeln!(o, "sectigo_deploys_failing {deploy_failed}").ok();
+    o.push_str("# HELP sectigo_deploy_failures_total Failed deploy attempts since the daemon started.\n# TYPE sectigo_deploy_failures_total counter\n");
+    writeln!(
+        o,
+        "sectigo_deploy_failures_total {}",
+        counters.deploy_failed.load(Ordering::Relaxed)
+    )
+    .ok();
     o.push_str("# HELP sectigo_renewals_total Renewal outcomes since the daemon started.\n# TYPE sectigo_renewals_total counter\n");
     for (result, c) in [
         ("requested", &counters.requested),

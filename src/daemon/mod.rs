@@ -233,6 +233,16 @@ impl Daemon {
         d.set_poller().await?;
         if d.cfg.connector.schedule.run_at_start {
             let _ = tick_tx.try_send(Tick::Cycle);
+        } else {
+            // Without a cycle at start, renewals in flight and deploys owed from before the
+            // stop are taken up by a collection pass at once.
+            let owed = blocking(&d.store, |s| {
+                Ok(!s.in_flight()?.is_empty() || !s.deploys_owed()?.is_empty())
+            })
+            .await?;
+            if owed {
+                d.collect_at = Some(tokio::time::Instant::now());
+            }
         }
         if d.poller.is_some() {
             let _ = tick_tx.try_send(Tick::Poll);
@@ -324,6 +334,9 @@ impl Daemon {
             }
             let mut r = e.collect_pending(now).await?;
             r.pending = blocking(e.store(), |s| s.in_flight()).await?.len() as u64;
+            // A deploy owed (its hook failing, say) keeps the collection passes coming; each
+            // deploy waits out its own backoff.
+            r.pending += r.deploys_owed;
             Ok(Pass::Collect(r))
         }));
     }
@@ -339,7 +352,7 @@ impl Daemon {
                 );
                 info!("cycle finished: {line}");
                 self.last_summary = Some(line);
-                s.pending
+                s.pending + rep.deploys_owed
             }
             Ok(Ok(Pass::Collect(c))) => {
                 if c.renewed > 0 || c.failed > 0 {

@@ -90,6 +90,7 @@ impl Env {
             .map(|id| ImportLine {
                 cert_id: id.clone(),
                 issue: None,
+                name: None,
             })
             .collect();
         let s = engine.import(profile, lines, Utc::now()).await.unwrap();

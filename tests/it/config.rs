@@ -396,6 +396,73 @@ fn ignored_files_and_defaults() {
 }
 
 #[test]
+fn deploy_settings_are_checked() {
+    for (extra, key, want) in [
+        (
+            "[deploy]\nhook = [\"true\"]\n",
+            "deploy.hook",
+            "needs [deploy] dir",
+        ),
+        (
+            "[deploy]\ndir = \"certs\"\n",
+            "deploy.dir",
+            "not an absolute path",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nmode = \"0999\"\n",
+            "deploy.mode",
+            "not a file mode",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nmode = \"0044\"\n",
+            "deploy.mode",
+            "owner read",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nmode = \"4755\"\n",
+            "deploy.mode",
+            "setuid",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nhook = []\n",
+            "deploy.hook",
+            "names the program",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nowner = \"a b\"\n",
+            "deploy.owner",
+            "not a user or group name",
+        ),
+        (
+            "[deploy]\ndir = \"/srv/certs\"\nhooks = [\"x\"]\n",
+            "deploy.hooks",
+            "",
+        ),
+    ] {
+        let d = dir_with(None, &[("web.toml", &format!("{GOOD_PROFILE}{extra}"))]);
+        let errs = errors_of(d.path());
+        assert!(
+            errs.iter().any(|e| {
+                let s = e.to_string();
+                s.contains("web.toml") && s.contains(&format!("key `{key}`")) && s.contains(want)
+            }),
+            "{extra:?}: {errs:?}"
+        );
+    }
+    let d = dir_with(
+        None,
+        &[(
+            "web.toml",
+            &format!("{GOOD_PROFILE}[deploy]\ndir = \"/srv/certs\"\nhook = [\"systemctl\", \"reload\", \"nginx\"]\n"),
+        )],
+    );
+    let cfg = Config::load(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    let dep = cfg.profiles["web"].deploy.clone().unwrap();
+    assert_eq!(dep.mode, 0o640, "the default mode");
+    assert_eq!(dep.hook.unwrap()[0], "systemctl");
+}
+
+#[test]
 fn the_ca_bundle_must_hold_a_certificate() {
     let d = tempfile::tempdir().unwrap();
     let bundle = d.path().join("ca.pem");

@@ -42,6 +42,7 @@ async fn scm_and_jira_faults_together() {
                 vec![ImportLine {
                     cert_id: id.clone(),
                     issue: Some(key),
+                    name: None,
                 }],
                 Utc::now(),
             )

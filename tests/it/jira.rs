@@ -41,6 +41,7 @@ async fn renew_linked(env: &Env, issues: &[&str]) -> (SharedStore, Vec<String>) 
         let line = sectigo_engine::ImportLine {
             cert_id: id.clone(),
             issue: Some(key.to_string()),
+            name: None,
         };
         engine.import("web", vec![line], Utc::now()).await.unwrap();
         ids.push(id);
@@ -319,6 +320,7 @@ async fn the_same_event_is_queued_once() {
             vec![sectigo_engine::ImportLine {
                 cert_id: id.clone(),
                 issue: Some("CERT-8".into()),
+                name: None,
             }],
             Utc::now(),
         )

@@ -10,6 +10,7 @@ mod config;
 mod contract;
 mod crash;
 mod daemon;
+mod deploy;
 mod disk;
 mod engine;
 mod faults;

@@ -361,6 +361,7 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
             vec![sectigo_engine::ImportLine {
                 cert_id: old.clone(),
                 issue: Some("CERT-7".into()),
+                name: None,
             }],
             now,
         )

@@ -27,6 +27,8 @@ fn rec(id: &str, profile: &str, expires_in_days: i64) -> CertRecord {
         reported_no_auto_renew: None,
         stall_reported: None,
         history: vec![],
+        name: None,
+        deploy: None,
     }
 }
 

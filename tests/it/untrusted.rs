@@ -28,6 +28,7 @@ async fn issue_with_certificate(
             vec![sectigo_engine::ImportLine {
                 cert_id: id.clone(),
                 issue: Some("CERT-1".into()),
+                name: None,
             }],
             Utc::now(),
         )

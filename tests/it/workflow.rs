@@ -409,6 +409,7 @@ async fn a_field_jira_will_not_set_does_not_block_the_update() {
     let line = sectigo_engine::ImportLine {
         cert_id: id,
         issue: Some("OPS-7".into()),
+        name: None,
     };
     d.engine
         .import("default", vec![line], Utc::now())

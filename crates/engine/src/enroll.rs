@@ -388,6 +388,8 @@ impl Engine {
                     )
                 });
                 cert.jira_issue = Some(rec.key.clone());
+                cert.deploy = super::deploy::job_for(self.deploy_config(profile), None, at);
+                let deploys = cert.deploy.is_some();
                 cert.log(
                     at,
                     format!(
@@ -409,6 +411,9 @@ impl Engine {
                     at,
                 );
                 self.commit_issue(vec![cert], rec, ev).await?;
+                if deploys {
+                    self.deploy(cert_id, Some(&d.pem), now).await?;
+                }
                 Ok(true)
             }
             Err(ScmError::Pending { .. } | ScmError::Refused { .. }) => {

@@ -12,6 +12,9 @@ use sectigo_state::{blocking, CertOrigin, CertRecord};
 pub struct ImportLine {
     pub cert_id: String,
     pub issue: Option<String>,
+    /// The directory name under the profile's `[deploy] dir` (`--name`).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,6 +77,7 @@ pub fn parse_import_lines(text: &str) -> Result<Vec<ImportLine>, Vec<String>> {
         out.push(ImportLine {
             cert_id: id.to_string(),
             issue: issue.map(str::to_string),
+            name: None,
         });
     }
     if errs.is_empty() {
@@ -93,6 +97,15 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<ImportSummary, EngineError> {
         let client = self.client(profile)?.clone();
+        if let Some(n) = lines
+            .iter()
+            .filter_map(|l| l.name.as_deref())
+            .find(|n| !crate::deploy::valid_name(n))
+        {
+            return Err(EngineError::Invalid(format!(
+                "--name {n:?}: a directory name is 1 to 128 letters, digits, '.', '-' or '_', not starting with '.'"
+            )));
+        }
         let mut summary = ImportSummary::default();
         let mut todo = Vec::new();
         for l in lines {
@@ -118,6 +131,7 @@ impl Engine {
                                     CertOrigin::Imported { at: now },
                                     l.issue.clone(),
                                 );
+                                rec.name = l.name.clone();
                                 rec.log(now, "imported");
                                 Ok(rec)
                             }
@@ -165,7 +179,8 @@ mod tests {
             ok[0],
             ImportLine {
                 cert_id: "123".into(),
-                issue: Some("CERT-1".into())
+                issue: Some("CERT-1".into()),
+                name: None,
             }
         );
         assert_eq!(ok[1].issue, None);

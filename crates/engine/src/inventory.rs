@@ -41,6 +41,9 @@ pub struct Inventory {
     /// Renewals accepted by SCM but not issued within `[renewal] collect_timeout_hours`.
     #[serde(default)]
     pub stalled: u64,
+    /// Issued certificates whose files or deploy hook failed (retried on a backoff).
+    #[serde(default)]
+    pub deploy_failed: u64,
     pub by_profile: BTreeMap<String, ProfileCounts>,
     /// Live certificates of profiles that are no longer configured, by profile.
     pub orphaned: BTreeMap<String, u64>,
@@ -68,6 +71,16 @@ impl Inventory {
         };
         if let Decision::Renew { .. } = decision {
             self.due += 1;
+        }
+        if let Some(job) = r.deploy.as_ref().filter(|j| j.attempts > 0) {
+            self.deploy_failed += 1;
+            self.problems.push(Problem {
+                id: r.id.clone(),
+                profile: r.profile.clone(),
+                state: "deploy-failed".to_string(),
+                failures: job.attempts,
+                last_error: job.last_error.clone(),
+            });
         }
         let stalled = matches!(r.state, CertState::Collecting { .. }) && r.stall_reported.is_some();
         self.stalled += u64::from(stalled);
@@ -148,6 +161,8 @@ mod tests {
             reported_no_auto_renew: None,
             stall_reported: None,
             history: vec![],
+            name: None,
+            deploy: None,
         }
     }
 

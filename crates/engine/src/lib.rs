@@ -3,6 +3,7 @@
 //! before it is sent and after it is answered.
 
 mod admin;
+pub mod deploy;
 mod enroll;
 mod import;
 pub mod inventory;
@@ -66,6 +67,8 @@ pub struct Planned {
 pub struct CycleReport {
     pub summary: CycleSummary,
     pub planned: Vec<Planned>,
+    /// Deploys still owed at the end of the cycle.
+    pub deploys_owed: u64,
 }
 
 /// What became of one renewal attempt.
@@ -131,6 +134,8 @@ pub struct Counters {
     pub refused: std::sync::atomic::AtomicU64,
     /// Accepted but not issued within `[renewal] collect_timeout_hours`.
     pub stalled: std::sync::atomic::AtomicU64,
+    /// Deploys (files or hook) that failed, each attempt.
+    pub deploy_failed: std::sync::atomic::AtomicU64,
 }
 
 /// A short id for one billable request, unique per certificate and instant: `r-` and 10 hex
@@ -254,6 +259,11 @@ impl Engine {
 
     pub fn profiles(&self) -> &BTreeMap<String, Profile> {
         &self.profiles
+    }
+
+    /// The profile's `[deploy]`, if it has one.
+    fn deploy_config(&self, profile: &str) -> Option<&sectigo_core::config::DeployConfig> {
+        self.profiles.get(profile).and_then(|p| p.deploy.as_ref())
     }
 
     fn client(&self, profile: &str) -> Result<&Arc<ScmClient>, EngineError> {
@@ -504,6 +514,7 @@ impl Engine {
             let c = self.collect_pending(now).await?;
             report.summary.renewed += c.renewed;
             report.summary.failed += c.failed;
+            report.deploys_owed = c.deploys_owed;
         }
         self.finish_force_runs(Utc::now()).await?;
         report.summary.pending = blocking(&self.store, |s| s.in_flight()).await?.len() as u64;
@@ -616,6 +627,8 @@ pub(crate) fn issued_record(
         reported_no_auto_renew: None,
         stall_reported: None,
         history: Vec::new(),
+        name: None,
+        deploy: None,
     }
 }
 

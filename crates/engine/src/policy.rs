@@ -238,6 +238,8 @@ mod tests {
             reported_no_auto_renew: None,
             stall_reported: None,
             history: vec![],
+            name: None,
+            deploy: None,
         }
     }
 

@@ -247,6 +247,7 @@ impl Engine {
                 Collected::Failed => report.failed += 1,
             }
         }
+        report.deploys_owed = self.deploy_owed(now).await?;
         Ok(report)
     }
 
@@ -278,6 +279,12 @@ impl Engine {
                     },
                     old.jira_issue.clone(),
                 );
+                // The replacement keeps the directory name, and owes a deploy when the
+                // profile deploys: in the same commit as the renewal's record.
+                new.name = old.name.clone();
+                new.deploy =
+                    super::deploy::job_for(self.deploy_config(&old.profile), Some(&old.id), at);
+                let deploys = new.deploy.is_some();
                 new.log(
                     at,
                     format!(
@@ -303,6 +310,9 @@ impl Engine {
                 self.commit(vec![old, new], ev).await?;
                 self.flush().await?;
                 bump(&self.shared.counters.renewed);
+                if deploys {
+                    self.deploy(&new_id, Some(&d.pem), now).await?;
+                }
                 Ok(Collected::Done)
             }
             Err(ScmError::Pending { .. } | ScmError::Refused { .. }) => {
@@ -415,6 +425,8 @@ pub struct CollectReport {
     pub renewed: u64,
     pub pending: u64,
     pub failed: u64,
+    /// Deploys still owed after the pass (files or hook failed, waiting for their retry).
+    pub deploys_owed: u64,
 }
 
 enum Collected {

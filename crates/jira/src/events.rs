@@ -75,6 +75,12 @@ pub enum Event<'a> {
         cert: &'a CertRecord,
         detail: &'a str,
     },
+    /// A certificate issued but not deployed: its files or its hook failed (retried).
+    DeployFailed {
+        cert: &'a CertRecord,
+        error: &'a str,
+        retry_at: DateTime<Utc>,
+    },
     /// Workflow: revoked at the request of the certificate's issue.
     Revoked {
         cert: &'a CertRecord,
@@ -125,6 +131,7 @@ impl Event<'_> {
             Event::Stalled { .. } => "renewal_stalled",
             Event::RequestWaiting { .. } => "request_waiting",
             Event::RevokedInScm { .. } => "revoked_in_scm",
+            Event::DeployFailed { .. } => "deploy_failed",
         }
     }
 
@@ -144,6 +151,7 @@ impl Event<'_> {
             | Event::OutcomeUnknown { cert, .. }
             | Event::Enrolled { cert, .. }
             | Event::Stalled { cert, .. }
+            | Event::DeployFailed { cert, .. }
             | Event::RevokedInScm { cert, .. } => of_cert(cert, ""),
             Event::RenewalFailed {
                 cert, will_retry, ..
@@ -291,6 +299,10 @@ impl Event<'_> {
             Event::RevokedInScm { cert, detail } => format!(
                 "Certificate {} (CN={}, valid until {}) was revoked in SCM, not by the connector ({detail}).\nIt will not be renewed again. If a replacement is needed, request a new certificate.",
                 cert.id, cert.subject_cn, ts(cert.not_after)
+            ),
+            Event::DeployFailed { cert, error, retry_at } => format!(
+                "Needs a human: certificate {} (CN={}, valid until {}) is issued but not deployed: {error}.\nThe connector tries again at {}; no renewal is made for this. `sectigo-connector certs show {}` shows the attempts.",
+                cert.id, cert.subject_cn, ts(cert.not_after), ts(*retry_at), cert.id
             ),
             Event::Revoked { cert, message, .. } => format!(
                 "Certificate {} (CN={}, valid until {}) was revoked in SCM: {message}\nIt will not be renewed again.",

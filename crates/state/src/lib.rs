@@ -14,8 +14,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use records::{
-    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, EnrollState, ForceRun, Handled,
-    HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
+    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, DeployJob, EnrollState, ForceRun,
+    Handled, HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
 };
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
@@ -98,6 +98,8 @@ pub trait Store: Send + Sync + 'static {
     /// Active certificates whose notAfter is before `before`, earliest first. The cost grows
     /// with the number returned, not the number tracked.
     fn active_expiring_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<CertRecord>>;
+    /// Certificates whose files or hook are owed ([`DeployJob`]).
+    fn deploys_owed(&self) -> StoreResult<Vec<CertRecord>>;
     /// Certificates with a billable call journaled and not yet resolved.
     fn in_flight(&self) -> StoreResult<Vec<CertRecord>>;
     /// Every record of one profile (all states).

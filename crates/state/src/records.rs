@@ -36,6 +36,32 @@ pub struct CertRecord {
     pub stall_reported: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Its directory's name under the profile's `[deploy] dir` (`certs import --name`);
+    /// `None`: the CN, made safe for a file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Files and hook still owed for this certificate: written in the same step as the record
+    /// that made it active, so a crash before the files are in place finishes them at restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployJob>,
+}
+
+/// A deployment not yet done (or whose hook failed): retried on a backoff; never a renewal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployJob {
+    pub since: DateTime<Utc>,
+    /// The certificate this one replaces (`SECTIGO_OLD_CERT_ID`), if any.
+    #[serde(default)]
+    pub old_id: Option<String>,
+    /// The files are in place; only the hook is owed.
+    #[serde(default)]
+    pub files_done: bool,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Where a certificate in the inventory came from.

@@ -4,6 +4,7 @@
 //! - `certs`: id → record (JSON)
 //! - `by_not_after`: notAfter (sortable 8 bytes) ‖ id → (), **active** certificates only
 //! - `in_flight`: id → (), certificates with a journaled billable call
+//! - `deploys`: id → (), certificates whose files or deploy hook are owed
 //! - `by_profile`: profile ‖ 0 ‖ id → (), every record
 //! - `profiles`: name → [`ProfileState`]
 //! - `outbox`: seq (8 bytes) → queued Jira update; `outbox_markers`: marker → seq
@@ -33,6 +34,7 @@ pub struct SledStore {
     certs: sled::Tree,
     by_not_after: sled::Tree,
     in_flight: sled::Tree,
+    deploys: sled::Tree,
     by_profile: sled::Tree,
     profiles: sled::Tree,
     outbox: sled::Tree,
@@ -125,6 +127,7 @@ impl SledStore {
             certs: db.open_tree("certs")?,
             by_not_after: db.open_tree("by_not_after")?,
             in_flight: db.open_tree("in_flight")?,
+            deploys: db.open_tree("deploys")?,
             by_profile: db.open_tree("by_profile")?,
             profiles: db.open_tree("profiles")?,
             outbox: db.open_tree("outbox")?,
@@ -170,6 +173,7 @@ impl SledStore {
         na: &TransactionalTree,
         inf: &TransactionalTree,
         byp: &TransactionalTree,
+        dep: &TransactionalTree,
         rec: &CertRecord,
     ) -> TxResult<()> {
         if let Some(old) = certs.get(rec.id.as_bytes())? {
@@ -178,6 +182,7 @@ impl SledStore {
             na.remove(na_key(&old))?;
             inf.remove(old.id.as_bytes())?;
             byp.remove(profile_key(&old.profile, &old.id))?;
+            dep.remove(old.id.as_bytes())?;
         }
         certs.insert(rec.id.as_bytes(), encode(rec))?;
         if rec.state == CertState::Active {
@@ -185,6 +190,9 @@ impl SledStore {
         }
         if rec.state.is_in_flight() {
             inf.insert(rec.id.as_bytes(), &[])?;
+        }
+        if rec.deploy.is_some() {
+            dep.insert(rec.id.as_bytes(), &[])?;
         }
         byp.insert(profile_key(&rec.profile, &rec.id), &[])?;
         Ok(())
@@ -267,6 +275,7 @@ impl Store for SledStore {
             &self.by_not_after,
             &self.in_flight,
             &self.by_profile,
+            &self.deploys,
             &self.outbox,
             &self.outbox_markers,
             &self.issues,
@@ -274,9 +283,9 @@ impl Store for SledStore {
             &self.issue_work,
             &self.issue_handled,
         )
-            .transaction(|(c, na, inf, byp, ob, obm, is, cs, iw, ih)| {
+            .transaction(|(c, na, inf, byp, dep, ob, obm, is, cs, iw, ih)| {
                 for r in recs {
-                    Self::put_tx(c, na, inf, byp, r)?;
+                    Self::put_tx(c, na, inf, byp, dep, r)?;
                 }
                 for r in issues {
                     Self::put_issue_tx(is, cs, iw, ih, r)?;
@@ -386,8 +395,9 @@ impl Store for SledStore {
             &self.by_not_after,
             &self.in_flight,
             &self.by_profile,
+            &self.deploys,
         )
-            .transaction(|(c, na, inf, byp)| {
+            .transaction(|(c, na, inf, byp, dep)| {
                 let Some(old) = c.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -396,6 +406,7 @@ impl Store for SledStore {
                 na.remove(na_key(&old))?;
                 inf.remove(id.as_bytes())?;
                 byp.remove(profile_key(&old.profile, id))?;
+                dep.remove(id.as_bytes())?;
                 Ok(Some(old))
             })
             .map_err(tx_err)
@@ -407,6 +418,14 @@ impl Store for SledStore {
         let mut keys = Vec::new();
         for k in ids {
             keys.push(k?[8..].to_vec());
+        }
+        self.get_many(keys.into_iter())
+    }
+
+    fn deploys_owed(&self) -> StoreResult<Vec<CertRecord>> {
+        let mut keys = Vec::new();
+        for k in self.deploys.iter().keys() {
+            keys.push(k?.to_vec());
         }
         self.get_many(keys.into_iter())
     }
@@ -471,9 +490,10 @@ impl Store for SledStore {
             &self.by_not_after,
             &self.in_flight,
             &self.by_profile,
+            &self.deploys,
             &self.profiles,
         )
-            .transaction(|(c, na, inf, byp, prof)| {
+            .transaction(|(c, na, inf, byp, dep, prof)| {
                 if prof.get(new.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                         format!("the state already has a profile named {new:?}"),
@@ -485,7 +505,7 @@ impl Store for SledStore {
                 for r in &recs {
                     let mut r = r.clone();
                     r.profile = new.to_string();
-                    Self::put_tx(c, na, inf, byp, &r)?;
+                    Self::put_tx(c, na, inf, byp, dep, &r)?;
                 }
                 Ok(recs.len())
             })

@@ -22,7 +22,8 @@ pub use connector::{
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{
-    check_name, domain_allowed, NameError, Profile, DEFAULT_TOKEN_URL, MAX_COMMENTS,
+    check_name, domain_allowed, DeployConfig, NameError, Profile, DEFAULT_DEPLOY_MODE,
+    DEFAULT_TOKEN_URL, MAX_COMMENTS,
 };
 pub use reader::ENV_PREFIX;
 pub use secret_source::SecretError;

@@ -33,9 +33,110 @@ pub struct Profile {
     pub custom_fields: BTreeMap<String, String>,
     /// Names a certificate of this profile may carry when enrolled from Jira; `None`: any.
     pub allowed_domains: Option<Vec<String>>,
+    /// Where its certificates are written, and the hook run after (`[deploy]`).
+    pub deploy: Option<DeployConfig>,
     /// The file holding the client secret, when other users can read it (a warning).
     #[serde(skip)]
     pub secret_readable_by_others: Option<PathBuf>,
+}
+
+/// A profile's `[deploy]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployConfig {
+    /// Each certificate goes to `dir/NAME/`.
+    pub dir: PathBuf,
+    /// argv run after the files are in place (no shell).
+    pub hook: Option<Vec<String>>,
+    /// Owner and group of the files; `None`: the user running the daemon, and its group.
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Permission bits of the certificate files (`privkey.pem` never more than 0640).
+    pub mode: u32,
+}
+
+/// Default permission bits of deployed files.
+pub const DEFAULT_DEPLOY_MODE: u32 = 0o640;
+
+/// A `[deploy] mode`: octal digits, as chmod takes them ("0640", "644").
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let bad = || format!("{text:?} is not a file mode: use octal digits such as \"0640\"");
+    if t.is_empty() || t.len() > 4 || !t.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(bad());
+    }
+    let m = u32::from_str_radix(t, 8).map_err(|_| bad())?;
+    if m & 0o400 == 0 {
+        return Err(format!("{text:?} does not let the owner read the files"));
+    }
+    if m & 0o7000 != 0 {
+        return Err(format!("{text:?} sets setuid, setgid or sticky bits"));
+    }
+    Ok(m)
+}
+
+fn read_deploy(r: &mut KeyReader<'_>) -> Option<DeployConfig> {
+    let dir: Option<PathBuf> = r.opt("deploy.dir");
+    let hook: Option<Vec<String>> = r.opt("deploy.hook");
+    let owner: Option<String> = r.opt("deploy.owner");
+    let group: Option<String> = r.opt("deploy.group");
+    let mode_text: Option<String> = r.opt("deploy.mode");
+    let Some(dir) = dir else {
+        for key in ["hook", "owner", "group", "mode"] {
+            let present = match key {
+                "hook" => hook.is_some(),
+                "owner" => owner.is_some(),
+                "group" => group.is_some(),
+                _ => mode_text.is_some(),
+            };
+            if present {
+                r.error(
+                    &format!("deploy.{key}"),
+                    "needs [deploy] dir (where the files go)",
+                );
+            }
+        }
+        return None;
+    };
+    if !dir.is_absolute() {
+        r.error(
+            "deploy.dir",
+            format!("{} is not an absolute path", dir.display()),
+        );
+    }
+    if let Some(h) = &hook {
+        if h.is_empty() || h[0].trim().is_empty() {
+            r.error(
+                "deploy.hook",
+                "is an argv such as [\"systemctl\", \"reload\", \"nginx\"]: its first element names the program",
+            );
+        }
+    }
+    for (key, v) in [("deploy.owner", &owner), ("deploy.group", &group)] {
+        if let Some(v) = v {
+            let ok = !v.is_empty()
+                && v.len() <= 32
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                r.error(key, format!("{v:?} is not a user or group name"));
+            }
+        }
+    }
+    let mode = match mode_text.as_deref().map(parse_mode) {
+        None => DEFAULT_DEPLOY_MODE,
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            r.error("deploy.mode", e);
+            DEFAULT_DEPLOY_MODE
+        }
+    };
+    Some(DeployConfig {
+        dir,
+        hook,
+        owner,
+        group,
+        mode,
+    })
 }
 
 impl Profile {
@@ -132,6 +233,7 @@ impl Profile {
         let scm_profile_id: Option<i64> = r.opt("scm_profile_id");
         let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
         let allowed_domains: Option<Vec<String>> = r.opt("allowed_domains");
+        let deploy = read_deploy(r);
         for d in allowed_domains.iter().flatten() {
             if let Err(e) = check_domain_pattern(d) {
                 r.error("allowed_domains", e);
@@ -201,6 +303,7 @@ impl Profile {
                     .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
                     .collect()
             }),
+            deploy,
             secret_readable_by_others: exposed,
         })
     }

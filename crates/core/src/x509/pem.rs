@@ -31,6 +31,23 @@ fn ts(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Whether the first certificate of a PEM text is a CA (basic constraints `CA:TRUE`).
+pub fn is_ca(data: &[u8]) -> bool {
+    Pem::iter_from_buffer(data)
+        .filter_map(Result::ok)
+        .find(|p| p.label == "CERTIFICATE")
+        .and_then(|p| {
+            let (_, c) = x509_parser::parse_x509_certificate(&p.contents).ok()?;
+            Some(
+                c.basic_constraints()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| b.value.ca),
+            )
+        })
+        .unwrap_or(false)
+}
+
 /// How many X.509 certificates a PEM file holds (a CA bundle); an error names the first block
 /// that is not one.
 pub fn count_certificates(data: &[u8]) -> Result<usize, PemError> {

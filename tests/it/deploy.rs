@@ -1,0 +1,445 @@
+//! Deploying renewed certificates: the files switched in atomically, the hook with its
+//! environment, a failing or hanging hook retried and reported without another renewal, the
+//! set under kill -9, and `certs export`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use sectigo_engine::deploy::{FileSet, HookRun};
+use sectigo_sim::ScmSimConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{get, run_bounded, Env};
+
+const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
+
+/// The set under `dir/name`: cert.pem's serial, and whether the three files agree.
+fn read_set(dir: &Path, name: &str) -> (String, bool) {
+    let d = dir.join(name);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+    let (cert, chain, full) = (read("cert.pem"), read("chain.pem"), read("fullchain.pem"));
+    let serial = sectigo_core::x509::pem::parse_bundle(cert.as_bytes())
+        .map(|i| i.serial)
+        .unwrap_or_default();
+    let whole = !cert.is_empty() && !chain.is_empty() && full == format!("{cert}{chain}");
+    (serial, whole)
+}
+
+/// A hook that appends its environment to `log` (through sh, which the operator's hook may
+/// well be).
+fn recording_hook(log: &Path) -> String {
+    format!(
+        "[\"/bin/sh\", \"-c\", \"echo \\\"$SECTIGO_CERT_ID $SECTIGO_OLD_CERT_ID $SECTIGO_CERT_NAME $SECTIGO_PROFILE $SECTIGO_NOT_AFTER $SECTIGO_CERT_DIR\\\" >> {}\"]",
+        log.display()
+    )
+}
+
+#[tokio::test]
+async fn a_renewal_is_deployed_atomically_and_the_hook_runs_with_its_environment() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let out = env.path().join("certs");
+    let hook_log = env.path().join("hook.log");
+    env.profile(
+        "web",
+        &format!(
+            "[deploy]\ndir = {:?}\nmode = \"0644\"\nhook = {}",
+            out,
+            recording_hook(&hook_log)
+        ),
+    );
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.sync_profiles(Utc::now()).await.unwrap();
+    let old = env.sim_cert("www.example.com", 5);
+    engine
+        .import(
+            "web",
+            vec![sectigo_engine::ImportLine {
+                cert_id: old.clone(),
+                issue: None,
+                name: Some("shop".into()),
+            }],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let r = engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(r.summary.renewed, 1);
+    let new_id = match get(&store, &old).state {
+        sectigo_state::CertState::Superseded { by, .. } => by,
+        s => panic!("{s:?}"),
+    };
+    let new = get(&store, &new_id);
+    assert_eq!(new.deploy, None, "nothing owed: {:?}", new.deploy);
+    assert_eq!(
+        new.name.as_deref(),
+        Some("shop"),
+        "the renewal keeps the name"
+    );
+    assert!(new
+        .history
+        .iter()
+        .any(|h| h.event.starts_with("deployed to")));
+
+    // dir/shop is a link to a complete set: the new certificate, its chain, both together.
+    let link = std::fs::symlink_metadata(out.join("shop")).unwrap();
+    assert!(link.file_type().is_symlink());
+    let (serial, whole) = read_set(&out, "shop");
+    assert_eq!(serial, new.serial);
+    assert!(whole, "cert + chain = fullchain");
+    let mode = std::fs::metadata(out.join("shop/cert.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o644, "[deploy] mode");
+    let chain = std::fs::read_to_string(out.join("shop/chain.pem")).unwrap();
+    assert!(
+        sectigo_core::x509::pem::is_ca(chain.as_bytes()),
+        "chain.pem holds the CA"
+    );
+
+    // The hook ran once, after the files, with the documented environment.
+    let log = std::fs::read_to_string(&hook_log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let f: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(f[0], new_id);
+    assert_eq!(f[1], old);
+    assert_eq!(f[2], "shop");
+    assert_eq!(f[3], "web");
+    assert_eq!(
+        f[4],
+        new.not_after
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(Path::new(f[5]), out.join("shop"));
+
+    // A second renewal switches the link; the old version directory goes.
+    engine.start_force_renewal("web", Utc::now()).await.unwrap();
+    engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .unwrap();
+    let newer = match get(&store, &new_id).state {
+        sectigo_state::CertState::Superseded { by, .. } => by,
+        s => panic!("{s:?}"),
+    };
+    let (serial, whole) = read_set(&out, "shop");
+    assert_eq!(serial, get(&store, &newer).serial);
+    assert!(whole);
+    let versions = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".shop.")
+        })
+        .count();
+    assert_eq!(versions, 1, "only the version in use is kept");
+}
+
+#[tokio::test]
+async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let out = env.path().join("certs");
+    let flag = env.path().join("hook-may-succeed");
+    env.profile(
+        "web",
+        &format!(
+            "[deploy]\ndir = {out:?}\nhook = [\"/bin/sh\", \"-c\", \"echo reloading; test -e {}\"]",
+            flag.display()
+        ),
+    );
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.sync_profiles(Utc::now()).await.unwrap();
+    let ids = env.seed(&engine, "web", &[5]).await;
+    let now = Utc::now();
+    engine
+        .run_cycle(now, false, &CancellationToken::new())
+        .await
+        .unwrap();
+    let new_id = match get(&store, &ids[0]).state {
+        sectigo_state::CertState::Superseded { by, .. } => by,
+        s => panic!("{s:?}"),
+    };
+    let rec = get(&store, &new_id);
+    let job = rec.deploy.clone().expect("the deploy is owed");
+    assert!(job.files_done, "the files went in; the hook failed");
+    assert_eq!(job.attempts, 1);
+    assert!(job.last_error.as_deref().unwrap().contains("exited with 1"));
+    let retry = job.next_attempt.unwrap();
+    assert!(retry > now + chrono::Duration::minutes(4));
+    // Reported: status's problems, the metrics' gauge.
+    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    assert_eq!(inv.deploy_failed, 1);
+    assert!(inv
+        .problems
+        .iter()
+        .any(|p| p.id == new_id && p.state == "deploy-failed"));
+
+    // Cycles before the retry time neither deploy nor renew.
+    for _ in 0..2 {
+        engine
+            .run_cycle(
+                now + chrono::Duration::minutes(1),
+                false,
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(get(&store, &new_id).deploy.unwrap().attempts, 1);
+    assert_eq!(env.sim.billable_count(&ids[0]), 1);
+    assert_eq!(
+        env.sim.billable_count(&new_id),
+        0,
+        "a failing hook renews nothing"
+    );
+
+    // Once the hook can succeed, the retry finishes the job.
+    std::fs::write(&flag, "").unwrap();
+    let left = engine.deploy_owed(retry).await.unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(get(&store, &new_id).deploy, None);
+    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    assert_eq!(inv.deploy_failed, 0);
+}
+
+#[tokio::test]
+async fn a_hook_that_hangs_is_killed_and_a_missing_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = sectigo_state::CertRecord {
+        id: "1".into(),
+        profile: "web".into(),
+        subject_cn: "a.example.com".into(),
+        sans: vec![],
+        serial: String::new(),
+        not_before: Utc::now(),
+        not_after: Utc::now(),
+        state: sectigo_state::CertState::Active,
+        jira_issue: None,
+        origin: sectigo_state::CertOrigin::Enrolled { at: Utc::now() },
+        failures: 0,
+        next_attempt: None,
+        last_error: None,
+        reported_no_auto_renew: None,
+        stall_reported: None,
+        history: vec![],
+        name: None,
+        deploy: None,
+    };
+    let hang = HookRun::new(&["sleep".into(), "30".into()], &rec, None, dir.path());
+    let t = std::time::Instant::now();
+    let e = hang
+        .run_within("1", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(e.contains("did not finish within 1 s"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "killed, not waited for"
+    );
+    let missing = HookRun::new(&["/nonexistent/reload".into()], &rec, None, dir.path());
+    let e = missing.run("1").await.unwrap_err();
+    assert!(e.contains("cannot start"), "{e}");
+}
+
+/// kill -9 at random moments while the daemon renews and deploys (a slow hook widens the
+/// window): after each kill the link names a complete set; at the end every certificate is
+/// deployed, each billed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_deploys_leaves_old_or_new_sets_never_a_mix() {
+    use rand::{Rng, SeedableRng};
+    let env = Env::new(ScmSimConfig::default()).await;
+    let out = env.path().join("certs");
+    env.connector("[schedule]\ncron = \"*/2 * * * * *\"\nrun_at_start = true\n");
+    env.profile(
+        "web",
+        &format!("expiry_window_days = 30\n[deploy]\ndir = {out:?}\nhook = [\"sleep\", \"0.2\"]"),
+    );
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.sync_profiles(Utc::now()).await.unwrap();
+    let ids = env.seed(&engine, "web", &[5, 6, 7, 8, 9, 10]).await;
+    drop(engine);
+    drop(store);
+    let names: Vec<String> = (0..6).map(|i| format!("web-{i}.example.com")).collect();
+
+    let dir = env.path().to_path_buf();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let kills: usize = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(12);
+    let log = env.path().join("daemon.log");
+    for _ in 0..kills {
+        let mut child = Command::new(EXE)
+            .arg("--config-dir")
+            .arg(&dir)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..900))).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for n in &names {
+            if std::fs::symlink_metadata(out.join(n)).is_ok() {
+                let (serial, whole) = read_set(&out, n);
+                assert!(
+                    whole && !serial.is_empty(),
+                    "{n}: a partial set after kill -9"
+                );
+            }
+        }
+    }
+    // Undisturbed: everything renewed once and deployed.
+    let mut child = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let o = run_bounded(
+            Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&dir)
+                .args(["certs", "list", "--json"]),
+            30,
+        );
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+        let recs = v.as_array().cloned().unwrap_or_default();
+        let active: Vec<&serde_json::Value> = recs
+            .iter()
+            .filter(|r| r["state"]["state"] == "active")
+            .collect();
+        let settled = active.len() == 6
+            && active
+                .iter()
+                .all(|r| r.get("deploy").is_none_or(|d| d.is_null()))
+            && !recs.iter().any(|r| {
+                ["renew_requested", "collecting"]
+                    .contains(&r["state"]["state"].as_str().unwrap_or(""))
+            });
+        if settled {
+            break Some(
+                active
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["subject_cn"].as_str().unwrap().to_string(),
+                            r["serial"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if std::time::Instant::now() > end {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    crate::common::signal(&child, "TERM");
+    let _ = crate::common::wait_bounded(&mut child, 30);
+    let active = done.unwrap_or_else(|| {
+        panic!(
+            "not settled within 60 s:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    for (cn, serial) in active {
+        let (deployed, whole) = read_set(&out, &cn);
+        assert!(whole, "{cn}");
+        assert_eq!(
+            deployed, serial,
+            "{cn}: the deployed certificate is the active one"
+        );
+    }
+    for id in &ids {
+        assert_eq!(env.sim.billable_count(id), 1, "{id} renewed once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certs_export_writes_the_files_where_it_runs() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "");
+    let id = env.sim_cert("api.example.com", 100);
+    let dir = env.path().to_path_buf();
+    let out = env.path().join("export");
+    let (d, i, o) = (dir.clone(), id.clone(), out.clone());
+    let (import, export) = tokio::task::spawn_blocking(move || {
+        let cli = |args: &[&str]| {
+            run_bounded(Command::new(EXE).arg("--config-dir").arg(&d).args(args), 60)
+        };
+        let import = cli(&["certs", "import", "--profile", "web", "--cert-id", &i]);
+        let export = cli(&["certs", "export", &i, "--out", o.to_str().unwrap()]);
+        (import, export)
+    })
+    .await
+    .unwrap();
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    assert!(
+        export.stdout.contains("api.example.com/cert.pem"),
+        "{}",
+        export.stdout
+    );
+    let (serial, whole) = read_set(&out, "api.example.com");
+    assert!(whole);
+    let info = sectigo_core::x509::pem::parse_bundle(
+        std::fs::read_to_string(out.join("api.example.com/cert.pem"))
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(info.serial, serial);
+    assert_eq!(info.subject_cn, "api.example.com");
+}
+
+#[test]
+fn the_bundle_splits_into_leaf_and_chain_in_any_order() {
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["leaf.example".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::NoCa;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(vec!["ca.example".into()]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca.key_pair).unwrap();
+    let leaf = params.signed_by(&key, &ca_cert, &ca.key_pair).unwrap();
+    for bundle in [
+        format!("{}{}", leaf.pem(), ca_cert.pem()),
+        format!("{}\r\n{}", ca_cert.pem(), leaf.pem()).replace('\n', "\r\n"),
+    ] {
+        let set = FileSet::from_bundle(&bundle).unwrap();
+        assert_eq!(
+            set.cert.replace("\r\n", "\n"),
+            leaf.pem().replace("\r\n", "\n")
+        );
+        assert_eq!(
+            set.chain.replace("\r\n", "\n"),
+            ca_cert.pem().replace("\r\n", "\n")
+        );
+    }
+    assert!(FileSet::from_bundle("no pem here").is_err());
+}
