@@ -52,6 +52,17 @@ pub enum Command {
         /// or the state.
         #[arg(long, requires = "once")]
         dry_run: bool,
+        /// Hand `[deploy] hook`s to the root helper (sectigo-connector-hooks.path) through
+        /// this directory rather than running them: the packaged unit's sandbox cannot reload
+        /// a web server. Without it, hooks run directly, as the user running the daemon.
+        #[arg(long, value_name = "DIR", conflicts_with = "once")]
+        hooks_via: Option<PathBuf>,
+    },
+    /// Run the deploy hooks the daemon asked for through DIR (`run --hooks-via DIR`), each as
+    /// its profile configures it, and answer. Run as root by sectigo-connector-hooks.service.
+    RunHooks {
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
     },
     /// Validate connector.toml and every profile; print the profiles (secrets masked).
     CheckConfig,
@@ -255,11 +266,17 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             return Ok(0);
         }
         Command::CheckConfig => return check_config(&dir),
-        Command::Run { once: false, .. } => return run_daemon(&dir),
+        Command::Run {
+            once: false,
+            hooks_via,
+            ..
+        } => return run_daemon(&dir, hooks_via),
         Command::Run {
             once: true,
             dry_run,
+            ..
         } => return run_once(&dir, dry_run),
+        Command::RunHooks { from } => return run_hooks(&dir, &from),
         Command::Status { json } => (Request::Status, json),
         Command::Reload => (Request::Reload, false),
         Command::Renew { id } => (Request::Renew { id }, false),
@@ -525,20 +542,113 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
                 d.join(", ")
             );
         }
+        if let Some(d) = &p.deploy {
+            say!(
+                "    deploy:             {}/NAME/, mode {:04o}{}{}",
+                d.dir.display(),
+                d.mode,
+                d.hook
+                    .as_ref()
+                    .map(|h| format!(", then {h:?}"))
+                    .unwrap_or_default(),
+                match (&d.owner, &d.group) {
+                    (None, None) => String::new(),
+                    (o, g) => format!(
+                        ", owned by {}:{}",
+                        o.as_deref().unwrap_or("-"),
+                        g.as_deref().unwrap_or("-")
+                    ),
+                }
+            );
+        }
     }
     for w in &cfg.warnings {
+        say!("warning: {w}");
+    }
+    for w in deploy_sandbox_warnings(&cfg, &unit_writable_paths()) {
         say!("warning: {w}");
     }
     write_out(&o);
     Ok(0)
 }
 
-fn run_daemon(dir: &Path) -> Result<i32, CliError> {
+/// The paths the installed unit's sandbox may write: its `ReadWritePaths=` and its state
+/// directory. `None` when no sectigo-connector unit is loaded (not under systemd).
+fn unit_writable_paths() -> Option<Vec<PathBuf>> {
+    let out = std::process::Command::new("systemctl")
+        .args([
+            "show",
+            "-p",
+            "LoadState",
+            "-p",
+            "ReadWritePaths",
+            "-p",
+            "StateDirectory",
+            "sectigo-connector.service",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_string()
+    };
+    if value("LoadState") != "loaded" {
+        return None;
+    }
+    let mut paths: Vec<PathBuf> = value("ReadWritePaths")
+        .split_whitespace()
+        .map(|p| PathBuf::from(p.trim_start_matches(['-', '+'])))
+        .collect();
+    paths.extend(
+        value("StateDirectory")
+            .split_whitespace()
+            .map(|d| Path::new("/var/lib").join(d)),
+    );
+    Some(paths)
+}
+
+/// A `[deploy] dir` the installed unit may not write: with the drop-in that fixes it.
+fn deploy_sandbox_warnings(cfg: &Config, writable: &Option<Vec<PathBuf>>) -> Vec<String> {
+    let Some(writable) = writable else {
+        return Vec::new();
+    };
+    cfg.profiles
+        .values()
+        .filter_map(|p| {
+            let d = p.deploy.as_ref()?;
+            (!writable.iter().any(|w| d.dir.starts_with(w))).then(|| {
+                format!(
+                    "{}: [deploy] dir {} is read-only in the service's sandbox (ProtectSystem=strict): run `systemctl edit sectigo-connector` and add\n  [Service]\n  ReadWritePaths={}\n  or use a dir under /var/lib/sectigo-connector/",
+                    p.file.display(),
+                    d.dir.display(),
+                    d.dir.display()
+                )
+            })
+        })
+        .collect()
+}
+
+fn run_hooks(dir: &Path, from: &Path) -> Result<i32, CliError> {
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log)?;
+    let (ran, failed) = runtime()?.block_on(sectigo_engine::deploy::helper::serve(from, &cfg));
+    if ran > 0 {
+        tracing::info!("deploy hooks: {ran} run, {failed} failed");
+    }
+    Ok(0)
+}
+
+fn run_daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
     let logging = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;
     runtime()?.block_on(async move {
-        let daemon = crate::daemon::Daemon::start(dir.to_path_buf(), cfg, store, logging).await?;
+        let daemon =
+            crate::daemon::Daemon::start(dir.to_path_buf(), cfg, store, logging, hooks_via).await?;
         daemon.run().await
     })?;
     Ok(0)
@@ -622,4 +732,32 @@ fn demo() -> Result<i32, CliError> {
     Err(CliError::usage(
         "this build has no demo (the packages leave the simulators out); run it from a source checkout: cargo run -- demo",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_dir_outside_the_sandbox_gets_the_drop_in() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("profiles.d")).unwrap();
+        std::fs::write(
+            d.path().join("profiles.d/web.toml"),
+            "client_id = \"c\"\nclient_secret = \"s\"\nscm_url = \"https://x.enroll.enterprise.sectigo.com\"\n[deploy]\ndir = \"/etc/ssl/web\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(d.path()).unwrap();
+        let state = PathBuf::from("/var/lib/sectigo-connector");
+        let w = deploy_sandbox_warnings(&cfg, &Some(vec![state.clone()]));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("ReadWritePaths=/etc/ssl/web"), "{}", w[0]);
+        assert!(w[0].contains("web.toml"));
+        let covered = deploy_sandbox_warnings(&cfg, &Some(vec![state, "/etc/ssl".into()]));
+        assert!(covered.is_empty(), "{covered:?}");
+        assert!(
+            deploy_sandbox_warnings(&cfg, &None).is_empty(),
+            "not under systemd: nothing to say"
+        );
+    }
 }

@@ -179,13 +179,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon: recovers the journal, applies the profiles to the state, and starts
     /// the scheduler, the control socket, metrics, Jira delivery and the workflow poll.
+    /// `hooks_via`: hand `[deploy] hook`s to the root helper through this directory
+    /// (`run --hooks-via`), instead of running them here.
     pub async fn start(
         dir: PathBuf,
         cfg: Config,
         store: SharedStore,
         logging: Logging,
+        hooks_via: Option<PathBuf>,
     ) -> Result<Daemon, DaemonError> {
-        let shared = Shared::new(&cfg);
+        let shared = match hooks_via {
+            Some(h) => Shared::new(&cfg).with_hook_helper(h),
+            None => Shared::new(&cfg),
+        };
         let engine = Arc::new(Engine::new(&cfg, store.clone(), shared.clone())?);
         let unknown = engine.recover(Utc::now()).await?;
         if unknown > 0 {

@@ -154,7 +154,15 @@ pub fn write_set(
     set: &FileSet,
 ) -> Result<PathBuf, String> {
     let dir = &cfg.dir;
-    let ctx = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    let ctx = |what: &str, p: &Path, e: std::io::Error| {
+        // EROFS: the packaged unit's ProtectSystem=strict.
+        let hint = if e.raw_os_error() == Some(30) {
+            format!(" (under the packaged unit, add ReadWritePaths={} with `systemctl edit sectigo-connector`)", dir.display())
+        } else {
+            String::new()
+        };
+        format!("{what} {}: {e}{hint}", p.display())
+    };
     std::fs::create_dir_all(dir).map_err(|e| ctx("cannot create", dir, e))?;
     let (uid, gid) = owner_ids(cfg)?;
     let stamp = Utc::now().timestamp_nanos_opt().unwrap_or_default();
@@ -381,15 +389,36 @@ impl Engine {
                 self.commit(vec![rec.clone()], None).await?;
             }
             if let Some(argv) = &cfg.hook {
-                let run = HookRun::new(argv, &rec, job.old_id.as_deref(), &cfg.dir.join(&name));
-                run.run(&rec.id).await.map_err(EngineError::Refused)?;
+                match &self.shared.hook_helper {
+                    None => {
+                        let run =
+                            HookRun::new(argv, &rec, job.old_id.as_deref(), &cfg.dir.join(&name));
+                        run.run(&rec.id).await.map_err(EngineError::Refused)?;
+                    }
+                    Some(hdir) => {
+                        let (h, r, o) = (hdir.clone(), rec.clone(), job.old_id.clone());
+                        let state = tokio::task::spawn_blocking(move || {
+                            helper::exchange(&h, &r, o.as_deref(), now)
+                        })
+                        .await
+                        .map_err(|e| EngineError::Refused(format!("the hook task failed: {e}")))?
+                        .map_err(EngineError::Refused)?;
+                        if state == helper::State::Waiting {
+                            return Ok(false);
+                        }
+                    }
+                }
                 info!(profile = %rec.profile, cert_id = %rec.id, "deploy hook {:?} succeeded", argv[0]);
             }
-            Ok::<(), EngineError>(())
+            Ok::<bool, EngineError>(true)
         }
         .await;
         match result {
-            Ok(()) => {
+            Ok(false) => {
+                // The root helper has the hook: its answer is read at a later pass.
+                Ok(false)
+            }
+            Ok(true) => {
                 if job.attempts > 0 {
                     info!(profile = %rec.profile, cert_id = %rec.id, "deploy of {} done after {} failed attempts", rec.subject_cn, job.attempts);
                 }
@@ -465,5 +494,242 @@ impl Engine {
             }
         }
         Ok(left)
+    }
+}
+
+/// Hooks under the hardened unit. The service may not run `systemctl reload nginx` (no
+/// privileges, no new ones), so `run --hooks-via DIR` hands each hook to a root helper: the
+/// daemon writes `DIR/ID.request` (what the hook's environment says: never the command, which
+/// the helper reads from the root-owned profile), `sectigo-connector-hooks.path` starts
+/// `sectigo-connector-hooks.service` (root), whose `run-hooks --from DIR` runs the profile's
+/// hook and writes `DIR/ID.result`, which the daemon reads at its next pass.
+pub mod helper {
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+
+    use chrono::{DateTime, Duration, Utc};
+    use serde::{Deserialize, Serialize};
+
+    use sectigo_core::config::Config;
+    use sectigo_state::CertRecord;
+
+    use super::{dir_name, valid_name, HookRun};
+
+    /// A request the helper has not answered within this time fails (and is retried).
+    pub const ANSWER_WITHIN_MINS: i64 = 10;
+    /// Largest request or result file read.
+    const MAX_FILE: u64 = 64 * 1024;
+
+    /// What the daemon asks the helper.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Request {
+        pub cert_id: String,
+        pub old_cert_id: Option<String>,
+        pub profile: String,
+        pub name: String,
+        pub not_after: DateTime<Utc>,
+        pub at: DateTime<Utc>,
+    }
+
+    /// What the helper answers.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Answer {
+        pub cert_id: String,
+        pub ok: bool,
+        pub message: String,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum State {
+        Done,
+        Waiting,
+    }
+
+    fn read_small(p: &Path) -> Result<Option<String>, String> {
+        use std::io::Read as _;
+        let f = match std::fs::File::open(p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        };
+        let mut s = String::new();
+        f.take(MAX_FILE)
+            .read_to_string(&mut s)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(Some(s))
+    }
+
+    /// Writes `text` at `path` through a temporary file and a rename.
+    fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn paths(dir: &Path, id: &str) -> (PathBuf, PathBuf) {
+        (
+            dir.join(format!("{id}.request")),
+            dir.join(format!("{id}.result")),
+        )
+    }
+
+    /// The daemon's side: takes the helper's answer if there is one, else asks (once) and
+    /// waits. `Err`: the hook failed, or the helper did not answer in time.
+    pub fn exchange(
+        dir: &Path,
+        rec: &CertRecord,
+        old_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<State, String> {
+        let (req_path, res_path) = paths(dir, &rec.id);
+        if let Some(text) = read_small(&res_path)? {
+            let _ = std::fs::remove_file(&res_path);
+            let _ = std::fs::remove_file(&req_path);
+            let a: Answer = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}: not an answer of the hook helper: {e}",
+                    res_path.display()
+                )
+            })?;
+            return if a.ok {
+                Ok(State::Done)
+            } else {
+                Err(a.message)
+            };
+        }
+        if let Some(text) = read_small(&req_path)? {
+            let asked: Option<Request> = serde_json::from_str(&text).ok();
+            match asked {
+                Some(r) if now - r.at < Duration::minutes(ANSWER_WITHIN_MINS) => {
+                    return Ok(State::Waiting)
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&req_path);
+                    return Err(format!(
+                        "the hook helper did not answer within {ANSWER_WITHIN_MINS} min: is sectigo-connector-hooks.path enabled (`systemctl enable --now sectigo-connector-hooks.path`)?"
+                    ));
+                }
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let req = Request {
+            cert_id: rec.id.clone(),
+            old_cert_id: old_id.map(str::to_string),
+            profile: rec.profile.clone(),
+            name: dir_name(rec),
+            not_after: rec.not_after,
+            at: now,
+        };
+        let text = serde_json::to_string(&req).map_err(|e| e.to_string())?;
+        write_atomic(&req_path, &text, 0o640)?;
+        tracing::info!(profile = %rec.profile, cert_id = %rec.id, "deploy hook handed to the root helper ({})", req_path.display());
+        Ok(State::Waiting)
+    }
+
+    /// The helper's side (`run-hooks --from DIR`, as root): runs the hook of each request's
+    /// profile, as configured in `cfg`, and answers. Returns (hooks run, failed).
+    pub async fn serve(dir: &Path, cfg: &Config) -> (usize, usize) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(e) => e
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "request"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        let (mut ran, mut failed) = (0, 0);
+        for req_path in files {
+            let id = req_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                let _ = std::fs::remove_file(&req_path);
+                continue;
+            }
+            let answer = match answer(&req_path, &id, cfg).await {
+                Ok(()) => Answer {
+                    cert_id: id.clone(),
+                    ok: true,
+                    message: "ok".into(),
+                },
+                Err(message) => {
+                    failed += 1;
+                    Answer {
+                        cert_id: id.clone(),
+                        ok: false,
+                        message,
+                    }
+                }
+            };
+            ran += 1;
+            let (_, res_path) = paths(dir, &id);
+            let text = serde_json::to_string(&answer).unwrap_or_default();
+            if let Err(e) = write_atomic(&res_path, &text, 0o644) {
+                tracing::error!("cannot answer {}: {e}", req_path.display());
+            }
+            let _ = std::fs::remove_file(&req_path);
+        }
+        (ran, failed)
+    }
+
+    async fn answer(req_path: &Path, id: &str, cfg: &Config) -> Result<(), String> {
+        let text = read_small(req_path)?.unwrap_or_default();
+        let r: Request = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a request of the daemon: {e}", req_path.display()))?;
+        if r.cert_id != id || !valid_name(&r.name) {
+            return Err(format!("{}: a malformed request", req_path.display()));
+        }
+        let profile = cfg
+            .profiles
+            .get(&r.profile)
+            .ok_or_else(|| format!("no profile {:?} is configured", r.profile))?;
+        let deploy = profile
+            .deploy
+            .as_ref()
+            .ok_or_else(|| format!("profile {:?} has no [deploy]", r.profile))?;
+        let Some(argv) = &deploy.hook else {
+            return Ok(());
+        };
+        // The environment the daemon's direct run would give, from the request's facts.
+        let rec = CertRecord {
+            id: r.cert_id.clone(),
+            profile: r.profile.clone(),
+            subject_cn: String::new(),
+            sans: Vec::new(),
+            serial: String::new(),
+            not_before: r.not_after,
+            not_after: r.not_after,
+            state: sectigo_state::CertState::Active,
+            jira_issue: None,
+            origin: sectigo_state::CertOrigin::Enrolled { at: r.at },
+            failures: 0,
+            next_attempt: None,
+            last_error: None,
+            reported_no_auto_renew: None,
+            stall_reported: None,
+            history: Vec::new(),
+            name: Some(r.name.clone()),
+            deploy: None,
+        };
+        let run = HookRun::new(
+            argv,
+            &rec,
+            r.old_cert_id.as_deref(),
+            &deploy.dir.join(&r.name),
+        );
+        tracing::info!(profile = %r.profile, cert_id = %r.cert_id, "running the deploy hook {:?}", argv[0]);
+        run.run(&r.cert_id).await
     }
 }

@@ -93,9 +93,18 @@ pub struct Shared {
     /// Held for a whole Jira workflow poll: a poller started by a reload waits for the old
     /// one's poll to finish, so no two polls ever handle the same request.
     workflow: Arc<tokio::sync::Mutex<()>>,
+    /// `run --hooks-via DIR`: deploy hooks are run by the root helper unit through DIR, not
+    /// by this (sandboxed) process.
+    pub(crate) hook_helper: Option<std::path::PathBuf>,
 }
 
 impl Shared {
+    /// Hands `[deploy] hook`s to the root helper through `dir` (see [`deploy::helper`]).
+    pub fn with_hook_helper(mut self, dir: std::path::PathBuf) -> Self {
+        self.hook_helper = Some(dir);
+        self
+    }
+
     pub fn new(cfg: &Config) -> Self {
         Shared {
             limits: Arc::new(Limits::new(
@@ -106,6 +115,7 @@ impl Shared {
             outbox: Arc::default(),
             counters: Arc::default(),
             workflow: Arc::default(),
+            hook_helper: None,
         }
     }
 
