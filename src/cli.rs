@@ -296,7 +296,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             CertsCommand::Forget { id } => (Request::CertsForget { id }, false),
             CertsCommand::Export { id, out } => {
                 export_to = Some(out);
-                (Request::CertsExport { id }, false)
+                (Request::CertsExport { id, key: true }, false)
             }
             CertsCommand::Resolve { id, renewed_as, .. } => (
                 Request::CertsResolve {
@@ -366,6 +366,7 @@ fn write_export(reply: Reply, out: Option<&Path>) -> Reply {
             cert,
             chain,
             mode,
+            private_key,
         }),
     ) = (out, &reply)
     else {
@@ -381,6 +382,7 @@ fn write_export(reply: Reply, out: Option<&Path>) -> Reply {
     let set = sectigo_engine::deploy::FileSet {
         cert: cert.clone(),
         chain: chain.clone(),
+        key: private_key.clone().map(sectigo_core::secret::Secret::new),
     };
     match sectigo_engine::deploy::write_set(&cfg, name, id, &set) {
         Ok(_) => reply,

@@ -39,9 +39,13 @@ pub enum Request {
     CertsForget {
         id: String,
     },
-    /// The certificate and its chain, downloaded from SCM, for `certs export`.
+    /// The certificate and its chain, downloaded from SCM, for `certs export`; with the
+    /// private key the daemon made, when `key` (the daemon clears it for a caller that is
+    /// neither root nor the service user).
     CertsExport {
         id: String,
+        #[serde(default)]
+        key: bool,
     },
     /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
     /// not act on the lost request.
@@ -90,6 +94,10 @@ pub enum Response {
         chain: String,
         /// The profile's `[deploy] mode`, or the default.
         mode: u32,
+        /// The private key (PEM), when the daemon made it and the caller may have it. Never
+        /// printed: `certs export` writes it as privkey.pem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private_key: Option<String>,
     },
     Resolved(Resolved),
     Renewed {

@@ -63,9 +63,15 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
                 err,
             );
         }
-        Response::Exported { id, name, .. } => {
-            format!("certificate {id} exported: {name}/cert.pem, chain.pem, fullchain.pem\n")
-        }
+        Response::Exported {
+            id,
+            name,
+            private_key,
+            ..
+        } => format!(
+            "certificate {id} exported: {name}/cert.pem, chain.pem, fullchain.pem{}\n",
+            if private_key.is_some() { ", privkey.pem" } else { "" }
+        ),
         Response::Linked { id, key, was } => match was {
             Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
             None => format!("certificate {id} linked to {key}\n"),

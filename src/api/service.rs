@@ -72,7 +72,7 @@ pub fn validate(req: &Request) -> Result<(), ApiError> {
     match req {
         Request::CertsShow { id }
         | Request::CertsForget { id }
-        | Request::CertsExport { id }
+        | Request::CertsExport { id, .. }
         | Request::Renew { id } => check_id(id),
         Request::CertsLink { id, key } => check_id(id).and_then(|()| check_key(key)),
         Request::CertsResolve { target, renewed_as } => check_id(target)
@@ -108,7 +108,7 @@ pub async fn execute(
             .link(&id, &key, now)
             .await
             .map(|was| Response::Linked { id, key, was }),
-        Request::CertsExport { id } => {
+        Request::CertsExport { id, key } => {
             engine
                 .export(&id)
                 .await
@@ -118,6 +118,7 @@ pub async fn execute(
                     cert: set.cert,
                     chain: set.chain,
                     mode,
+                    private_key: set.key.filter(|_| key).map(|k| k.expose().to_string()),
                 })
         }
         Request::CertsForget { id } => engine.forget(&id).await.map(|r| Response::Forgotten {

@@ -76,6 +76,11 @@ pub fn serve(
 }
 
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
+    // Root and the service user may have the private keys the daemon made; the socket's
+    // group may not.
+    let privileged = stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == rustix::process::getuid().as_raw());
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(r).take(MAX_REQUEST as u64);
@@ -87,7 +92,10 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
     let reply: Reply = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => {
+        Ok(mut req) => {
+            if let Request::CertsExport { key, .. } = &mut req {
+                *key &= privileged;
+            }
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
                 Err(ApiError::new(

@@ -438,6 +438,26 @@ fn deploy_settings_are_checked() {
             "deploy.hooks",
             "",
         ),
+        (
+            "key_rotation = \"sometimes\"\n",
+            "key_rotation",
+            "\"reuse\"",
+        ),
+        (
+            "key_type = \"rsa-2048\"\n",
+            "key_type",
+            "only with key_rotation",
+        ),
+        (
+            "key_rotation = \"new\"\n",
+            "key_rotation",
+            "needs [deploy] dir",
+        ),
+        (
+            "key_rotation = \"new\"\nkey_type = \"dsa\"\n[deploy]\ndir = \"/srv/c\"\n",
+            "key_type",
+            "ec-p256, rsa-2048, rsa-3072",
+        ),
     ] {
         let d = dir_with(None, &[("web.toml", &format!("{GOOD_PROFILE}{extra}"))]);
         let errs = errors_of(d.path());

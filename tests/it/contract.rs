@@ -81,12 +81,31 @@ async fn scm_requests_match_the_vendor_spec() {
         profile_id: Some(1234),
         custom_fields: custom.clone(),
         comments: "renewed by sectigo-connector".into(),
+        csr: None,
     };
     accepted("renew", c.renew("12345", &renew).await);
+    // key_rotation = "new": the renewal carries a CSR for a fresh key.
+    let (_, new_key_csr) = sectigo_core::x509::keygen::key_and_csr(
+        sectigo_core::x509::keygen::KeyType::EcP256,
+        "www.example.com",
+        &["www.example.com".into()],
+    )
+    .unwrap();
+    let renew_csr = RenewRequest {
+        profile_id: Some(1234),
+        custom_fields: Default::default(),
+        comments: String::new(),
+        csr: Some(new_key_csr),
+    };
+    accepted(
+        "renew with a new key's CSR",
+        c.renew("12345", &renew_csr).await,
+    );
     let renew_min = RenewRequest {
         profile_id: Some(1),
         custom_fields: Default::default(),
         comments: String::new(),
+        csr: None,
     };
     accepted(
         "renew, no comments or custom fields",

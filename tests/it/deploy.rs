@@ -573,3 +573,135 @@ async fn hooks_through_the_root_helper() {
         "the error names the unit to enable"
     );
 }
+
+/// key_rotation = "new": the renewal sends a CSR for a fresh key, the key is in the state
+/// before the billable call (and stays there when the call's answer is lost), and the deployed
+/// privkey.pem matches the deployed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_key_per_renewal_reaches_the_server_with_its_certificate() {
+    let spki = |pem: &str| {
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        p.parse_x509().unwrap().public_key().raw.to_vec()
+    };
+    let env = Env::new(ScmSimConfig::default()).await;
+    let out = env.path().join("certs");
+    env.profile(
+        "web",
+        &format!("key_rotation = \"new\"\nkey_type = \"ec-p256\"\n[deploy]\ndir = {out:?}\nmode = \"0644\""),
+    );
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.sync_profiles(Utc::now()).await.unwrap();
+    let ids = env.seed(&engine, "web", &[5, 6]).await;
+    // The first renewal's answer is lost (the connection drops): the key made for it is kept.
+    env.sim.set_faults(sectigo_sim::Faults {
+        drop: 1.0,
+        ..Default::default()
+    });
+    let r = engine.renew(&ids[1], None).await.unwrap();
+    assert!(
+        matches!(r, sectigo_engine::RenewOutcome::Unknown(_)),
+        "{r:?}"
+    );
+    env.sim.set_faults(sectigo_sim::Faults::default());
+    let sectigo_state::CertState::OutcomeUnknown {
+        request: Some(request),
+        ..
+    } = get(&store, &ids[1]).state
+    else {
+        panic!("{:?}", get(&store, &ids[1]).state)
+    };
+    let kept = env
+        .path()
+        .join("state")
+        .join("keys")
+        .join(format!("{request}.key"));
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is private");
+
+    // A renewal that goes through: the key follows the new certificate and is deployed.
+    engine
+        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .await
+        .unwrap();
+    let new_id = match get(&store, &ids[0]).state {
+        sectigo_state::CertState::Superseded { by, .. } => by,
+        s => panic!("{s:?}"),
+    };
+    let name = "web-0.example.com";
+    let (serial, whole) = read_set(&out, name);
+    assert!(whole);
+    assert_eq!(serial, get(&store, &new_id).serial);
+    let key_path = out.join(name).join("privkey.pem");
+    let key_pem = std::fs::read_to_string(&key_path).unwrap();
+    let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "privkey.pem is never more than 0640");
+    // The certificate certifies this key.
+    let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+    let cert_pem = std::fs::read_to_string(out.join(name).join("cert.pem")).unwrap();
+    assert_eq!(
+        spki(&cert_pem),
+        key.public_key_der(),
+        "the deployed key matches the deployed certificate"
+    );
+    // And it is not the key of the certificate it replaced.
+    let old_cert = env.sim.pem(&ids[0]).unwrap();
+    assert_ne!(spki(&old_cert), spki(&cert_pem), "a fresh key");
+
+    // `certs export` (as root, the daemon stopped) includes the key.
+    drop(engine);
+    drop(store);
+    let (d, o, i) = (
+        env.path().to_path_buf(),
+        env.path().join("export"),
+        new_id.clone(),
+    );
+    let exported = tokio::task::spawn_blocking(move || {
+        run_bounded(
+            Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&d)
+                .args(["certs", "export", &i, "--out"])
+                .arg(&o),
+            60,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    assert!(
+        exported.stdout.contains("privkey.pem"),
+        "{}",
+        exported.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("export").join(name).join("privkey.pem")).unwrap(),
+        key_pem
+    );
+}
+
+/// A certificate enrolled from a Jira issue is deployed too when its profile deploys (the
+/// key stays with the requester: no privkey.pem).
+#[tokio::test]
+async fn an_enrollment_from_jira_is_deployed() {
+    use crate::workflow::{csr_pem, daemon, setup_full};
+    let out = tempfile::tempdir().unwrap();
+    let (env, jira) = setup_full(
+        sectigo_core::config::JiraFlavor::Cloud,
+        ScmSimConfig::default(),
+        "",
+        &format!("[deploy]\ndir = {:?}", out.path()),
+    )
+    .await;
+    let d = daemon(&env);
+    jira.add_certificate_issue("CERT-1", "web", "default", &csr_pem("new.example.com"));
+    jira.person_transitions("CERT-1", "Enroll Certificate");
+    let r = d.poll().await;
+    assert_eq!((r.done, r.collected), (1, 1), "{r:?}");
+    let (_, id) = env.sim.enrollments()[0].clone();
+    let (serial, whole) = read_set(out.path(), "new.example.com");
+    assert!(whole);
+    assert_eq!(serial, get(&d.store, &id).serial);
+    assert!(!out.path().join("new.example.com/privkey.pem").exists());
+    assert_eq!(get(&d.store, &id).deploy, None);
+}

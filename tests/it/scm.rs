@@ -54,6 +54,7 @@ fn renew_req() -> RenewRequest {
         profile_id: Some(7),
         custom_fields: Default::default(),
         comments: "auto".into(),
+        csr: None,
     }
 }
 

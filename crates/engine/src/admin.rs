@@ -83,6 +83,9 @@ impl Engine {
         else {
             return Err(EngineError::UnknownCert(id.into()));
         };
+        if let Err(e) = self.keys.remove(id) {
+            tracing::warn!(cert_id = %r.id, "the private key the daemon made for {id} stays in the state directory: {e}");
+        }
         info!(profile = %r.profile, cert_id = %r.id, "stopped tracking {} ({}, state {}, expires {}); its history follows", r.id, r.subject_cn, r.state.name(), ts(r.not_after));
         for h in &r.history {
             info!(profile = %r.profile, cert_id = %r.id, "history of {}: {} {}", r.id, ts(h.at), h.event);

@@ -36,6 +36,8 @@ const RETRY_MAX: i64 = 6 * 3600;
 pub struct FileSet {
     pub cert: String,
     pub chain: String,
+    /// The private key, when the daemon made it (`key_rotation = "new"`).
+    pub key: Option<sectigo_core::secret::Secret>,
 }
 
 impl FileSet {
@@ -63,15 +65,25 @@ impl FileSet {
         Ok(FileSet {
             cert,
             chain: blocks.concat(),
+            key: None,
         })
     }
 
-    fn files(&self) -> [(&'static str, String); 3] {
-        [
-            ("cert.pem", self.cert.clone()),
-            ("chain.pem", self.chain.clone()),
-            ("fullchain.pem", format!("{}{}", self.cert, self.chain)),
-        ]
+    /// (file, text, whether it is the private key).
+    fn files(&self) -> Vec<(&'static str, String, bool)> {
+        let mut f = vec![
+            ("cert.pem", self.cert.clone(), false),
+            ("chain.pem", self.chain.clone(), false),
+            (
+                "fullchain.pem",
+                format!("{}{}", self.cert, self.chain),
+                false,
+            ),
+        ];
+        if let Some(k) = &self.key {
+            f.push(("privkey.pem", k.expose().to_string(), true));
+        }
+        f
     }
 }
 
@@ -172,7 +184,9 @@ pub fn write_set(
     std::fs::create_dir(&staging).map_err(|e| ctx("cannot create", &staging, e))?;
     // The directory is as open as the files, plus x.
     let dir_mode = cfg.mode | ((cfg.mode & 0o444) >> 2);
-    for (file, text) in set.files() {
+    for (file, text, private) in set.files() {
+        // privkey.pem: never more than owner read-write, group read.
+        let mode = if private { cfg.mode & 0o640 } else { cfg.mode };
         let p = staging.join(file);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -187,7 +201,7 @@ pub fn write_set(
             std::os::unix::fs::chown(&p, uid, gid)
                 .map_err(|e| ctx("cannot give the owner and group of [deploy] to", &p, e))?;
         }
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(cfg.mode))
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(|e| ctx("cannot set the mode of", &p, e))?;
     }
     if uid.is_some() || gid.is_some() {
@@ -377,7 +391,8 @@ impl Engine {
                     Some(p) => p.to_string(),
                     None => self.client(&rec.profile)?.download(&rec.id).await?.pem,
                 };
-                let set = FileSet::from_bundle(&pem).map_err(EngineError::Refused)?;
+                let mut set = FileSet::from_bundle(&pem).map_err(EngineError::Refused)?;
+                set.key = self.key_of(&rec.id).await?;
                 let (c, n, i) = (cfg.clone(), name.clone(), rec.id.clone());
                 let written = tokio::task::spawn_blocking(move || write_set(&c, &n, &i, &set))
                     .await
@@ -461,6 +476,15 @@ impl Engine {
         }
     }
 
+    /// The private key the daemon made for certificate `id`, if any.
+    async fn key_of(&self, id: &str) -> Result<Option<sectigo_core::secret::Secret>, EngineError> {
+        let (ks, i) = (self.keys.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || ks.get(&i))
+            .await
+            .map_err(|e| EngineError::Refused(format!("reading the key: {e}")))?
+            .map_err(|e| EngineError::Refused(format!("reading the key of {id}: {e}")))
+    }
+
     /// A tracked certificate's files, downloaded from SCM now, with the profile's file mode.
     pub async fn export(&self, id: &str) -> Result<(CertRecord, FileSet, u32), EngineError> {
         let rec = self
@@ -468,7 +492,8 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::UnknownCert(id.to_string()))?;
         let pem = self.client(&rec.profile)?.download(&rec.id).await?.pem;
-        let set = FileSet::from_bundle(&pem).map_err(EngineError::Refused)?;
+        let mut set = FileSet::from_bundle(&pem).map_err(EngineError::Refused)?;
+        set.key = self.key_of(&rec.id).await?;
         let mode = self
             .deploy_config(&rec.profile)
             .map_or(sectigo_core::config::DEFAULT_DEPLOY_MODE, |d| d.mode);

@@ -187,6 +187,8 @@ pub struct Engine {
     jira: bool,
     /// What requests from Jira issues may do (`[jira.workflow]`).
     limits: RequestLimits,
+    /// Private keys made for `key_rotation = "new"`.
+    keys: Arc<sectigo_state::KeyStore>,
 }
 
 /// The limits on requests from Jira issues: who may trigger billable calls, and how many.
@@ -234,6 +236,7 @@ impl Engine {
             })
             .collect();
         Ok(Engine {
+            keys: Arc::new(sectigo_state::KeyStore::new(&cfg.connector.state.dir)),
             shared,
             store,
             profiles: cfg.profiles.clone(),

@@ -40,7 +40,24 @@ impl Engine {
         let forced = reason == Some(Reason::Forced);
         let due = rec.not_after;
         let request = crate::request_id(&rec.id, Utc::now());
+        // key_rotation = "new": the key and its CSR, made before anything is reserved or sent.
+        let fresh = match profile.new_key {
+            None => None,
+            Some(kind) => {
+                let (cn, sans) = (rec.subject_cn.clone(), rec.sans.clone());
+                match tokio::task::spawn_blocking(move || {
+                    sectigo_core::x509::keygen::key_and_csr(kind, &cn, &sans)
+                })
+                .await
+                {
+                    Ok(Ok(k)) => Some(k),
+                    Ok(Err(e)) => return Ok(RenewOutcome::Failed(format!("no new key: {e}"))),
+                    Err(e) => return Ok(RenewOutcome::Failed(format!("no new key: {e}"))),
+                }
+            }
+        };
         let req = RenewRequest {
+            csr: fresh.as_ref().map(|(_, csr)| csr.clone()),
             profile_id: profile.scm_profile_id,
             custom_fields: profile
                 .custom_fields
@@ -55,6 +72,20 @@ impl Engine {
         let result = match client.reserve().await {
             Err(e) => Err(e),
             Ok(reserved) => {
+                // The new key, durably, before the billable call: a certificate SCM issues
+                // for it is never without it.
+                if let Some((key, _)) = &fresh {
+                    let (ks, r, k) = (self.keys.clone(), request.clone(), key.clone());
+                    let stored = tokio::task::spawn_blocking(move || ks.put(&r, &k))
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                        .and_then(|r| r);
+                    if let Err(e) = stored {
+                        return Ok(RenewOutcome::Failed(format!(
+                            "cannot store the new key in the state directory: {e}"
+                        )));
+                    }
+                }
                 // Journal the intent, durably, before the billable call.
                 rec.state = CertState::RenewRequested {
                     due,
@@ -88,6 +119,12 @@ impl Engine {
         let mut ev = None;
         let outcome = match result {
             Ok(new_id) => {
+                if fresh.is_some() {
+                    // The key follows the certificate SCM named, before that is recorded.
+                    if let Err(e) = self.keys.rename(&request, &new_id) {
+                        error!(profile = %rec.profile, cert_id = %rec.id, "the new key of renewal {new_id} stays under request {request}: {e}");
+                    }
+                }
                 rec.state = CertState::Collecting {
                     new_id: new_id.clone(),
                     at,

@@ -59,6 +59,9 @@ pub struct RenewRequest {
     pub custom_fields: Map<String, Value>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub comments: String,
+    /// A CSR (Base64 DER) for a new key (`key_rotation = "new"`); `None`: SCM keeps the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
 }
 
 /// The request id of a billable call, as it is appended to `comments`: searching SCM for it

@@ -182,6 +182,7 @@ impl Sim {
         sans: &[String],
         nb: DateTime<Utc>,
         na: DateTime<Utc>,
+        key: Option<&rcgen::PublicKey>,
     ) -> String {
         let mut p = CertificateParams::new(sans.to_vec()).expect("valid SANs");
         p.distinguished_name.push(DnType::CommonName, cn);
@@ -193,12 +194,17 @@ impl Sim {
         if sans.is_empty() {
             p.subject_alt_names = vec![SanType::DnsName(cn.try_into().expect("valid CN"))];
         }
-        let leaf = p
-            .signed_by(&self.leaf_key, &self.ca_cert, &self.ca_key)
-            .expect("sign leaf");
+        // A CSR's public key when there was one (as a CA certifies it), else the simulator's
+        // one leaf key.
+        let leaf = match key {
+            Some(k) => p.signed_by(k, &self.ca_cert, &self.ca_key),
+            None => p.signed_by(&self.leaf_key, &self.ca_cert, &self.ca_key),
+        }
+        .expect("sign leaf");
         format!("{}{}", leaf.pem(), self.ca_cert.pem())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_cert(
         &self,
         inner: &mut Inner,
@@ -207,10 +213,11 @@ impl Sim {
         nb: DateTime<Utc>,
         na: DateTime<Utc>,
         ready_at: Instant,
+        key: Option<&rcgen::PublicKey>,
     ) -> String {
         inner.next_id += 1;
         let id = inner.next_id.to_string();
-        let pem = self.make_pem(inner.next_id, cn, sans, nb, na);
+        let pem = self.make_pem(inner.next_id, cn, sans, nb, na, key);
         inner.certs.insert(
             id.clone(),
             SimCert {
@@ -236,8 +243,9 @@ impl Sim {
         nb: DateTime<Utc>,
         na: DateTime<Utc>,
         ready_at: Instant,
+        key: Option<&rcgen::PublicKey>,
     ) -> String {
-        let id = self.new_cert(inner, cn, sans, nb, na, ready_at);
+        let id = self.new_cert(inner, cn, sans, nb, na, ready_at, key);
         if self.cfg.approval_required {
             if let Some(c) = inner.certs.get_mut(&id) {
                 c.approval = Approval::Waiting;
@@ -344,6 +352,23 @@ impl ScmSim {
     }
 
     /// Adds an issued certificate (as if enrolled earlier); returns its id.
+    /// The PEM (leaf and chain) a download of `id` returns.
+    pub fn pem(&self, id: &str) -> Option<String> {
+        self.sim
+            .inner
+            .lock()
+            .unwrap()
+            .certs
+            .get(id)
+            .map(|c| c.pem.clone())
+    }
+
+    /// The private key (PKCS#8 PEM) of every certificate the simulator issued without a CSR
+    /// (the imported ones and plain renewals), as the server using them holds it.
+    pub fn leaf_key_pem(&self) -> String {
+        self.sim.leaf_key.serialize_pem()
+    }
+
     pub fn add_certificate(
         &self,
         cn: &str,
@@ -353,8 +378,15 @@ impl ScmSim {
     ) -> String {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut inner = self.sim.inner.lock().unwrap();
-        self.sim
-            .new_cert(&mut inner, cn, &sans, not_before, not_after, Instant::now())
+        self.sim.new_cert(
+            &mut inner,
+            cn,
+            &sans,
+            not_before,
+            not_after,
+            Instant::now(),
+            None,
+        )
     }
 
     /// Renewals of one certificate id (billable; more than one is a double renewal).
@@ -931,6 +963,18 @@ fn renew_answer(
     let m = json_object(headers, body, false)?;
     check_custom_fields(&m, true)?;
     let comments = check_comments(&m)?;
+    // A renewal with a CSR certifies the CSR's key (a new key); without, the old one.
+    let key = match m.get("csr") {
+        None => None,
+        Some(Value::String(c)) => Some(parse_csr(c)?.2),
+        Some(_) => {
+            return Err(scm_error(
+                StatusCode::BAD_REQUEST,
+                -1,
+                "csr must be a string",
+            ))
+        }
+    };
     let profile_id = match m.get("profileId") {
         None if sim.cfg.require_profile_id => {
             return Err(scm_error(
@@ -974,6 +1018,7 @@ fn renew_answer(
         now,
         now + chrono::Duration::days(sim.cfg.validity_days),
         Instant::now() + sim.cfg.issue_delay,
+        key.as_ref(),
     );
     inner
         .certs
@@ -993,7 +1038,7 @@ fn renew_answer(
 }
 
 /// Decodes a single-line Base64 PKCS#10 CSR; returns (CN, DNS SANs).
-fn parse_csr(csr: &str) -> Result<(String, Vec<String>), Response> {
+fn parse_csr(csr: &str) -> Result<(String, Vec<String>, rcgen::PublicKey), Response> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(csr.trim())
         .map_err(|_| {
@@ -1009,7 +1054,20 @@ fn parse_csr(csr: &str) -> Result<(String, Vec<String>), Response> {
     if cn.is_empty() && sans.is_empty() {
         return Err(scm_error(StatusCode::BAD_REQUEST, -138, "Invalid CSR."));
     }
-    Ok((if cn.is_empty() { sans[0].clone() } else { cn }, sans))
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        lines.join("\n")
+    );
+    let key = rcgen::CertificateSigningRequestParams::from_pem(&pem)
+        .map_err(|_| scm_error(StatusCode::BAD_REQUEST, -10, "Error while decoding CSR."))?
+        .public_key;
+    Ok((if cn.is_empty() { sans[0].clone() } else { cn }, sans, key))
 }
 
 use x509_parser::prelude::FromDer;
@@ -1039,7 +1097,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
     };
     check_custom_fields(&m, false)?;
     let comments = check_comments(&m)?;
-    let (cn, mut sans) = parse_csr(csr)?;
+    let (cn, mut sans, key) = parse_csr(csr)?;
     if let Some(Value::Array(extra)) = m.get("subjAltNames") {
         sans.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
     }
@@ -1058,6 +1116,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
         now,
         now + chrono::Duration::days(sim.cfg.validity_days),
         Instant::now() + sim.cfg.issue_delay,
+        Some(&key),
     );
     inner.enrolled.push((cn.clone(), id.clone()));
     inner.comments.push(comments.unwrap_or_default());
@@ -1087,7 +1146,7 @@ async fn replace(
                     "csr is required but missing.",
                 ));
             };
-            let (cn, sans) = parse_csr(csr)?;
+            let (cn, sans, key) = parse_csr(csr)?;
             let now = Utc::now();
             let mut inner = sim.inner.lock().unwrap();
             if !inner.certs.contains_key(&id) {
@@ -1100,6 +1159,7 @@ async fn replace(
                 now,
                 now + chrono::Duration::days(sim.cfg.validity_days),
                 Instant::now() + sim.cfg.issue_delay,
+                Some(&key),
             );
             Ok((
                 StatusCode::OK,

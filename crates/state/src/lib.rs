@@ -5,6 +5,7 @@
 //! the profiles' persisted state (force renewals, identity for rename detection) and the last
 //! cycle's summary. [`Store`] is the seam; [`SledStore`] is the implementation.
 
+mod keys;
 mod records;
 mod sled_store;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use keys::KeyStore;
 pub use records::{
     Attachment, CertOrigin, CertRecord, CertState, CycleSummary, DeployJob, EnrollState, ForceRun,
     Handled, HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,

@@ -35,6 +35,9 @@ pub struct Profile {
     pub allowed_domains: Option<Vec<String>>,
     /// Where its certificates are written, and the hook run after (`[deploy]`).
     pub deploy: Option<DeployConfig>,
+    /// `key_rotation = "new"`: each renewal sends a CSR for a fresh key of this type;
+    /// `None`: `"reuse"` (SCM keeps the certificate's key).
+    pub new_key: Option<crate::x509::keygen::KeyType>,
     /// The file holding the client secret, when other users can read it (a warning).
     #[serde(skip)]
     pub secret_readable_by_others: Option<PathBuf>,
@@ -234,6 +237,45 @@ impl Profile {
         let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
         let allowed_domains: Option<Vec<String>> = r.opt("allowed_domains");
         let deploy = read_deploy(r);
+        let rotation: String = r.or("key_rotation", "reuse".to_string());
+        let key_type: Option<String> = r.opt("key_type");
+        let new_key = match rotation.as_str() {
+            "reuse" => {
+                if key_type.is_some() {
+                    r.error("key_type", "applies only with key_rotation = \"new\"");
+                }
+                None
+            }
+            "new" => {
+                let t = key_type.as_deref().unwrap_or("ec-p256");
+                match crate::x509::keygen::KeyType::parse(t) {
+                    Some(k) => Some(k),
+                    None => {
+                        r.error(
+                            "key_type",
+                            format!(
+                                "{t:?} is not a key type: use {}",
+                                crate::x509::keygen::KeyType::NAMES.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                r.error(
+                    "key_rotation",
+                    format!("{other:?}: use \"reuse\" (keep the key) or \"new\" (a fresh key each renewal)"),
+                );
+                None
+            }
+        };
+        if new_key.is_some() && deploy.is_none() {
+            r.error(
+                "key_rotation",
+                "\"new\" needs [deploy] dir: the new key exists only here, and reaches the server only as privkey.pem",
+            );
+        }
         for d in allowed_domains.iter().flatten() {
             if let Err(e) = check_domain_pattern(d) {
                 r.error("allowed_domains", e);
@@ -304,6 +346,7 @@ impl Profile {
                     .collect()
             }),
             deploy,
+            new_key,
             secret_readable_by_others: exposed,
         })
     }

@@ -3,6 +3,7 @@
 //! the engine, the workflow and the simulators alike.
 
 pub mod csr;
+pub mod keygen;
 pub mod pem;
 pub mod revocation;
 
