@@ -348,6 +348,27 @@ fn cert(c: &CertDetail) -> String {
         ts(r.not_after)
     )
     .ok();
+    if let Some(n) = &r.name {
+        writeln!(o, "name:         {n} (its [deploy] directory)").ok();
+    }
+    if let Some(j) = &r.deploy {
+        let what = if j.files_done {
+            "the hook"
+        } else {
+            "the files"
+        };
+        match (&j.last_error, j.next_attempt) {
+            (Some(e), Some(t)) => writeln!(
+                o,
+                "deploy:       {what} failed {} {} ({e}); next try at {}",
+                j.attempts,
+                if j.attempts == 1 { "time" } else { "times" },
+                ts(t)
+            ),
+            _ => writeln!(o, "deploy:       {what} owed since {}", ts(j.since)),
+        }
+        .ok();
+    }
     let state = match &r.state {
         CertState::Collecting { new_id, at } => format!(
             "collecting (renewed as {new_id} at {}, waiting for issuance)",

@@ -208,6 +208,12 @@ async fn the_package_under_a_booted_systemd() {
         now + chrono::Duration::days(5),
     );
     let (scm_url, token_url, jira_url) = (sim.url(), sim.token_url(), jira.url());
+    let leaf_key = sim.leaf_key_pem();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
 
     let steps = tokio::task::spawn_blocking(move || {
         let mut figures = Vec::new();
@@ -236,15 +242,31 @@ async fn the_package_under_a_booted_systemd() {
         c.write(
             "/etc/sectigo-connector/connector.toml",
             &format!(
-                "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[scm]\ntimeout_secs = 10\n[jira]\nurl = \"{jira_url}\"\nemail = \"bot@example.com\"\ntoken = \"jira-token\"\n[jira.transitions]\nrenewed = \"Renewed\"\n"
+                "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[scm]\ntimeout_secs = 10\n[renewal]\ncollect_poll_secs = 1\n[jira]\nurl = \"{jira_url}\"\nemail = \"bot@example.com\"\ntoken = \"jira-token\"\n[jira.transitions]\nrenewed = \"Renewed\"\n"
             ),
         );
         c.write(
             "/etc/sectigo-connector/profiles.d/web.toml",
-            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 30\n"),
+            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 30\n[deploy]\ndir = \"/var/lib/sectigo-connector/certs\"\nhook = [\"systemctl\", \"reload-or-restart\", \"nginx\"]\n"),
         );
         c.ok("mkdir -p /etc/systemd/system/sectigo-connector.service.d && printf '[Service]\\nRestartSec=1s\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' > /etc/systemd/system/sectigo-connector.service.d/test.conf && systemctl daemon-reload");
         c.ok("sectigo-connector check-config");
+
+        // nginx serves what the daemon deploys: its key (reused across renewals) is the
+        // server's; its certificate is the daemon's DIR/web/fullchain.pem. Not started yet:
+        // the first deploy's hook starts it.
+        let have_nginx = c.sh("test -x /usr/sbin/nginx").code == 0;
+        if have_nginx {
+            c.ok("systemctl stop nginx; rm -f /etc/nginx/sites-enabled/default");
+            c.write("/etc/nginx/sectigo-key.pem", &leaf_key);
+            c.write(
+                "/etc/nginx/sites-enabled/sectigo",
+                &format!("server {{\n  listen 127.0.0.1:{tls_port} ssl;\n  ssl_certificate /var/lib/sectigo-connector/certs/web/fullchain.pem;\n  ssl_certificate_key /etc/nginx/sectigo-key.pem;\n  location / {{ return 200 \"ok\\n\"; }}\n}}\n"),
+            );
+            c.ok("systemctl enable --now sectigo-connector-hooks.path");
+        } else {
+            eprintln!("no nginx in the container root: the deploy-to-nginx step is skipped");
+        }
 
         // Start: active once READY=1 arrived, with the STATUS line.
         let t = Instant::now();
@@ -255,7 +277,7 @@ async fn the_package_under_a_booted_systemd() {
 
         // Commands as root reach the daemon through its control socket.
         let out = c.ok(&format!(
-            "sectigo-connector certs import --profile web --cert-id {due} --issue CERT-1"
+            "sectigo-connector certs import --profile web --cert-id {due} --issue CERT-1 --name web"
         ));
         assert!(out.contains("imported 1"), "{out}");
         c.ok(&format!("sectigo-connector certs import --profile web --cert-id {other}"));
@@ -267,6 +289,49 @@ async fn the_package_under_a_booted_systemd() {
         assert_eq!(sim.billable_count(&due), 1);
         let status = c.ok("sectigo-connector status");
         assert!(status.contains("daemon:        running"), "{status}");
+
+        // The renewal reached nginx: its TLS handshake shows the new certificate, then (after
+        // one more renewal) the next one. The hook ran as root through the helper unit.
+        if have_nginx {
+            let mut id = due.clone();
+            for round in 0..2 {
+                if round > 0 {
+                    let out = c.ok(&format!("sectigo-connector renew {id}"));
+                    assert!(out.contains("renewed"), "{out}");
+                }
+                let shown = c.ok(&format!("sectigo-connector certs show {id} --json"));
+                let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+                id = v["record"]["state"]["by"]
+                    .as_str()
+                    .or_else(|| v["state"]["by"].as_str())
+                    .unwrap_or_else(|| panic!("{id} is not superseded: {shown}"))
+                    .to_string();
+                let shown = c.ok(&format!("sectigo-connector certs show {id} --json"));
+                let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+                let serial = v["record"]["serial"]
+                    .as_str()
+                    .or_else(|| v["serial"].as_str())
+                    .unwrap()
+                    .to_string();
+                let want = u128::from_str_radix(&serial, 16).unwrap();
+                let t = Instant::now();
+                c.wait_until("nginx serving the renewed certificate", 30, |c| {
+                    let o = c.sh(&format!("openssl s_client -connect 127.0.0.1:{tls_port} </dev/null 2>/dev/null | openssl x509 -noout -serial"));
+                    o.stdout
+                        .trim()
+                        .strip_prefix("serial=")
+                        .and_then(|h| u128::from_str_radix(h, 16).ok())
+                        == Some(want)
+                });
+                figures.push(format!("renewal {round}: nginx serving certificate {id} {:.1} s after the renew command returned", t.elapsed().as_secs_f64()));
+            }
+            let hooks = c.sh("journalctl -u sectigo-connector-hooks --no-pager").stdout;
+            assert!(hooks.contains("running the deploy hook"), "{hooks}");
+            c.wait_until("the helper's answer taken", 20, |c| {
+                c.ok("sectigo-connector status").contains("deploy-failed") == false
+                    && c.journal().contains("deploy hook \"systemctl\" succeeded")
+            });
+        }
 
         // journald: the fields, and priorities that match the levels.
         c.wait_until("the journal's records", 10, |c| {
