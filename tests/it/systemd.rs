@@ -328,7 +328,7 @@ async fn the_package_under_a_booted_systemd() {
             let hooks = c.sh("journalctl -u sectigo-connector-hooks --no-pager").stdout;
             assert!(hooks.contains("running the deploy hook"), "{hooks}");
             c.wait_until("the helper's answer taken", 20, |c| {
-                c.ok("sectigo-connector status").contains("deploy-failed") == false
+                !c.ok("sectigo-connector status").contains("deploy-failed")
                     && c.journal().contains("deploy hook \"systemctl\" succeeded")
             });
         }
