@@ -88,6 +88,11 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// For monitoring: one line per thing that needs a person (a failed or unknown
+        /// renewal, a failing deploy, a stall, a refused reload, orphaned certificates, Jira
+        /// updates Jira refuses, the daemon not running); exit 1 if there is any, 0 if not.
+        #[arg(long, conflicts_with = "json")]
+        check: bool,
     },
     /// Re-read the configuration through the running daemon and wait for its verdict: exit 0
     /// when applied, 78 when refused (the running configuration stays; the errors name file and
@@ -252,6 +257,7 @@ fn emit(reply: Reply, json: bool) -> i32 {
 fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let dir = cli.config_dir;
     let mut export_to: Option<PathBuf> = None;
+    let mut status_check = false;
     let (request, json) = match cli.command {
         Command::Demo => return demo(),
         Command::Man { section } => {
@@ -277,7 +283,10 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ..
         } => return run_once(&dir, dry_run),
         Command::RunHooks { from } => return run_hooks(&dir, &from),
-        Command::Status { json } => (Request::Status, json),
+        Command::Status { json, check } => {
+            status_check = check;
+            (Request::Status, json)
+        }
         Command::Reload => (Request::Reload, false),
         Command::Renew { id } => (Request::Renew { id }, false),
         Command::ForceRenew { profile } => (Request::ForceRenew { profile }, false),
@@ -332,6 +341,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     rt.block_on(async move {
         // The daemon holds the state: go through it when it runs.
         match crate::daemon::control::send(&socket, &request).await {
+            Ok(Some(reply)) if status_check => return Ok(emit_check(reply)),
             Ok(Some(reply)) => return Ok(emit(write_export(reply, export_to.as_deref()), json)),
             Ok(None) => {}
             Err(e) => {
@@ -352,8 +362,28 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         let store = sectigo_state::open(&cfg.connector.state)?;
         let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
         let reply = service::execute(request, &engine, &cfg, None, Utc::now()).await;
+        if status_check {
+            return Ok(emit_check(reply));
+        }
         Ok(emit(write_export(reply, export_to.as_deref()), json))
     })
+}
+
+/// `status --check`: the lines that need a person, and 1 if there are any.
+fn emit_check(reply: Reply) -> i32 {
+    match reply {
+        Ok(crate::api::Response::Status(s)) => {
+            let lines = render::needs_a_person(&s);
+            if lines.is_empty() {
+                write_out("OK: nothing needs a person\n");
+                Exit::Ok.code()
+            } else {
+                write_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+                Exit::Failed.code()
+            }
+        }
+        other => emit(other, false),
+    }
 }
 
 /// `certs export`: writes the files the reply carries into `out`, here, as this user.
@@ -720,7 +750,23 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
         for e in &s.errors {
             eprintln!("failed: {e}");
         }
-        Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
+        // Anything that needs a person (this run's failures, and what earlier runs left:
+        // unknown outcomes, failing deploys, stalls) makes the exit 1, for cron and CI.
+        let needs = match service::execute(Request::Status, &engine, &cfg, None, Utc::now()).await {
+            Ok(crate::api::Response::Status(st)) => render::needs_a_person(&st)
+                .into_iter()
+                .filter(|l| !l.starts_with("daemon:"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for l in &needs {
+            eprintln!("needs a person: {l}");
+        }
+        Ok(if s.failed > 0 || !needs.is_empty() {
+            Exit::Failed.code()
+        } else {
+            0
+        })
     })
 }
 

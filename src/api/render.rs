@@ -324,6 +324,75 @@ fn certs_list(l: &CertList) -> String {
     o
 }
 
+/// `status --check`: one line per thing that needs a person (empty: nothing does).
+pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.daemon.is_none() {
+        out.push("daemon: not running".to_string());
+    }
+    if let Some(r) = s.last_reload.as_ref().filter(|r| !r.applied()) {
+        out.push(format!(
+            "configuration: the last reload ({}, {}) was refused: {}",
+            r.cause,
+            ts(r.at),
+            r.errors.join("; ")
+        ));
+    }
+    for p in &s.problems {
+        let what = match p.state.as_str() {
+            "outcome-unknown" => {
+                "outcome unknown: check SCM, then `renew` it or `certs resolve` it".to_string()
+            }
+            "failed" => "failed: a person must fix it in SCM or here".to_string(),
+            "deploy-failed" => format!("not deployed ({} attempts)", p.failures),
+            _ if p.failures > 0 => format!(
+                "{} ({})",
+                plural(u64::from(p.failures), "failed attempt", "failed attempts"),
+                p.state
+            ),
+            other => other.to_string(),
+        };
+        out.push(format!(
+            "certificate {} ({}): {what}: {}",
+            p.id,
+            p.profile,
+            p.last_error.as_deref().unwrap_or("-")
+        ));
+    }
+    if s.stalled > 0 {
+        out.push(format!(
+            "stalled: {} accepted by SCM and not issued in time (approve them in SCM?)",
+            plural(s.stalled, "renewal", "renewals")
+        ));
+    }
+    if let Some(c) = &s.last_cycle {
+        if c.skipped_no_auto_renew > 0 {
+            out.push(format!(
+                "expiring: {} inside the window with auto_renew = false: renew by hand",
+                plural(c.skipped_no_auto_renew, "certificate", "certificates")
+            ));
+        }
+    }
+    for (p, n) in &s.orphaned {
+        out.push(format!(
+            "orphaned: {} of profile {p:?}, which is no longer configured",
+            plural(*n, "certificate", "certificates")
+        ));
+    }
+    if s.jira.undeliverable > 0 {
+        out.push(format!(
+            "jira: {} Jira will not take (issue gone or no permission)",
+            plural(s.jira.undeliverable as u64, "update", "updates")
+        ));
+    }
+    for k in &s.workflow.enrollment_outcome_unknown {
+        out.push(format!(
+            "enrollment {k}: outcome unknown: check SCM, then `certs resolve {k}`"
+        ));
+    }
+    out
+}
+
 fn cert(c: &CertDetail) -> String {
     let r = &c.record;
     let mut o = String::new();
@@ -526,6 +595,53 @@ mod tests {
         );
         assert!(out.contains("next cycle:    2026-12-01T10:00:00Z"), "{out}");
         assert!(!out.contains("jira workflow"), "{out}");
+    }
+
+    #[test]
+    fn check_lists_what_needs_a_person_and_nothing_else() {
+        let mut s = empty_status();
+        s.daemon = Some(crate::api::DaemonInfo {
+            pid: 1,
+            started: Some(at(1)),
+            next_cycle: None,
+            last_reload: None,
+        });
+        s.certificates = 5;
+        assert!(needs_a_person(&s).is_empty(), "a healthy daemon: nothing");
+        for (state, failures, want) in [
+            ("outcome-unknown", 0, "outcome unknown"),
+            ("failed", 0, "failed: a person must fix it"),
+            ("deploy-failed", 3, "not deployed (3 attempts)"),
+            ("active", 2, "2 failed attempts (active)"),
+        ] {
+            s.problems.push(Problem {
+                id: "7".into(),
+                profile: "web".into(),
+                state: state.into(),
+                failures,
+                last_error: Some("boom".into()),
+            });
+            let lines = needs_a_person(&s);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].contains(want) && lines[0].contains("boom"),
+                "{lines:?}"
+            );
+            s.problems.clear();
+        }
+        s.stalled = 1;
+        s.jira.undeliverable = 2;
+        s.orphaned.insert("old".into(), 1);
+        s.daemon = None;
+        let lines = needs_a_person(&s).join("\n");
+        for want in [
+            "daemon: not running",
+            "stalled: 1 renewal",
+            "jira: 2 updates",
+            "orphaned: 1 certificate of profile \"old\"",
+        ] {
+            assert!(lines.contains(want), "{want}: {lines}");
+        }
     }
 
     #[test]

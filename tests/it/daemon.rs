@@ -303,6 +303,13 @@ async fn start_commands_reload_and_stop() {
     }
     drop(held);
 
+    // `status --check` (monitoring): a healthy daemon needs nobody.
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status", "--check"]))
+        .await
+        .unwrap();
+    assert_eq!((code, out.as_str()), (0, "OK: nothing needs a person\n"));
+
     // A valid new configuration replaces the old one.
     env.profile("db", "");
     signal(&child, "HUP");
@@ -349,6 +356,15 @@ async fn start_commands_reload_and_stop() {
         out.contains("last reload:") && out.contains("(reload command): refused"),
         "{out}"
     );
+    let d = dir.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status", "--check"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "a refused reload needs a person: {out}");
+    assert!(
+        out.contains("configuration: the last reload (reload command") && out.contains("bad.toml"),
+        "{out}"
+    );
     std::fs::remove_file(env.path().join("profiles.d/bad.toml")).unwrap();
     // ... and 0 once the configuration is good again.
     let d = dir.clone();
@@ -387,7 +403,11 @@ async fn start_commands_reload_and_stop() {
         assert!(msgs.contains(want), "missing {want} in {msgs}");
     }
 
-    // With the daemon stopped, commands open the state directly.
+    // With the daemon stopped, commands open the state directly; for monitoring, a stopped
+    // daemon needs a person.
+    let (code, out, _) = cli(&dir, &["status", "--check"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("daemon: not running"), "{out}");
     let (code, out, err) = cli(&dir, &["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -445,4 +465,107 @@ fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
     ] {
         assert!(stdout.contains(want), "{want:?} missing in:\n{stdout}");
     }
+}
+
+/// `run --once` exits 1 while anything needs a person, including what an earlier run left
+/// (here an unknown outcome), not only this run's failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_exits_1_while_a_person_is_needed() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    let id = env.sim_cert("due.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, i) = (dir.clone(), id.clone());
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &["certs", "import", "--profile", "web", "--cert-id", &i],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    // The renew call's connection drops: SCM may have renewed, so the outcome is unknown.
+    env.sim.set_faults(sectigo_sim::Faults {
+        drop: 1.0,
+        ..Default::default()
+    });
+    let d = dir.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&d, &["run", "--once"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    env.sim.set_faults(sectigo_sim::Faults::default());
+    // Nothing fails this time, but the unknown outcome still needs a person.
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["run", "--once"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "needs a person: certificate {id} (web): outcome unknown"
+        )),
+        "{err}"
+    );
+    assert!(
+        out.contains("cycle: 0 renewed, 0 renewal requests, 0 failed"),
+        "{out}"
+    );
+}
+
+/// A renewal failure is a WARN once; when it repeats it is an ERROR (a person must look).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_repeats_is_an_error() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    std::fs::write(
+        env.path().join("connector.toml"),
+        std::fs::read_to_string(env.path().join("connector.toml"))
+            .unwrap()
+            .replace("retry_max_secs = 30", "retry_max_secs = 1"),
+    )
+    .unwrap();
+    let id = env.sim_cert("due.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, i) = (dir.clone(), id.clone());
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &["certs", "import", "--profile", "web", "--cert-id", &i],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let mut f = sectigo_sim::Faults::default();
+    f.permanent.insert(
+        id.clone(),
+        (
+            503,
+            -2,
+            "Internal error. Please contact Support for details.".into(),
+        ),
+    );
+    env.sim.set_faults(f);
+    let i = id.clone();
+    let runs =
+        tokio::task::spawn_blocking(move || (cli(&dir, &["renew", &i]), cli(&dir, &["renew", &i])))
+            .await
+            .unwrap();
+    let (first, second) = (runs.0 .2, runs.1 .2);
+    let line = |log: &str, what: &str| {
+        log.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {log}"))
+            .to_string()
+    };
+    assert!(
+        line(&first, "failed (attempt 1)").contains("WARN"),
+        "{first}"
+    );
+    assert!(
+        line(&second, "failed again (attempt 2)").contains("ERROR"),
+        "{second}"
+    );
 }

@@ -207,7 +207,13 @@ impl Engine {
             Err(e) => {
                 let next;
                 (next, ev) = self.retry_later(&mut rec, at, &e);
-                warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                // Once is a blip (WARN); a failure that repeats needs a person (ERROR).
+                if rec.failures >= 2 {
+                    error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
+                        "renewal of {} failed again (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                } else {
+                    warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                }
                 bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
