@@ -692,7 +692,9 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
     let store = sectigo_state::open(&cfg.connector.state)?;
     runtime()?.block_on(async move {
         crate::daemon::log_config(&cfg);
-        let engine = Arc::new(Engine::new(&cfg, store, Shared::new(&cfg))?);
+        let shared = Shared::new(&cfg);
+        let shared_notify = shared.notifier.clone();
+        let engine = Arc::new(Engine::new(&cfg, store, shared)?);
         if !dry_run {
             engine.recover(Utc::now()).await?;
             engine.sync_profiles(Utc::now()).await?;
@@ -750,6 +752,7 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
         for e in &s.errors {
             eprintln!("failed: {e}");
         }
+        shared_notify.drain(sectigo_engine::notify::TIMEOUT).await;
         // Anything that needs a person (this run's failures, and what earlier runs left:
         // unknown outcomes, failing deploys, stalls) makes the exit 1, for cron and CI.
         let needs = match service::execute(Request::Status, &engine, &cfg, None, Utc::now()).await {

@@ -647,6 +647,11 @@ impl Daemon {
         {
             t.stop(grace).await;
         }
+        // [notify] commands under way finish (a person hears of what happened last).
+        self.shared
+            .notifier
+            .drain(sectigo_engine::notify::TIMEOUT)
+            .await;
         blocking(&self.store, |s| s.flush()).await?;
         info!("stopped");
         notify::flush();

@@ -611,6 +611,7 @@ fn shipped_defaults_pass() {
         "renewal_stalled",
         "revoked_in_scm",
         "socket",
+        "command",
         "url",
         "flavor",
         "email",

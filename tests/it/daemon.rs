@@ -569,3 +569,65 @@ async fn a_failure_that_repeats_is_an_error() {
         "{second}"
     );
 }
+
+/// `[notify] command`: without Jira, each event that needs a person runs the command, with
+/// the event, the certificate, the profile and the message in its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_tells_a_person_without_jira() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let log = env.path().join("notify.log");
+    env.connector(&format!(
+        "[notify]\ncommand = [\"/bin/sh\", \"-c\", \"printf '%s|%s|%s|%s\\\\n' \\\"$SECTIGO_EVENT\\\" \\\"$SECTIGO_CERT_ID\\\" \\\"$SECTIGO_PROFILE\\\" \\\"$(echo $SECTIGO_MESSAGE | head -c 40)\\\" >> {}\"]\n",
+        log.display()
+    ));
+    env.profile("web", "expiry_window_days = 30");
+    env.profile("manual", "expiry_window_days = 30\nauto_renew = false");
+    let lost = env.sim_cert("lost.example.com", 5);
+    let manual = env.sim_cert("manual.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, l, m) = (dir.clone(), lost.clone(), manual.clone());
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            cli(
+                &d,
+                &["certs", "import", "--profile", "web", "--cert-id", &l]
+            )
+            .0,
+            0
+        );
+        assert_eq!(
+            cli(
+                &d,
+                &["certs", "import", "--profile", "manual", "--cert-id", &m]
+            )
+            .0,
+            0
+        );
+    })
+    .await
+    .unwrap();
+    env.sim.set_faults(sectigo_sim::Faults {
+        drop: 1.0,
+        ..Default::default()
+    });
+    let d = dir.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || cli(&d, &["run", "--once"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "outcome_unknown|{lost}|web|Needs a human: the outcome"
+        ))),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "expiring_no_auto_renew|{manual}|manual|Certificate {manual}"
+        ))),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 2, "each event once: {text}");
+}

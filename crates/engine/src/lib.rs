@@ -7,6 +7,7 @@ pub mod deploy;
 mod enroll;
 mod import;
 pub mod inventory;
+pub mod notify;
 pub mod policy;
 mod renew;
 mod resolve;
@@ -96,6 +97,9 @@ pub struct Shared {
     /// `run --hooks-via DIR`: deploy hooks are run by the root helper unit through DIR, not
     /// by this (sandboxed) process.
     pub(crate) hook_helper: Option<std::path::PathBuf>,
+    /// `[notify] command`, shared across reloads (its commands under way are waited for at
+    /// shutdown).
+    pub notifier: notify::Notifier,
 }
 
 impl Shared {
@@ -116,6 +120,7 @@ impl Shared {
             counters: Arc::default(),
             workflow: Arc::default(),
             hook_helper: None,
+            notifier: notify::Notifier::new(cfg.connector.notify.clone()),
         }
     }
 
@@ -235,6 +240,7 @@ impl Engine {
                 (p.name.clone(), Arc::new(c))
             })
             .collect();
+        shared.notifier.set(cfg.connector.notify.clone());
         Ok(Engine {
             keys: Arc::new(sectigo_state::KeyStore::new(&cfg.connector.state.dir)),
             shared,
@@ -588,6 +594,9 @@ impl Engine {
 
     /// The Jira update for an event, when Jira is configured and the certificate is linked.
     fn event(&self, ev: Event<'_>, now: DateTime<Utc>) -> Option<OutboxItem> {
+        if let Some(n) = ev.notification() {
+            self.shared.notifier.send(n);
+        }
         if self.jira {
             ev.outbox_item(now)
         } else {

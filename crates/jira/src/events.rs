@@ -220,6 +220,51 @@ impl Event<'_> {
     /// The outbox item for this event, or `None` when the certificate has no linked issue.
     pub fn outbox_item(&self, now: DateTime<Utc>) -> Option<OutboxItem> {
         let (issue, cert_id, profile, marker) = self.target()?;
+        let (body, attachment, edit) = self.message();
+        let comment = format!("{body}\n\n{}", marker_line(&marker));
+        Some(OutboxItem {
+            seq: 0,
+            marker,
+            issue,
+            event: self.name().to_string(),
+            cert_id,
+            profile,
+            comment,
+            attachment,
+            edit,
+            created: now,
+            attempts: 0,
+            next_attempt: None,
+            last_error: None,
+            done: Steps::default(),
+            tried: Steps::default(),
+            tried_at: None,
+            dead: None,
+        })
+    }
+
+    /// For `[notify] command`: the events that need a person, with the certificate and
+    /// profile they concern and the text a person reads (the Jira comment's).
+    pub fn notification(&self) -> Option<Notification> {
+        let (cert_id, profile) = match self {
+            Event::RenewalFailed { cert, .. }
+            | Event::OutcomeUnknown { cert, .. }
+            | Event::Stalled { cert, .. }
+            | Event::ExpiringNoAutoRenew { cert }
+            | Event::DeployFailed { cert, .. } => (cert.id.clone(), cert.profile.clone()),
+            Event::EnrollOutcomeUnknown { profile, .. } => (String::new(), profile.to_string()),
+            _ => return None,
+        };
+        Some(Notification {
+            event: self.name(),
+            cert_id,
+            profile,
+            message: self.message().0,
+        })
+    }
+
+    /// The text of the update, and what it attaches and edits.
+    fn message(&self) -> (String, Option<Attachment>, Option<IssueEdit>) {
         let mut attachment = None;
         let mut edit = None;
         let body = match self {
@@ -289,7 +334,11 @@ impl Event<'_> {
                     "Needs a human: the {action} request is stalled: {reason}. The certificate is attached here once SCM issues it."
                 ),
             },
-            Event::EnrollOutcomeUnknown { profile, reason, .. } => format!(
+            Event::EnrollOutcomeUnknown {
+                issue,
+                profile,
+                reason,
+            } => format!(
                 "Needs a human: the outcome of this enrollment (profile {profile}) is unknown ({reason}). SCM may have enrolled, and billed, a certificate for this CSR. It will not be enrolled again automatically.\nCheck SCM: if a certificate was issued, run `sectigo-connector certs resolve {issue} --renewed-as CERT_ID`; if not, `sectigo-connector certs resolve {issue} --not-renewed`, then request it again."
             ),
             Event::Stalled { cert, new_id, since, scm_status } => format!(
@@ -309,25 +358,15 @@ impl Event<'_> {
                 cert.id, cert.subject_cn, ts(cert.not_after)
             ),
         };
-        let comment = format!("{body}\n\n{}", marker_line(&marker));
-        Some(OutboxItem {
-            seq: 0,
-            marker,
-            issue,
-            event: self.name().to_string(),
-            cert_id,
-            profile,
-            comment,
-            attachment,
-            edit,
-            created: now,
-            attempts: 0,
-            next_attempt: None,
-            last_error: None,
-            done: Steps::default(),
-            tried: Steps::default(),
-            tried_at: None,
-            dead: None,
-        })
+        (body, attachment, edit)
     }
+}
+
+/// An event that needs a person, for `[notify] command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub event: &'static str,
+    pub cert_id: String,
+    pub profile: String,
+    pub message: String,
 }

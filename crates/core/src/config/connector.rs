@@ -23,6 +23,8 @@ pub struct ConnectorConfig {
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
     pub jira: Option<JiraConfig>,
+    /// `[notify] command`: argv run for each event that needs a person.
+    pub notify: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -288,8 +290,18 @@ impl ConnectorConfig {
             }
         }
 
+        let notify: Option<Vec<String>> = r.opt("notify.command");
+        if let Some(n) = &notify {
+            if n.first().is_none_or(|p| p.trim().is_empty()) {
+                r.error(
+                    "notify.command",
+                    "is an argv such as [\"/usr/local/bin/page-oncall\"]: its first element names the program",
+                );
+            }
+        }
         let jira = Self::read_jira(r, credentials_dir);
         ConnectorConfig {
+            notify,
             state,
             schedule,
             log,
