@@ -71,11 +71,17 @@ pub enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
-    /// Renew one certificate now, bypassing the backoff (also after a failed or unknown outcome:
-    /// check SCM first, renewal is billable).
+    /// Renew certificates now, bypassing the backoff (also after a failed or unknown outcome:
+    /// check SCM first). Billable: one certificate inside its expiry window goes ahead;
+    /// several, or one not due, are listed with what they would bill and need --yes (or a yes
+    /// at the prompt on a terminal).
     Renew {
-        /// SCM certificate id.
-        id: String,
+        /// SCM certificate ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Bill without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// The profiles and their certificate counts.
     Profiles {
@@ -83,7 +89,14 @@ pub enum Command {
         command: ProfilesCommand,
     },
     /// Start a force renewal of a whole profile: every certificate renewed within 24 hours.
-    ForceRenew { profile: String },
+    /// Billable for each: says how many and needs --yes (or a yes at the prompt on a
+    /// terminal).
+    ForceRenew {
+        profile: String,
+        /// Bill without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Last and next cycle, counts by state, failures, orphaned certificates.
     Status {
         #[arg(long)]
@@ -288,8 +301,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             (Request::Status, json)
         }
         Command::Reload => (Request::Reload, false),
-        Command::Renew { id } => (Request::Renew { id }, false),
-        Command::ForceRenew { profile } => (Request::ForceRenew { profile }, false),
+        Command::Renew { ids, yes } => (Request::Renew { ids, yes }, false),
+        Command::ForceRenew { profile, yes } => (Request::ForceRenew { profile, yes }, false),
         Command::Profiles {
             command: ProfilesCommand::List,
         } => (Request::ProfilesList, false),
@@ -340,7 +353,17 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let rt = runtime()?;
     rt.block_on(async move {
         // The daemon holds the state: go through it when it runs.
-        match crate::daemon::control::send(&socket, &request).await {
+        let mut request = request;
+        let mut reply = crate::daemon::control::send(&socket, &request).await;
+        if let Ok(Some(Err(e))) = &reply {
+            if e.kind == crate::api::ErrorKind::Confirm {
+                if let Some(yes) = confirmed(&request, &e.message) {
+                    request = yes;
+                    reply = crate::daemon::control::send(&socket, &request).await;
+                }
+            }
+        }
+        match reply {
             Ok(Some(reply)) if status_check => return Ok(emit_check(reply)),
             Ok(Some(reply)) => return Ok(emit(write_export(reply, export_to.as_deref()), json)),
             Ok(None) => {}
@@ -361,12 +384,42 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         let _log = crate::logging::init(&cfg.connector.log)?;
         let store = sectigo_state::open(&cfg.connector.state)?;
         let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
-        let reply = service::execute(request, &engine, &cfg, None, Utc::now()).await;
+        let mut reply = service::execute(request.clone(), &engine, &cfg, None, Utc::now()).await;
+        if let Err(e) = &reply {
+            if e.kind == crate::api::ErrorKind::Confirm {
+                if let Some(yes) = confirmed(&request, &e.message) {
+                    reply = service::execute(yes, &engine, &cfg, None, Utc::now()).await;
+                }
+            }
+        }
         if status_check {
             return Ok(emit_check(reply));
         }
         Ok(emit(write_export(reply, export_to.as_deref()), json))
     })
+}
+
+/// A billable request the service wants confirmed: on a terminal, shows what it bills and
+/// asks; `Some(the request with yes)` when the person says yes. Elsewhere `None` (the error,
+/// which says to add --yes, is the answer).
+fn confirmed(request: &Request, what: &str) -> Option<Request> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let text = what.trim_end_matches("run it again with --yes").trim_end();
+    eprint!("{text}\nProceed? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok()?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return None;
+    }
+    match request.clone() {
+        Request::Renew { ids, .. } => Some(Request::Renew { ids, yes: true }),
+        Request::ForceRenew { profile, .. } => Some(Request::ForceRenew { profile, yes: true }),
+        _ => None,
+    }
 }
 
 /// `status --check`: the lines that need a person, and 1 if there are any.

@@ -37,7 +37,7 @@ impl Exit {
 impl From<ErrorKind> for Exit {
     fn from(k: ErrorKind) -> Self {
         match k {
-            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::Usage | ErrorKind::Confirm => Exit::Usage,
             ErrorKind::TempFail => Exit::TempFail,
             ErrorKind::Config => Exit::Config,
             ErrorKind::Failed => Exit::Failed,
@@ -49,6 +49,7 @@ impl From<ErrorKind> for Exit {
 pub fn for_response(r: &Response) -> Exit {
     match r {
         Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
+        Response::RenewedMany { failed, .. } if !failed.is_empty() => Exit::Failed,
         Response::Reloaded(r) if !r.applied() => Exit::Config,
         _ => Exit::Ok,
     }

@@ -53,11 +53,19 @@ pub enum Request {
         target: String,
         renewed_as: Option<String>,
     },
+    /// Renew now (billable). Without `yes`, refused with what it would bill when that is
+    /// more than one certificate or one outside its expiry window.
     Renew {
-        id: String,
+        ids: Vec<String>,
+        #[serde(default)]
+        yes: bool,
     },
+    /// Force-renew a profile (billable for every certificate). Without `yes`, refused with
+    /// how many renewals it would start.
     ForceRenew {
         profile: String,
+        #[serde(default)]
+        yes: bool,
     },
     ProfilesList,
     ProfilesRename {
@@ -110,6 +118,11 @@ pub enum Response {
         profile: String,
         deadline: DateTime<Utc>,
     },
+    /// `renew` of several ids: what each became.
+    RenewedMany {
+        renewed: Vec<(String, String)>,
+        failed: Vec<(String, String)>,
+    },
     Profiles(Vec<ProfileRow>),
     Renamed(Renamed),
     Reloaded(ReloadReport),
@@ -130,6 +143,8 @@ pub enum ErrorKind {
     Usage,
     /// Try again later: the state is locked, SCM is unreachable, the daemon is stopping.
     TempFail,
+    /// Billable beyond the ordinary: asked again with `--yes` (or a yes on a terminal).
+    Confirm,
     /// The configuration was refused.
     Config,
     /// The work failed.

@@ -88,6 +88,17 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
                 "not issued yet; it is collected on the next cycle"
             }
         ),
+        Response::RenewedMany { renewed, failed } => {
+            let mut out = String::new();
+            for (id, new_id) in renewed {
+                writeln!(out, "certificate {id} renewed: new certificate {new_id}").ok();
+            }
+            let mut err = String::new();
+            for (id, e) in failed {
+                writeln!(err, "certificate {id}: {e}").ok();
+            }
+            return (out, err);
+        }
         Response::ForceRenewStarted { profile, deadline } => format!(
             "force renewal of profile {profile:?} started: every certificate will be renewed by {}\n",
             ts(*deadline)

@@ -72,8 +72,12 @@ pub fn validate(req: &Request) -> Result<(), ApiError> {
     match req {
         Request::CertsShow { id }
         | Request::CertsForget { id }
-        | Request::CertsExport { id, .. }
-        | Request::Renew { id } => check_id(id),
+        | Request::CertsExport { id, .. } => check_id(id),
+        Request::Renew { ids, .. } if ids.is_empty() => Err(ApiError::new(
+            ErrorKind::Usage,
+            "renew: give at least one certificate id",
+        )),
+        Request::Renew { ids, .. } => ids.iter().try_for_each(|i| check_id(i)),
         Request::CertsLink { id, key } => check_id(id).and_then(|()| check_key(key)),
         Request::CertsResolve { target, renewed_as } => check_id(target)
             .or_else(|_| check_key(target))
@@ -136,11 +140,45 @@ pub async fn execute(
             )
             .await
             .map(Response::Resolved),
-        Request::Renew { id } => return renew(engine, id).await,
-        Request::ForceRenew { profile } => engine
-            .start_force_renewal(&profile, now)
-            .await
-            .map(|deadline| Response::ForceRenewStarted { profile, deadline }),
+        Request::Renew { ids, yes } => {
+            if !yes {
+                confirm_renew(engine, config, &ids, now).await?;
+            }
+            if let [id] = ids.as_slice() {
+                return renew(engine, id.clone()).await;
+            }
+            let (mut renewed, mut failed) = (Vec::new(), Vec::new());
+            for id in ids {
+                match renew(engine, id.clone()).await {
+                    Ok(Response::Renewed { new_id, .. }) => renewed.push((id, new_id)),
+                    Ok(_) => {}
+                    Err(e) => failed.push((id, e.message)),
+                }
+            }
+            Ok(Response::RenewedMany { renewed, failed })
+        }
+        Request::ForceRenew { profile, yes } => {
+            if !yes {
+                let n = engine
+                    .certificates()
+                    .await
+                    .map_err(engine_error)?
+                    .into_iter()
+                    .filter(|r| r.profile == profile && r.state == sectigo_state::CertState::Active)
+                    .count();
+                if !config.profiles.contains_key(&profile) {
+                    return Err(engine_error(EngineError::UnknownProfile(profile)));
+                }
+                return Err(ApiError::new(
+                    ErrorKind::Confirm,
+                    format!("force-renew {profile} starts {n} billable {} within 24 hours (every active certificate of the profile); run it again with --yes", if n == 1 { "renewal" } else { "renewals" }),
+                ));
+            }
+            engine
+                .start_force_renewal(&profile, now)
+                .await
+                .map(|deadline| Response::ForceRenewStarted { profile, deadline })
+        }
         Request::ProfilesList => profiles_list(engine, config, now).await,
         Request::ProfilesRename { old, new } => engine
             .rename_profile(config, &old, &new)
@@ -267,6 +305,53 @@ async fn certs_show(
     })))
 }
 
+/// `renew` without `--yes`: one certificate inside its window goes ahead; anything more
+/// (several, or one not due) is refused with what it would bill.
+async fn confirm_renew(
+    engine: &Engine,
+    config: &Config,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut lines = Vec::new();
+    let mut outside = false;
+    for id in ids {
+        let rec = engine.certificate(id).await.map_err(engine_error)?;
+        // Inside its profile's expiry window (whatever the backoff says).
+        let due = config
+            .profiles
+            .get(&rec.profile)
+            .is_some_and(|p| rec.not_after - now <= chrono::Duration::days(p.expiry_window_days));
+        outside |= !due;
+        let days = (rec.not_after - now).num_days();
+        lines.push(format!(
+            "  {id}  CN={}  expires in {days} days{}",
+            rec.subject_cn,
+            if due {
+                ""
+            } else {
+                ", not due (outside its expiry window)"
+            }
+        ));
+    }
+    if ids.len() == 1 && !outside {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Confirm,
+        format!(
+            "renew would bill {} {}:\n{}\nrun it again with --yes",
+            ids.len(),
+            if ids.len() == 1 {
+                "renewal"
+            } else {
+                "renewals"
+            },
+            lines.join("\n")
+        ),
+    ))
+}
+
 async fn renew(engine: &Engine, id: String) -> Reply {
     let outcome = engine.renew(&id, None).await.map_err(engine_error)?;
     match outcome {
@@ -347,7 +432,12 @@ mod tests {
                 id: "../../etc/passwd".into(),
             },
             Request::Renew {
-                id: "1\n2026 INFO forged".into(),
+                ids: vec!["1\n2026 INFO forged".into()],
+                yes: true,
+            },
+            Request::Renew {
+                ids: vec![],
+                yes: true,
             },
             Request::CertsLink {
                 id: "1".into(),

@@ -198,11 +198,53 @@ async fn start_commands_reload_and_stop() {
     assert!(out.contains("renewed: new certificate"), "{out}");
     assert_eq!(env.sim.billable_count(&cert), 1);
 
+    // Billable beyond the ordinary needs --yes: a certificate not due, several at once, and
+    // a force renewal are refused with what they would bill (no terminal here to ask).
+    let d = dir.clone();
+    let (l, c) = (later.clone(), cert.clone());
+    let refused = tokio::task::spawn_blocking(move || {
+        [
+            cli(&d, &["renew", &l]),
+            cli(&d, &["renew", &c, &l]),
+            cli(&d, &["force-renew", "web"]),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused[0].0, 2, "{:?}", refused[0]);
+    assert!(
+        refused[0].2.contains("renew would bill 1 renewal")
+            && refused[0].2.contains("not due (outside its expiry window)")
+            && refused[0].2.contains("--yes"),
+        "{}",
+        refused[0].2
+    );
+    assert_eq!(refused[1].0, 2);
+    assert!(
+        refused[1].2.contains("renew would bill 2 renewals"),
+        "{}",
+        refused[1].2
+    );
+    assert_eq!(refused[2].0, 2);
+    assert!(
+        refused[2]
+            .2
+            .contains("force-renew web starts 2 billable renewals"),
+        "{}",
+        refused[2].2
+    );
+    assert_eq!(
+        env.sim.billable_count(&later),
+        0,
+        "nothing billed without --yes"
+    );
+
     // force-renew starts a cycle at once (the schedule here is yearly).
     let d = dir.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["force-renew", "web"]))
-        .await
-        .unwrap();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&d, &["force-renew", "web", "--yes"]))
+            .await
+            .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     wait_for("the force renewal", 10, || {
         log_has(&log, "force renewal of profile \"web\" complete")

@@ -296,7 +296,10 @@ async fn the_package_under_a_booted_systemd() {
             let mut id = due.clone();
             for round in 0..2 {
                 if round > 0 {
-                    let out = c.ok(&format!("sectigo-connector renew {id}"));
+                    // Not due (just renewed): billed only with --yes.
+                    let o = c.sh(&format!("sectigo-connector renew {id}"));
+                    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+                    let out = c.ok(&format!("sectigo-connector renew {id} --yes"));
                     assert!(out.contains("renewed"), "{out}");
                 }
                 let shown = c.ok(&format!("sectigo-connector certs show {id} --json"));
