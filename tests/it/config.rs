@@ -8,7 +8,7 @@ use sectigo_core::config::{Config, ConfigError, Origin};
 const GOOD_PROFILE: &str = r#"
 client_id = "cid"
 client_secret = "TOPSECRET-123"
-scm_url = "https://customer.enroll.enterprise.sectigo.com"
+scm_url = "https://acme.enroll.enterprise.sectigo.com"
 "#;
 
 /// A configuration directory; files are 0640, as the packages install them.
@@ -199,7 +199,7 @@ fn each_error_names_file_and_key() {
         ),
         (
             "web.toml",
-            GOOD_PROFILE.replace("https://customer", "http://customer"),
+            GOOD_PROFILE.replace("https://acme", "http://acme"),
             "web.toml",
             Some("scm_url"),
             "http:// is allowed only to loopback",
@@ -589,6 +589,15 @@ fn shipped_defaults_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/sectigo-connector");
     let cfg = Config::load(&dir).unwrap_or_else(|e| panic!("shipped configuration fails: {e}"));
     assert_eq!(cfg.profiles.len(), 1);
+    // Loads, but the untouched example is named as such, key by key.
+    for key in ["client_id", "client_secret", "scm_url"] {
+        assert!(
+            cfg.warnings.iter().any(|w| w.contains("example.toml")
+                && w.contains(&format!("{key} still holds the example's placeholder"))),
+            "{key}: {:?}",
+            cfg.warnings
+        );
+    }
     // Every key the loader knows is present (commented or not) in the shipped connector.toml.
     let text = std::fs::read_to_string(dir.join("connector.toml")).unwrap();
     for key in [

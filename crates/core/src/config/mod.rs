@@ -127,6 +127,9 @@ impl Config {
             if let Some(w) = token_url_warning(p) {
                 warnings.push(w);
             }
+            for w in placeholder_warnings(p) {
+                warnings.push(w);
+            }
         }
         if let Some(f) = connector
             .jira
@@ -185,6 +188,43 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// The values the shipped example profile carries: a profile that still holds one was
+/// copied and not edited, and SCM will refuse it.
+const PLACEHOLDERS: [(&str, &str); 3] = [
+    ("client_id", "your-client-id"),
+    (
+        "client_secret",
+        "replace-with-the-application-client-secret",
+    ),
+    ("scm_url", "https://customer.enroll.enterprise.sectigo.com"),
+];
+
+fn placeholder_warnings(p: &Profile) -> Vec<String> {
+    let values = [
+        p.client_id.as_str(),
+        p.client_secret.expose().trim(),
+        p.scm_url.as_str(),
+    ];
+    PLACEHOLDERS
+        .iter()
+        .zip(values)
+        .filter(|((_, placeholder), v)| v == placeholder)
+        .map(|((key, _), _)| {
+            let what = match *key {
+                "client_id" => {
+                    "the Client ID of the SCM REST account (SCM: Enrollment > REST > Accounts)"
+                }
+                "client_secret" => "the account's Client Secret",
+                _ => "your SCM address, e.g. https://ACME.enroll.enterprise.sectigo.com",
+            };
+            format!(
+                "{}: {key} still holds the example's placeholder: set it to {what}",
+                p.file.display()
+            )
+        })
+        .collect()
 }
 
 /// A token URL on a host that is neither Sectigo's nor the profile's SCM host: the client
