@@ -126,16 +126,29 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
     /// List tracked certificates, earliest expiry first.
+    /// The tracked certificates, earliest expiry first, with the days each has left.
+    /// Superseded and revoked ones are kept for their history and listed with --all.
     List {
-        #[arg(long)]
+        /// Only this profile's.
+        #[arg(long, value_name = "PROFILE")]
         profile: Option<String>,
-        /// Only certificates inside their expiry window (or under force renewal).
+        /// Only certificates inside their expiry window (or under force renewal), including
+        /// those waiting out a retry.
         #[arg(long)]
         due: bool,
+        /// Only this state: active, renew-requested, collecting, outcome-unknown, failed,
+        /// superseded, revoked.
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// Superseded and revoked certificates too.
+        #[arg(long)]
+        all: bool,
+        /// The records as JSON.
         #[arg(long)]
         json: bool,
     },
     /// One certificate: subject, SANs, validity, state, history, linked issue, next action.
+    /// ID is SCM's certificate id, or a name: the CN or `--name` of a live certificate.
     Show {
         id: String,
         #[arg(long)]
@@ -310,9 +323,21 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             command: ProfilesCommand::Rename { old, new },
         } => (Request::ProfilesRename { old, new }, false),
         Command::Certs { command } => match command {
-            CertsCommand::List { profile, due, json } => {
-                (Request::CertsList { profile, due }, json)
-            }
+            CertsCommand::List {
+                profile,
+                due,
+                state,
+                all,
+                json,
+            } => (
+                Request::CertsList {
+                    profile,
+                    due,
+                    state,
+                    all,
+                },
+                json,
+            ),
             CertsCommand::Show { id, json } => (Request::CertsShow { id }, json),
             CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, false),
             CertsCommand::Forget { id } => (Request::CertsForget { id }, false),

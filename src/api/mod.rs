@@ -24,6 +24,12 @@ pub enum Request {
     CertsList {
         profile: Option<String>,
         due: bool,
+        /// Only this state (`active`, `superseded`, `failed`, ...).
+        #[serde(default)]
+        state: Option<String>,
+        /// Superseded and revoked certificates too (hidden by default).
+        #[serde(default)]
+        all: bool,
     },
     CertsShow {
         id: String,

@@ -304,10 +304,11 @@ fn certs_list(l: &CertList) -> String {
     let mut o = String::new();
     writeln!(
         o,
-        "{:<12} {:<16} {:<16} {:<20} {:<10} SUBJECT",
-        "ID", "PROFILE", "STATE", "NOT AFTER", "JIRA"
+        "{:<12} {:<16} {:<16} {:<20} {:>5} {:<10} SUBJECT",
+        "ID", "PROFILE", "STATE", "NOT AFTER", "DAYS", "JIRA"
     )
     .ok();
+    let now = Utc::now();
     for r in &l.records {
         let orphan = if l.configured.contains(&r.profile) {
             ""
@@ -316,11 +317,12 @@ fn certs_list(l: &CertList) -> String {
         };
         writeln!(
             o,
-            "{:<12} {:<16} {:<16} {:<20} {:<10} {}{orphan}",
+            "{:<12} {:<16} {:<16} {:<20} {:>5} {:<10} {}{orphan}",
             r.id,
             r.profile,
             r.state.name(),
             ts(r.not_after),
+            (r.not_after - now).num_days(),
             r.jira_issue.as_deref().unwrap_or("-"),
             r.subject_cn
         )

@@ -70,9 +70,20 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 /// the daemon through its socket is validated here, not only by the command line.
 pub fn validate(req: &Request) -> Result<(), ApiError> {
     match req {
-        Request::CertsShow { id }
-        | Request::CertsForget { id }
-        | Request::CertsExport { id, .. } => check_id(id),
+        Request::CertsShow { id } => check_id(id).or_else(|e| {
+            // or a name (a CN, `*.example.com`, or an import --name)
+            let name_like = !id.is_empty()
+                && id.len() <= 253
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*'));
+            if name_like {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
+        Request::CertsForget { id } | Request::CertsExport { id, .. } => check_id(id),
         Request::Renew { ids, .. } if ids.is_empty() => Err(ApiError::new(
             ErrorKind::Usage,
             "renew: give at least one certificate id",
@@ -102,7 +113,12 @@ pub async fn execute(
         Request::Status => status(engine, config, daemon, now)
             .await
             .map(|s| Response::Status(Box::new(s))),
-        Request::CertsList { profile, due } => certs_list(engine, profile, due, now).await,
+        Request::CertsList {
+            profile,
+            due,
+            state,
+            all,
+        } => certs_list(engine, profile, due, state, all, now).await,
         Request::CertsShow { id } => certs_show(engine, &id, now).await,
         Request::CertsImport { profile, lines } => engine
             .import(&profile, lines, now)
@@ -255,16 +271,49 @@ async fn status(
     })
 }
 
+const STATES: [&str; 7] = [
+    "active",
+    "renew-requested",
+    "collecting",
+    "outcome-unknown",
+    "failed",
+    "superseded",
+    "revoked",
+];
+
 async fn certs_list(
     engine: &Engine,
     profile: Option<String>,
     due_only: bool,
+    state: Option<String>,
+    all: bool,
     now: DateTime<Utc>,
 ) -> Result<Response, EngineError> {
-    let mut records = match profile {
-        Some(p) => blocking(engine.store(), move |s| s.by_profile(&p)).await?,
+    if let Some(st) = &state {
+        if !STATES.contains(&st.as_str()) {
+            return Err(EngineError::Invalid(format!(
+                "--state {st:?}: use one of {}",
+                STATES.join(", ")
+            )));
+        }
+    }
+    let mut records = match &profile {
+        Some(p) => {
+            let name = p.clone();
+            let r = blocking(engine.store(), move |s| s.by_profile(&name)).await?;
+            // A profile neither configured nor in the state is a typo, not an empty list.
+            if r.is_empty() && !engine.profiles().contains_key(p) {
+                return Err(EngineError::UnknownProfile(p.clone()));
+            }
+            r
+        }
         None => engine.certificates().await?,
     };
+    match &state {
+        Some(st) => records.retain(|r| r.state.name() == st),
+        None if !all => records.retain(|r| r.state.is_live()),
+        None => {}
+    }
     if due_only {
         let policies = engine.policies(false, now).await?;
         records.retain(|r| {
@@ -291,7 +340,40 @@ async fn certs_show(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Response, EngineError> {
-    let record = engine.certificate(id).await?;
+    let record = match engine.certificate(id).await {
+        Err(EngineError::UnknownCert(_)) if !id.chars().all(|c| c.is_ascii_digit()) => {
+            // A name: the CN or --name of a live certificate.
+            let want = id.trim_end_matches('.').to_ascii_lowercase();
+            let mut found: Vec<_> = engine
+                .certificates()
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.state.is_live()
+                        && (r.subject_cn.to_ascii_lowercase() == want
+                            || r.name
+                                .as_deref()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(&want)))
+                })
+                .collect();
+            match found.len() {
+                0 => {
+                    return Err(EngineError::Invalid(format!(
+                        "no certificate with id or name {id:?} (names: the CN or --name of a live certificate; see `certs list`)"
+                    )))
+                }
+                1 => found.remove(0),
+                _ => {
+                    return Err(EngineError::Invalid(format!(
+                        "{id:?} names {} certificates: {}; give the id",
+                        found.len(),
+                        found.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            }
+        }
+        r => r?,
+    };
     let next_action = match engine.explain(&record, now).await? {
         Some(d) => explain(&d),
         None => format!(

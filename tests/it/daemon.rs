@@ -280,6 +280,48 @@ async fn start_commands_reload_and_stop() {
     );
     assert!(!out.contains("orphaned"), "{out}");
 
+    // The inventory: live certificates by default, with the days they have left; the
+    // superseded ones with --all or --state; a name finds its live certificate.
+    let d = dir.clone();
+    let outs = tokio::task::spawn_blocking(move || {
+        [
+            cli(&d, &["certs", "list"]),
+            cli(&d, &["certs", "list", "--all"]),
+            cli(&d, &["certs", "list", "--state", "superseded"]),
+            cli(&d, &["certs", "list", "--profile", "nosuch"]),
+            cli(&d, &["certs", "list", "--state", "asleep"]),
+            cli(&d, &["certs", "show", "due.example.com"]),
+        ]
+    })
+    .await
+    .unwrap();
+    let live = &outs[0].1;
+    assert!(
+        live.contains(" DAYS ") && live.ends_with("2 certificates\n"),
+        "{live}"
+    );
+    assert!(!live.contains("superseded"), "{live}");
+    assert!(outs[1].1.ends_with("5 certificates\n"), "{}", outs[1].1);
+    assert!(outs[2].1.ends_with("3 certificates\n"), "{}", outs[2].1);
+    assert_eq!(
+        outs[3].0, 2,
+        "an unknown profile is an error: {:?}",
+        outs[3]
+    );
+    assert!(
+        outs[3].2.contains("no profile named \"nosuch\""),
+        "{}",
+        outs[3].2
+    );
+    assert_eq!(outs[4].0, 2);
+    assert!(outs[4].2.contains("use one of active"), "{}", outs[4].2);
+    assert_eq!(outs[5].0, 0, "{}", outs[5].2);
+    assert!(
+        outs[5].1.contains("CN=due.example.com") && outs[5].1.contains("state:        active"),
+        "{}",
+        outs[5].1
+    );
+
     // Metrics: per-certificate series and the counters.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
