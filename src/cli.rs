@@ -65,7 +65,12 @@ pub enum Command {
         from: PathBuf,
     },
     /// Validate connector.toml and every profile; print the profiles (secrets masked).
-    CheckConfig,
+    CheckConfig {
+        /// Also ask each profile's token endpoint for a token (free), and Jira whether its
+        /// credentials are taken; report what is refused (exit 1).
+        #[arg(long)]
+        online: bool,
+    },
     /// The certificate inventory.
     Certs {
         #[command(subcommand)]
@@ -297,7 +302,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             );
             return Ok(0);
         }
-        Command::CheckConfig => return check_config(&dir),
+        Command::CheckConfig { online } => return check_config(&dir, online),
         Command::Run {
             once: false,
             hooks_via,
@@ -521,7 +526,7 @@ fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
     })
 }
 
-fn check_config(dir: &Path) -> Result<i32, CliError> {
+fn check_config(dir: &Path, online: bool) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
     let mut o = String::new();
     macro_rules! say {
@@ -679,7 +684,60 @@ fn check_config(dir: &Path) -> Result<i32, CliError> {
         say!("warning: {w}");
     }
     write_out(&o);
+    if online {
+        return check_online(&cfg);
+    }
     Ok(0)
+}
+
+/// `check-config --online`: each profile's token endpoint, and Jira's authentication.
+fn check_online(cfg: &Config) -> Result<i32, CliError> {
+    let mut refused = 0;
+    let mut lines = String::new();
+    runtime()?.block_on(async {
+        // SCM clients alone: the state (which a running daemon holds) is not opened.
+        let clients = sectigo_engine::scm_clients(cfg, &Shared::new(cfg))?;
+        for p in cfg.profiles.values() {
+            match clients[&p.name].reserve().await {
+                Ok(_) => {
+                    let _ = writeln!(
+                        lines,
+                        "online: profile {}: the token endpoint {} gave a token",
+                        p.name, p.token_url
+                    );
+                }
+                Err(e) => {
+                    refused += 1;
+                    let _ = writeln!(
+                        lines,
+                        "online: profile {}: REFUSED by {}: {e}",
+                        p.name, p.token_url
+                    );
+                }
+            }
+        }
+        if let Some(jc) = &cfg.connector.jira {
+            let client = sectigo_jira::JiraClient::new(jc)
+                .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("[jira]: {e}")))?;
+            match client.fields().await {
+                Ok(f) => {
+                    let _ = writeln!(
+                        lines,
+                        "online: jira {}: credentials taken ({} fields visible)",
+                        jc.url,
+                        f.len()
+                    );
+                }
+                Err(e) => {
+                    refused += 1;
+                    let _ = writeln!(lines, "online: jira {}: REFUSED: {e}", jc.url);
+                }
+            }
+        }
+        Ok::<(), CliError>(())
+    })?;
+    write_out(&lines);
+    Ok(if refused > 0 { Exit::Failed.code() } else { 0 })
 }
 
 /// The paths the installed unit's sandbox may write: its `ReadWritePaths=` and its state

@@ -715,3 +715,50 @@ async fn notify_tells_a_person_without_jira() {
     );
     assert_eq!(lines.len(), 2, "each event once: {text}");
 }
+
+/// `check-config --online` asks each token endpoint and Jira, and names what is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_online_names_what_is_refused() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let jira = sectigo_sim::JiraSim::start(
+        sectigo_core::config::JiraFlavor::Cloud,
+        "bot@example.com",
+        "jira-token",
+    )
+    .await
+    .unwrap();
+    env.connector(&format!(
+        "[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"wrong-token\"\n",
+        jira.url()
+    ));
+    env.profile("good", "");
+    std::fs::write(
+        env.path().join("profiles.d/bad.toml"),
+        format!(
+            "client_id = \"sim-client\"\nclient_secret = \"not-the-secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\n",
+            env.sim.url(),
+            env.sim.token_url()
+        ),
+    )
+    .unwrap();
+    let dir = env.path().to_path_buf();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&dir, &["check-config", "--online"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("online: profile good: the token endpoint"),
+        "{out}"
+    );
+    assert!(out.contains("online: profile bad: REFUSED by"), "{out}");
+    assert!(
+        out.contains("online: jira") && out.contains("REFUSED"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("not-the-secret") && !out.contains("wrong-token"),
+        "{out}"
+    );
+    assert_eq!(env.sim.billable_total(), 0);
+}

@@ -218,28 +218,7 @@ impl Default for RequestLimits {
 impl Engine {
     /// Builds the engine and one SCM client per profile. `limits` is shared per host.
     pub fn new(cfg: &Config, store: SharedStore, shared: Shared) -> Result<Engine, EngineError> {
-        let limits = shared.limits.clone();
-        let settings = ClientSettings {
-            timeout: std::time::Duration::from_secs(cfg.connector.scm.timeout_secs),
-            retry_max: std::time::Duration::from_secs(cfg.connector.scm.retry_max_secs),
-            ca_bundle: cfg.connector.scm.ca_bundle.clone(),
-        };
-        let http = sectigo_scm::http_client(&settings)?;
-        let clients = cfg
-            .profiles
-            .values()
-            .map(|p| {
-                let creds = ProfileCreds {
-                    profile: p.name.clone(),
-                    scm_url: p.scm_url.clone(),
-                    token_url: p.token_url.clone(),
-                    client_id: p.client_id.clone(),
-                    client_secret: p.client_secret.clone(),
-                };
-                let c = ScmClient::new(http.clone(), creds, settings.clone(), limits.clone());
-                (p.name.clone(), Arc::new(c))
-            })
-            .collect();
+        let clients = scm_clients(cfg, &shared)?;
         shared.notifier.set(cfg.connector.notify.clone());
         Ok(Engine {
             keys: Arc::new(sectigo_state::KeyStore::new(&cfg.connector.state.dir)),
@@ -622,6 +601,34 @@ impl Engine {
     async fn flush(&self) -> Result<(), EngineError> {
         Ok(blocking(&self.store, |s| s.flush()).await?)
     }
+}
+
+/// One SCM client per profile, sharing one HTTP client and the per-host request limits.
+pub fn scm_clients(
+    cfg: &Config,
+    shared: &Shared,
+) -> Result<BTreeMap<String, Arc<ScmClient>>, EngineError> {
+    let settings = ClientSettings {
+        timeout: std::time::Duration::from_secs(cfg.connector.scm.timeout_secs),
+        retry_max: std::time::Duration::from_secs(cfg.connector.scm.retry_max_secs),
+        ca_bundle: cfg.connector.scm.ca_bundle.clone(),
+    };
+    let http = sectigo_scm::http_client(&settings)?;
+    Ok(cfg
+        .profiles
+        .values()
+        .map(|p| {
+            let creds = ProfileCreds {
+                profile: p.name.clone(),
+                scm_url: p.scm_url.clone(),
+                token_url: p.token_url.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.clone(),
+            };
+            let c = ScmClient::new(http.clone(), creds, settings.clone(), shared.limits.clone());
+            (p.name.clone(), Arc::new(c))
+        })
+        .collect())
 }
 
 /// A newly tracked, active certificate, from what its download says.
