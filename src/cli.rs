@@ -878,8 +878,23 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
             );
         }
         if dry_run {
-            println!("dry run: {} would be renewed, {} due without auto-renew; nothing was sent or written", s.requested, s.skipped_no_auto_renew);
-            return Ok(0);
+            // The credentials are proved the free way: a token from each profile that would
+            // renew something.
+            let mut profiles: Vec<&str> = report.planned.iter().map(|p| p.profile.as_str()).collect();
+            profiles.sort();
+            profiles.dedup();
+            let mut refused = 0;
+            for p in profiles {
+                match engine.check_token(p).await {
+                    Ok(()) => println!("dry run: profile {p}: credentials taken (a token was issued)"),
+                    Err(e) => {
+                        refused += 1;
+                        println!("dry run: profile {p}: credentials REFUSED: {e}; its renewals would fail");
+                    }
+                }
+            }
+            println!("dry run: {} would be renewed, {} due without auto-renew; nothing billable was sent, nothing written", s.requested, s.skipped_no_auto_renew);
+            return Ok(if refused > 0 { Exit::Failed.code() } else { 0 });
         }
         println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
         if cfg.connector.jira.is_some() {

@@ -762,3 +762,47 @@ async fn check_config_online_names_what_is_refused() {
     );
     assert_eq!(env.sim.billable_total(), 0);
 }
+
+/// `run --once --dry-run` proves the credentials (a token is free) and bills nothing: with a
+/// wrong secret it says so and exits 1, instead of "1 would be renewed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_proves_the_credentials() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    let id = env.sim_cert("due.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, i) = (dir.clone(), id.clone());
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            cli(
+                &d,
+                &["certs", "import", "--profile", "web", "--cert-id", &i]
+            )
+            .0,
+            0
+        );
+        let good = cli(&d, &["run", "--once", "--dry-run"]);
+        let p = d.join("profiles.d/web.toml");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("sim-secret", "wrong-secret");
+        std::fs::write(&p, text).unwrap();
+        (good, cli(&d, &["run", "--once", "--dry-run"]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(good.0, 0, "{}{}", good.1, good.2);
+    assert!(
+        good.1.contains("dry run: profile web: credentials taken"),
+        "{}",
+        good.1
+    );
+    assert!(good.1.contains("dry run: 1 would be renewed"), "{}", good.1);
+    assert_eq!(bad.0, 1, "{}{}", bad.1, bad.2);
+    assert!(
+        bad.1.contains("dry run: profile web: credentials REFUSED"),
+        "{}",
+        bad.1
+    );
+    assert_eq!(env.sim.billable_total(), 0);
+}

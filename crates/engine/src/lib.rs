@@ -259,6 +259,13 @@ impl Engine {
         &self.profiles
     }
 
+    /// Asks the profile's token endpoint for a token (free): what a dry run can prove about
+    /// the credentials without a billable call.
+    pub async fn check_token(&self, profile: &str) -> Result<(), EngineError> {
+        self.client(profile)?.reserve().await?;
+        Ok(())
+    }
+
     /// The profile's `[deploy]`, if it has one.
     fn deploy_config(&self, profile: &str) -> Option<&sectigo_core::config::DeployConfig> {
         self.profiles.get(profile).and_then(|p| p.deploy.as_ref())
