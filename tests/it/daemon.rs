@@ -806,3 +806,48 @@ async fn a_dry_run_proves_the_credentials() {
     );
     assert_eq!(env.sim.billable_total(), 0);
 }
+
+/// A profile file renamed by hand after an import, before any daemon ran: `run --once`
+/// recognises it (the import recorded the profile's identity) and renews, nothing orphaned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_renamed_by_hand_after_an_import_is_recognised_by_run_once() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    let id = env.sim_cert("due.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, i) = (dir.clone(), id.clone());
+    let (run, list) = tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            cli(
+                &d,
+                &["certs", "import", "--profile", "web", "--cert-id", &i]
+            )
+            .0,
+            0
+        );
+        std::fs::rename(
+            d.join("profiles.d/web.toml"),
+            d.join("profiles.d/store.toml"),
+        )
+        .unwrap();
+        (
+            cli(&d, &["run", "--once"]),
+            cli(&d, &["certs", "list", "--all"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.0, 0, "{}{}", run.1, run.2);
+    assert!(
+        run.2
+            .contains("profile file renamed by hand: \"web\" is now \"store\""),
+        "{}",
+        run.2
+    );
+    assert_eq!(env.sim.billable_count(&id), 1);
+    assert!(
+        !list.1.contains("orphaned") && list.1.contains("store"),
+        "{}",
+        list.1
+    );
+}

@@ -162,6 +162,23 @@ impl Engine {
             let c = chunk.to_vec();
             blocking(&self.store, move |s| s.put(&c)).await?;
         }
+        // The profile's identity, so that its file renamed by hand before any daemon ran is
+        // still recognised (by `run --once` as by the daemon).
+        if let Some(p) = self.profiles.get(profile) {
+            let (name, (client_id, scm_url)) = (profile.to_string(), p.identity());
+            blocking(&self.store, move |s| {
+                let mut st = s.profile_state(&name)?.unwrap_or_default();
+                if (st.client_id.as_str(), st.scm_url.as_str())
+                    != (client_id.as_str(), scm_url.as_str())
+                {
+                    st.client_id = client_id;
+                    st.scm_url = scm_url;
+                    s.put_profile_state(&name, &st)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
         self.flush().await?;
         Ok(summary)
     }
