@@ -518,9 +518,13 @@ fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
     }
     parse_import_lines(&text).map_err(|errs| {
         CliError::usage(format!(
-            "{}: {} bad lines, nothing imported:\n  {}",
+            "{}: {}, nothing imported:\n  {}",
             f.display(),
-            errs.len(),
+            if errs.len() == 1 {
+                "1 bad line".to_string()
+            } else {
+                format!("{} bad lines", errs.len())
+            },
             errs.join("\n  ")
         ))
     })
@@ -551,9 +555,9 @@ fn check_config(dir: &Path, online: bool) -> Result<i32, CliError> {
         }
     );
     say!(
-        "  log:       level {:?}, format {:?}{}",
+        "  log:       level {:?}, format {}{}",
         c.log.level,
-        c.log.format,
+        format!("{:?}", c.log.format).to_lowercase(),
         c.log
             .file
             .as_ref()
@@ -569,8 +573,8 @@ fn check_config(dir: &Path, online: bool) -> Result<i32, CliError> {
     );
     match &c.jira {
         Some(j) => say!(
-            "  jira:      {:?} at {} (token {})",
-            j.flavor,
+            "  jira:      {} at {} (token {})",
+            format!("{:?}", j.flavor).to_lowercase(),
             j.url,
             j.token
         ),

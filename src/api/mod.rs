@@ -188,6 +188,12 @@ pub struct StatusReport {
     pub certificates: u64,
     pub by_state: BTreeMap<String, u64>,
     pub due: u64,
+    /// Inside the window, waiting out a retry after a failure.
+    #[serde(default)]
+    pub retry_waiting: u64,
+    /// Inside the window with auto_renew off.
+    #[serde(default)]
+    pub due_no_auto_renew: u64,
     /// Renewals accepted by SCM and not issued within `[renewal] collect_timeout_hours`.
     #[serde(default)]
     pub stalled: u64,

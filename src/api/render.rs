@@ -193,7 +193,25 @@ fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
         }
     )
     .ok();
-    writeln!(o, "due now:       {}", s.due).ok();
+    // The same certificates as `certs list --due`, told apart.
+    let mut also = Vec::new();
+    if s.retry_waiting > 0 {
+        also.push(format!("{} waiting out a retry", s.retry_waiting));
+    }
+    if s.due_no_auto_renew > 0 {
+        also.push(format!("{} due with auto_renew off", s.due_no_auto_renew));
+    }
+    if also.is_empty() {
+        writeln!(o, "due now:       {}", s.due).ok();
+    } else {
+        writeln!(
+            o,
+            "due now:       {} (and {}; `certs list --due` lists all)",
+            s.due,
+            also.join(", ")
+        )
+        .ok();
+    }
     if s.stalled > 0 {
         writeln!(
             o,
@@ -554,6 +572,8 @@ mod tests {
             certificates: 0,
             by_state: BTreeMap::new(),
             due: 0,
+            retry_waiting: 0,
+            due_no_auto_renew: 0,
             stalled: 0,
             orphaned: BTreeMap::new(),
             force_renewals: BTreeMap::new(),
@@ -608,6 +628,14 @@ mod tests {
         );
         assert!(out.contains("next cycle:    2026-12-01T10:00:00Z"), "{out}");
         assert!(!out.contains("jira workflow"), "{out}");
+        assert!(out.contains("due now:       0\n"), "{out}");
+        s.retry_waiting = 1;
+        s.due_no_auto_renew = 2;
+        let out = status(&s, at(9));
+        assert!(
+            out.contains("due now:       0 (and 1 waiting out a retry, 2 due with auto_renew off; `certs list --due` lists all)"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -243,6 +243,8 @@ async fn status(
         certificates: inv.certificates,
         by_state: inv.by_state,
         due: inv.due,
+        retry_waiting: inv.retry_waiting,
+        due_no_auto_renew: inv.due_no_auto_renew,
         stalled: inv.stalled,
         orphaned: inv.orphaned,
         force_renewals: states

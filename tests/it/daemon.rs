@@ -851,3 +851,40 @@ async fn a_profile_renamed_by_hand_after_an_import_is_recognised_by_run_once() {
         list.1
     );
 }
+
+/// What operators read is words, not the code's names, with correct plurals.
+#[test]
+fn output_speaks_words_not_debug_names() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("profiles.d")).unwrap();
+    std::fs::write(
+        d.path().join("connector.toml"),
+        "[jira]\nurl = \"https://example.atlassian.net\"\nemail = \"a@example.com\"\ntoken = \"t\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(d.path(), &["check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("format auto") && !out.contains("Auto"),
+        "{out}"
+    );
+    assert!(
+        out.contains("jira:      cloud at") && !out.contains("Cloud"),
+        "{out}"
+    );
+    let list = d.path().join("ids.txt");
+    std::fs::write(&list, "123 CERT-1 extra words\n").unwrap();
+    let (code, _, err) = cli(
+        d.path(),
+        &[
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--from",
+            list.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("1 bad line, nothing imported"), "{err}");
+}

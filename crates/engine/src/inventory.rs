@@ -38,6 +38,13 @@ pub struct Inventory {
     pub by_state: BTreeMap<String, u64>,
     /// Due now: the next cycle renews them.
     pub due: u64,
+    /// Inside the window but waiting out a retry after a failure (`certs list --due` lists
+    /// them with the due ones).
+    #[serde(default)]
+    pub retry_waiting: u64,
+    /// Inside the window with `auto_renew = false`: reported, renewed only by hand.
+    #[serde(default)]
+    pub due_no_auto_renew: u64,
     /// Renewals accepted by SCM but not issued within `[renewal] collect_timeout_hours`.
     #[serde(default)]
     pub stalled: u64,
@@ -69,8 +76,11 @@ impl Inventory {
             }
             return;
         };
-        if let Decision::Renew { .. } = decision {
-            self.due += 1;
+        match decision {
+            Decision::Renew { .. } => self.due += 1,
+            Decision::Backoff { .. } => self.retry_waiting += 1,
+            Decision::ReportNoAutoRenew { .. } | Decision::Reported => self.due_no_auto_renew += 1,
+            _ => {}
         }
         if let Some(job) = r.deploy.as_ref().filter(|j| j.attempts > 0) {
             self.deploy_failed += 1;
@@ -196,5 +206,14 @@ mod tests {
         assert_eq!(inv.orphaned["gone"], 1);
         assert_eq!(inv.problems.len(), 1);
         assert_eq!(inv.problems[0].id, "2");
+        // What `certs list --due` also lists is counted apart, not as due.
+        let waiting = Decision::Backoff { until: Utc::now() };
+        let manual = Decision::ReportNoAutoRenew { due: Utc::now() };
+        inv.add(&rec("6", "web", CertState::Active, 1), Some(&waiting));
+        inv.add(&rec("7", "web", CertState::Active, 0), Some(&manual));
+        assert_eq!(
+            (inv.due, inv.retry_waiting, inv.due_no_auto_renew),
+            (1, 1, 1)
+        );
     }
 }
