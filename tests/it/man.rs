@@ -44,3 +44,27 @@ fn page5_is_current() {
     }
     check("sectigo-connector.toml.5", page);
 }
+
+/// The shipped alert rules use only metrics the daemon serves (promtool, in CI, tests the
+/// rules themselves).
+#[test]
+fn the_alert_rules_use_served_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules =
+        std::fs::read_to_string(root.join("packaging/prometheus/sectigo-connector.rules.yml"))
+            .unwrap();
+    let served = std::fs::read_to_string(root.join("src/daemon/metrics.rs")).unwrap();
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("sectigo_"))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 6, "{names:?}");
+    for n in names {
+        assert!(
+            served.contains(&format!("{n} ")) || served.contains(&format!("{n}{{")),
+            "the rules use {n}, which /metrics does not serve"
+        );
+    }
+}
