@@ -309,6 +309,32 @@ async fn kill_9_during_deploys_leaves_old_or_new_sets_never_a_mix() {
             }
         }
     }
+    // A kill between a renew call's journal entry and its answer leaves an unknown outcome
+    // (never renewed again by itself). Settle those as an operator would after checking SCM
+    // (here the simulator says whether it renewed), so the run below has renewals to deploy.
+    let o = run_bounded(
+        Command::new(EXE)
+            .arg("--config-dir")
+            .arg(&dir)
+            .args(["certs", "list", "--json"]),
+        30,
+    );
+    let recs: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+    for r in recs.as_array().cloned().unwrap_or_default() {
+        let id = r["id"].as_str().unwrap_or_default().to_string();
+        if r["state"]["state"] == "outcome_unknown" && env.sim.billable_count(&id) == 0 {
+            let o = run_bounded(
+                Command::new(EXE).arg("--config-dir").arg(&dir).args([
+                    "certs",
+                    "resolve",
+                    &id,
+                    "--not-renewed",
+                ]),
+                30,
+            );
+            assert_eq!(o.code, 0, "{}", o.stderr);
+        }
+    }
     // Undisturbed until settled: every renewal deployed, none billed twice.
     let mut child = Command::new(EXE)
         .arg("--config-dir")

@@ -86,8 +86,11 @@ async fn dry_run_writes_nothing() {
     assert_eq!(records(&store), before);
     assert_eq!(env.sim.billable_total(), 0);
     assert!(
-        store.profile_state("web").unwrap().is_none(),
-        "no force run persisted by a dry run"
+        store
+            .profile_state("web")
+            .unwrap()
+            .is_none_or(|st| st.force.is_none() && !st.force_setting_seen),
+        "no force run persisted by a dry run (the import recorded only the identity)"
     );
     assert!(
         env.sim

@@ -49,7 +49,7 @@ fn page5_is_current() {
 /// rules themselves).
 #[test]
 fn the_alert_rules_use_served_metrics() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules =
         std::fs::read_to_string(root.join("packaging/prometheus/sectigo-connector.rules.yml"))
             .unwrap();
