@@ -90,6 +90,18 @@ async fn kill_repeatedly(
     }
 }
 
+/// SIGTERM: the daemon stops with 0 within 30 s (else the test fails with its log).
+fn stop(child: &mut std::process::Child, log: &Path) {
+    crate::common::signal(child, "TERM");
+    let stopped = crate::common::wait_bounded(child, 30);
+    assert_eq!(
+        stopped.map(|s| s.code()),
+        Some(Some(0)),
+        "SIGTERM stops the daemon with 0 within 30 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// Runs the daemon undisturbed until `status --json` satisfies `done` (60 s at most), then
 /// stops it with SIGTERM (exit 0). Panics with the last status and the log's warnings if not.
 async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool) {
@@ -110,14 +122,7 @@ async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool)
     })
     .await
     .unwrap();
-    crate::common::signal(&child, "TERM");
-    let stopped = crate::common::wait_bounded(&mut child, 30);
-    assert_eq!(
-        stopped.map(|s| s.code()),
-        Some(Some(0)),
-        "SIGTERM stops the daemon with 0 within 30 s: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    stop(&mut child, log);
     let warnings: Vec<String> = std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -386,14 +391,7 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
             v["jira"]["pending"] == 0 && v["daemon"].is_object()
         };
     }
-    crate::common::signal(&child, "TERM");
-    let stopped = crate::common::wait_bounded(&mut child, 30);
-    assert_eq!(
-        stopped.map(|s| s.code()),
-        Some(Some(0)),
-        "SIGTERM stops the daemon with 0 within 30 s: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    stop(&mut child, &log);
     let statuses: Vec<(String, String)> = keys
         .iter()
         .map(|k| (k.clone(), jira.issue(k).unwrap().status))

@@ -48,6 +48,29 @@ fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
     c.spawn().unwrap()
 }
 
+/// `certs import` of one certificate into `profile`; it must succeed.
+fn import(dir: &Path, profile: &str, id: &str) {
+    let (code, out, err) = cli(
+        dir,
+        &["certs", "import", "--profile", profile, "--cert-id", id],
+    );
+    assert_eq!(code, 0, "import {id}: {out}{err}");
+}
+
+/// An environment whose profile "web" (a 30-day window) tracks one certificate 5 days from
+/// expiry: (the environment, its directory, the certificate's id).
+async fn one_due_certificate() -> (Env, std::path::PathBuf, String) {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    let id = env.sim_cert("due.example.com", 5);
+    let dir = env.path().to_path_buf();
+    let (d, i) = (dir.clone(), id.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+    (env, dir, id)
+}
+
 /// Polls `f` until it is true or the deadline passes.
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -555,20 +578,7 @@ fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
 /// (here an unknown outcome), not only this run's failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_exits_1_while_a_person_is_needed() {
-    let env = Env::new(ScmSimConfig::default()).await;
-    env.profile("web", "expiry_window_days = 30");
-    let id = env.sim_cert("due.example.com", 5);
-    let dir = env.path().to_path_buf();
-    let (d, i) = (dir.clone(), id.clone());
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        cli(
-            &d,
-            &["certs", "import", "--profile", "web", "--cert-id", &i],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "{err}");
+    let (env, dir, id) = one_due_certificate().await;
     // The renew call's connection drops: SCM may have renewed, so the outcome is unknown.
     env.sim.set_faults(sectigo_sim::Faults {
         drop: 1.0,
@@ -601,8 +611,7 @@ async fn run_once_exits_1_while_a_person_is_needed() {
 /// A renewal failure is a WARN once; when it repeats it is an ERROR (a person must look).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_that_repeats_is_an_error() {
-    let env = Env::new(ScmSimConfig::default()).await;
-    env.profile("web", "expiry_window_days = 30");
+    let (env, dir, id) = one_due_certificate().await;
     std::fs::write(
         env.path().join("connector.toml"),
         std::fs::read_to_string(env.path().join("connector.toml"))
@@ -610,18 +619,6 @@ async fn a_failure_that_repeats_is_an_error() {
             .replace("retry_max_secs = 30", "retry_max_secs = 1"),
     )
     .unwrap();
-    let id = env.sim_cert("due.example.com", 5);
-    let dir = env.path().to_path_buf();
-    let (d, i) = (dir.clone(), id.clone());
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        cli(
-            &d,
-            &["certs", "import", "--profile", "web", "--cert-id", &i],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "{err}");
     let mut f = sectigo_sim::Faults::default();
     f.permanent.insert(
         id.clone(),
@@ -671,22 +668,8 @@ async fn notify_tells_a_person_without_jira() {
     let dir = env.path().to_path_buf();
     let (d, l, m) = (dir.clone(), lost.clone(), manual.clone());
     tokio::task::spawn_blocking(move || {
-        assert_eq!(
-            cli(
-                &d,
-                &["certs", "import", "--profile", "web", "--cert-id", &l]
-            )
-            .0,
-            0
-        );
-        assert_eq!(
-            cli(
-                &d,
-                &["certs", "import", "--profile", "manual", "--cert-id", &m]
-            )
-            .0,
-            0
-        );
+        import(&d, "web", &l);
+        import(&d, "manual", &m);
     })
     .await
     .unwrap();
@@ -767,20 +750,9 @@ async fn check_config_online_names_what_is_refused() {
 /// wrong secret it says so and exits 1, instead of "1 would be renewed".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_proves_the_credentials() {
-    let env = Env::new(ScmSimConfig::default()).await;
-    env.profile("web", "expiry_window_days = 30");
-    let id = env.sim_cert("due.example.com", 5);
-    let dir = env.path().to_path_buf();
-    let (d, i) = (dir.clone(), id.clone());
+    let (env, dir, _) = one_due_certificate().await;
+    let d = dir.clone();
     let (good, bad) = tokio::task::spawn_blocking(move || {
-        assert_eq!(
-            cli(
-                &d,
-                &["certs", "import", "--profile", "web", "--cert-id", &i]
-            )
-            .0,
-            0
-        );
         let good = cli(&d, &["run", "--once", "--dry-run"]);
         let p = d.join("profiles.d/web.toml");
         let text = std::fs::read_to_string(&p)
@@ -811,20 +783,9 @@ async fn a_dry_run_proves_the_credentials() {
 /// recognises it (the import recorded the profile's identity) and renews, nothing orphaned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_renamed_by_hand_after_an_import_is_recognised_by_run_once() {
-    let env = Env::new(ScmSimConfig::default()).await;
-    env.profile("web", "expiry_window_days = 30");
-    let id = env.sim_cert("due.example.com", 5);
-    let dir = env.path().to_path_buf();
-    let (d, i) = (dir.clone(), id.clone());
+    let (env, dir, id) = one_due_certificate().await;
+    let d = dir.clone();
     let (run, list) = tokio::task::spawn_blocking(move || {
-        assert_eq!(
-            cli(
-                &d,
-                &["certs", "import", "--profile", "web", "--cert-id", &i]
-            )
-            .0,
-            0
-        );
         std::fs::rename(
             d.join("profiles.d/web.toml"),
             d.join("profiles.d/store.toml"),

@@ -217,27 +217,15 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
 #[tokio::test]
 async fn a_hook_that_hangs_is_killed_and_a_missing_one_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = sectigo_state::CertRecord {
-        id: "1".into(),
+    let facts = sectigo_engine::deploy::HookFacts {
+        cert_id: "1".into(),
+        old_cert_id: None,
         profile: "web".into(),
-        subject_cn: "a.example.com".into(),
-        sans: vec![],
-        serial: String::new(),
-        not_before: Utc::now(),
+        name: "a.example.com".into(),
         not_after: Utc::now(),
-        state: sectigo_state::CertState::Active,
-        jira_issue: None,
-        origin: sectigo_state::CertOrigin::Enrolled { at: Utc::now() },
-        failures: 0,
-        next_attempt: None,
-        last_error: None,
-        reported_no_auto_renew: None,
-        stall_reported: None,
-        history: vec![],
-        name: None,
-        deploy: None,
+        at: Utc::now(),
     };
-    let hang = HookRun::new(&["sleep".into(), "30".into()], &rec, None, dir.path());
+    let hang = HookRun::new(&["sleep".into(), "30".into()], &facts, dir.path());
     let t = std::time::Instant::now();
     let e = hang
         .run_within("1", Duration::from_secs(1))
@@ -248,7 +236,7 @@ async fn a_hook_that_hangs_is_killed_and_a_missing_one_is_an_error() {
         t.elapsed() < Duration::from_secs(5),
         "killed, not waited for"
     );
-    let missing = HookRun::new(&["/nonexistent/reload".into()], &rec, None, dir.path());
+    let missing = HookRun::new(&["/nonexistent/reload".into()], &facts, dir.path());
     let e = missing.run("1").await.unwrap_err();
     assert!(e.contains("cannot start"), "{e}");
 }
@@ -474,6 +462,23 @@ fn the_bundle_splits_into_leaf_and_chain_in_any_order() {
     assert!(FileSet::from_bundle("no pem here").is_err());
 }
 
+/// `run-hooks --from HOOKS` as the root helper unit runs it.
+async fn run_hooks(dir: &Path, hooks: &Path) -> crate::common::Output {
+    let (d, h) = (dir.to_path_buf(), hooks.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        run_bounded(
+            Command::new(EXE)
+                .arg("--config-dir")
+                .arg(&d)
+                .args(["run-hooks", "--from"])
+                .arg(&h),
+            60,
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// Under the packaged unit the daemon hands hooks to the root helper: a request file, which
 /// `run-hooks` answers; the daemon takes the answer at its next pass. A helper that never
 /// answers is a failure after 10 minutes (and retried).
@@ -526,19 +531,7 @@ async fn hooks_through_the_root_helper() {
     assert_eq!(engine.deploy_owed(Utc::now()).await.unwrap(), 2);
 
     // The helper (root, in the package) runs the profile's hook and answers.
-    let (d, h) = (env.path().to_path_buf(), hooks.clone());
-    let o = tokio::task::spawn_blocking(move || {
-        run_bounded(
-            Command::new(EXE)
-                .arg("--config-dir")
-                .arg(&d)
-                .args(["run-hooks", "--from"])
-                .arg(&h),
-            60,
-        )
-    })
-    .await
-    .unwrap();
+    let o = run_hooks(env.path(), &hooks).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let log = std::fs::read_to_string(&hook_log).unwrap();
     for id in &renewed {
@@ -561,19 +554,8 @@ async fn hooks_through_the_root_helper() {
         sectigo_state::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
-    let (d, h) = (env.path().to_path_buf(), hooks.clone());
-    tokio::task::spawn_blocking(move || {
-        run_bounded(
-            Command::new(EXE)
-                .arg("--config-dir")
-                .arg(&d)
-                .args(["run-hooks", "--from"])
-                .arg(&h),
-            60,
-        )
-    })
-    .await
-    .unwrap();
+    let o = run_hooks(env.path(), &hooks).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
     engine.deploy_owed(Utc::now()).await.unwrap();
     let job = get(&store, &newest).deploy.expect("still owed");
     assert_eq!(job.attempts, 1);

@@ -261,6 +261,33 @@ pub fn write_set(
     Ok(link)
 }
 
+/// What a hook is told about the certificate it deploys (its environment), and what the
+/// daemon hands the root helper (`helper`'s request file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HookFacts {
+    pub cert_id: String,
+    pub old_cert_id: Option<String>,
+    pub profile: String,
+    /// The directory name under `[deploy] dir`.
+    pub name: String,
+    pub not_after: DateTime<Utc>,
+    /// When the daemon asked.
+    pub at: DateTime<Utc>,
+}
+
+impl HookFacts {
+    pub fn of(rec: &CertRecord, old_id: Option<&str>, at: DateTime<Utc>) -> HookFacts {
+        HookFacts {
+            cert_id: rec.id.clone(),
+            old_cert_id: old_id.map(str::to_string),
+            profile: rec.profile.clone(),
+            name: dir_name(rec),
+            not_after: rec.not_after,
+            at,
+        }
+    }
+}
+
 /// What a hook run needs: the argv and its environment.
 #[derive(Debug, Clone)]
 pub struct HookRun {
@@ -269,21 +296,22 @@ pub struct HookRun {
 }
 
 impl HookRun {
-    pub fn new(argv: &[String], rec: &CertRecord, old_id: Option<&str>, dir: &Path) -> HookRun {
+    /// The hook `argv` for the certificate `f` describes, deployed in `dir`.
+    pub fn new(argv: &[String], f: &HookFacts, dir: &Path) -> HookRun {
         HookRun {
             argv: argv.to_vec(),
             env: vec![
-                ("SECTIGO_CERT_ID", rec.id.clone()),
+                ("SECTIGO_CERT_ID", f.cert_id.clone()),
                 (
                     "SECTIGO_OLD_CERT_ID",
-                    old_id.unwrap_or_default().to_string(),
+                    f.old_cert_id.clone().unwrap_or_default(),
                 ),
-                ("SECTIGO_CERT_NAME", dir_name(rec)),
+                ("SECTIGO_CERT_NAME", f.name.clone()),
                 ("SECTIGO_CERT_DIR", dir.display().to_string()),
-                ("SECTIGO_PROFILE", rec.profile.clone()),
+                ("SECTIGO_PROFILE", f.profile.clone()),
                 (
                     "SECTIGO_NOT_AFTER",
-                    rec.not_after
+                    f.not_after
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ),
             ],
@@ -406,15 +434,13 @@ impl Engine {
             if let Some(argv) = &cfg.hook {
                 match &self.shared.hook_helper {
                     None => {
-                        let run =
-                            HookRun::new(argv, &rec, job.old_id.as_deref(), &cfg.dir.join(&name));
+                        let facts = HookFacts::of(&rec, job.old_id.as_deref(), now);
+                        let run = HookRun::new(argv, &facts, &cfg.dir.join(&name));
                         run.run(&rec.id).await.map_err(EngineError::Refused)?;
                     }
                     Some(hdir) => {
-                        let (h, r, o) = (hdir.clone(), rec.clone(), job.old_id.clone());
-                        let state = tokio::task::spawn_blocking(move || {
-                            helper::exchange(&h, &r, o.as_deref(), now)
-                        })
+                        let (h, f) = (hdir.clone(), HookFacts::of(&rec, job.old_id.as_deref(), now));
+                        let state = tokio::task::spawn_blocking(move || helper::exchange(&h, &f, now))
                         .await
                         .map_err(|e| EngineError::Refused(format!("the hook task failed: {e}")))?
                         .map_err(EngineError::Refused)?;
@@ -536,25 +562,13 @@ pub mod helper {
     use serde::{Deserialize, Serialize};
 
     use sectigo_core::config::Config;
-    use sectigo_state::CertRecord;
 
-    use super::{dir_name, valid_name, HookRun};
+    use super::{valid_name, HookFacts, HookRun};
 
     /// A request the helper has not answered within this time fails (and is retried).
     pub const ANSWER_WITHIN_MINS: i64 = 10;
     /// Largest request or result file read.
     const MAX_FILE: u64 = 64 * 1024;
-
-    /// What the daemon asks the helper.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct Request {
-        pub cert_id: String,
-        pub old_cert_id: Option<String>,
-        pub profile: String,
-        pub name: String,
-        pub not_after: DateTime<Utc>,
-        pub at: DateTime<Utc>,
-    }
 
     /// What the helper answers.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -610,13 +624,8 @@ pub mod helper {
 
     /// The daemon's side: takes the helper's answer if there is one, else asks (once) and
     /// waits. `Err`: the hook failed, or the helper did not answer in time.
-    pub fn exchange(
-        dir: &Path,
-        rec: &CertRecord,
-        old_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<State, String> {
-        let (req_path, res_path) = paths(dir, &rec.id);
+    pub fn exchange(dir: &Path, facts: &HookFacts, now: DateTime<Utc>) -> Result<State, String> {
+        let (req_path, res_path) = paths(dir, &facts.cert_id);
         if let Some(text) = read_small(&res_path)? {
             let _ = std::fs::remove_file(&res_path);
             let _ = std::fs::remove_file(&req_path);
@@ -633,7 +642,7 @@ pub mod helper {
             };
         }
         if let Some(text) = read_small(&req_path)? {
-            let asked: Option<Request> = serde_json::from_str(&text).ok();
+            let asked: Option<HookFacts> = serde_json::from_str(&text).ok();
             match asked {
                 Some(r) if now - r.at < Duration::minutes(ANSWER_WITHIN_MINS) => {
                     return Ok(State::Waiting)
@@ -647,17 +656,9 @@ pub mod helper {
             }
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let req = Request {
-            cert_id: rec.id.clone(),
-            old_cert_id: old_id.map(str::to_string),
-            profile: rec.profile.clone(),
-            name: dir_name(rec),
-            not_after: rec.not_after,
-            at: now,
-        };
-        let text = serde_json::to_string(&req).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(facts).map_err(|e| e.to_string())?;
         write_atomic(&req_path, &text, 0o640)?;
-        tracing::info!(profile = %rec.profile, cert_id = %rec.id, "deploy hook handed to the root helper ({})", req_path.display());
+        tracing::info!(profile = %facts.profile, cert_id = %facts.cert_id, "deploy hook handed to the root helper ({})", req_path.display());
         Ok(State::Waiting)
     }
 
@@ -711,7 +712,7 @@ pub mod helper {
 
     async fn answer(req_path: &Path, id: &str, cfg: &Config) -> Result<(), String> {
         let text = read_small(req_path)?.unwrap_or_default();
-        let r: Request = serde_json::from_str(&text)
+        let r: HookFacts = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a request of the daemon: {e}", req_path.display()))?;
         if r.cert_id != id || !valid_name(&r.name) {
             return Err(format!("{}: a malformed request", req_path.display()));
@@ -727,33 +728,7 @@ pub mod helper {
         let Some(argv) = &deploy.hook else {
             return Ok(());
         };
-        // The environment the daemon's direct run would give, from the request's facts.
-        let rec = CertRecord {
-            id: r.cert_id.clone(),
-            profile: r.profile.clone(),
-            subject_cn: String::new(),
-            sans: Vec::new(),
-            serial: String::new(),
-            not_before: r.not_after,
-            not_after: r.not_after,
-            state: sectigo_state::CertState::Active,
-            jira_issue: None,
-            origin: sectigo_state::CertOrigin::Enrolled { at: r.at },
-            failures: 0,
-            next_attempt: None,
-            last_error: None,
-            reported_no_auto_renew: None,
-            stall_reported: None,
-            history: Vec::new(),
-            name: Some(r.name.clone()),
-            deploy: None,
-        };
-        let run = HookRun::new(
-            argv,
-            &rec,
-            r.old_cert_id.as_deref(),
-            &deploy.dir.join(&r.name),
-        );
+        let run = HookRun::new(argv, &r, &deploy.dir.join(&r.name));
         tracing::info!(profile = %r.profile, cert_id = %r.cert_id, "running the deploy hook {:?}", argv[0]);
         run.run(&r.cert_id).await
     }
