@@ -396,6 +396,10 @@ impl Engine {
         pem: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
+        // The cycle and the workflow poll both run owed deploys: one at a time per certificate.
+        let Some(_claim) = self.shared.claim(&format!("deploy:{id}")) else {
+            return Ok(false);
+        };
         let Some(mut rec) = self.get(id).await? else {
             return Ok(false);
         };
