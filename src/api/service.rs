@@ -175,16 +175,17 @@ pub async fn execute(
         }
         Request::ForceRenew { profile, yes } => {
             if !yes {
-                let n = engine
-                    .certificates()
-                    .await
-                    .map_err(engine_error)?
-                    .into_iter()
-                    .filter(|r| r.profile == profile && r.state == sectigo_state::CertState::Active)
-                    .count();
                 if !config.profiles.contains_key(&profile) {
                     return Err(engine_error(EngineError::UnknownProfile(profile)));
                 }
+                // The profile's records only (its index), not the whole inventory.
+                let p = profile.clone();
+                let n = blocking(engine.store(), move |s| s.by_profile(&p))
+                    .await
+                    .map_err(|e| engine_error(e.into()))?
+                    .iter()
+                    .filter(|r| r.state == sectigo_state::CertState::Active)
+                    .count();
                 return Err(ApiError::new(
                     ErrorKind::Confirm,
                     format!("force-renew {profile} starts {n} billable {} within 24 hours (every active certificate of the profile); run it again with --yes", if n == 1 { "renewal" } else { "renewals" }),

@@ -121,7 +121,12 @@ impl Engine {
             Ok(new_id) => {
                 if fresh.is_some() {
                     // The key follows the certificate SCM named, before that is recorded.
-                    if let Err(e) = self.keys.rename(&request, &new_id) {
+                    let (ks, r, n) = (self.keys.clone(), request.clone(), new_id.clone());
+                    let renamed = tokio::task::spawn_blocking(move || ks.rename(&r, &n))
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                        .and_then(|r| r);
+                    if let Err(e) = renamed {
                         error!(profile = %rec.profile, cert_id = %rec.id, "the new key of renewal {new_id} stays under request {request}: {e}");
                     }
                 }
