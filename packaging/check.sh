@@ -14,10 +14,10 @@ trap 'rm -rf "$tmp"' EXIT
 bin="$PWD/target/release/sectigo-connector"
 [ -x "$bin" ] || bin="$PWD/target/debug/sectigo-connector"
 sed "s|/usr/bin/sectigo-connector|$bin|" systemd/sectigo-connector.service > "$tmp/sectigo-connector.service"
-for u in sectigo-connector-hooks.service sectigo-connector-hooks.path; do
+for u in sectigo-connector-hooks.service sectigo-connector-hooks.path sectigo-connector-backup.service sectigo-connector-backup.timer; do
   sed "s|/usr/bin/sectigo-connector|$bin|" "systemd/$u" > "$tmp/$u"
 done
-systemd-analyze verify --man=no "$tmp/sectigo-connector.service" "$tmp/sectigo-connector-hooks.service" "$tmp/sectigo-connector-hooks.path"
+systemd-analyze verify --man=no "$tmp/sectigo-connector.service" "$tmp/sectigo-connector-hooks.service" "$tmp/sectigo-connector-hooks.path" "$tmp/sectigo-connector-backup.service" "$tmp/sectigo-connector-backup.timer"
 
 echo "-- systemd-analyze security"
 score=$(systemd-analyze security --offline=true systemd/sectigo-connector.service 2>&1 | sed -n 's/.*Overall exposure level for sectigo-connector.service: \([0-9.]*\).*/\1/p')
@@ -52,6 +52,8 @@ for want in \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.path" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.service" \
+  "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-backup.service" \
+  "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-backup.timer" \
   "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf" \
   "-rw-r--r-- /usr/lib/tmpfiles.d/sectigo-connector.conf" \
   "-rw-r--r-- /usr/share/man/man8/sectigo-connector.8.gz" \
@@ -79,6 +81,7 @@ for want in \
   "-rw-r----- /etc/sectigo-connector/connector.toml" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.path" \
+  "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-backup.timer" \
   "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf"; do
   grep -qxF -- "$want" "$tmp/rpm.txt" || fail "the .rpm lacks: $want"
 done

@@ -15,6 +15,8 @@ use sectigo_engine::{explain, parse_import_lines, Engine, ImportLine, Shared};
 use crate::api::{render, service, Reply, Request};
 use crate::exit::{self, CliError, Exit};
 
+mod state;
+
 const ABOUT: &str = "Keeps Sectigo Certificate Manager certificates renewed before they expire.";
 const LONG_ABOUT: &str = "\
 Keeps Sectigo Certificate Manager (SCM) certificates renewed before they expire, through SCM's \
@@ -118,8 +120,23 @@ pub enum Command {
     Reload,
     /// Run the daemon's engine against the built-in SCM and Jira simulators on loopback, with
     /// sample profiles, certificates and issues, and show the renewals and Jira updates happen.
-    /// Touches nothing outside a temporary directory.
-    Demo,
+    /// Touches nothing outside a temporary directory, which is deleted at the end unless
+    /// --keep. The daemon's log goes to a file in it (named at the start) unless --verbose.
+    Demo {
+        /// Show the daemon's log lines on standard error as well.
+        #[arg(long)]
+        verbose: bool,
+        /// Keep the directory (configuration, state, log) and print commands to try on it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Back up and restore the whole state: certificates with their history, retry state and
+    /// journaled renewals, Jira issue records, queued Jira updates, profiles, and the private
+    /// keys the daemon made.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Print a manual page (8: the command, 5: the configuration files), for packaging.
     #[command(hide = true)]
     Man {
@@ -190,8 +207,15 @@ pub enum CertsCommand {
     },
     /// Link a certificate to a Jira issue.
     Link { id: String, key: String },
-    /// Stop tracking a certificate (its history is written to the log).
-    Forget { id: String },
+    /// Stop tracking a certificate (its history is written to the log). A live certificate
+    /// (still renewed) needs --yes, or a yes at the prompt on a terminal.
+    Forget {
+        /// The SCM certificate id.
+        id: String,
+        /// Forget it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Settle an `outcome-unknown` renewal (ID: the certificate) or enrollment (ID: its Jira
     /// issue key) after checking SCM: the request id to search SCM's comments for is in `certs
     /// show`. Goes through the daemon while it runs.
@@ -210,6 +234,27 @@ pub enum CertsCommand {
         /// SCM holds no such request: the certificate is due again (an issue may ask again).
         #[arg(long)]
         not_renewed: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written as
+    /// FILE.partial and renamed when whole), or to standard output. Goes through the daemon
+    /// while it runs (its work pauses only while the snapshot is spooled); the private keys go
+    /// only to root and the service user, so run it as one of them.
+    Export {
+        /// Where to write (default: standard output, when it is not a terminal).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Restore an export into an empty state, with the daemon stopped. The whole file is
+    /// checked before anything is written; a file cut short, edited or from another format
+    /// version is refused and nothing is imported.
+    Import {
+        /// A file written by `state export`.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -244,7 +289,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sectigo-worker")
@@ -266,7 +311,7 @@ fn write_out(s: &str) {
 }
 
 /// Prints a reply, as text or as JSON, and returns its exit code.
-fn emit(reply: Reply, json: bool) -> i32 {
+pub(crate) fn emit(reply: Reply, json: bool) -> i32 {
     match reply {
         Ok(r) => {
             if json {
@@ -290,7 +335,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let mut export_to: Option<PathBuf> = None;
     let mut status_check = false;
     let (request, json) = match cli.command {
-        Command::Demo => return demo(),
+        Command::Demo { verbose, keep } => return demo(verbose, keep),
         Command::Man { section } => {
             print!(
                 "{}",
@@ -314,6 +359,12 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ..
         } => return run_once(&dir, dry_run),
         Command::RunHooks { from } => return run_hooks(&dir, &from),
+        Command::State {
+            command: StateCommand::Export { file },
+        } => return state::export(&dir, file.as_deref()),
+        Command::State {
+            command: StateCommand::Import { file },
+        } => return state::import(&dir, &file),
         Command::Status { json, check } => {
             status_check = check;
             (Request::Status, json)
@@ -345,7 +396,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ),
             CertsCommand::Show { id, json } => (Request::CertsShow { id }, json),
             CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, false),
-            CertsCommand::Forget { id } => (Request::CertsForget { id }, false),
+            CertsCommand::Forget { id, yes } => (Request::CertsForget { id, yes }, false),
             CertsCommand::Export { id, out } => {
                 export_to = Some(out);
                 (Request::CertsExport { id, key: true }, false)
@@ -448,6 +499,7 @@ fn confirmed(request: &Request, what: &str) -> Option<Request> {
     match request.clone() {
         Request::Renew { ids, .. } => Some(Request::Renew { ids, yes: true }),
         Request::ForceRenew { profile, .. } => Some(Request::ForceRenew { profile, yes: true }),
+        Request::CertsForget { id, .. } => Some(Request::CertsForget { id, yes: true }),
         _ => None,
     }
 }
@@ -929,12 +981,12 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
 }
 
 #[cfg(feature = "demo")]
-fn demo() -> Result<i32, CliError> {
-    runtime()?.block_on(crate::demo::run())
+fn demo(verbose: bool, keep: bool) -> Result<i32, CliError> {
+    runtime()?.block_on(crate::demo::run(verbose, keep))
 }
 
 #[cfg(not(feature = "demo"))]
-fn demo() -> Result<i32, CliError> {
+fn demo(_verbose: bool, _keep: bool) -> Result<i32, CliError> {
     Err(CliError::usage(
         "this build has no demo (the packages leave the simulators out); run it from a source checkout: cargo run -- demo",
     ))

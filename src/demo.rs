@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 use sectigo_core::config::{Config, JiraFlavor};
 use sectigo_engine::{explain, Engine, ImportLine, Shared};
 use sectigo_sim::{Faults, JiraSim, ScmSim, ScmSimConfig};
-use sectigo_state::{blocking, CertRecord};
+use sectigo_state::{blocking, CertRecord, CertState};
+
+use crate::api::render::plural;
+use crate::api::Request;
 
 use crate::exit::{CliError, Exit};
 
@@ -28,9 +31,10 @@ pub fn write_config(dir: &Path, sim: &ScmSim, jira: &JiraSim) -> Result<(), CliE
     write(
         &dir.join("connector.toml"),
         &format!(
-            "[jira]\nurl = \"{}\"\nflavor = \"cloud\"\nemail = \"connector@example.com\"\ntoken_file = \"jira.token\"\n\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\nrenewal_failed = \"Flag Problem\"\nexpiring_no_auto_renew = \"Flag Problem\"\noutcome_unknown = \"Flag Problem\"\n\n[jira.workflow]\nenabled = true\npoll_cron = \"* * * * * *\"\n\n[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
+            "[jira]\nurl = \"{}\"\nflavor = \"cloud\"\nemail = \"connector@example.com\"\ntoken_file = \"jira.token\"\n\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"Renewed\"\nrenewal_failed = \"Flag Problem\"\nexpiring_no_auto_renew = \"Flag Problem\"\noutcome_unknown = \"Flag Problem\"\n\n[jira.workflow]\nenabled = true\npoll_cron = \"* * * * * *\"\n\n[state]\ndir = {:?}\n\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"info\"\nformat = \"text\"\nfile = {:?}\n\n[scm]\ntimeout_secs = 5\nmax_concurrent = 4\nmax_requests_per_second = 20\nretry_max_secs = 20\n\n[renewal]\ncollect_poll_secs = 1\n\n[control]\nsocket = {:?}\n",
             jira.url(),
             dir.join("state"),
+            dir.join("logs"),
             dir.join("control.sock"),
         ),
     )?;
@@ -107,7 +111,10 @@ fn show_issue(jira: &JiraSim, key: &str, fields: bool) {
                 .unwrap_or("-")
         )
     } else {
-        format!(", {} comments", issue.comments.len())
+        format!(
+            ", {}",
+            plural(issue.comments.len() as u64, "comment", "comments")
+        )
     };
     println!(
         "  {key}: status {:?}{extra}, attachments: {}",
@@ -131,7 +138,7 @@ async fn drain(cfg: &Config, engine: &Engine, limit: std::time::Duration) -> (us
     }
 }
 
-pub async fn run() -> Result<i32, CliError> {
+pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
     let tmp = tempfile::Builder::new()
         .prefix("sectigo-connector-demo-")
         .tempdir()
@@ -162,7 +169,7 @@ pub async fn run() -> Result<i32, CliError> {
     }
     write_config(dir, &sim, &jira)?;
     let cfg = Config::load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log).map_err(fail)?;
+    let _log = crate::logging::init_with(&cfg.connector.log, verbose).map_err(fail)?;
 
     println!("sectigo-connector demo");
     println!(
@@ -175,6 +182,15 @@ pub async fn run() -> Result<i32, CliError> {
         jira.url()
     );
     println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", dir.display());
+    println!(
+        "  the daemon's log: {}{}",
+        dir.join("logs").display(),
+        if verbose {
+            " and standard error"
+        } else {
+            " (--verbose shows it here too)"
+        }
+    );
 
     let now = Utc::now();
     let d = Duration::days;
@@ -223,9 +239,12 @@ pub async fn run() -> Result<i32, CliError> {
         );
     }
     let mut pending = report.summary.pending;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while pending > 0 && tokio::time::Instant::now() < deadline {
+    let waited = tokio::time::Instant::now();
+    if pending > 0 {
         println!("  ... {pending} renewals accepted by SCM, waiting for issuance");
+    }
+    let deadline = waited + std::time::Duration::from_secs(30);
+    while pending > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         engine.collect_pending(Utc::now()).await.map_err(fail)?;
         pending = blocking(engine.store(), |s| s.in_flight())
@@ -233,6 +252,10 @@ pub async fn run() -> Result<i32, CliError> {
             .map_err(fail)?
             .len() as u64;
     }
+    println!(
+        "  ... issued and collected after {:.0} s",
+        waited.elapsed().as_secs_f64()
+    );
     print!("{}", inventory("Inventory after cycle 1 (renewed certificates are superseded by their renewal, which keeps the Jira link):", &all(&engine).await?));
 
     let second = engine
@@ -281,10 +304,7 @@ pub async fn run() -> Result<i32, CliError> {
     loop {
         let r = poller.poll(&engine, Utc::now()).await;
         if r.done + r.rejected + r.collected > 0 {
-            println!(
-                "  poll: {} requests found, {} sent to SCM, {} refused, {} certificates collected",
-                r.found, r.done, r.rejected, r.collected
-            );
+            println!("  poll: {r}");
         }
         drain(&cfg, &engine, std::time::Duration::from_secs(10)).await;
         let settled = ["CERT-400", "CERT-401"].iter().all(|k| {
@@ -303,12 +323,72 @@ pub async fn run() -> Result<i32, CliError> {
     let calls = sim.requests();
     let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();
     let errors = calls.iter().filter(|r| r.status >= 500).count();
-    println!("\nSCM simulator: {} billable calls ({} enrollments, the rest renewals), {} API requests ({} answered 5xx by fault injection and retried), most requests in one second: {}",
-        sim.billable_total(), sim.enrollments().len(), api, errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
+    println!("\nSCM simulator: {} ({}, the rest renewals), {} ({} answered 5xx by fault injection and retried), most requests in one second: {}",
+        plural(sim.billable_total() as u64, "billable call", "billable calls"),
+        plural(sim.enrollments().len() as u64, "enrollment", "enrollments"),
+        plural(api as u64, "API request", "API requests"),
+        errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
     let twice = sim.billed_twice();
     if !twice.is_empty() {
         return Err(fail(format!("certificates renewed twice: {twice:?}")));
     }
-    println!("Every due certificate renewed exactly once. Try `sectigo-connector --config-dir <dir> status` on a configuration of your own.");
+    println!("Every due certificate renewed exactly once.");
+
+    // What an operator sees: `status`, and `certs show` of a renewed certificate.
+    let cfg = Config::load(dir)?;
+    let now = Utc::now();
+    println!("\n$ sectigo-connector status");
+    print!("{}", operator(&engine, &cfg, Request::Status, now).await);
+    let renewed = all(&engine)
+        .await?
+        .into_iter()
+        .find(|r| r.subject_cn == "shop.example.com" && r.state == CertState::Active)
+        .map(|r| r.id);
+    if let Some(id) = &renewed {
+        println!("\n$ sectigo-connector certs show {id}");
+        print!(
+            "{}",
+            operator(&engine, &cfg, Request::CertsShow { id: id.clone() }, now).await
+        );
+    }
+    drop(engine);
+
+    if keep {
+        let kept = tmp.keep();
+        let d = kept.display();
+        let id = renewed.as_deref().unwrap_or("ID");
+        println!("\nThe directory is kept: {d}");
+        println!("The simulators stopped with the demo, so try the commands that read the state:");
+        for c in [
+            "status".to_string(),
+            "certs list --all".into(),
+            format!("certs show {id}"),
+            "profiles list".into(),
+            "check-config".into(),
+            format!("state export {d}/backup.jsonl"),
+        ] {
+            println!("  sectigo-connector --config-dir {d} {c}");
+        }
+        println!(
+            "and read the daemon's log in {d}/logs/. Remove the directory when done: rm -r {d}"
+        );
+    } else {
+        println!(
+            "\nThe demo's directory is removed now; `demo --keep` keeps it, with commands to try on it."
+        );
+    }
     Ok(0)
+}
+
+/// A request as a command would make it, rendered as the command prints it.
+async fn operator(
+    engine: &Engine,
+    cfg: &Config,
+    req: Request,
+    now: chrono::DateTime<Utc>,
+) -> String {
+    match crate::api::service::execute(req, engine, cfg, None, now).await {
+        Ok(r) => crate::api::render::text(&r, now).0,
+        Err(e) => format!("error: {e}\n"),
+    }
 }

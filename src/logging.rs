@@ -75,6 +75,11 @@ pub fn stderr_is_journal() -> bool {
 
 /// Installs the global subscriber. Call once per process.
 pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
+    init_with(cfg, true)
+}
+
+/// [`init`]; without `stderr`, only `[log] file` gets the lines (the demo, when quiet).
+pub fn init_with(cfg: &LogConfig, stderr: bool) -> Result<Logging, LogError> {
     let (filter, handle) = reload::Layer::new(filter(&cfg.level)?);
     let mut layers: Vec<BoxedLayer> = Vec::new();
 
@@ -84,6 +89,7 @@ pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
         f => f,
     };
     match format {
+        _ if !stderr => {}
         LogFormat::Journald => {
             match tracing_journald::layer() {
                 Ok(l) => layers.push(Box::new(

@@ -42,8 +42,12 @@ pub enum Request {
         id: String,
         key: String,
     },
+    /// Without `yes`, a live certificate (one still renewed) is refused with what forgetting
+    /// it means.
     CertsForget {
         id: String,
+        #[serde(default)]
+        yes: bool,
     },
     /// The certificate and its chain, downloaded from SCM, for `certs export`; with the
     /// private key the daemon made, when `key` (the daemon clears it for a caller that is
@@ -80,6 +84,13 @@ pub enum Request {
     },
     /// Re-read the configuration (the daemon only) and report the verdict.
     Reload,
+    /// A consistent snapshot of the whole state, streamed after the reply line. With the
+    /// private keys the daemon made when `keys` (the daemon clears it for a caller that is
+    /// neither root nor the service user; a state holding keys is then refused).
+    StateExport {
+        #[serde(default)]
+        keys: bool,
+    },
 }
 
 /// What a request produced.
@@ -132,6 +143,36 @@ pub enum Response {
     Profiles(Vec<ProfileRow>),
     Renamed(Renamed),
     Reloaded(ReloadReport),
+    /// `state export`: what the snapshot holds and its length; through the socket its bytes
+    /// follow the reply line, in-process they are in `spool`.
+    StateExported {
+        counts: sectigo_state::Counts,
+        bytes: u64,
+        #[serde(skip)]
+        spool: Spool,
+    },
+}
+
+/// The file a state export was spooled to (never serialized: the control socket streams it).
+#[derive(Debug, Clone, Default)]
+pub struct Spool(pub Option<std::sync::Arc<std::fs::File>>);
+
+impl PartialEq for Spool {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
+impl Spool {
+    /// The spooled file, when this is its last holder.
+    pub fn take(&mut self) -> Option<std::fs::File> {
+        self.0
+            .take()
+            .and_then(|f| std::sync::Arc::try_unwrap(f).ok())
+    }
 }
 
 /// Why a request failed: what kind of failure (for the exit code), and the message.

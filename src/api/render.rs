@@ -3,23 +3,17 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use sectigo_state::CertState;
 
 use super::{CertDetail, CertList, ProfileRow, ReloadReport, Response, StatusReport};
 
-/// The one timestamp style of every output: RFC 3339, seconds, UTC.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use sectigo_core::text::ts;
 
 /// `n thing` or `n things`.
-pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use sectigo_core::text::count as plural;
 
 fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
     // Serializing these plain data types cannot fail (string keys, no foreign Serialize).
@@ -113,8 +107,22 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             plural(r.moved as u64, "certificate", "certificates")
         ),
         Response::Reloaded(r) => reload(r),
+        Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
     };
     (out, String::new())
+}
+
+/// What a state export or import holds, in a line.
+pub fn exported(c: &sectigo_state::Counts, bytes: u64) -> String {
+    format!(
+        "{}, {} (with {}), {}, {} and {} ({bytes} bytes)",
+        plural(c.certificates, "certificate", "certificates"),
+        plural(c.issues, "Jira issue record", "Jira issue records"),
+        plural(c.csrs, "CSR", "CSRs"),
+        plural(c.outbox, "queued Jira update", "queued Jira updates"),
+        plural(c.profiles, "profile", "profiles"),
+        plural(c.keys, "private key", "private keys"),
+    )
 }
 
 fn reload(r: &ReloadReport) -> String {

@@ -83,7 +83,7 @@ pub fn validate(req: &Request) -> Result<(), ApiError> {
                 Err(e)
             }
         }),
-        Request::CertsForget { id } | Request::CertsExport { id, .. } => check_id(id),
+        Request::CertsForget { id, .. } | Request::CertsExport { id, .. } => check_id(id),
         Request::Renew { ids, .. } if ids.is_empty() => Err(ApiError::new(
             ErrorKind::Usage,
             "renew: give at least one certificate id",
@@ -141,10 +141,36 @@ pub async fn execute(
                     private_key: set.key.filter(|_| key).map(|k| k.expose().to_string()),
                 })
         }
-        Request::CertsForget { id } => engine.forget(&id).await.map(|r| Response::Forgotten {
-            id,
-            subject_cn: r.subject_cn,
-        }),
+        Request::CertsForget { id, yes } => {
+            if !yes {
+                let r = engine.certificate(&id).await.map_err(engine_error)?;
+                if r.state.is_live() {
+                    return Err(ApiError::new(
+                        ErrorKind::Confirm,
+                        format!(
+                            "{id} ({}, {}, expires {}) is still tracked and renewed; forgotten, it is never renewed again and its Jira issue is no longer updated (its history goes to the log); run it again with --yes",
+                            r.subject_cn,
+                            r.state.name(),
+                            r.not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    ));
+                }
+            }
+            engine.forget(&id).await.map(|r| Response::Forgotten {
+                id,
+                subject_cn: r.subject_cn,
+            })
+        }
+        Request::StateExport { keys } => {
+            engine
+                .export_state(keys, now)
+                .await
+                .map(|s| Response::StateExported {
+                    counts: s.counts,
+                    bytes: s.bytes,
+                    spool: crate::api::Spool(Some(std::sync::Arc::new(s.file))),
+                })
+        }
         Request::CertsResolve { target, renewed_as } => engine
             .resolve(
                 &target,

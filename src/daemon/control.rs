@@ -1,5 +1,6 @@
 //! The control socket: a Unix socket under /run/sectigo-connector/ through which commands reach
-//! the running daemon (which holds the state database). One JSON request line, one JSON reply.
+//! the running daemon (which holds the state database). One JSON request line, one JSON reply;
+//! after a `state-exported` reply, the snapshot's bytes (as many as it says) until the end.
 //! Access is by file permissions: the socket is 0660, owned by the service user and group.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::api::{ApiError, ErrorKind, Reply, Request};
+use crate::api::{ApiError, ErrorKind, Reply, Request, Response};
 
 /// Largest request accepted (an import list of ~40,000 lines fits).
 const MAX_REQUEST: usize = 1024 * 1024;
@@ -93,8 +94,11 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
     let reply: Reply = match serde_json::from_str::<Request>(&line) {
         Ok(mut req) => {
-            if let Request::CertsExport { key, .. } = &mut req {
-                *key &= privileged;
+            match &mut req {
+                Request::CertsExport { key, .. } | Request::StateExport { keys: key } => {
+                    *key &= privileged
+                }
+                _ => {}
             }
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
@@ -119,9 +123,17 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resu
             ))
         }
     };
+    let mut reply = reply;
+    let spool = match &mut reply {
+        Ok(Response::StateExported { spool, .. }) => spool.take(),
+        _ => None,
+    };
     let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');
     w.write_all(&out).await?;
+    if let Some(file) = spool {
+        tokio::io::copy(&mut tokio::fs::File::from_std(file), &mut w).await?;
+    }
     w.shutdown().await
 }
 
@@ -129,6 +141,16 @@ use tokio::io::AsyncReadExt as _;
 
 /// Sends a request to a running daemon. `Ok(None)` when no daemon listens at `path`.
 pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> {
+    send_to(path, req, &mut tokio::io::sink()).await
+}
+
+/// [`send`], copying what follows a `state-exported` reply into `rest`; fails when the stream
+/// ends before the bytes the reply announced.
+pub async fn send_to(
+    path: &Path,
+    req: &Request,
+    rest: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+) -> std::io::Result<Option<Reply>> {
     let stream = match UnixStream::connect(path).await {
         Ok(s) => s,
         Err(e)
@@ -147,10 +169,25 @@ pub async fn send(path: &Path, req: &Request) -> std::io::Result<Option<Reply>> 
     w.write_all(&out).await?;
     w.shutdown().await?;
     let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await?;
-    serde_json::from_str(&line)
-        .map(Some)
-        .map_err(|e| std::io::Error::other(format!("malformed reply from the daemon: {e}")))
+    let mut r = BufReader::new(r);
+    r.read_line(&mut line).await?;
+    if line.is_empty() {
+        return Err(std::io::Error::other(
+            "the daemon closed the connection without answering (it stopped or crashed): the request's outcome is unknown; check `status` and the journal (journalctl -u sectigo-connector)",
+        ));
+    }
+    let reply: Reply = serde_json::from_str(&line)
+        .map_err(|e| std::io::Error::other(format!("malformed reply from the daemon: {e}")))?;
+    if let Ok(Response::StateExported { bytes, .. }) = &reply {
+        let got = tokio::io::copy(&mut r, rest).await?;
+        if got != *bytes {
+            return Err(std::io::Error::other(format!(
+                "the daemon sent {got} of the export's {bytes} bytes (it stopped?): the export is incomplete"
+            )));
+        }
+        rest.flush().await?;
+    }
+    Ok(Some(reply))
 }
 
 /// Removes the socket file when the daemon stops.

@@ -400,10 +400,7 @@ impl Daemon {
         self.poll = Some(tokio::spawn(async move {
             let r = poller.poll(&engine, Utc::now()).await;
             if r.done + r.rejected + r.unknown + r.collected > 0 {
-                info!(
-                    "Jira workflow poll: {} requests found, {} sent to SCM, {} refused, {} deferred, {} unknown, {} certificates collected",
-                    r.found, r.done, r.rejected, r.deferred, r.unknown, r.collected
-                );
+                info!("Jira workflow poll: {r}");
             }
         }));
     }

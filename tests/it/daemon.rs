@@ -557,21 +557,119 @@ fn exit_codes() {
 fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
     let out = Command::new(EXE).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     for want in [
         "Cycle 2: 0 renewal requests",
         "CERT-101: status \"Renewed\"",
         "CERT-400: status \"Certificate Enrolled\", summary \"Certificate enrolled:new.example.com\"",
         "CERT-401: status \"Request Failed\"",
         "Every due certificate renewed exactly once.",
+        // What an operator would look at.
+        "$ sectigo-connector status",
+        "certificates:  13 tracked",
+        "next action:  renew at 20",
+        "`demo --keep` keeps it",
     ] {
         assert!(stdout.contains(want), "{want:?} missing in:\n{stdout}");
     }
+    assert_eq!(
+        stdout.matches("waiting for issuance").count(),
+        1,
+        "said once:\n{stdout}"
+    );
+    // Quiet: the daemon's log goes to the file it names, not to the terminal.
+    assert!(stderr.trim().is_empty(), "log lines on stderr:\n{stderr}");
+    assert!(stdout.contains("--verbose shows it here too"), "{stdout}");
+    readable(&stdout);
+}
+
+/// One timestamp style (RFC 3339, seconds), no debug names, and plurals that agree.
+fn readable(text: &str) {
+    assert!(
+        !text.contains(" UTC"),
+        "a chrono Display timestamp:\n{text}"
+    );
+    let bytes = text.as_bytes();
+    for (i, _) in text.match_indices('Z') {
+        // `:21.123456Z`: fractional seconds
+        let before = &bytes[i.saturating_sub(4)..i];
+        assert!(
+            !(before.contains(&b'.') && before.iter().filter(|b| b.is_ascii_digit()).count() >= 2),
+            "fractional seconds near {:?}",
+            &text[i.saturating_sub(30)..i + 1]
+        );
+    }
+    for debug in [
+        "Some(",
+        "None",
+        "NomError",
+        "Done(",
+        "format Auto",
+        "Cloud {",
+        "\\n",
+    ] {
+        assert!(!text.contains(debug), "{debug:?} in:\n{text}");
+    }
+    for noun in [
+        "comments",
+        "requests",
+        "certificates",
+        "enrollments",
+        "renewals",
+        "updates",
+        "issues",
+        "profiles",
+        "keys",
+        "lines",
+        "calls",
+    ] {
+        assert!(
+            !text.contains(&format!(" 1 {noun}")),
+            "\"1 {noun}\" in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_keeps_its_directory_for_the_commands_it_suggests() {
+    let out = Command::new(EXE)
+        .args(["demo", "--keep", "--verbose"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("INFO"),
+        "--verbose shows the log:\n{stderr}"
+    );
+    let dir = stdout
+        .split("The directory is kept: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no kept directory in:\n{stdout}"));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Remove(dir.clone());
+    // Every suggested command works as printed.
+    let suggested: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("sectigo-connector "))
+        .collect();
+    assert!(suggested.len() >= 5, "{stdout}");
+    for c in suggested {
+        let o = run_bounded(Command::new(EXE).args(c.split_whitespace()), 60);
+        let (code, out, err) = (o.code, o.stdout, o.stderr);
+        assert_eq!(code, 0, "{c}: {out}{err}");
+        readable(&out);
+    }
+    assert!(std::fs::read_dir(dir.join("logs")).unwrap().count() > 0);
 }
 
 /// `run --once` exits 1 while anything needs a person, including what an earlier run left

@@ -290,6 +290,25 @@ async fn the_package_under_a_booted_systemd() {
         let status = c.ok("sectigo-connector status");
         assert!(status.contains("daemon:        running"), "{status}");
 
+        // The packaged backup: off until enabled; its service exports through the daemon as
+        // the service user, into a file only that user reads.
+        assert_eq!(
+            c.sh("systemctl is-enabled sectigo-connector-backup.timer").stdout.trim(),
+            "disabled"
+        );
+        c.ok("systemctl start sectigo-connector-backup.service");
+        let backup = "/var/backups/sectigo-connector/state.jsonl";
+        assert_eq!(
+            c.ok(&format!("stat -c '%a %U' {backup}")).trim(),
+            "600 sectigo-connector"
+        );
+        let tail = c.ok(&format!("tail -1 {backup}"));
+        assert!(tail.starts_with("{\"end\":{\"certificates\":3"), "{tail}");
+        assert!(
+            c.journal().contains("state exported: 3 certificates"),
+            "the daemon spooled it"
+        );
+
         // The renewal reached nginx: its TLS handshake shows the new certificate, then (after
         // one more renewal) the next one. The hook ran as root through the helper unit.
         if have_nginx {

@@ -29,9 +29,28 @@ pub fn bounded(s: &str, max: usize) -> String {
     }
 }
 
+/// The one timestamp style of every output (logs, commands, Jira comments): RFC 3339 in UTC, to
+/// the second: `2026-12-01T16:57:21Z`.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `n` and its noun, singular or plural: `1 key`, `2 keys`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_right_noun() {
+        assert_eq!(count(1u64, "key", "keys"), "1 key");
+        assert_eq!(count(0u64, "key", "keys"), "0 keys");
+        assert_eq!(count(2u32, "key", "keys"), "2 keys");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

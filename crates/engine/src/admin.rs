@@ -2,7 +2,7 @@
 //! issue, forgetting one, renaming a profile. With `import`, `renew` and `start_force_renewal`
 //! these are the only ways the operator API changes the state: one write path, in the engine.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -11,9 +11,7 @@ use sectigo_state::{blocking, CertRecord};
 
 use crate::{is_issue_key, Engine, EngineError};
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use sectigo_core::text::{count, ts};
 
 /// A profile renamed: its file and its certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +23,70 @@ pub struct Renamed {
     pub moved: usize,
 }
 
+/// A state export, spooled: its counts and the file holding it (unlinked; read from the start).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub counts: sectigo_state::Counts,
+    pub bytes: u64,
+    pub file: std::fs::File,
+}
+
 impl Engine {
+    /// Writes a consistent snapshot of the whole state (the private keys with it when
+    /// `with_keys`) into an unlinked file under the state directory. Writers wait only while
+    /// the spool is written, not while the caller copies it out.
+    pub async fn export_state(
+        &self,
+        with_keys: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot, EngineError> {
+        let store = self.store.clone();
+        let keys = self.keys.clone();
+        let dir = self.state_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Seek as _, Write as _};
+            let spool = dir.join("export.spool");
+            let io = |what: &str| {
+                let what = format!("{what} {}", spool.display());
+                move |error| sectigo_state::ExportError::Io { what, error }
+            };
+            let mut file = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                0o600,
+            )
+            .open(&spool)
+            .map_err(io("creating"))?;
+            // Unlinked at once: a crash leaves nothing behind.
+            std::fs::remove_file(&spool).map_err(io("removing"))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
+            let by = concat!("sectigo-connector ", env!("CARGO_PKG_VERSION"));
+            let counts =
+                sectigo_state::export::export(&*store, &keys, with_keys, by, now, &mut out)?;
+            out.flush().map_err(io("writing"))?;
+            drop(out);
+            let bytes = file.stream_position().map_err(io("writing"))?;
+            file.rewind().map_err(io("reading"))?;
+            info!(
+                "state exported: {}, {}, {}, {} ({bytes} bytes)",
+                count(counts.certificates, "certificate", "certificates"),
+                count(counts.issues, "issue record", "issue records"),
+                count(counts.outbox, "queued Jira update", "queued Jira updates"),
+                count(counts.keys, "private key", "private keys"),
+            );
+            Ok(Snapshot {
+                counts,
+                bytes,
+                file,
+            })
+        })
+        .await
+        .expect("export task panicked")
+    }
+
     /// One tracked certificate.
     pub async fn certificate(&self, id: &str) -> Result<CertRecord, EngineError> {
         let i = id.to_string();

@@ -8,6 +8,7 @@ use tracing::{error, info, warn};
 
 use super::{bump, Engine, EngineError, RenewOutcome};
 use sectigo_core::config::Profile;
+use sectigo_core::text::ts;
 use sectigo_core::x509::Csr;
 use sectigo_jira::events::Event;
 use sectigo_scm::{EnrollRequest, ScmError};
@@ -148,9 +149,12 @@ impl Engine {
         {
             return Ok(IssueOutcome::Deferred(why));
         }
-        warn!(jira_key = %rec.key, profile = %profile, "enrollment for {} waits until {until}: {why}", rec.key);
+        warn!(jira_key = %rec.key, profile = %profile, "enrollment for {} waits until {until}: {why}", rec.key, until = ts(until));
         rec.waiting_until = Some(until);
-        rec.log(now, format!("enrollment waits until {until}: {why}"));
+        rec.log(
+            now,
+            format!("enrollment waits until {until}: {why}", until = ts(until)),
+        );
         let ev = self.event(
             Event::RequestWaiting {
                 issue: &rec.key,

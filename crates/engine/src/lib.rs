@@ -30,6 +30,7 @@ pub use import::{is_issue_key, parse_import_lines, ImportLine, ImportSummary};
 use policy::{Decision, Reason, RenewPolicy};
 
 use sectigo_core::config::{Config, Profile, RenewalConfig};
+use sectigo_core::text::ts;
 use sectigo_jira::events::Event;
 use sectigo_scm::{ClientSettings, Limits, ProfileCreds, ScmClient, ScmError};
 use sectigo_state::{blocking, CertRecord, CertState, CycleSummary, SharedStore, StoreError};
@@ -52,6 +53,8 @@ pub enum EngineError {
     Client(#[from] sectigo_scm::ClientError),
     #[error("SCM: {0}")]
     Scm(#[from] ScmError),
+    #[error("state export: {0}")]
+    Export(#[from] sectigo_state::ExportError),
 }
 
 /// A certificate the cycle acted on, or would act on in a dry run.
@@ -194,6 +197,8 @@ pub struct Engine {
     limits: RequestLimits,
     /// Private keys made for `key_rotation = "new"`.
     keys: Arc<sectigo_state::KeyStore>,
+    /// `[state] dir`: where a state export is spooled.
+    state_dir: std::path::PathBuf,
 }
 
 /// The limits on requests from Jira issues: who may trigger billable calls, and how many.
@@ -222,6 +227,7 @@ impl Engine {
         shared.notifier.set(cfg.connector.notify.clone());
         Ok(Engine {
             keys: Arc::new(sectigo_state::KeyStore::new(&cfg.connector.state.dir)),
+            state_dir: cfg.connector.state.dir.clone(),
             shared,
             store,
             profiles: cfg.profiles.clone(),
@@ -385,7 +391,7 @@ impl Engine {
         st.force = Some(run);
         blocking(&self.store, move |s| s.put_profile_state(&name, &st)).await?;
         self.flush().await?;
-        info!(profile = %profile, "force renewal started by command: every certificate will be renewed by {deadline}");
+        info!(profile = %profile, "force renewal started by command: every certificate will be renewed by {deadline}", deadline = ts(deadline));
         Ok(deadline)
     }
 
@@ -683,8 +689,13 @@ pub fn explain(d: &Decision) -> String {
             reason: Reason::Requested,
             ..
         } => "renew now: asked for from its Jira issue".into(),
-        Decision::Backoff { until } => format!("renew at {until}: waiting after a failed attempt"),
-        Decision::NotDue { at } => format!("renew at {at}: when the expiry window opens"),
+        Decision::Backoff { until } => format!(
+            "renew at {until}: waiting after a failed attempt",
+            until = ts(*until)
+        ),
+        Decision::NotDue { at } => {
+            format!("renew at {at}: when the expiry window opens", at = ts(*at))
+        }
         Decision::ReportNoAutoRenew { .. } => {
             "report: due, but the profile has auto_renew = false".into()
         }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
+use sectigo_core::text::ts;
 use tracing::{error, info, warn};
 
 use super::policy::{self, Reason};
@@ -185,7 +186,7 @@ impl Engine {
                 let next;
                 (next, ev) = self.retry_later(&mut rec, at, &e);
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewal of {} refused by SCM (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                    "renewal of {} refused by SCM (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures, next = ts(next));
                 bump(&self.shared.counters.refused);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
             }
@@ -215,9 +216,9 @@ impl Engine {
                 // Once is a blip (WARN); a failure that repeats needs a person (ERROR).
                 if rec.failures >= 2 {
                     error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                        "renewal of {} failed again (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                        "renewal of {} failed again (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures, next = ts(next));
                 } else {
-                    warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures);
+                    warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures, next = ts(next));
                 }
                 bump(&self.shared.counters.failed);
                 RenewOutcome::Failed(format!("{}: {e}", rec.id))
@@ -251,7 +252,8 @@ impl Engine {
             at,
             format!(
                 "renewal attempt {} failed: {e}; next attempt {next}",
-                rec.failures
+                rec.failures,
+                next = ts(next)
             ),
         );
         let ev = (rec.failures == 1)
@@ -337,7 +339,9 @@ impl Engine {
                     at,
                     format!(
                         "issued as the renewal of {} ({} until {})",
-                        old.id, new.subject_cn, new.not_after
+                        old.id,
+                        new.subject_cn,
+                        ts(new.not_after)
                     ),
                 );
                 old.state = CertState::Superseded {
@@ -434,7 +438,8 @@ impl Engine {
         if policy::is_refusal_status(&scm_status) {
             let msg = format!(
                 "renewal {new_id} was {} in SCM (accepted at {since}, not issued)",
-                scm_status.to_ascii_lowercase()
+                scm_status.to_ascii_lowercase(),
+                since = ts(since)
             );
             return self.collection_failed(old, msg).await;
         }

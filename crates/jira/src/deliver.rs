@@ -2,6 +2,7 @@
 //! confirms it. Jira being down delays delivery (backoff, Retry-After) but never loses or
 //! doubles an update; order is kept (a stuck item holds the ones behind it).
 
+use sectigo_core::text::ts;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -189,7 +190,7 @@ impl Deliverer {
                         }
                         JiraError::Auth => {
                             let at = now + Duration::minutes(5);
-                            error!(jira_key = %item.issue, "{e}; Jira updates wait, next try at {at}");
+                            error!(jira_key = %item.issue, "{e}; Jira updates wait, next try at {at}", at = ts(at));
                             item.next_attempt = Some(at);
                             report.next = Some(at);
                             report.pending += 1;
@@ -197,7 +198,7 @@ impl Deliverer {
                         }
                         JiraError::Transient { retry_after, .. } => {
                             let at = now + retry_delay(item.attempts, *retry_after);
-                            warn!(jira_key = %item.issue, "Jira update delayed (attempt {}): {e}; next try at {at}", item.attempts);
+                            warn!(jira_key = %item.issue, "Jira update delayed (attempt {}): {e}; next try at {at}", item.attempts, at = ts(at));
                             item.next_attempt = Some(at);
                             report.next = Some(at);
                             report.pending += 1;

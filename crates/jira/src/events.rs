@@ -2,7 +2,7 @@
 //! no IO, `now` passed in. Each comment ends with its marker, so a retry can see whether an
 //! earlier attempt already landed.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use sectigo_state::{Attachment, CertRecord, IssueEdit, OutboxItem, Steps};
 
@@ -89,9 +89,7 @@ pub enum Event<'a> {
     },
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use sectigo_core::text::ts;
 
 fn sans(c: &CertRecord) -> String {
     if c.sans.is_empty() {

@@ -85,6 +85,26 @@ impl KeyStore {
         }
     }
 
+    /// The names of the keys held, sorted.
+    pub fn names(&self) -> std::io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let name = e?.file_name();
+            if let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".key")) {
+                if valid(n).is_ok() {
+                    out.push(n.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn remove(&self, name: &str) -> std::io::Result<()> {
         valid(name)?;
         match std::fs::remove_file(self.path(name)) {
@@ -116,6 +136,9 @@ mod tests {
             ks.put("../x", &Secret::new("K")).is_err(),
             "names cannot escape"
         );
+        ks.put("r-1", &Secret::new("K")).unwrap();
+        assert_eq!(ks.names().unwrap(), ["1234", "r-1"]);
+        ks.remove("r-1").unwrap();
         ks.remove("1234").unwrap();
         assert_eq!(ks.get("1234").unwrap(), None);
     }

@@ -5,6 +5,7 @@
 //! the profiles' persisted state (force renewals, identity for rename detection) and the last
 //! cycle's summary. [`Store`] is the seam; [`SledStore`] is the implementation.
 
+pub mod export;
 mod keys;
 mod records;
 mod sled_store;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use export::{Counts, ExportError};
 pub use keys::KeyStore;
 pub use records::{
     Attachment, CertOrigin, CertRecord, CertState, CycleSummary, DeployJob, EnrollState, ForceRun,
@@ -42,6 +44,8 @@ pub enum StoreError {
     Corrupt { key: String, error: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("an import into the state in {dir} did not finish: run `sectigo-connector state import FILE` again (it starts over), or move the directory away")]
+    RestoreUnfinished { dir: String },
 }
 
 impl From<sled::Error> for StoreError {
@@ -124,6 +128,63 @@ pub trait Store: Send + Sync + 'static {
     fn put_enrollment_starts(&self, starts: &[DateTime<Utc>]) -> StoreResult<()>;
     /// Makes everything written so far durable (fsync).
     fn flush(&self) -> StoreResult<()>;
+
+    /// Visits every record that is not an index, as stored, then [`Entry::Done`]; no write
+    /// happens until it returns, so what `f` sees is one consistent moment. `f` must not write
+    /// to the store (it would wait for itself).
+    fn snapshot(&self, f: &mut dyn FnMut(Entry<'_>) -> StoreResult<()>) -> StoreResult<()>;
+    /// Starts a restore: refused with [`StoreError::Conflict`] unless the state tracks nothing
+    /// (no certificate, issue or Jira update, queued or delivered). An unfinished restore is
+    /// cleared and starts over. Until [`Store::finish_restore`], opening the state is refused.
+    fn begin_restore(&self) -> StoreResult<()>;
+    /// What the state tracks, in words (`7 certificates`), for a refused restore; empty when
+    /// it tracks nothing.
+    fn holds(&self) -> StoreResult<Vec<String>>;
+    /// Whether a restore began and did not finish.
+    fn restore_unfinished(&self) -> StoreResult<bool>;
+    /// Writes restored records with their indexes (a batch at a time, in file order).
+    fn restore(&self, recs: Vec<Record>) -> StoreResult<()>;
+    /// Ends a restore: the state opens again, durably.
+    fn finish_restore(&self) -> StoreResult<()>;
+}
+
+/// A record of a snapshot, as stored (JSON), borrowed from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Cert(&'a [u8]),
+    Profile {
+        name: &'a str,
+        state: &'a [u8],
+    },
+    Issue(&'a [u8]),
+    Csr {
+        sha256: &'a str,
+        issue: &'a str,
+    },
+    Outbox(&'a [u8]),
+    /// A Jira update's marker and its sequence number; kept after delivery, so the same
+    /// update is never queued twice.
+    Marker {
+        marker: &'a str,
+        seq: u64,
+    },
+    LastCycle(&'a [u8]),
+    EnrollmentStarts(&'a [u8]),
+    /// Every record was visited; writers are still held off.
+    Done,
+}
+
+/// A record to restore.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Cert(Box<CertRecord>),
+    Profile { name: String, state: ProfileState },
+    Issue(Box<IssueRecord>),
+    Csr { sha256: String, issue: String },
+    Outbox(Box<OutboxItem>),
+    Marker { marker: String, seq: u64 },
+    LastCycle(CycleSummary),
+    EnrollmentStarts(Vec<DateTime<Utc>>),
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -131,6 +192,15 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the configured sled store.
 pub fn open(cfg: &sectigo_core::config::StateConfig) -> StoreResult<SharedStore> {
     Ok(Arc::new(SledStore::open(&cfg.dir, cfg.cache_mb)?))
+}
+
+/// Opens the configured sled store for `state import`, which may take over an unfinished one.
+pub fn open_for_restore(cfg: &sectigo_core::config::StateConfig) -> StoreResult<SharedStore> {
+    Ok(Arc::new(SledStore::open_with(
+        &cfg.dir,
+        cfg.cache_mb,
+        true,
+    )?))
 }
 
 /// Runs a store call on the blocking pool, off the async workers.

@@ -13,7 +13,11 @@
 //! - `issue_work`: issue key → (), issues with an enrollment or revocation unanswered
 //! - `issue_handled`: action ‖ 0 ‖ issue key → (), requests marked handled (so a poll reads
 //!   only those, not every issue record)
-//! - `meta`: `schema_version`, `last_cycle`, `enrollment_starts` (the Jira workflow's daily cap)
+//! - `meta`: `schema_version`, `last_cycle`, `enrollment_starts` (the Jira workflow's daily cap),
+//!   `restore_unfinished` (while `state import` runs)
+//!
+//! Every write takes `gate` shared; a snapshot takes it alone, so it sees one moment across
+//! all trees (sled's iterators alone do not).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,8 +27,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::{
-    CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState, Store, StoreError,
-    StoreResult,
+    CertRecord, CertState, CycleSummary, Entry, IssueRecord, OutboxItem, ProfileState, Record,
+    Store, StoreError, StoreResult,
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -44,7 +48,11 @@ pub struct SledStore {
     issue_work: sled::Tree,
     issue_handled: sled::Tree,
     meta: sled::Tree,
+    dir: String,
+    gate: std::sync::RwLock<()>,
 }
+
+const RESTORE_UNFINISHED: &str = "restore_unfinished";
 
 fn time_key(t: DateTime<Utc>) -> [u8; 8] {
     ((t.timestamp() as u64) ^ (1u64 << 63)).to_be_bytes()
@@ -86,6 +94,11 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 impl SledStore {
     /// Opens (creating if needed) the state under `dir`, with at most `cache_mb` MiB of cache.
     pub fn open(dir: &Path, cache_mb: u64) -> StoreResult<SledStore> {
+        Self::open_with(dir, cache_mb, false)
+    }
+
+    /// As [`SledStore::open`]; `restoring`: an unfinished `state import` is no refusal.
+    pub fn open_with(dir: &Path, cache_mb: u64, restoring: bool) -> StoreResult<SledStore> {
         let d = dir.display().to_string();
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             dir: d.clone(),
@@ -138,7 +151,12 @@ impl SledStore {
             issue_handled: db.open_tree("issue_handled")?,
             meta: db.open_tree("meta")?,
             db,
+            dir: d.clone(),
+            gate: std::sync::RwLock::new(()),
         };
+        if !restoring && store.meta.contains_key(RESTORE_UNFINISHED)? {
+            return Err(StoreError::RestoreUnfinished { dir: d });
+        }
         match store.meta.get("schema_version")? {
             None => {
                 store
@@ -166,6 +184,23 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    /// Held by every write; a snapshot holds it alone.
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The trees whose records are not derived from others (the ones a snapshot holds).
+    fn primary_trees(&self) -> [(&'static str, &sled::Tree); 6] {
+        [
+            ("certificates", &self.certs),
+            ("issues", &self.issues),
+            ("CSRs", &self.csrs),
+            ("queued Jira updates", &self.outbox),
+            ("delivered Jira update markers", &self.outbox_markers),
+            ("profiles", &self.profiles),
+        ]
     }
 
     fn put_tx(
@@ -270,6 +305,7 @@ impl Store for SledStore {
         issues: &[IssueRecord],
         outbox: &[OutboxItem],
     ) -> StoreResult<()> {
+        let _w = self.writing();
         (
             &self.certs,
             &self.by_not_after,
@@ -362,6 +398,7 @@ impl Store for SledStore {
     }
 
     fn update_outbox(&self, item: &OutboxItem) -> StoreResult<()> {
+        let _w = self.writing();
         let key = item.seq.to_be_bytes();
         if self.outbox.contains_key(key)? {
             self.outbox.insert(key, encode(item))?;
@@ -370,6 +407,7 @@ impl Store for SledStore {
     }
 
     fn remove_outbox(&self, seq: u64) -> StoreResult<()> {
+        let _w = self.writing();
         self.outbox.remove(seq.to_be_bytes())?;
         Ok(())
     }
@@ -390,6 +428,7 @@ impl Store for SledStore {
     }
 
     fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+        let _w = self.writing();
         (
             &self.certs,
             &self.by_not_after,
@@ -470,6 +509,7 @@ impl Store for SledStore {
     }
 
     fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()> {
+        let _w = self.writing();
         self.profiles.insert(name.as_bytes(), encode(st))?;
         Ok(())
     }
@@ -484,6 +524,7 @@ impl Store for SledStore {
     }
 
     fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize> {
+        let _w = self.writing();
         let recs = self.by_profile(old)?;
         (
             &self.certs,
@@ -520,6 +561,7 @@ impl Store for SledStore {
     }
 
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()> {
+        let _w = self.writing();
         self.meta.insert("last_cycle", encode(c))?;
         Ok(())
     }
@@ -532,11 +574,181 @@ impl Store for SledStore {
     }
 
     fn put_enrollment_starts(&self, starts: &[DateTime<Utc>]) -> StoreResult<()> {
+        let _w = self.writing();
         self.meta.insert("enrollment_starts", encode(&starts))?;
         Ok(())
     }
 
     fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn snapshot(&self, f: &mut dyn FnMut(Entry<'_>) -> StoreResult<()>) -> StoreResult<()> {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let text = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        for kv in self.certs.iter() {
+            f(Entry::Cert(&kv?.1))?;
+        }
+        for kv in self.profiles.iter() {
+            let (k, v) = kv?;
+            f(Entry::Profile {
+                name: &text(&k),
+                state: &v,
+            })?;
+        }
+        for kv in self.issues.iter() {
+            f(Entry::Issue(&kv?.1))?;
+        }
+        for kv in self.csrs.iter() {
+            let (k, v) = kv?;
+            f(Entry::Csr {
+                sha256: &text(&k),
+                issue: &text(&v),
+            })?;
+        }
+        for kv in self.outbox.iter() {
+            f(Entry::Outbox(&kv?.1))?;
+        }
+        for kv in self.outbox_markers.iter() {
+            let (k, v) = kv?;
+            let seq = <[u8; 8]>::try_from(&*v)
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: text(&k),
+                    error: "a marker's sequence number is not 8 bytes".into(),
+                })?;
+            f(Entry::Marker {
+                marker: &text(&k),
+                seq,
+            })?;
+        }
+        if let Some(v) = self.meta.get("last_cycle")? {
+            f(Entry::LastCycle(&v))?;
+        }
+        if let Some(v) = self.meta.get("enrollment_starts")? {
+            f(Entry::EnrollmentStarts(&v))?;
+        }
+        f(Entry::Done)
+    }
+
+    fn begin_restore(&self) -> StoreResult<()> {
+        let _w = self.writing();
+        if self.meta.contains_key(RESTORE_UNFINISHED)? {
+            // What an unfinished restore wrote: the state held nothing before it began.
+            for t in [
+                &self.certs,
+                &self.by_not_after,
+                &self.in_flight,
+                &self.deploys,
+                &self.by_profile,
+                &self.profiles,
+                &self.outbox,
+                &self.outbox_markers,
+                &self.issues,
+                &self.csrs,
+                &self.issue_work,
+                &self.issue_handled,
+            ] {
+                t.clear()?;
+            }
+        } else {
+            let held = self.holds()?;
+            if !held.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "the state in {} is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move the directory away first",
+                    self.dir,
+                    held.join(", ")
+                )));
+            }
+            // A state that tracks nothing may still remember profiles and a last cycle: the
+            // import's take their place.
+            self.profiles.clear()?;
+        }
+        self.meta.insert(RESTORE_UNFINISHED, &[])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn restore(&self, recs: Vec<Record>) -> StoreResult<()> {
+        let _w = self.writing();
+        let max_seq = recs
+            .iter()
+            .filter_map(|r| match r {
+                Record::Outbox(item) => Some(item.seq),
+                Record::Marker { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .max();
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+            &self.deploys,
+            &self.outbox,
+            &self.outbox_markers,
+            &self.issues,
+            &self.csrs,
+            &self.issue_work,
+            &self.issue_handled,
+            &self.profiles,
+            &self.meta,
+        )
+            .transaction(
+                |(c, na, inf, byp, dep, ob, obm, is, cs, iw, ih, prof, meta)| {
+                    for r in &recs {
+                        match r {
+                            Record::Cert(rec) => Self::put_tx(c, na, inf, byp, dep, rec)?,
+                            Record::Issue(rec) => Self::put_issue_tx(is, cs, iw, ih, rec)?,
+                            Record::Csr { sha256, issue } => {
+                                cs.insert(sha256.as_bytes(), issue.as_bytes())?;
+                            }
+                            Record::Outbox(item) => {
+                                ob.insert(&item.seq.to_be_bytes(), encode(&**item))?;
+                                obm.insert(item.marker.as_bytes(), &item.seq.to_be_bytes())?;
+                            }
+                            Record::Marker { marker, seq } => {
+                                obm.insert(marker.as_bytes(), &seq.to_be_bytes())?;
+                            }
+                            Record::Profile { name, state } => {
+                                prof.insert(name.as_bytes(), encode(state))?;
+                            }
+                            Record::LastCycle(c) => {
+                                meta.insert("last_cycle", encode(c))?;
+                            }
+                            Record::EnrollmentStarts(s) => {
+                                meta.insert("enrollment_starts", encode(s))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(tx_err)?;
+        // Updates queued from now on are numbered after the restored ones (delivery order).
+        if let Some(max) = max_seq {
+            while self.db.generate_id()? <= max {}
+        }
+        Ok(())
+    }
+
+    fn holds(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .primary_trees()
+            .iter()
+            .filter(|(what, t)| *what != "profiles" && !t.is_empty())
+            .map(|(what, t)| format!("{} {what}", t.len()))
+            .collect())
+    }
+
+    fn restore_unfinished(&self) -> StoreResult<bool> {
+        Ok(self.meta.contains_key(RESTORE_UNFINISHED)?)
+    }
+
+    fn finish_restore(&self) -> StoreResult<()> {
+        let _w = self.writing();
+        self.meta.remove(RESTORE_UNFINISHED)?;
         self.db.flush()?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use sectigo_core::config::{JiraConfig, WorkflowConfig};
-use sectigo_core::text::{bounded, Escaped};
+use sectigo_core::text::{bounded, count, Escaped};
 use sectigo_core::x509::csr;
 use sectigo_core::x509::revocation::reason_code;
 use sectigo_engine::{Engine, EngineError, IssueOutcome};
@@ -185,6 +185,22 @@ pub struct PollReport {
     pub collected: usize,
     /// Searches that failed (the others still ran).
     pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for PollReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |n: usize| n as u64;
+        write!(
+            f,
+            "{} found, {} sent to SCM, {} refused, {} deferred, {} unknown, {} collected",
+            count(n(self.found), "request", "requests"),
+            self.done,
+            self.rejected,
+            self.deferred,
+            self.unknown,
+            count(n(self.collected), "certificate", "certificates"),
+        )
+    }
 }
 
 /// Field ids for one poll.

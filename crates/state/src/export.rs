@@ -1,0 +1,436 @@
+//! `state export` / `state import`: the whole state as JSON lines, for backup, restore and
+//! moving to another machine.
+//!
+//! The file is a [`Header`] line, then one [`Line`] per record (certificates, profiles, issues,
+//! CSRs, queued Jira updates, delivered updates' markers, the last cycle, the Jira workflow's
+//! enrollment starts, the private keys the daemon made), then an `end` line with the counts, so
+//! a file cut short is refused instead of restoring part of a state. The records are the store's
+//! own (their JSON form is [`crate::SCHEMA_VERSION`]'s); indexes are not written, they are
+//! rebuilt on import.
+//!
+//! An export is one moment of the state: the store holds its writers off while it is taken
+//! ([`Store::snapshot`]). An import reads the whole file once to check it before writing
+//! anything, and only into a state that tracks nothing; until it finishes, the state refuses to
+//! open, so a crash half way is never taken for a real state.
+
+use std::io::{BufRead, Write};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CertRecord, CycleSummary, Entry, IssueRecord, KeyStore, OutboxItem, ProfileState, Record,
+    Store, StoreError, SCHEMA_VERSION,
+};
+
+/// The `format` of the header line.
+pub const FORMAT: &str = "sectigo-connector-state";
+/// The file format's version (the lines' kinds and shapes); records inside follow the schema.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Records restored per transaction.
+const BATCH: usize = 1000;
+
+/// The first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// The store's schema version the records follow.
+    pub schema: u32,
+    pub exported_at: DateTime<Utc>,
+    /// The program that wrote it (`sectigo-connector X.Y.Z`).
+    pub by: String,
+}
+
+/// How many records of each kind a file holds (its last line), or an import restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub certificates: u64,
+    pub profiles: u64,
+    pub issues: u64,
+    pub csrs: u64,
+    pub outbox: u64,
+    pub markers: u64,
+    pub keys: u64,
+    /// The last cycle and the enrollment starts, when present.
+    pub meta: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.certificates
+            + self.profiles
+            + self.issues
+            + self.csrs
+            + self.outbox
+            + self.markers
+            + self.keys
+            + self.meta
+    }
+}
+
+/// One line after the header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Line {
+    Cert(Box<CertRecord>),
+    Profile {
+        name: String,
+        state: ProfileState,
+    },
+    Issue(Box<IssueRecord>),
+    Csr {
+        sha256: String,
+        issue: String,
+    },
+    Outbox(Box<OutboxItem>),
+    Marker {
+        marker: String,
+        seq: u64,
+    },
+    LastCycle(CycleSummary),
+    EnrollmentStarts(Vec<DateTime<Utc>>),
+    /// A private key the daemon made, under its certificate's (or request's) id.
+    Key {
+        name: String,
+        pem: String,
+    },
+    End(Counts),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+    /// The file is not a whole export this version can read; nothing was written.
+    #[error("line {line}: {message}")]
+    Format { line: u64, message: String },
+    /// Refused: nothing was written.
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExportError {
+    let what = what.into();
+    move |error| ExportError::Io { what, error }
+}
+
+/// Writes the state as one consistent snapshot to `out`. The private keys go with it when
+/// `with_keys`; without, an export of a state that holds keys is refused (a restore without
+/// them would deploy certificates without their key).
+pub fn export(
+    store: &dyn Store,
+    keys: &KeyStore,
+    with_keys: bool,
+    by: &str,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> Result<Counts, ExportError> {
+    let header = Header {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        schema: SCHEMA_VERSION,
+        exported_at: now.trunc_subsecs(0),
+        by: by.into(),
+    };
+    let mut counts = Counts::default();
+    let mut failed: Option<ExportError> = None;
+    let w = |out: &mut dyn Write, parts: &[&[u8]]| -> std::io::Result<()> {
+        for p in parts {
+            out.write_all(p)?;
+        }
+        out.write_all(b"\n")
+    };
+    let json = |s: &str| serde_json::to_vec(s).expect("strings serialize");
+    w(
+        out,
+        &[&serde_json::to_vec(&header).expect("header serializes")],
+    )
+    .map_err(io("writing the export"))?;
+    let r = store.snapshot(&mut |e| {
+        // The records are written as stored; each is checked to read back first, so a backup
+        // that could not be restored fails now, not on the day it is needed.
+        let r = match e {
+            Entry::Cert(v) => check::<CertRecord>(v).and_then(|_| {
+                counts.certificates += 1;
+                w(out, &[b"{\"cert\":", v, b"}"]).map_err(io("writing the export"))
+            }),
+            Entry::Profile { name, state } => check::<ProfileState>(state).and_then(|_| {
+                counts.profiles += 1;
+                w(
+                    out,
+                    &[
+                        b"{\"profile\":{\"name\":",
+                        &json(name),
+                        b",\"state\":",
+                        state,
+                        b"}}",
+                    ],
+                )
+                .map_err(io("writing the export"))
+            }),
+            Entry::Issue(v) => check::<IssueRecord>(v).and_then(|_| {
+                counts.issues += 1;
+                w(out, &[b"{\"issue\":", v, b"}"]).map_err(io("writing the export"))
+            }),
+            Entry::Csr { sha256, issue } => {
+                counts.csrs += 1;
+                w(
+                    out,
+                    &[
+                        b"{\"csr\":{\"sha256\":",
+                        &json(sha256),
+                        b",\"issue\":",
+                        &json(issue),
+                        b"}}",
+                    ],
+                )
+                .map_err(io("writing the export"))
+            }
+            Entry::Outbox(v) => check::<OutboxItem>(v).and_then(|_| {
+                counts.outbox += 1;
+                w(out, &[b"{\"outbox\":", v, b"}"]).map_err(io("writing the export"))
+            }),
+            Entry::Marker { marker, seq } => {
+                counts.markers += 1;
+                w(
+                    out,
+                    &[
+                        b"{\"marker\":{\"marker\":",
+                        &json(marker),
+                        b",\"seq\":",
+                        seq.to_string().as_bytes(),
+                        b"}}",
+                    ],
+                )
+                .map_err(io("writing the export"))
+            }
+            Entry::LastCycle(v) => check::<CycleSummary>(v).and_then(|_| {
+                counts.meta += 1;
+                w(out, &[b"{\"last_cycle\":", v, b"}"]).map_err(io("writing the export"))
+            }),
+            Entry::EnrollmentStarts(v) => check::<Vec<DateTime<Utc>>>(v).and_then(|_| {
+                counts.meta += 1;
+                w(out, &[b"{\"enrollment_starts\":", v, b"}"]).map_err(io("writing the export"))
+            }),
+            // Still alone with the state: the keys belong to the same moment.
+            Entry::Done => export_keys(keys, with_keys, out, &mut counts),
+        };
+        r.map_err(|e| {
+            let m = e.to_string();
+            failed = Some(e);
+            StoreError::Conflict(m)
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    r?;
+    let end = Line::End(counts.clone());
+    w(out, &[&serde_json::to_vec(&end).expect("counts serialize")])
+        .map_err(io("writing the export"))?;
+    out.flush().map_err(io("writing the export"))?;
+    Ok(counts)
+}
+
+fn check<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<(), ExportError> {
+    serde_json::from_slice::<T>(v).map(drop).map_err(|e| {
+        ExportError::Store(StoreError::Corrupt {
+            key: String::from_utf8_lossy(&v[..v.len().min(80)]).into_owned(),
+            error: e.to_string(),
+        })
+    })
+}
+
+fn export_keys(
+    keys: &KeyStore,
+    with_keys: bool,
+    out: &mut dyn Write,
+    counts: &mut Counts,
+) -> Result<(), ExportError> {
+    let names = keys.names().map_err(io("listing the private keys"))?;
+    if !with_keys && !names.is_empty() {
+        return Err(ExportError::Refused(format!(
+            "the state holds {} the daemon made, and only root or the service user may export {}: run `state export` as one of them",
+            count(names.len() as u64, "private key", "private keys"),
+            if names.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    for name in names {
+        let Some(pem) = keys
+            .get(&name)
+            .map_err(io(format!("reading the private key {name}")))?
+        else {
+            continue; // removed since it was listed: `certs forget` is a writer held off, so
+                      // only a restore in another process could do this
+        };
+        let line = Line::Key {
+            name,
+            pem: pem.expose().to_string(),
+        };
+        serde_json::to_writer(&mut *out, &line).map_err(|e| ExportError::Io {
+            what: "writing the export".into(),
+            error: e.into(),
+        })?;
+        out.write_all(b"\n").map_err(io("writing the export"))?;
+        counts.keys += 1;
+    }
+    Ok(())
+}
+
+/// Reads a whole export from `open()` (called twice: once to check every line, once to
+/// restore) into `store` and `keys`, which must track nothing. Nothing is written when the
+/// file is refused.
+pub fn import<R: BufRead>(
+    store: &dyn Store,
+    keys: &KeyStore,
+    open: &mut dyn FnMut() -> std::io::Result<R>,
+) -> Result<Counts, ExportError> {
+    let expected = read(open()?.lines(), &mut |_| Ok(()))?;
+    if !store.restore_unfinished()? {
+        let mut held = store.holds()?;
+        let keys_held = keys.names().map_err(io("listing the private keys"))?.len();
+        if keys_held > 0 {
+            held.push(count(keys_held as u64, "private key", "private keys"));
+        }
+        if !held.is_empty() {
+            return Err(ExportError::Refused(format!(
+                "the state is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move the state directory away first",
+                held.join(", ")
+            )));
+        }
+    }
+    store.begin_restore()?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<Record>| -> Result<(), ExportError> {
+        if !batch.is_empty() {
+            store.restore(std::mem::take(batch))?;
+        }
+        Ok(())
+    };
+    let got = read(open()?.lines(), &mut |line| {
+        let rec = match line {
+            Line::Cert(r) => Record::Cert(r),
+            Line::Profile { name, state } => Record::Profile { name, state },
+            Line::Issue(r) => Record::Issue(r),
+            Line::Csr { sha256, issue } => Record::Csr { sha256, issue },
+            Line::Outbox(i) => Record::Outbox(i),
+            Line::Marker { marker, seq } => Record::Marker { marker, seq },
+            Line::LastCycle(c) => Record::LastCycle(c),
+            Line::EnrollmentStarts(s) => Record::EnrollmentStarts(s),
+            Line::Key { name, pem } => {
+                return keys
+                    .put(&name, &sectigo_core::secret::Secret::new(pem))
+                    .map_err(io(format!("writing the private key {name}")));
+            }
+            Line::End(_) => return Ok(()),
+        };
+        batch.push(rec);
+        if batch.len() >= BATCH {
+            flush(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch)?;
+    if got != expected {
+        // The file changed between the two readings.
+        return Err(ExportError::Refused(
+            "the file changed while it was imported; import it again".into(),
+        ));
+    }
+    store.finish_restore()?;
+    Ok(got)
+}
+
+impl From<std::io::Error> for ExportError {
+    fn from(error: std::io::Error) -> Self {
+        ExportError::Io {
+            what: "reading the export".into(),
+            error,
+        }
+    }
+}
+
+/// Reads and checks every line, handing each record to `f`; the counts of the `end` line,
+/// which must match what was read.
+fn read(
+    lines: impl Iterator<Item = std::io::Result<String>>,
+    f: &mut dyn FnMut(Line) -> Result<(), ExportError>,
+) -> Result<Counts, ExportError> {
+    let mut n = 0u64;
+    let mut counts = Counts::default();
+    let mut end = None;
+    let fmt = |line, message: String| ExportError::Format { line, message };
+    for text in lines {
+        let text = text?;
+        n += 1;
+        if n == 1 {
+            let h: Header = serde_json::from_str(&text).map_err(|e| {
+                fmt(
+                    1,
+                    format!("not a sectigo-connector state export (no header: {e})"),
+                )
+            })?;
+            if h.format != FORMAT {
+                return Err(fmt(
+                    1,
+                    format!("the format is {:?}, not {FORMAT:?}", h.format),
+                ));
+            }
+            if h.version != FORMAT_VERSION || h.schema != SCHEMA_VERSION {
+                return Err(fmt(
+                    1,
+                    format!(
+                        "written by {} in format version {} (schema {}); this sectigo-connector reads version {FORMAT_VERSION} (schema {SCHEMA_VERSION})",
+                        h.by, h.version, h.schema
+                    ),
+                ));
+            }
+            continue;
+        }
+        if end.is_some() {
+            return Err(fmt(n, "a line after the end line".into()));
+        }
+        if text.trim().is_empty() {
+            return Err(fmt(n, "an empty line".into()));
+        }
+        let line: Line = serde_json::from_str(&text).map_err(|e| fmt(n, e.to_string()))?;
+        match &line {
+            Line::Cert(_) => counts.certificates += 1,
+            Line::Profile { .. } => counts.profiles += 1,
+            Line::Issue(_) => counts.issues += 1,
+            Line::Csr { .. } => counts.csrs += 1,
+            Line::Outbox(_) => counts.outbox += 1,
+            Line::Marker { .. } => counts.markers += 1,
+            Line::LastCycle(_) | Line::EnrollmentStarts(_) => counts.meta += 1,
+            Line::Key { .. } => counts.keys += 1,
+            Line::End(c) => end = Some((n, c.clone())),
+        }
+        f(line)?;
+    }
+    if n == 0 {
+        return Err(fmt(1, "the file is empty".into()));
+    }
+    match end {
+        None => Err(fmt(
+            n,
+            "the file ends without its end line: it was cut short (an export that did not finish)"
+                .into(),
+        )),
+        Some((at, c)) if c != counts => Err(fmt(
+            at,
+            format!(
+                "the end line counts {} records, the file holds {}",
+                c.total(),
+                counts.total()
+            ),
+        )),
+        Some((_, c)) => Ok(c),
+    }
+}
+
+use chrono::SubsecRound as _;
+use sectigo_core::text::count;
