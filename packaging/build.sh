@@ -2,7 +2,7 @@
 # Builds the packages into target/packages/: a .deb (cargo-deb) and an .rpm
 # (cargo-generate-rpm), installing those tools with cargo if they are missing.
 #   packaging/build.sh          build both packages
-#   packaging/build.sh --man    regenerate packaging/man/ from the code
+#   packaging/build.sh --man    regenerate packaging/man/ and packaging/completions/ from the code
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,11 @@ if [ "${1:-}" = "--man" ]; then
     cargo build --locked
     ./target/debug/sectigo-connector man 8 > packaging/man/sectigo-connector.8
     ./target/debug/sectigo-connector man 5 > packaging/man/sectigo-connector.toml.5
-    echo "regenerated packaging/man/"
+    mkdir -p packaging/completions
+    ./target/debug/sectigo-connector completions bash > packaging/completions/sectigo-connector.bash
+    ./target/debug/sectigo-connector completions zsh > packaging/completions/_sectigo-connector
+    ./target/debug/sectigo-connector completions fish > packaging/completions/sectigo-connector.fish
+    echo "regenerated packaging/man/ and packaging/completions/"
     exit 0
 fi
 

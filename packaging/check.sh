@@ -57,7 +57,10 @@ for want in \
   "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf" \
   "-rw-r--r-- /usr/lib/tmpfiles.d/sectigo-connector.conf" \
   "-rw-r--r-- /usr/share/man/man8/sectigo-connector.8.gz" \
-  "-rw-r--r-- /usr/share/man/man5/sectigo-connector.toml.5.gz"; do
+  "-rw-r--r-- /usr/share/man/man5/sectigo-connector.toml.5.gz" \
+  "-rw-r--r-- /usr/share/bash-completion/completions/sectigo-connector" \
+  "-rw-r--r-- /usr/share/zsh/vendor-completions/_sectigo-connector" \
+  "-rw-r--r-- /usr/share/fish/vendor_completions.d/sectigo-connector.fish"; do
   grep -qxF -- "$want" "$tmp/deb.txt" || fail "the .deb lacks: $want"
 done
 dpkg-deb -e "$deb" "$tmp/control"
@@ -82,6 +85,7 @@ for want in \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.path" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-backup.timer" \
+  "-rw-r--r-- /usr/share/bash-completion/completions/sectigo-connector" \
   "-rw-r--r-- /usr/lib/sysusers.d/sectigo-connector.conf"; do
   grep -qxF -- "$want" "$tmp/rpm.txt" || fail "the .rpm lacks: $want"
 done

@@ -143,6 +143,12 @@ pub enum Command {
         #[arg(value_parser = ["5", "8"])]
         section: String,
     },
+    /// Print the shell completion script for SHELL (the packages install them).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,6 +351,24 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                     crate::manpage::page8(Cli::command())
                 }
             );
+            return Ok(0);
+        }
+        Command::Completions { shell } => {
+            use clap_complete::Shell;
+            let shell = match shell.as_str() {
+                "zsh" => Shell::Zsh,
+                "fish" => Shell::Fish,
+                _ => Shell::Bash,
+            };
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sectigo-connector", &mut script);
+            let mut script = String::from_utf8_lossy(&script).into_owned();
+            if shell == Shell::Bash {
+                // clap_complete spells a hyphenated binary's states two ways, so nothing past
+                // the first word completes (clap-rs/clap#6421): use the loop's spelling.
+                script = script.replace("sectigo__subcmd__connector", "sectigo__connector");
+            }
+            write_out(&script);
             return Ok(0);
         }
         Command::CheckConfig { online } => return check_config(&dir, online),

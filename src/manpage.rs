@@ -57,7 +57,65 @@ pub fn page8(cmd: clap::Command) -> String {
         }
     }
     s.push_str(
-        r#".SH FILES
+        r#".SH EXAMPLES
+Start managing a certificate of the profile in profiles.d/web.toml, and watch it:
+.PP
+.nf
+.RS
+sectigo\-connector check\-config \-\-online
+systemctl enable \-\-now sectigo\-connector
+sectigo\-connector certs import \-\-profile web \-\-cert\-id 1234567 \-\-name shop
+sectigo\-connector certs show shop
+journalctl \-u sectigo\-connector PROFILE=web
+.RE
+.fi
+.PP
+Onboard many certificates at once (one `ID [ISSUE\-KEY]` per line):
+.PP
+.nf
+.RS
+sectigo\-connector certs import \-\-profile web \-\-from ids.txt
+.RE
+.fi
+.PP
+What is due, and a check for monitoring (exit 1 with one line per problem):
+.PP
+.nf
+.RS
+sectigo\-connector certs list \-\-due
+sectigo\-connector status \-\-check
+.RE
+.fi
+.PP
+Renew one certificate now; several, or one not due, need \-\-yes:
+.PP
+.nf
+.RS
+sectigo\-connector renew 1234567
+sectigo\-connector renew 1234567 1234568 \-\-yes
+.RE
+.fi
+.PP
+Settle a renewal whose answer was lost, after finding its request id in SCM:
+.PP
+.nf
+.RS
+sectigo\-connector certs show 1234567        # the request id to search for
+sectigo\-connector certs resolve 1234567 \-\-renewed\-as 7654321
+.RE
+.fi
+.PP
+Back up daily, and restore on a new machine:
+.PP
+.nf
+.RS
+systemctl enable \-\-now sectigo\-connector\-backup.timer
+systemctl stop sectigo\-connector
+sectigo\-connector state import /var/backups/sectigo\-connector/state.jsonl
+systemctl start sectigo\-connector
+.RE
+.fi
+.SH FILES
 .TP
 /etc/sectigo-connector/connector.toml
 Global settings; see sectigo-connector.toml(5).
@@ -70,6 +128,9 @@ The state: certificate inventory, renewal journal, queued Jira updates (sled).
 .TP
 /run/sectigo-connector/control.sock
 The control socket of the running daemon.
+.TP
+/var/backups/sectigo-connector/state.jsonl
+The backup written by sectigo\-connector\-backup.service (daily, once its timer is enabled).
 .SH ENVIRONMENT
 .TP
 SECTIGO_CONNECTOR_CONFIG_DIR

@@ -188,11 +188,44 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
             CliError::failed(format!("{}: {e}; {outcome}", file.display()))
         }
     })?;
+    // Files a restore on another machine lacks: the daemon deploys them when it starts.
+    let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
+    let redeploy = runtime()?.block_on(engine.owe_missing_deploys(Utc::now()))?;
+    drop(engine);
+    let owner = give_to_owner(&cfg.connector.state.dir)
+        .map_err(|e| CliError::failed(format!("{}: {e}", cfg.connector.state.dir.display())))?;
     println!(
-        "state imported from {} into {}: {}",
+        "state imported from {} into {}{owner}: {}",
         file.display(),
         cfg.connector.state.dir.display(),
         render::exported(&counts, bytes)
     );
+    if redeploy > 0 {
+        println!(
+            "{} not in the deploy directory: the daemon deploys them (files and hook) when it starts",
+            render::plural(redeploy, "certificate whose files are", "certificates whose files are")
+        );
+    }
     Ok(Exit::Ok.code())
+}
+
+/// Run as root into a state directory another user owns (the service user's), what the import
+/// created is given to that user: the daemon must be able to open it.
+fn give_to_owner(dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir)?;
+    if !rustix::process::geteuid().is_root() || meta.uid() == 0 {
+        return Ok(String::new());
+    }
+    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        if std::fs::symlink_metadata(p)?.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                walk(&e?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(dir, meta.uid(), meta.gid())?;
+    Ok(format!(" (owned by uid {}, as the directory)", meta.uid()))
 }

@@ -25,6 +25,10 @@ fn page8_is_current() {
         "EXIT STATUS",
         "SIGHUP",
         "78 configuration error",
+        "COMMAND: STATE EXPORT",
+        "COMMAND: STATE IMPORT",
+        ".SH EXAMPLES",
+        "certs resolve 1234567 \\-\\-renewed\\-as",
     ] {
         assert!(page.contains(want), "page 8 lacks {want}");
     }
@@ -67,4 +71,47 @@ fn the_alert_rules_use_served_metrics() {
             "the rules use {n}, which /metrics does not serve"
         );
     }
+}
+
+/// The packaged completion scripts are current, and bash's completes commands, subcommands
+/// and options.
+#[test]
+fn completions_are_current_and_complete() {
+    let exe = env!("CARGO_BIN_EXE_sectigo-connector");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/completions");
+    for (shell, file) in [
+        ("bash", "sectigo-connector.bash"),
+        ("zsh", "_sectigo-connector"),
+        ("fish", "sectigo-connector.fish"),
+    ] {
+        let out = std::process::Command::new(exe)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let committed = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            committed == out.stdout,
+            "packaging/completions/{file} is stale: regenerate it with `packaging/build.sh --man`"
+        );
+    }
+    let complete = |words: &str| -> String {
+        let script = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; _sectigo__connector sectigo-connector \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            dir.join("sectigo-connector.bash").display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = complete("sectigo-connector st");
+    assert!(top.lines().any(|l| l == "state") && top.lines().any(|l| l == "status"), "{top}");
+    let state = complete("sectigo-connector state ''");
+    assert!(state.lines().any(|l| l == "export") && state.lines().any(|l| l == "import"), "{state}");
+    let renew = complete("sectigo-connector renew 1234 --");
+    assert!(renew.lines().any(|l| l == "--yes"), "{renew}");
+    assert!(!top.contains("completions") && !top.contains("man"), "hidden commands stay hidden: {top}");
 }

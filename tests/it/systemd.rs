@@ -290,24 +290,6 @@ async fn the_package_under_a_booted_systemd() {
         let status = c.ok("sectigo-connector status");
         assert!(status.contains("daemon:        running"), "{status}");
 
-        // The packaged backup: off until enabled; its service exports through the daemon as
-        // the service user, into a file only that user reads.
-        assert_eq!(
-            c.sh("systemctl is-enabled sectigo-connector-backup.timer").stdout.trim(),
-            "disabled"
-        );
-        c.ok("systemctl start sectigo-connector-backup.service");
-        let backup = "/var/backups/sectigo-connector/state.jsonl";
-        assert_eq!(
-            c.ok(&format!("stat -c '%a %U' {backup}")).trim(),
-            "600 sectigo-connector"
-        );
-        let tail = c.ok(&format!("tail -1 {backup}"));
-        assert!(tail.starts_with("{\"end\":{\"certificates\":3"), "{tail}");
-        assert!(
-            c.journal().contains("state exported: 3 certificates"),
-            "the daemon spooled it"
-        );
 
         // The renewal reached nginx: its TLS handshake shows the new certificate, then (after
         // one more renewal) the next one. The hook ran as root through the helper unit.
@@ -354,6 +336,51 @@ async fn the_package_under_a_booted_systemd() {
                     && c.journal().contains("deploy hook \"systemctl\" succeeded")
             });
         }
+
+        // The packaged backup: off until enabled; its service exports through the daemon as
+        // the service user, into a file only that user reads.
+        assert_eq!(
+            c.sh("systemctl is-enabled sectigo-connector-backup.timer").stdout.trim(),
+            "disabled"
+        );
+        let tracked = serde_json::from_str::<Vec<serde_json::Value>>(
+            &c.ok("sectigo-connector certs list --all --json"),
+        )
+        .unwrap()
+        .len();
+        c.ok("systemctl start sectigo-connector-backup.service");
+        let backup = "/var/backups/sectigo-connector/state.jsonl";
+        assert_eq!(
+            c.ok(&format!("stat -c '%a %U' {backup}")).trim(),
+            "600 sectigo-connector"
+        );
+        let tail = c.ok(&format!("tail -1 {backup}"));
+        assert!(
+            tail.starts_with(&format!("{{\"end\":{{\"certificates\":{tracked},")),
+            "{tail}"
+        );
+        assert!(
+            c.journal()
+                .contains(&format!("state exported: {tracked} certificates")),
+            "the daemon spooled it"
+        );
+        // Restore as the README says, as root: the daemon starts on it and has it all.
+        let before = c.ok("sectigo-connector certs list --all --json");
+        let o = c.sh(&format!("sectigo-connector state import {backup}"));
+        assert_eq!(o.code, 75, "refused while the daemon runs: {}{}", o.stdout, o.stderr);
+        c.ok(&format!("systemctl stop {UNIT}"));
+        c.ok("mv /var/lib/sectigo-connector /var/lib/sectigo-connector.old && install -d -o sectigo-connector -g sectigo-connector -m 0750 /var/lib/sectigo-connector");
+        let out = c.ok(&format!("sectigo-connector state import {backup}"));
+        assert!(out.contains(&format!("{tracked} certificates")), "{out}");
+        assert_eq!(
+            c.ok("find /var/lib/sectigo-connector ! -user sectigo-connector | wc -l").trim(),
+            "0",
+            "the imported files belong to the service user"
+        );
+        c.ok(&format!("systemctl start {UNIT}"));
+        assert_eq!(c.show("ActiveState"), "active");
+        assert_eq!(c.ok("sectigo-connector certs list --all --json"), before);
+        c.ok("rm -rf /var/lib/sectigo-connector.old");
 
         // journald: the fields, and priorities that match the levels.
         c.wait_until("the journal's records", 10, |c| {

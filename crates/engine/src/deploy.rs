@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 
 use sectigo_core::config::DeployConfig;
 use sectigo_jira::events::Event;
-use sectigo_state::{blocking, CertRecord, DeployJob};
+use sectigo_state::{blocking, CertRecord, CertState, DeployJob};
 
 use crate::{Engine, EngineError};
 
@@ -528,6 +528,37 @@ impl Engine {
             .deploy_config(&rec.profile)
             .map_or(sectigo_core::config::DEFAULT_DEPLOY_MODE, |d| d.mode);
         Ok((rec, set, mode))
+    }
+
+    /// After a restore on another machine (or a lost deploy directory): every active
+    /// certificate of a profile that deploys, whose files are not in place and that owes no
+    /// deploy, is given one (the daemon downloads it, free, writes the files and runs the
+    /// hook). Returns how many.
+    pub async fn owe_missing_deploys(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
+        let mut owed = Vec::new();
+        for (name, profile) in &self.profiles {
+            let Some(cfg) = profile.deploy.as_ref() else {
+                continue;
+            };
+            let n = name.clone();
+            for mut rec in blocking(&self.store, move |s| s.by_profile(&n)).await? {
+                let missing = !cfg.dir.join(dir_name(&rec)).join("cert.pem").exists();
+                if rec.state == CertState::Active && rec.deploy.is_none() && missing {
+                    rec.deploy = job_for(Some(cfg), None, now);
+                    rec.log(now, "files missing from the deploy directory: deploy owed");
+                    owed.push(rec);
+                }
+            }
+        }
+        let n = owed.len() as u64;
+        if n > 0 {
+            blocking(&self.store, move |s| {
+                s.put(&owed)?;
+                s.flush()
+            })
+            .await?;
+        }
+        Ok(n)
     }
 
     /// Runs every deploy that is owed and due; returns how many are still owed.
