@@ -68,10 +68,15 @@ pub enum Command {
     },
     /// Validate connector.toml and every profile; print the profiles (secrets masked).
     CheckConfig {
-        /// Also ask each profile's token endpoint for a token (free), and Jira whether its
-        /// credentials are taken; report what is refused (exit 1).
+        /// Also ask each profile's token endpoint for a token (free), and Jira whose
+        /// credentials these are; report what is refused (exit 1).
         #[arg(long)]
         online: bool,
+        /// With --online: check the configured transition names against the transitions
+        /// Jira offers on this issue (they depend on its status: give one in the status the
+        /// daemon moves issues from, e.g. a certificate's tracking issue).
+        #[arg(long, value_name = "KEY", requires = "online")]
+        issue: Option<String>,
     },
     /// The certificate inventory.
     Certs {
@@ -371,7 +376,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             write_out(&script);
             return Ok(0);
         }
-        Command::CheckConfig { online } => return check_config(&dir, online),
+        Command::CheckConfig { online, issue } => {
+            return check_config(&dir, online, issue.as_deref())
+        }
         Command::Run {
             once: false,
             hooks_via,
@@ -379,9 +386,14 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         } => return run_daemon(&dir, hooks_via),
         Command::Run {
             once: true,
-            dry_run,
+            dry_run: true,
             ..
-        } => return run_once(&dir, dry_run),
+        } => (Request::DryRun, false),
+        Command::Run {
+            once: true,
+            dry_run: false,
+            ..
+        } => return run_once(&dir),
         Command::RunHooks { from } => return run_hooks(&dir, &from),
         Command::State {
             command: StateCommand::Export { file },
@@ -606,7 +618,7 @@ fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
     })
 }
 
-fn check_config(dir: &Path, online: bool) -> Result<i32, CliError> {
+fn check_config(dir: &Path, online: bool, issue: Option<&str>) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
     let mut o = String::new();
     macro_rules! say {
@@ -765,13 +777,13 @@ fn check_config(dir: &Path, online: bool) -> Result<i32, CliError> {
     }
     write_out(&o);
     if online {
-        return check_online(&cfg);
+        return check_online(&cfg, issue);
     }
     Ok(0)
 }
 
 /// `check-config --online`: each profile's token endpoint, and Jira's authentication.
-fn check_online(cfg: &Config) -> Result<i32, CliError> {
+fn check_online(cfg: &Config, issue: Option<&str>) -> Result<i32, CliError> {
     let mut refused = 0;
     let mut lines = String::new();
     runtime()?.block_on(async {
@@ -799,19 +811,63 @@ fn check_online(cfg: &Config) -> Result<i32, CliError> {
         if let Some(jc) = &cfg.connector.jira {
             let client = sectigo_jira::JiraClient::new(jc)
                 .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("[jira]: {e}")))?;
-            match client.fields().await {
-                Ok(f) => {
+            match client.myself().await {
+                Ok((name, account)) => {
                     let _ = writeln!(
                         lines,
-                        "online: jira {}: credentials taken ({} fields visible)",
-                        jc.url,
-                        f.len()
+                        "online: jira {}: credentials taken, for {name} ({account})",
+                        jc.url
                     );
                 }
                 Err(e) => {
                     refused += 1;
                     let _ = writeln!(lines, "online: jira {}: REFUSED: {e}", jc.url);
                 }
+            }
+            let mut configured: Vec<(String, String)> = jc
+                .transitions
+                .iter()
+                .map(|(ev, name)| (format!("[jira.transitions] {ev}"), name.clone()))
+                .collect();
+            if let Some(w) = &jc.workflow {
+                configured.extend(w.transitions().iter().map(|(ev, name)| {
+                    (format!("[jira.workflow] {ev}"), name.to_string())
+                }));
+            }
+            match issue {
+                _ if configured.is_empty() => {}
+                None => {
+                    let _ = writeln!(
+                        lines,
+                        "online: jira: the {} configured transitions are not checked: which Jira offers depends on an issue's status; `--issue KEY` checks them against one issue",
+                        configured.len()
+                    );
+                }
+                Some(key) => match client.transitions(key).await {
+                    Ok(offered) => {
+                        let names: Vec<String> = offered
+                            .iter()
+                            .map(|t| format!("{:?} (to {:?})", t.name, t.to))
+                            .collect();
+                        let _ = writeln!(
+                            lines,
+                            "online: jira: {key} offers {}",
+                            if names.is_empty() { "no transition".to_string() } else { names.join(", ") }
+                        );
+                        for (what, name) in &configured {
+                            let ok = offered.iter().any(|t| t.answers_to(name));
+                            let _ = writeln!(
+                                lines,
+                                "online: jira: {what} = {name:?}: {}",
+                                if ok { format!("offered on {key}") } else { format!("NOT offered on {key} in its status (a typo, or offered only from another status)") }
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        let _ = writeln!(lines, "online: jira: {key}: REFUSED: {e}");
+                    }
+                },
             }
         }
         Ok::<(), CliError>(())
@@ -902,7 +958,9 @@ fn run_daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
+/// `run --once`: one cycle, one Jira poll and delivery, against the state (the daemon must
+/// not run). (`--dry-run` is a request: it goes through the daemon when one runs.)
+fn run_once(dir: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;
@@ -911,19 +969,17 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
         let shared = Shared::new(&cfg);
         let shared_notify = shared.notifier.clone();
         let engine = Arc::new(Engine::new(&cfg, store, shared)?);
-        if !dry_run {
-            engine.recover(Utc::now()).await?;
-            engine.sync_profiles(Utc::now()).await?;
-        }
+        engine.recover(Utc::now()).await?;
+        engine.sync_profiles(Utc::now()).await?;
         let report = engine
-            .run_cycle(Utc::now(), dry_run, &CancellationToken::new())
+            .run_cycle(Utc::now(), false, &CancellationToken::new())
             .await?;
         let mut s = report.summary.clone();
         // Wait a little for renewals the CA has not issued yet; the daemon would poll them.
         let poll = std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs.min(10));
         let until = tokio::time::Instant::now()
             + std::time::Duration::from_secs(cfg.connector.renewal.collect_poll_secs * 2);
-        while !dry_run && s.pending > 0 && tokio::time::Instant::now() < until {
+        while s.pending > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(poll).await;
             let c = engine.collect_pending(Utc::now()).await?;
             s.renewed += c.renewed;
@@ -932,19 +988,19 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
         }
         // Requests from Jira issues, when [jira.workflow] is on.
         let poller = match &cfg.connector.jira {
-            Some(jc) if !dry_run => sectigo_workflow::Poller::new(jc)?,
+            Some(jc) => sectigo_workflow::Poller::new(jc)?,
             _ => None,
         };
         if let Some(p) = &poller {
             let r = p.poll(&engine, Utc::now()).await;
-            println!("jira workflow: {} requests found, {} sent to SCM, {} refused, {} deferred, {} unknown, {} certificates collected", r.found, r.done, r.rejected, r.deferred, r.unknown, r.collected);
+            println!("jira workflow: {r}");
             for e in &r.errors {
                 eprintln!("jira workflow: {e}");
             }
             s.failed += r.unknown as u64;
         }
         let (jira_delivered, jira_pending) = match crate::daemon::deliverer(&cfg, engine.store().clone()) {
-            Some(d) if !dry_run => d.drain(std::time::Duration::from_secs(30)).await,
+            Some(d) => d.drain(std::time::Duration::from_secs(30)).await,
             _ => (0, 0),
         };
         for p in &report.planned {
@@ -956,25 +1012,6 @@ fn run_once(dir: &Path, dry_run: bool) -> Result<i32, CliError> {
                 render::ts(p.not_after),
                 explain(&p.decision)
             );
-        }
-        if dry_run {
-            // The credentials are proved the free way: a token from each profile that would
-            // renew something.
-            let mut profiles: Vec<&str> = report.planned.iter().map(|p| p.profile.as_str()).collect();
-            profiles.sort();
-            profiles.dedup();
-            let mut refused = 0;
-            for p in profiles {
-                match engine.check_token(p).await {
-                    Ok(()) => println!("dry run: profile {p}: credentials taken (a token was issued)"),
-                    Err(e) => {
-                        refused += 1;
-                        println!("dry run: profile {p}: credentials REFUSED: {e}; its renewals would fail");
-                    }
-                }
-            }
-            println!("dry run: {} would be renewed, {} due without auto-renew; nothing billable was sent, nothing written", s.requested, s.skipped_no_auto_renew);
-            return Ok(if refused > 0 { Exit::Failed.code() } else { 0 });
         }
         println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
         if cfg.connector.jira.is_some() {

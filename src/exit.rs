@@ -48,9 +48,13 @@ impl From<ErrorKind> for Exit {
 /// The exit code of a reply that is not an error: some replies report failed work.
 pub fn for_response(r: &Response) -> Exit {
     match r {
+        Response::Imported(s) if !s.failed.is_empty() && s.temporary == s.failed.len() => {
+            Exit::TempFail
+        }
         Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
         Response::RenewedMany { failed, .. } if !failed.is_empty() => Exit::Failed,
         Response::Reloaded(r) if !r.applied() => Exit::Config,
+        Response::DryRun(d) if d.credentials.iter().any(|(_, e)| e.is_some()) => Exit::Failed,
         _ => Exit::Ok,
     }
 }

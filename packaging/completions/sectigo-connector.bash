@@ -548,12 +548,16 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__check__subcmd__config)
-            opts="-h --online --config-dir --help"
+            opts="-h --online --issue --config-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --issue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

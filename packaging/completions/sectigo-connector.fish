@@ -49,8 +49,9 @@ complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand run"
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand run-hooks" -l from -r -F
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand run-hooks" -l config-dir -d 'Configuration directory (connector.toml and profiles.d/)' -r -F
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand run-hooks" -s h -l help -d 'Print help'
+complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand check-config" -l issue -d 'With --online: check the configured transition names against the transitions Jira offers on this issue (they depend on its status: give one in the status the daemon moves issues from, e.g. a certificate\'s tracking issue)' -r
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand check-config" -l config-dir -d 'Configuration directory (connector.toml and profiles.d/)' -r -F
-complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand check-config" -l online -d 'Also ask each profile\'s token endpoint for a token (free), and Jira whether its credentials are taken; report what is refused (exit 1)'
+complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand check-config" -l online -d 'Also ask each profile\'s token endpoint for a token (free), and Jira whose credentials these are; report what is refused (exit 1)'
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand certs; and not __fish_seen_subcommand_from list show import export link forget resolve help" -l config-dir -d 'Configuration directory (connector.toml and profiles.d/)' -r -F
 complete -c sectigo-connector -n "__fish_sectigo_connector_using_subcommand certs; and not __fish_seen_subcommand_from list show import export link forget resolve help" -s h -l help -d 'Print help'

@@ -84,6 +84,10 @@ pub enum Request {
     },
     /// Re-read the configuration (the daemon only) and report the verdict.
     Reload,
+    /// `run --once --dry-run`: what a cycle would do, decided against the state, with each
+    /// renewing profile's credentials proved by a (free) token; nothing billable is sent and
+    /// nothing written.
+    DryRun,
     /// A consistent snapshot of the whole state, streamed after the reply line. With the
     /// private keys the daemon made when `keys` (the daemon clears it for a caller that is
     /// neither root nor the service user; a state holding keys is then refused).
@@ -143,6 +147,7 @@ pub enum Response {
     Profiles(Vec<ProfileRow>),
     Renamed(Renamed),
     Reloaded(ReloadReport),
+    DryRun(DryRunReport),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
     /// follow the reply line, in-process they are in `spool`.
     StateExported {
@@ -151,6 +156,26 @@ pub enum Response {
         #[serde(skip)]
         spool: Spool,
     },
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunReport {
+    pub planned: Vec<PlannedRow>,
+    pub would_renew: u64,
+    pub due_no_auto_renew: u64,
+    /// Each profile that would renew: `None` when its token endpoint gave a token, else why not.
+    pub credentials: Vec<(String, Option<String>)>,
+}
+
+/// One certificate a cycle would act on, and what it would do, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRow {
+    pub id: String,
+    pub profile: String,
+    pub subject_cn: String,
+    pub not_after: DateTime<Utc>,
+    pub action: String,
 }
 
 /// The file a state export was spooled to (never serialized: the control socket streams it).

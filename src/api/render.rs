@@ -107,9 +107,46 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             plural(r.moved as u64, "certificate", "certificates")
         ),
         Response::Reloaded(r) => reload(r),
+        Response::DryRun(d) => dry_run(d),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
     };
     (out, String::new())
+}
+
+fn dry_run(d: &crate::api::DryRunReport) -> String {
+    let mut o = String::new();
+    for p in &d.planned {
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<30} expires {}  {}",
+            p.id,
+            p.profile,
+            p.subject_cn,
+            ts(p.not_after),
+            p.action
+        )
+        .ok();
+    }
+    for (p, refused) in &d.credentials {
+        match refused {
+            None => writeln!(
+                o,
+                "dry run: profile {p}: credentials taken (a token was issued)"
+            ),
+            Some(e) => writeln!(
+                o,
+                "dry run: profile {p}: credentials REFUSED: {e}; its renewals would fail"
+            ),
+        }
+        .ok();
+    }
+    writeln!(
+        o,
+        "dry run: {} would be renewed, {} due without auto-renew; nothing billable was sent, nothing written",
+        d.would_renew, d.due_no_auto_renew
+    )
+    .ok();
+    o
 }
 
 /// What a state export or import holds, in a line.

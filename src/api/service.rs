@@ -161,6 +161,7 @@ pub async fn execute(
                 subject_cn: r.subject_cn,
             })
         }
+        Request::DryRun => dry_run(engine, now).await,
         Request::StateExport { keys } => {
             engine
                 .export_state(keys, now)
@@ -233,6 +234,36 @@ pub async fn execute(
         )),
     };
     r.map_err(engine_error)
+}
+
+async fn dry_run(engine: &Engine, now: DateTime<Utc>) -> Result<Response, EngineError> {
+    let report = engine
+        .run_cycle(now, true, &tokio_util::sync::CancellationToken::new())
+        .await?;
+    let mut profiles: Vec<&str> = report.planned.iter().map(|p| p.profile.as_str()).collect();
+    profiles.sort();
+    profiles.dedup();
+    let mut credentials = Vec::new();
+    for p in profiles {
+        let refused = engine.check_token(p).await.err().map(|e| e.to_string());
+        credentials.push((p.to_string(), refused));
+    }
+    Ok(Response::DryRun(crate::api::DryRunReport {
+        planned: report
+            .planned
+            .iter()
+            .map(|p| crate::api::PlannedRow {
+                id: p.id.clone(),
+                profile: p.profile.clone(),
+                subject_cn: p.subject_cn.clone(),
+                not_after: p.not_after,
+                action: explain(&p.decision),
+            })
+            .collect(),
+        would_renew: report.summary.requested,
+        due_no_auto_renew: report.summary.skipped_no_auto_renew,
+        credentials,
+    }))
 }
 
 async fn status(
@@ -484,6 +515,10 @@ async fn renew(engine: &Engine, id: String) -> Reply {
         RenewOutcome::Failed(e) => Err(ApiError::new(
             ErrorKind::Failed,
             format!("renewal failed: {e}"),
+        )),
+        RenewOutcome::Unreachable(e) => Err(ApiError::new(
+            ErrorKind::TempFail,
+            format!("renewal not made, try again later (nothing was billed): {e}"),
         )),
         RenewOutcome::Unknown(e) => Err(ApiError::new(
             ErrorKind::Failed,

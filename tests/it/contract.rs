@@ -205,6 +205,7 @@ async fn jira_requests_match(
         .await,
     );
     ok("field list", c.fields().await);
+    ok("the authenticated user", c.myself().await);
     let mut edit = serde_json::Map::new();
     edit.insert(
         "summary".into(),

@@ -842,6 +842,53 @@ async fn check_config_online_names_what_is_refused() {
         "{out}"
     );
     assert_eq!(env.sim.billable_total(), 0);
+
+    // The right token, and transitions checked against an issue: a typo is named.
+    jira.add_issue("CERT-1");
+    env.connector(&format!(
+        "[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"jira-token\"\n[jira.transitions]\nrenewal_started = \"Start Renewal\"\nrenewed = \"renewed\"\nrenewal_failed = \"Flag Probelm\"\n",
+        jira.url()
+    ));
+    std::fs::remove_file(env.path().join("profiles.d/bad.toml")).unwrap();
+    let dir = env.path().to_path_buf();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        (
+            cli(&dir, &["check-config", "--online"]),
+            cli(&dir, &["check-config", "--online", "--issue", "CERT-1"]),
+            cli(&dir, &["check-config", "--online", "--issue", "NOPE-9"]),
+        )
+    })
+    .await
+    .map(|(without, with, missing)| {
+        assert_eq!(without.0, 0, "{}{}", without.1, without.2);
+        assert!(
+            without
+                .1
+                .contains("credentials taken, for Certificate Bot (bot@example.com)")
+                && without
+                    .1
+                    .contains("3 configured transitions are not checked")
+                && without.1.contains("--issue KEY"),
+            "{}",
+            without.1
+        );
+        assert_eq!(
+            missing.0, 1,
+            "an issue Jira does not show is refused: {}",
+            missing.1
+        );
+        with
+    })
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "CERT-1 offers \"Start Renewal\" (to \"Renewal In Progress\")",
+        "renewal_started = \"Start Renewal\": offered on CERT-1",
+        "renewed = \"renewed\": offered on CERT-1",
+        "renewal_failed = \"Flag Probelm\": NOT offered on CERT-1",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
 }
 
 /// `run --once --dry-run` proves the credentials (a token is free) and bills nothing: with a
@@ -875,6 +922,42 @@ async fn a_dry_run_proves_the_credentials() {
         bad.1
     );
     assert_eq!(env.sim.billable_total(), 0);
+
+    // While the daemon runs (it holds the state), the dry run goes through it.
+    let p = dir.join("profiles.d/web.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("wrong-secret", "sim-secret");
+    std::fs::write(&p, text).unwrap();
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+    let log = dir.join("daemon.log");
+    let _show = LogOnPanic(&log);
+    let mut daemon = spawn(&dir, &log, None);
+    wait_for("the control socket", 10, || env.socket().exists());
+    let d = dir.clone();
+    let through = tokio::task::spawn_blocking(move || cli(&d, &["run", "--once", "--dry-run"]))
+        .await
+        .unwrap();
+    signal(&daemon, "TERM");
+    tokio::task::spawn_blocking(move || wait_bounded(&mut daemon, 20))
+        .await
+        .unwrap();
+    assert_eq!(through.0, 0, "{}{}", through.1, through.2);
+    assert!(
+        through.1.contains("dry run: 1 would be renewed"),
+        "{}",
+        through.1
+    );
+    assert!(
+        !through.2.contains("in use by another process"),
+        "{}",
+        through.2
+    );
+    assert_eq!(
+        env.sim.billable_total(),
+        0,
+        "a dry run through the daemon bills nothing"
+    );
 }
 
 /// A profile file renamed by hand after an import, before any daemon ran: `run --once`
@@ -946,4 +1029,46 @@ fn output_speaks_words_not_debug_names() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("1 bad line, nothing imported"), "{err}");
+}
+
+/// SCM unreachable is a temporary failure (75, as documented), for `renew` and `certs import`
+/// alike; and nothing is billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scm_unreachable_is_exit_75() {
+    let (env, dir, id) = one_due_certificate().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let toml = std::fs::read_to_string(dir.join("connector.toml"))
+        .unwrap()
+        .replace("retry_max_secs = 30", "retry_max_secs = 1");
+    std::fs::write(dir.join("connector.toml"), toml).unwrap();
+    std::fs::write(
+        dir.join("profiles.d/web.toml"),
+        format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"http://127.0.0.1:{port}\"\ntoken_url = \"http://127.0.0.1:{port}/auth/token\"\nexpiry_window_days = 30\n"),
+    )
+    .unwrap();
+    let other = env.sim_cert("other.example.com", 100);
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || cli(&dir, &["renew", &id])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 75, "{out}{err}");
+    assert!(
+        err.contains("try again later (nothing was billed)"),
+        "{err}"
+    );
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &dir,
+            &["certs", "import", "--profile", "web", "--cert-id", &other],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 75, "{out}{err}");
+    assert!(out.contains("failed 1"), "{out}");
+    assert_eq!(env.sim.billable_total(), 0);
 }

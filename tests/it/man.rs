@@ -104,14 +104,27 @@ fn completions_are_current_and_complete() {
             .args(["-c", &script])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = complete("sectigo-connector st");
-    assert!(top.lines().any(|l| l == "state") && top.lines().any(|l| l == "status"), "{top}");
+    assert!(
+        top.lines().any(|l| l == "state") && top.lines().any(|l| l == "status"),
+        "{top}"
+    );
     let state = complete("sectigo-connector state ''");
-    assert!(state.lines().any(|l| l == "export") && state.lines().any(|l| l == "import"), "{state}");
+    assert!(
+        state.lines().any(|l| l == "export") && state.lines().any(|l| l == "import"),
+        "{state}"
+    );
     let renew = complete("sectigo-connector renew 1234 --");
     assert!(renew.lines().any(|l| l == "--yes"), "{renew}");
-    assert!(!top.contains("completions") && !top.contains("man"), "hidden commands stay hidden: {top}");
+    assert!(
+        !top.contains("completions") && !top.contains("man"),
+        "hidden commands stay hidden: {top}"
+    );
 }

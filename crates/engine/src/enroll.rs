@@ -398,7 +398,9 @@ impl Engine {
                     at,
                     format!(
                         "issued: enrolled from {} ({} until {})",
-                        rec.key, cert.subject_cn, cert.not_after
+                        rec.key,
+                        cert.subject_cn,
+                        ts(cert.not_after)
                     ),
                 );
                 rec.enroll = Some(EnrollState::Issued {
@@ -406,7 +408,7 @@ impl Engine {
                     at,
                 });
                 rec.log(at, format!("certificate {cert_id} issued"));
-                info!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "enrolled {} for {}: certificate {cert_id} valid until {}", cert.subject_cn, rec.key, cert.not_after);
+                info!(jira_key = %rec.key, profile = %profile, cert_id = %cert_id, "enrolled {} for {}: certificate {cert_id} valid until {}", cert.subject_cn, rec.key, ts(cert.not_after));
                 let ev = self.event(
                     Event::Enrolled {
                         cert: &cert,
@@ -609,7 +611,9 @@ impl Engine {
             .await
         {
             Ok(RenewOutcome::Requested { new_id }) => Ok(IssueOutcome::Done(new_id)),
-            Ok(RenewOutcome::Failed(e)) => Ok(IssueOutcome::Done(format!("failed: {e}"))),
+            Ok(RenewOutcome::Failed(e) | RenewOutcome::Unreachable(e)) => {
+                Ok(IssueOutcome::Done(format!("failed: {e}")))
+            }
             Ok(RenewOutcome::Unknown(e)) => Ok(IssueOutcome::Unknown(e)),
             Ok(RenewOutcome::Skipped(why)) => {
                 let why = format!("certificate {} was not renewed: {why}", cert.id);

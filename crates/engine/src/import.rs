@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use sectigo_core::text::ts;
 use tracing::{info, warn};
 
 use super::{Engine, EngineError};
@@ -22,6 +23,10 @@ pub struct ImportSummary {
     pub imported: Vec<String>,
     pub skipped: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// How many of `failed` failed for a reason that passes (SCM unreachable, busy): when all
+    /// did, the command's exit code says "try again later" (75).
+    #[serde(default)]
+    pub temporary: usize,
 }
 
 /// A Jira issue key: `PROJECT-123`.
@@ -148,12 +153,15 @@ impl Engine {
             match r {
                 Ok(rec) => {
                     info!(profile = %profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                        "imported {} (expires {})", rec.subject_cn, rec.not_after);
+                        "imported {} (expires {})", rec.subject_cn, ts(rec.not_after));
                     summary.imported.push(rec.id.clone());
                     batch.push(rec);
                 }
                 Err(e) => {
                     warn!(profile = %profile, cert_id = %l.cert_id, "import failed: {e}");
+                    if e.is_transient() {
+                        summary.temporary += 1;
+                    }
                     summary.failed.push((l.cert_id, e.to_string()));
                 }
             }

@@ -78,9 +78,14 @@ pub struct CycleReport {
 /// What became of one renewal attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenewOutcome {
-    Requested { new_id: String },
+    Requested {
+        new_id: String,
+    },
     Skipped(String),
     Failed(String),
+    /// Failed for a reason that passes (SCM or its token endpoint unreachable, 5xx, 429):
+    /// nothing was billed, and the backoff tries again.
+    Unreachable(String),
     Unknown(String),
 }
 
@@ -292,7 +297,7 @@ impl Engine {
             if let CertState::RenewRequested { due, request, .. } = rec.state.clone() {
                 error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                     "renewal outcome unknown: the daemon stopped after journaling a renew call for {} (expires {}) and before recording SCM's answer; SCM may have renewed (and billed) it. It will not be renewed again automatically: check SCM, then run `sectigo-connector renew {}` if it was not renewed, or `certs import` the new certificate if it was",
-                    rec.subject_cn, rec.not_after, rec.id);
+                    rec.subject_cn, ts(rec.not_after), rec.id);
                 rec.state = CertState::OutcomeUnknown {
                     due,
                     at: now,
@@ -512,7 +517,9 @@ impl Engine {
         for o in &outcomes {
             match o {
                 RenewOutcome::Requested { .. } => report.summary.requested += 1,
-                RenewOutcome::Failed(e) | RenewOutcome::Unknown(e) => {
+                RenewOutcome::Failed(e)
+                | RenewOutcome::Unreachable(e)
+                | RenewOutcome::Unknown(e) => {
                     report.summary.failed += 1;
                     if report.summary.errors.len() < 20 {
                         report.summary.errors.push(e.clone());
@@ -543,7 +550,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
             "certificate {} expires {} and is inside the expiry window, but profile {:?} has auto_renew = false: not renewing",
-            rec.subject_cn, rec.not_after, rec.profile);
+            rec.subject_cn, ts(rec.not_after), rec.profile);
         rec.reported_no_auto_renew = Some(rec.not_after);
         rec.log(now, "expiring without auto-renew: reported");
         let ev = self.event(Event::ExpiringNoAutoRenew { cert: &rec }, now);

@@ -109,7 +109,7 @@ impl Engine {
                 self.commit(vec![rec.clone()], ev).await?;
                 self.flush().await?;
                 info!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                    "renewing {} (expires {}{}), request {request}", rec.subject_cn, rec.not_after, if forced { ", force renewal" } else { "" });
+                    "renewing {} (expires {}{}), request {request}", rec.subject_cn, ts(rec.not_after), if forced { ", force renewal" } else { "" });
                 client.renew_reserved(Some(reserved), &rec.id, &req).await
             }
         };
@@ -221,7 +221,11 @@ impl Engine {
                     warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {}): {e}; next attempt at {next}", rec.subject_cn, rec.failures, next = ts(next));
                 }
                 bump(&self.shared.counters.failed);
-                RenewOutcome::Failed(format!("{}: {e}", rec.id))
+                if e.is_transient() {
+                    RenewOutcome::Unreachable(format!("{}: {e}", rec.id))
+                } else {
+                    RenewOutcome::Failed(format!("{}: {e}", rec.id))
+                }
             }
         };
         self.commit(vec![rec], ev).await?;
@@ -350,7 +354,7 @@ impl Engine {
                 };
                 old.log(at, format!("renewed: superseded by {new_id}"));
                 info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
-                    "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, new.not_after);
+                    "renewed {}: new certificate {new_id} valid until {}", new.subject_cn, ts(new.not_after));
                 let ev = self.event(
                     Event::Renewed {
                         old: &old,

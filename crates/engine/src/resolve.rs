@@ -4,6 +4,7 @@
 //! kept, or it did not, and the certificate is due again (the issue may ask again).
 
 use chrono::{DateTime, Utc};
+use sectigo_core::text::ts;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -147,7 +148,9 @@ impl Engine {
             now,
             format!(
                 "adopted by the operator as the renewal of {}{request} ({} until {})",
-                old.id, new.subject_cn, new.not_after
+                old.id,
+                new.subject_cn,
+                ts(new.not_after)
             ),
         );
         old.state = CertState::Superseded {
@@ -159,7 +162,7 @@ impl Engine {
             format!("outcome settled by the operator: renewed as {new_id}{request}"),
         );
         info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
-            "{} settled: renewed as {new_id}, valid until {}", old.id, new.not_after);
+            "{} settled: renewed as {new_id}, valid until {}", old.id, ts(new.not_after));
         let ev = self.event(
             Event::Renewed {
                 old: &old,
@@ -243,7 +246,7 @@ impl Engine {
                     now,
                     format!("outcome settled by the operator: enrolled as {cert_id}{request}"),
                 );
-                info!(jira_key = %key, cert_id = %cert_id, "enrollment of {key} settled: certificate {cert_id}, valid until {}", cert.not_after);
+                info!(jira_key = %key, cert_id = %cert_id, "enrollment of {key} settled: certificate {cert_id}, valid until {}", ts(cert.not_after));
                 let ev = self.event(
                     Event::Enrolled {
                         cert: &cert,

@@ -301,10 +301,7 @@ impl Deliverer {
         if !item.done.transition {
             if let Some(name) = self.transitions.get(&item.event) {
                 let ts = self.client.transitions(&key).await?;
-                match ts
-                    .iter()
-                    .find(|t| t.name.eq_ignore_ascii_case(name) || t.to.eq_ignore_ascii_case(name))
-                {
+                match ts.iter().find(|t| t.answers_to(name)) {
                     Some(t) => self.client.transition(&key, &t.id).await?,
                     None => {
                         let avail: Vec<String> = ts

@@ -38,6 +38,22 @@ pub struct Transition {
     pub to: String,
 }
 
+impl Transition {
+    /// A configured transition names one by its name or by the status it leads to.
+    pub fn answers_to(&self, configured: &str) -> bool {
+        self.name.eq_ignore_ascii_case(configured) || self.to.eq_ignore_ascii_case(configured)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MyselfBody {
+    display_name: Option<String>,
+    email_address: Option<String>,
+    name: Option<String>,
+    account_id: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct TransitionsBody {
     #[serde(default)]
@@ -364,6 +380,21 @@ impl JiraClient {
             fields: v.fields,
         }
         .text(id))
+    }
+
+    /// Who Jira takes the credentials for: the display name, and the account (Cloud: its
+    /// e-mail or account id; Data Center: the user name).
+    pub async fn myself(&self) -> Result<(String, String), JiraError> {
+        let what = "asking who the credentials belong to";
+        let rb = self.req(reqwest::Method::GET, &self.api_root("myself"));
+        let body = self.send(rb, what, "the user").await?;
+        let v: MyselfBody = parse(&body, what, "the user")?;
+        let account = v
+            .email_address
+            .or(v.name)
+            .or(v.account_id)
+            .unwrap_or_default();
+        Ok((v.display_name.unwrap_or_default(), account))
     }
 
     /// Every field Jira knows: (id, name). Custom fields have ids like `customfield_10050`.

@@ -218,6 +218,7 @@ impl JiraSim {
             .route(&format!("/rest/api/{v}/issue/:key"), get(issue).put(edit))
             .route(search_path, post(search))
             .route(&format!("/rest/api/{v}/field"), get(fields))
+            .route(&format!("/rest/api/{v}/myself"), get(myself))
             .route(
                 &format!("/rest/api/{v}/issue/:key/comment"),
                 get(comments).post(add_comment),
@@ -616,6 +617,22 @@ async fn fields(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
         all.push(json!({"id": id, "key": id, "name": name, "custom": true, "schema": {"type": t, "customId": id[12..].parse::<u64>().unwrap_or(0)}}));
     }
     Json(Value::Array(all)).into_response()
+}
+
+/// `GET /myself`: the authenticated user (Cloud: an account id; Data Center: a user name).
+async fn myself(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
+    if let Err(r) = admit_any(&sim, &headers).await {
+        return r;
+    }
+    let user = match sim.flavor {
+        JiraFlavor::Cloud => {
+            json!({"accountId": "5b10ac8d82e05b22cc7d4ef5", "accountType": "atlassian", "displayName": "Certificate Bot", "emailAddress": sim.email, "active": true})
+        }
+        JiraFlavor::Datacenter => {
+            json!({"name": "certbot", "key": "JIRAUSER10100", "displayName": "Certificate Bot", "emailAddress": "certbot@example.com", "active": true})
+        }
+    };
+    Json(user).into_response()
 }
 
 /// `PUT /issue/{key}`: sets the summary and text custom fields (what the edit screen holds).
