@@ -63,6 +63,7 @@ pub enum Command {
     /// Run the deploy hooks the daemon asked for through DIR (`run --hooks-via DIR`), each as
     /// its profile configures it, and answer. Run as root by sectigo-connector-hooks.service.
     RunHooks {
+        /// The directory the daemon writes its requests into (`run --hooks-via DIR`).
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
@@ -104,6 +105,7 @@ pub enum Command {
     /// Billable for each: says how many and needs --yes (or a yes at the prompt on a
     /// terminal).
     ForceRenew {
+        /// The profile's name (its file is profiles.d/PROFILE.toml).
         profile: String,
         /// Bill without asking.
         #[arg(long)]
@@ -111,6 +113,7 @@ pub enum Command {
     },
     /// Last and next cycle, counts by state, failures, orphaned certificates.
     Status {
+        /// The report as JSON, for scripts.
         #[arg(long)]
         json: bool,
         /// For monitoring: one line per thing that needs a person (a failed or unknown
@@ -158,7 +161,6 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
-    /// List tracked certificates, earliest expiry first.
     /// The tracked certificates, earliest expiry first, with the days each has left.
     /// Superseded and revoked ones are kept for their history and listed with --all.
     List {
@@ -183,7 +185,9 @@ pub enum CertsCommand {
     /// One certificate: subject, SANs, validity, state, history, linked issue, next action.
     /// ID is SCM's certificate id, or a name: the CN or `--name` of a live certificate.
     Show {
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
         id: String,
+        /// The record (history and next action included) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -211,13 +215,19 @@ pub enum CertsCommand {
     /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
     /// The files are written by this command, as the user running it.
     Export {
+        /// The SCM certificate id.
         id: String,
         /// The directory to write into (default: the current one).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
     /// Link a certificate to a Jira issue.
-    Link { id: String, key: String },
+    Link {
+        /// The SCM certificate id.
+        id: String,
+        /// The Jira issue key (PROJECT-123); its renewals keep the link.
+        key: String,
+    },
     /// Stop tracking a certificate (its history is written to the log). A live certificate
     /// (still renewed) needs --yes, or a yes at the prompt on a terminal.
     Forget {
@@ -271,10 +281,17 @@ pub enum StateCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ProfilesCommand {
-    /// The configured profiles, their settings and certificate counts (orphans too).
+    /// The configured profiles, their settings and certificate counts (orphans too). LIVE:
+    /// certificates tracked and renewed; PAST: superseded and revoked ones, kept for their
+    /// history; WINDOW: the expiry window (or "force" during a force renewal); AUTO: auto_renew.
     List,
     /// Rename a profile: renames profiles.d/OLD.toml and moves its certificates, in one step.
-    Rename { old: String, new: String },
+    Rename {
+        /// The profile's current name (profiles.d/OLD.toml).
+        old: String,
+        /// Its new name (profiles.d/NEW.toml; letters, digits, `-`, `_`).
+        new: String,
+    },
 }
 
 /// Entry point: returns the process exit code.

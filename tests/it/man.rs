@@ -128,3 +128,30 @@ fn completions_are_current_and_complete() {
         "hidden commands stay hidden: {top}"
     );
 }
+
+/// `--help` documents every command and every argument (positional ones included).
+#[test]
+fn every_argument_is_documented() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(format!("{name}: the command"));
+            }
+            for a in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{name}: {id}"));
+                }
+            }
+            walk(sub, &name, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(
+        &<sectigo::cli::Cli as clap::CommandFactory>::command(),
+        "sectigo-connector",
+        &mut missing,
+    );
+    assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+}
