@@ -366,6 +366,62 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
     });
 }
 
+/// `state export` and `state import` of N tracked certificates: how long writers pause for an
+/// export (it holds them off while it writes the snapshot), the file's size, and the import.
+fn backup(sizes: &[usize]) {
+    println!("| tracked | export (writers paused) | file | import | peak RSS |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["backup-one", &n.to_string()])
+            .output()
+            .unwrap();
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn backup_one(n: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let st = Command::new(std::env::current_exe().unwrap())
+        .args(["populate", a.to_str().unwrap(), &n.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let file = tmp.path().join("state.jsonl");
+    let (keys_a, keys_b) = (
+        sectigo_state::KeyStore::new(&a),
+        sectigo_state::KeyStore::new(&b),
+    );
+    let store = SledStore::open(&a, 64).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file).unwrap());
+    let t = Instant::now();
+    let counts =
+        sectigo_state::export::export(&store, &keys_a, true, "bench", Utc::now(), &mut out)
+            .unwrap();
+    let export = t.elapsed();
+    drop(out);
+    assert_eq!(counts.certificates, n as u64);
+    drop(store);
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    let restored = SledStore::open(&b, 64).unwrap();
+    let t = Instant::now();
+    sectigo_state::export::import(&restored, &keys_b, &mut || {
+        std::fs::File::open(&file).map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+    })
+    .unwrap();
+    let import = t.elapsed();
+    assert_eq!(restored.len().unwrap(), n);
+    println!(
+        "| {n} | {:.2} s | {:.0} MiB | {:.1} s | {:.0} MiB |",
+        export.as_secs_f64(),
+        bytes as f64 / 1048576.0,
+        import.as_secs_f64(),
+        mib(proc_status(std::process::id(), "VmHWM:"))
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -383,6 +439,8 @@ fn main() {
         Some("populate") => {
             populate(Path::new(&args[1]), args[2].parse().unwrap());
         }
+        Some("backup") => backup(&nums(1)),
+        Some("backup-one") => backup_one(nums(1)[0]),
         Some("daemon") => daemon(nums(1).first().copied().unwrap_or(100_000)),
         Some("workflow") => {
             for n in nums(1) {
@@ -393,7 +451,7 @@ fn main() {
             let n = nums(1);
             throughput(n.first().copied().unwrap_or(1000), n.get(1).copied().unwrap_or(50) as u64, n.get(2).copied().unwrap_or(8), n.get(3).copied().unwrap_or(100) as f64)
         }
-        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
+        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | backup N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
     }
 }
 

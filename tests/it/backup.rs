@@ -770,3 +770,86 @@ mod cli {
         .unwrap();
     }
 }
+
+mod redeploy {
+    //! A restore on a machine without the deployed files deploys them again, without a renewal.
+
+    use std::process::{Command, Stdio};
+
+    use crate::common::{run_bounded, Env};
+    use sectigo_sim::ScmSimConfig;
+
+    const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
+
+    fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+        let o = run_bounded(
+            Command::new(EXE)
+                .arg("--config-dir")
+                .arg(dir)
+                .args(args)
+                .stdin(Stdio::null()),
+            60,
+        );
+        assert_eq!(o.code, 0, "{args:?}: {}{}", o.stdout, o.stderr);
+        o.stdout
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restore_elsewhere_deploys_the_files_again() {
+        let a = Env::new(ScmSimConfig::default()).await;
+        let b = Env::new(ScmSimConfig::default()).await;
+        let deploy = |e: &Env| {
+            format!(
+                "expiry_window_days = 30\n[deploy]\ndir = {:?}\n",
+                e.path().join("deploy")
+            )
+        };
+        a.profile("web", &deploy(&a));
+        b.profile("web", &deploy(&b));
+        let due = a.sim_cert("due.example.com", 5);
+        let imported = a.sim_cert("kept.example.com", 200);
+        let (da, db) = (a.path().to_path_buf(), b.path().to_path_buf());
+        let file = da.join("state.jsonl");
+        let (f, d, i, pa) = (file.clone(), due.clone(), imported.clone(), da.clone());
+        tokio::task::spawn_blocking(move || {
+            ok(
+                &pa,
+                &["certs", "import", "--profile", "web", "--cert-id", &d],
+            );
+            ok(
+                &pa,
+                &["certs", "import", "--profile", "web", "--cert-id", &i],
+            );
+            ok(&pa, &["run", "--once"]);
+            assert!(pa.join("deploy/due.example.com/cert.pem").exists());
+            ok(&pa, &["state", "export", f.to_str().unwrap()]);
+        })
+        .await
+        .unwrap();
+        // The new machine reaches the same SCM (the first simulator, which holds them).
+        let text = std::fs::read_to_string(db.join("profiles.d/web.toml"))
+            .unwrap()
+            .replace(&b.sim.url(), &a.sim.url())
+            .replace(&b.sim.token_url(), &a.sim.token_url());
+        std::fs::write(db.join("profiles.d/web.toml"), text).unwrap();
+        let billed = a.sim.billable_total();
+        let (f, pb) = (file.clone(), db.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = ok(&pb, &["state", "import", f.to_str().unwrap()]);
+            assert!(
+                out.contains("1 certificate whose files are not in the deploy directory"),
+                "only the renewal the daemon made, not the imported one: {out}"
+            );
+            ok(&pb, &["run", "--once"]);
+            assert!(pb.join("deploy/due.example.com/cert.pem").exists());
+            assert!(!pb.join("deploy/kept.example.com").exists());
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            a.sim.billable_total(),
+            billed,
+            "deploying again bills nothing"
+        );
+    }
+}

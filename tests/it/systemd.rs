@@ -369,7 +369,8 @@ async fn the_package_under_a_booted_systemd() {
         let o = c.sh(&format!("sectigo-connector state import {backup}"));
         assert_eq!(o.code, 75, "refused while the daemon runs: {}{}", o.stdout, o.stderr);
         c.ok(&format!("systemctl stop {UNIT}"));
-        c.ok("mv /var/lib/sectigo-connector /var/lib/sectigo-connector.old && install -d -o sectigo-connector -g sectigo-connector -m 0750 /var/lib/sectigo-connector");
+        // The database and keys move away; the deployed files (under certs/) stay in place.
+        c.ok("mkdir /root/state.old && mv /var/lib/sectigo-connector/db /root/state.old/ && (mv /var/lib/sectigo-connector/keys /root/state.old/ 2>/dev/null || true)");
         let out = c.ok(&format!("sectigo-connector state import {backup}"));
         assert!(out.contains(&format!("{tracked} certificates")), "{out}");
         assert_eq!(
@@ -380,7 +381,7 @@ async fn the_package_under_a_booted_systemd() {
         c.ok(&format!("systemctl start {UNIT}"));
         assert_eq!(c.show("ActiveState"), "active");
         assert_eq!(c.ok("sectigo-connector certs list --all --json"), before);
-        c.ok("rm -rf /var/lib/sectigo-connector.old");
+        c.ok("rm -rf /root/state.old");
 
         // journald: the fields, and priorities that match the levels.
         c.wait_until("the journal's records", 10, |c| {

@@ -531,9 +531,10 @@ impl Engine {
     }
 
     /// After a restore on another machine (or a lost deploy directory): every active
-    /// certificate of a profile that deploys, whose files are not in place and that owes no
-    /// deploy, is given one (the daemon downloads it, free, writes the files and runs the
-    /// hook). Returns how many.
+    /// certificate the daemon made (a renewal or an enrollment, which it deploys) of a profile
+    /// that deploys, whose files are not in place, owes its files again (the daemon downloads
+    /// it, free, writes the files and runs the hook). Imported certificates are the operator's
+    /// until their first renewal, as before. Returns how many.
     pub async fn owe_missing_deploys(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
         let mut owed = Vec::new();
         for (name, profile) in &self.profiles {
@@ -542,12 +543,18 @@ impl Engine {
             };
             let n = name.clone();
             for mut rec in blocking(&self.store, move |s| s.by_profile(&n)).await? {
+                let made = !matches!(rec.origin, sectigo_state::CertOrigin::Imported { .. });
                 let missing = !cfg.dir.join(dir_name(&rec)).join("cert.pem").exists();
-                if rec.state == CertState::Active && rec.deploy.is_none() && missing {
-                    rec.deploy = job_for(Some(cfg), None, now);
-                    rec.log(now, "files missing from the deploy directory: deploy owed");
-                    owed.push(rec);
+                if rec.state != CertState::Active || !made || !missing {
+                    continue;
                 }
+                match &mut rec.deploy {
+                    None => rec.deploy = job_for(Some(cfg), None, now),
+                    Some(job) if job.files_done => job.files_done = false,
+                    Some(_) => continue,
+                }
+                rec.log(now, "files missing from the deploy directory: deploy owed");
+                owed.push(rec);
             }
         }
         let n = owed.len() as u64;
