@@ -210,7 +210,8 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
 }
 
 /// Run as root into a state directory another user owns (the service user's), what the import
-/// created is given to that user: the daemon must be able to open it.
+/// created (the database and the keys) is given to that user: the daemon must be able to open
+/// it. Nothing else in the directory (deployed files, say) is touched.
 fn give_to_owner(dir: &Path) -> std::io::Result<String> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(dir)?;
@@ -226,6 +227,11 @@ fn give_to_owner(dir: &Path) -> std::io::Result<String> {
         }
         Ok(())
     }
-    walk(dir, meta.uid(), meta.gid())?;
+    for made in ["db", "keys"] {
+        let p = dir.join(made);
+        if p.exists() {
+            walk(&p, meta.uid(), meta.gid())?;
+        }
+    }
     Ok(format!(" (owned by uid {}, as the directory)", meta.uid()))
 }

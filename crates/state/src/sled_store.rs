@@ -665,6 +665,8 @@ impl Store for SledStore {
             // import's take their place.
             self.profiles.clear()?;
         }
+        self.meta.remove("last_cycle")?;
+        self.meta.remove("enrollment_starts")?;
         self.meta.insert(RESTORE_UNFINISHED, &[])?;
         self.db.flush()?;
         Ok(())
