@@ -369,8 +369,8 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
 /// `state export` and `state import` of N tracked certificates: how long writers pause for an
 /// export (it holds them off while it writes the snapshot), the file's size, and the import.
 fn backup(sizes: &[usize]) {
-    println!("| tracked | export (writers paused) | file | import | peak RSS |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("| tracked | export (writers paused) | read back | file | import | peak RSS |");
+    println!("|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["backup-one", &n.to_string()])
@@ -405,6 +405,14 @@ fn backup_one(n: usize) {
     assert_eq!(counts.certificates, n as u64);
     drop(store);
     let bytes = std::fs::metadata(&file).unwrap().len();
+    let t = Instant::now();
+    let read = sectigo_state::export::verify(std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(&file).unwrap(),
+    ))
+    .unwrap();
+    let verify = t.elapsed();
+    assert_eq!(read, counts);
     let restored = SledStore::open(&b, 64).unwrap();
     let t = Instant::now();
     sectigo_state::export::import(&restored, &keys_b, &mut || {
@@ -414,8 +422,9 @@ fn backup_one(n: usize) {
     let import = t.elapsed();
     assert_eq!(restored.len().unwrap(), n);
     println!(
-        "| {n} | {:.2} s | {:.0} MiB | {:.1} s | {:.0} MiB |",
+        "| {n} | {:.2} s | {:.1} s | {:.0} MiB | {:.1} s | {:.0} MiB |",
         export.as_secs_f64(),
+        verify.as_secs_f64(),
         bytes as f64 / 1048576.0,
         import.as_secs_f64(),
         mib(proc_status(std::process::id(), "VmHWM:"))

@@ -745,6 +745,43 @@ mod cli {
         drop((a, b));
     }
 
+    /// A record this version cannot read makes the export fail when it is taken, not on the
+    /// day it is restored; no file is left that looks like a backup.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_export_that_would_not_restore_is_refused() {
+        let env = Env::new(ScmSimConfig::default()).await;
+        env.profile("web", "");
+        let id = env.sim_cert("app.example.com", 200);
+        let d = env.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            ok(
+                &d,
+                &["certs", "import", "--profile", "web", "--cert-id", &id],
+            );
+            {
+                let db = sled::open(d.join("state/db")).unwrap();
+                db.open_tree("certs")
+                    .unwrap()
+                    .insert(
+                        "9999",
+                        &b"{\"id\":\"9999\",\"state\":{\"state\":\"frozen\"}}"[..],
+                    )
+                    .unwrap();
+                db.flush().unwrap();
+            }
+            let file = d.join("backup.jsonl");
+            let (code, _, err) = cli(&d, &["state", "export", file.to_str().unwrap()]);
+            assert_eq!(code, 1, "{err}");
+            assert!(
+                err.contains("would not restore") && err.contains("line"),
+                "{err}"
+            );
+            assert!(!file.exists() && !d.join("backup.jsonl.partial").exists());
+        })
+        .await
+        .unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forgetting_a_live_certificate_asks() {
         let env = Env::new(ScmSimConfig::default()).await;

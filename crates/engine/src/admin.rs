@@ -69,6 +69,20 @@ impl Engine {
             out.flush().map_err(io("writing"))?;
             drop(out);
             let bytes = file.stream_position().map_err(io("writing"))?;
+            // Read back, decoded as an import would (writers run again meanwhile).
+            file.rewind().map_err(io("reading"))?;
+            let read = sectigo_state::export::verify(std::io::BufReader::new(&mut file))
+                .map_err(|e| {
+                    sectigo_state::ExportError::Refused(format!(
+                        "the export would not restore, so none is given: {e} (a record in the state that this version cannot read)"
+                    ))
+                })?;
+            if read != counts {
+                return Err(sectigo_state::ExportError::Refused(
+                    "the export read back differs from what was written".into(),
+                )
+                .into());
+            }
             file.rewind().map_err(io("reading"))?;
             info!(
                 "state exported: {}, {}, {}, {} ({bytes} bytes)",
