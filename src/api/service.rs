@@ -151,7 +151,7 @@ pub async fn execute(
                             "{id} ({}, {}, expires {}) is still tracked and renewed; forgotten, it is never renewed again and its Jira issue is no longer updated (its history goes to the log); run it again with --yes",
                             r.subject_cn,
                             r.state.name(),
-                            r.not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            sectigo_core::text::ts(r.not_after)
                         ),
                     ));
                 }

@@ -262,8 +262,8 @@ fn export_keys(
             .get(&name)
             .map_err(io(format!("reading the private key {name}")))?
         else {
-            continue; // removed since it was listed: `certs forget` is a writer held off, so
-                      // only a restore in another process could do this
+            continue; // removed since it was listed (a `certs forget` of its certificate,
+                      // whose record is then not in this snapshot either)
         };
         let line = Line::Key {
             name,
@@ -296,7 +296,7 @@ pub fn import<R: BufRead>(
         }
         if !held.is_empty() {
             return Err(ExportError::Refused(format!(
-                "the state is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move the state directory away first",
+                "the state is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move the state's db/ (and keys/) away first",
                 held.join(", ")
             )));
         }

@@ -44,7 +44,7 @@ pub enum StoreError {
     Corrupt { key: String, error: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("an import into the state in {dir} did not finish: run `sectigo-connector state import FILE` again (it starts over), or move the directory away")]
+    #[error("an import into the state in {dir} did not finish: run `sectigo-connector state import FILE` again (it starts over), or move its db/ (and keys/) away")]
     RestoreUnfinished { dir: String },
 }
 

@@ -656,7 +656,7 @@ impl Store for SledStore {
             let held = self.holds()?;
             if !held.is_empty() {
                 return Err(StoreError::Conflict(format!(
-                    "the state in {} is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move the directory away first",
+                    "the state in {} is not empty (it holds {}); an import goes only into an empty state: stop the daemon and move its db/ (and keys/) away first",
                     self.dir,
                     held.join(", ")
                 )));
