@@ -47,6 +47,14 @@ impl Output {
         })
     }
 
+    /// Where it goes, for an error.
+    fn name(&self) -> String {
+        match self {
+            Output::File { partial, .. } => partial.display().to_string(),
+            Output::Stdout(_) => "standard output".into(),
+        }
+    }
+
     fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Unpin + Send) {
         match self {
             Output::File { w, .. } => w,
@@ -133,8 +141,9 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
         Ok(None) => {}
         Err(e) => {
             return Err(CliError::temp(format!(
-                "state export through the daemon ({}): {e}",
-                socket.display()
+                "state export through the daemon ({}) into {}: {e}",
+                socket.display(),
+                out.name()
             )))
         }
     }
@@ -148,7 +157,7 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
         let file = spool.take().expect("an in-process export holds its spool");
         let copied = tokio::io::copy(&mut tokio::fs::File::from_std(file), out.writer())
             .await
-            .map_err(|e| CliError::failed(format!("writing the export: {e}")))?;
+            .map_err(|e| CliError::failed(format!("writing the export to {}: {e}", out.name())))?;
         if copied != *bytes {
             return Err(CliError::failed(format!(
                 "the export spool held {copied} of {bytes} bytes"

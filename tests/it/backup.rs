@@ -806,31 +806,8 @@ mod cli {
         .await
         .unwrap();
     }
-}
 
-mod redeploy {
-    //! A restore on a machine without the deployed files deploys them again, without a renewal.
-
-    use std::process::{Command, Stdio};
-
-    use crate::common::{run_bounded, Env};
-    use sectigo_sim::ScmSimConfig;
-
-    const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
-
-    fn ok(dir: &std::path::Path, args: &[&str]) -> String {
-        let o = run_bounded(
-            Command::new(EXE)
-                .arg("--config-dir")
-                .arg(dir)
-                .args(args)
-                .stdin(Stdio::null()),
-            60,
-        );
-        assert_eq!(o.code, 0, "{args:?}: {}{}", o.stdout, o.stderr);
-        o.stdout
-    }
-
+    /// A restore on a machine without the deployed files deploys them again, without a renewal.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restore_elsewhere_deploys_the_files_again() {
         let a = Env::new(ScmSimConfig::default()).await;

@@ -538,24 +538,31 @@ impl Engine {
     pub async fn owe_missing_deploys(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
         let mut owed = Vec::new();
         for (name, profile) in &self.profiles {
-            let Some(cfg) = profile.deploy.as_ref() else {
+            let Some(cfg) = profile.deploy.clone() else {
                 continue;
             };
             let n = name.clone();
-            for mut rec in blocking(&self.store, move |s| s.by_profile(&n)).await? {
-                let made = !matches!(rec.origin, sectigo_state::CertOrigin::Imported { .. });
-                let missing = !cfg.dir.join(dir_name(&rec)).join("cert.pem").exists();
-                if rec.state != CertState::Active || !made || !missing {
-                    continue;
+            // A file check per certificate: on the blocking pool, with the profile's records.
+            let found = blocking(&self.store, move |s| {
+                let mut found = Vec::new();
+                for mut rec in s.by_profile(&n)? {
+                    let made = !matches!(rec.origin, sectigo_state::CertOrigin::Imported { .. });
+                    let missing = !cfg.dir.join(dir_name(&rec)).join("cert.pem").exists();
+                    if rec.state != CertState::Active || !made || !missing {
+                        continue;
+                    }
+                    match &mut rec.deploy {
+                        None => rec.deploy = job_for(Some(&cfg), None, now),
+                        Some(job) if job.files_done => job.files_done = false,
+                        Some(_) => continue,
+                    }
+                    rec.log(now, "files missing from the deploy directory: deploy owed");
+                    found.push(rec);
                 }
-                match &mut rec.deploy {
-                    None => rec.deploy = job_for(Some(cfg), None, now),
-                    Some(job) if job.files_done => job.files_done = false,
-                    Some(_) => continue,
-                }
-                rec.log(now, "files missing from the deploy directory: deploy owed");
-                owed.push(rec);
-            }
+                Ok(found)
+            })
+            .await?;
+            owed.extend(found);
         }
         let n = owed.len() as u64;
         if n > 0 {

@@ -94,9 +94,20 @@ pub enum Line {
     /// A private key the daemon made, under its certificate's (or request's) id.
     Key {
         name: String,
-        pem: String,
+        pem: KeyPem,
     },
     End(Counts),
+}
+
+/// A private key's PEM in an export line: written and read as it is, never shown by `{:?}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyPem(pub String);
+
+impl std::fmt::Debug for KeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyPem(********)")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +278,7 @@ fn export_keys(
         };
         let line = Line::Key {
             name,
-            pem: pem.expose().to_string(),
+            pem: KeyPem(pem.expose().to_string()),
         };
         serde_json::to_writer(&mut *out, &line).map_err(|e| ExportError::Io {
             what: "writing the export".into(),
@@ -321,7 +332,7 @@ pub fn import<R: BufRead>(
             Line::EnrollmentStarts(s) => Record::EnrollmentStarts(s),
             Line::Key { name, pem } => {
                 return keys
-                    .put(&name, &sectigo_core::secret::Secret::new(pem))
+                    .put(&name, &sectigo_core::secret::Secret::new(pem.0))
                     .map_err(io(format!("writing the private key {name}")));
             }
             Line::End(_) => return Ok(()),
