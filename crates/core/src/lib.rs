@@ -1,5 +1,6 @@
 //! The leaf layer of sectigo-connector: what every other layer reads and none of them owns.
 //!
+//! - [`clock`]: time as an input (a [`clock::Clock`]; the wall clock is read nowhere else).
 //! - [`config`]: `connector.toml` and `profiles.d/*.toml`, every error at once, naming file and key.
 //! - [`secret`]: a string whose `Debug`/`Display` print a mask.
 //! - [`x509`]: reading certificates (PEM bundles), CSRs, and revocation reasons (RFC 5280).
@@ -10,6 +11,7 @@
 //! Nothing here does I/O beyond reading the configuration files, and nothing imports a crate of
 //! the project.
 
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod schedule;

@@ -35,6 +35,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType}
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use sectigo_core::clock::SharedClock;
+
 #[derive(Debug, Clone)]
 pub struct ScmSimConfig {
     /// Accepted (client_id, client_secret) pairs.
@@ -50,6 +52,9 @@ pub struct ScmSimConfig {
     /// The REST account needs approval: a renewed or enrolled certificate waits (status
     /// `Requested`, download -109) until [`ScmSim::approve`], or is [`ScmSim::decline`]d.
     pub approval_required: bool,
+    /// The simulator's time: when certificates are issued, their validity, token expiry. A
+    /// test hands a `ManualClock` and moves it instead of sleeping.
+    pub clock: SharedClock,
 }
 
 impl Default for ScmSimConfig {
@@ -61,6 +66,7 @@ impl Default for ScmSimConfig {
             validity_days: 90,
             require_profile_id: false,
             approval_required: false,
+            clock: sectigo_core::clock::system(),
         }
     }
 }
@@ -123,7 +129,7 @@ struct SimCert {
     cn: String,
     sans: Vec<String>,
     pem: String,
-    ready_at: Instant,
+    ready_at: DateTime<Utc>,
     revoked: bool,
     renewed_to: Vec<String>,
     approval: Approval,
@@ -140,7 +146,7 @@ enum Approval {
 struct Inner {
     certs: BTreeMap<String, SimCert>,
     next_id: u64,
-    tokens: HashMap<String, (Instant, String)>,
+    tokens: HashMap<String, (DateTime<Utc>, String)>,
     billable: BTreeMap<String, u32>,
     enrolled: Vec<(String, String)>,
     log: Vec<LoggedRequest>,
@@ -175,6 +181,15 @@ fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
 }
 
 impl Sim {
+    fn now(&self) -> DateTime<Utc> {
+        self.cfg.clock.now()
+    }
+
+    /// When a certificate requested now is issued.
+    fn issued_at(&self) -> DateTime<Utc> {
+        self.now() + chrono::Duration::from_std(self.cfg.issue_delay).unwrap_or_default()
+    }
+
     fn make_pem(
         &self,
         serial: u64,
@@ -212,7 +227,7 @@ impl Sim {
         sans: &[String],
         nb: DateTime<Utc>,
         na: DateTime<Utc>,
-        ready_at: Instant,
+        ready_at: DateTime<Utc>,
         key: Option<&rcgen::PublicKey>,
     ) -> String {
         inner.next_id += 1;
@@ -242,7 +257,7 @@ impl Sim {
         sans: &[String],
         nb: DateTime<Utc>,
         na: DateTime<Utc>,
-        ready_at: Instant,
+        ready_at: DateTime<Utc>,
         key: Option<&rcgen::PublicKey>,
     ) -> String {
         let id = self.new_cert(inner, cn, sans, nb, na, ready_at, key);
@@ -384,7 +399,7 @@ impl ScmSim {
             &sans,
             not_before,
             not_after,
-            Instant::now(),
+            self.sim.now(),
             None,
         )
     }
@@ -707,7 +722,7 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
         .token_revoke_after
         .unwrap_or(sim.cfg.token_ttl)
         .min(sim.cfg.token_ttl);
-    if issued.elapsed() >= life {
+    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or_default() {
         return Err(unauthorized());
     }
     Ok(())
@@ -769,7 +784,7 @@ fn token_answer(sim: &Sim, body: &str) -> Response {
         .lock()
         .unwrap()
         .tokens
-        .insert(tok.clone(), (Instant::now(), id));
+        .insert(tok.clone(), (sim.now(), id));
     (StatusCode::OK, [("content-type", "application/json")], json!({"access_token": tok, "expires_in": sim.cfg.token_ttl.as_secs(), "token_type": "Bearer", "scope": "profile email"}).to_string()).into_response()
 }
 
@@ -816,13 +831,11 @@ async fn download(
                     -183,
                     "Certificate is not collectable.",
                 ),
-                Some(c) if c.approval == Approval::Waiting || Instant::now() < c.ready_at => {
-                    scm_error(
-                        StatusCode::NOT_FOUND,
-                        -109,
-                        "Certificate is not available now, please try again later.",
-                    )
-                }
+                Some(c) if c.approval == Approval::Waiting || sim.now() < c.ready_at => scm_error(
+                    StatusCode::NOT_FOUND,
+                    -109,
+                    "Certificate is not available now, please try again later.",
+                ),
                 Some(c) => (
                     StatusCode::OK,
                     [("content-type", "application/x-pem-file")],
@@ -852,7 +865,7 @@ async fn status(
                     "Declined"
                 } else if c.approval == Approval::Waiting {
                     "Requested"
-                } else if Instant::now() < c.ready_at {
+                } else if sim.now() < c.ready_at {
                     "Applied"
                 } else {
                     "Issued"
@@ -1010,14 +1023,14 @@ fn renew_answer(
     if let Some(r) = Sim::dcv_refusal(&inner, &names) {
         return Err(r);
     }
-    let now = Utc::now();
+    let now = sim.now();
     let new_id = sim.requested_cert(
         &mut inner,
         &old.cn,
         &old.sans,
         now,
         now + chrono::Duration::days(sim.cfg.validity_days),
-        Instant::now() + sim.cfg.issue_delay,
+        sim.issued_at(),
         key.as_ref(),
     );
     inner
@@ -1101,7 +1114,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
     if let Some(Value::Array(extra)) = m.get("subjAltNames") {
         sans.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
     }
-    let now = Utc::now();
+    let now = sim.now();
     let mut inner = sim.inner.lock().unwrap();
     let names: Vec<&str> = std::iter::once(cn.as_str())
         .chain(sans.iter().map(String::as_str))
@@ -1115,7 +1128,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
         &sans,
         now,
         now + chrono::Duration::days(sim.cfg.validity_days),
-        Instant::now() + sim.cfg.issue_delay,
+        sim.issued_at(),
         Some(&key),
     );
     inner.enrolled.push((cn.clone(), id.clone()));
@@ -1147,7 +1160,7 @@ async fn replace(
                 ));
             };
             let (cn, sans, key) = parse_csr(csr)?;
-            let now = Utc::now();
+            let now = sim.now();
             let mut inner = sim.inner.lock().unwrap();
             if !inner.certs.contains_key(&id) {
                 return Err(wrong_id(&id));
@@ -1158,7 +1171,7 @@ async fn replace(
                 &sans,
                 now,
                 now + chrono::Duration::days(sim.cfg.validity_days),
-                Instant::now() + sim.cfg.issue_delay,
+                sim.issued_at(),
                 Some(&key),
             );
             Ok((
@@ -1217,7 +1230,7 @@ async fn revoke(
                     -159,
                     "Your certificate already revoked",
                 )),
-                Some(c) if c.approval != Approval::Approved || Instant::now() < c.ready_at => {
+                Some(c) if c.approval != Approval::Approved || sim.now() < c.ready_at => {
                     Err(scm_error(
                         StatusCode::BAD_REQUEST,
                         -102,
