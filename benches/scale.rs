@@ -16,6 +16,11 @@
 //! (calls × latency / concurrency, or calls / rate, whichever binds), and the most requests
 //! seen in any one second.
 
+// The tests (and the benchmarks) drive the real binary, which reads the wall clock, and the
+// simulators beside it; where time must move faster, a test takes `Env::manual`'s clock.
+#![allow(clippy::disallowed_methods)]
+
+use sectigo_engine::Mode;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,8 +31,9 @@ use chrono::{Duration as CDuration, Utc};
 use sectigo_core::config::Config;
 use sectigo_engine::policy::{self, RenewPolicy};
 use sectigo_engine::{Engine, ImportLine, Shared};
+use sectigo_model::{CertOrigin, CertRecord, CertState};
 use sectigo_sim::{Faults, ScmSim, ScmSimConfig};
-use sectigo_state::{CertOrigin, CertRecord, CertState, SledStore, Store};
+use sectigo_state::{SledStore, Store};
 
 fn proc_status(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -66,8 +72,8 @@ fn populate(dir: &Path, n: usize) -> Duration {
             60 + (i % 340) as i64
         };
         batch.push(CertRecord {
-            id: format!("{}", 1_000_000 + i),
-            profile: "bench".into(),
+            id: format!("{}", 1_000_000 + i).parse().unwrap(),
+            profile: "bench".parse().unwrap(),
             subject_cn: format!("host{i}.example.com"),
             sans: vec![format!("host{i}.example.com")],
             serial: format!("{i:016X}"),
@@ -252,7 +258,7 @@ fn wakeups(pid: u32) -> u64 {
 }
 
 fn workflow(n: usize) {
-    use sectigo_state::{EnrollState, IssueRecord};
+    use sectigo_model::{EnrollState, IssueRecord};
     let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sectigo-connector");
     assert!(exe.exists(), "build it first: cargo build --release");
     let tmp = tempfile::tempdir().unwrap();
@@ -262,10 +268,10 @@ fn workflow(n: usize) {
         let now = Utc::now();
         let recs: Vec<IssueRecord> = (0..n)
             .map(|i| {
-                let mut r = IssueRecord::new(&format!("CERT-{i}"));
+                let mut r = IssueRecord::new(&format!("CERT-{i}").parse().unwrap());
                 r.csr_sha256 = Some(format!("{i:064x}"));
                 r.enroll = Some(EnrollState::Issued {
-                    cert_id: i.to_string(),
+                    cert_id: i.to_string().parse().unwrap(),
                     at: now,
                 });
                 r
@@ -338,15 +344,17 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
         .unwrap();
         let cfg = Config::load(tmp.path()).unwrap();
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&cfg.connector.state.dir, 64).unwrap());
-        let engine = Engine::new(&cfg, store, Shared::new(&cfg)).unwrap();
+        let engine =
+            Engine::new(&cfg, store, Shared::new(&cfg), sectigo_core::clock::system()).unwrap();
         let now = Utc::now();
-        let ids: Vec<String> = (0..certs).map(|i| sim.add_certificate(&format!("t{i}.example.com"), &[], now - CDuration::days(360), now + CDuration::days(5))).collect();
+        let ids: Vec<sectigo_core::names::CertId> = (0..certs).map(|i| sim.add_certificate(&format!("t{i}.example.com"), &[], now - CDuration::days(360), now + CDuration::days(5))).collect();
         let lines = ids.iter().map(|id| ImportLine { cert_id: id.clone(), issue: None, name: None }).collect();
-        engine.import("bench", lines, now).await.unwrap();
+        engine.importer().import(&"bench".parse().unwrap(), lines).await.unwrap();
         sim.set_faults(Faults { latency: Duration::from_millis(latency_ms), ..Default::default() });
         let before = sim.requests().len();
         let start = Instant::now();
-        let r = engine.run_cycle(Utc::now(), false, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+        let r = engine.cycle()
+        .run(Mode::Live, &tokio_util::sync::CancellationToken::new()).await.unwrap();
         let wall = start.elapsed();
         let calls = sim.requests()[before..].iter().filter(|q| q.path.starts_with("/api/")).count();
         let by_latency = calls as f64 * latency_ms as f64 / 1000.0 / concurrency as f64;

@@ -4,16 +4,18 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use tokio_util::sync::CancellationToken;
 
 use sectigo_core::config::{Config, JiraFlavor};
-use sectigo_engine::{explain, Engine, ImportLine, Shared};
+use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_engine::{explain, Engine, ImportLine, Mode, Shared};
+use sectigo_model::{CertRecord, CertState};
 use sectigo_sim::{Faults, JiraSim, ScmSim, ScmSimConfig};
-use sectigo_state::{blocking, CertRecord, CertState};
 
-use crate::api::render::plural;
 use crate::api::Request;
+use crate::lifecycle::Connector;
+use crate::render::plural;
 
 use crate::exit::{CliError, Exit};
 
@@ -88,7 +90,7 @@ fn inventory(title: &str, recs: &[CertRecord]) -> String {
 }
 
 async fn all(engine: &Engine) -> Result<Vec<CertRecord>, CliError> {
-    let mut v = engine.certificates().await.map_err(fail)?;
+    let mut v = engine.operator().certificates().await.map_err(fail)?;
     v.sort_by(|a, b| (&a.profile, a.not_after).cmp(&(&b.profile, b.not_after)));
     Ok(v)
 }
@@ -130,20 +132,17 @@ fn show_issue(jira: &JiraSim, key: &str, fields: bool) {
     }
 }
 
-/// Delivers the outbox to the Jira simulator for up to `limit`.
-async fn drain(cfg: &Config, engine: &Engine, limit: std::time::Duration) -> (usize, usize) {
-    match crate::daemon::deliverer(cfg, engine.store().clone()) {
-        Some(d) => d.drain(limit).await,
-        None => (0, 0),
-    }
+/// The demo's equipment and the connector under test.
+struct Demo {
+    dir: std::path::PathBuf,
+    sim: ScmSim,
+    jira: JiraSim,
+    conn: Connector,
 }
 
-pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
-    let tmp = tempfile::Builder::new()
-        .prefix("sectigo-connector-demo-")
-        .tempdir()
-        .map_err(fail)?;
-    let dir = tmp.path();
+/// Starts the simulators (with a little realism: latency and some transient errors that the
+/// client retries), writes the configuration into `dir`, and starts the connector on it.
+async fn set_up(dir: &Path, verbose: bool) -> Result<(Demo, crate::logging::Logging), CliError> {
     let sim = ScmSim::start(ScmSimConfig {
         issue_delay: std::time::Duration::from_secs(2),
         validity_days: 90,
@@ -151,7 +150,6 @@ pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
     })
     .await
     .map_err(fail)?;
-    // A little realism: latency and some transient errors that the client retries.
     sim.set_faults(Faults {
         latency: std::time::Duration::from_millis(20),
         error_5xx: 0.1,
@@ -169,209 +167,235 @@ pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
     }
     write_config(dir, &sim, &jira)?;
     let cfg = Config::load(dir)?;
-    let _log = crate::logging::init_with(&cfg.connector.log, verbose).map_err(fail)?;
-
-    println!("sectigo-connector demo");
-    println!(
-        "  SCM simulator:  {} (token endpoint {})",
-        sim.url(),
-        sim.token_url()
-    );
-    println!(
-        "  Jira simulator: {} (Cloud, REST v3; issues CERT-101, CERT-102, CERT-201, CERT-301)",
-        jira.url()
-    );
-    println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", dir.display());
-    println!(
-        "  the daemon's log: {}{}",
-        dir.join("logs").display(),
-        if verbose {
-            " and standard error"
-        } else {
-            " (--verbose shows it here too)"
-        }
-    );
-
-    let now = Utc::now();
-    let d = Duration::days;
-    let samples: [(&str, &str, i64, Option<&str>); 8] = [
-        ("web", "shop.example.com", 5, Some("CERT-101")),
-        ("web", "api.example.com", 12, Some("CERT-102")),
-        ("web", "www.example.com", 29, None),
-        ("web", "blog.example.com", 60, None),
-        ("web", "mail.example.com", 200, None),
-        ("legacy", "old.example.com", 9, Some("CERT-201")),
-        ("legacy", "intranet.example.com", 120, None),
-        ("rotate", "vpn.example.com", 300, Some("CERT-301")),
-    ];
+    let log = crate::logging::init_with(&cfg.connector.log, verbose).map_err(fail)?;
     let store = sectigo_state::open(&cfg.connector.state)?;
-    let engine = Engine::new(&cfg, store, Shared::new(&cfg)).map_err(fail)?;
-    engine.sync_profiles(now).await.map_err(fail)?;
-    for (profile, cn, days, issue) in samples {
-        let id = sim.add_certificate(cn, &[cn], now - d(365 - days), now + d(days));
-        engine
-            .import(
-                profile,
-                vec![ImportLine {
-                    cert_id: id,
-                    issue: issue.map(str::to_string),
-                    name: None,
-                }],
-                now,
-            )
-            .await
-            .map_err(fail)?;
-    }
-    print!("{}", inventory("Inventory after `certs import` (each certificate downloaded from SCM to learn its expiry):", &all(&engine).await?));
-
-    println!("\nCycle 1 (what `run` does on its schedule):");
-    let report = engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+    let shared = Shared::new(&cfg);
+    let (conn, _) = Connector::start(cfg, store, shared, sectigo_core::clock::system())
         .await
         .map_err(fail)?;
-    for p in &report.planned {
-        println!(
-            "  {:<6} {:<8} {:<22} {}",
-            p.id,
-            p.profile,
-            p.subject_cn,
-            explain(&p.decision)
-        );
-    }
-    let mut pending = report.summary.pending;
-    let waited = tokio::time::Instant::now();
-    if pending > 0 {
-        println!("  ... {pending} renewals accepted by SCM, waiting for issuance");
-    }
-    let deadline = waited + std::time::Duration::from_secs(30);
-    while pending > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        engine.collect_pending(Utc::now()).await.map_err(fail)?;
-        pending = blocking(engine.store(), |s| s.in_flight())
-            .await
-            .map_err(fail)?
-            .len() as u64;
-    }
-    println!(
-        "  ... issued and collected after {:.0} s",
-        waited.elapsed().as_secs_f64()
-    );
-    print!("{}", inventory("Inventory after cycle 1 (renewed certificates are superseded by their renewal, which keeps the Jira link):", &all(&engine).await?));
-
-    let second = engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
-        .await
-        .map_err(fail)?;
-    println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
-
-    let (delivered, pending) = drain(&cfg, &engine, std::time::Duration::from_secs(30)).await;
-    println!("\nJira: {delivered} updates delivered from the outbox ({pending} left)");
-    for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
-        show_issue(&jira, key, false);
-    }
-
-    // Certificates requested from Jira: a person files Certificate issues and moves them to
-    // "Enrollment Requested"; the daemon's poller (every second here) does the rest.
-    println!("\nJira workflow ([jira.workflow]): two Certificate issues are moved to \"Enrollment Requested\":");
-    let csr = {
-        let key = rcgen::KeyPair::generate().map_err(fail)?;
-        let mut p =
-            rcgen::CertificateParams::new(vec!["new.example.com".to_string()]).map_err(fail)?;
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "new.example.com");
-        p.serialize_request(&key)
-            .map_err(fail)?
-            .pem()
-            .map_err(fail)?
+    let demo = Demo {
+        dir: dir.to_path_buf(),
+        sim,
+        jira,
+        conn,
     };
-    jira.add_certificate_issue("CERT-400", "new web server", "web", &csr);
-    jira.add_certificate_issue(
-        "CERT-401",
-        "pasted the wrong thing",
-        "web",
-        "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
-    );
-    println!("  CERT-400: profile web, a CSR for new.example.com");
-    println!("  CERT-401: profile web, a public key pasted instead of a CSR");
-    for key in ["CERT-400", "CERT-401"] {
-        jira.person_transitions(key, "Enroll Certificate");
-    }
-    let poller =
-        sectigo_workflow::Poller::new(cfg.connector.jira.as_ref().expect("demo has [jira]"))
-            .map_err(fail)?
-            .expect("demo has [jira.workflow]");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let r = poller.poll(&engine, Utc::now()).await;
-        if r.done + r.rejected + r.collected > 0 {
-            println!("  poll: {r}");
-        }
-        drain(&cfg, &engine, std::time::Duration::from_secs(10)).await;
-        let settled = ["CERT-400", "CERT-401"].iter().all(|k| {
-            jira.issue(k)
-                .is_some_and(|i| i.status != "Enrollment Requested")
-        });
-        if settled || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    for key in ["CERT-400", "CERT-401"] {
-        show_issue(&jira, key, true);
+    Ok((demo, log))
+}
+
+impl Demo {
+    fn engine(&self) -> &Engine {
+        self.conn.engine()
     }
 
-    let calls = sim.requests();
-    let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();
-    let errors = calls.iter().filter(|r| r.status >= 500).count();
-    println!("\nSCM simulator: {} ({}, the rest renewals), {} ({} answered 5xx by fault injection and retried), most requests in one second: {}",
-        plural(sim.billable_total() as u64, "billable call", "billable calls"),
-        plural(sim.enrollments().len() as u64, "enrollment", "enrollments"),
-        plural(api as u64, "API request", "API requests"),
-        errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
-    let twice = sim.billed_twice();
-    if !twice.is_empty() {
-        return Err(fail(format!("certificates renewed twice: {twice:?}")));
-    }
-    println!("Every due certificate renewed exactly once.");
-
-    // What an operator sees: `status`, and `certs show` of a renewed certificate.
-    let cfg = Config::load(dir)?;
-    let now = Utc::now();
-    println!("\n$ sectigo-connector status");
-    print!("{}", operator(&engine, &cfg, Request::Status, now).await);
-    let renewed = all(&engine)
-        .await?
-        .into_iter()
-        .find(|r| r.subject_cn == "shop.example.com" && r.state == CertState::Active)
-        .map(|r| r.id);
-    if let Some(id) = &renewed {
-        println!("\n$ sectigo-connector certs show {id}");
-        print!(
-            "{}",
-            operator(&engine, &cfg, Request::CertsShow { id: id.clone() }, now).await
+    fn introduce(&self, verbose: bool) {
+        println!("sectigo-connector demo");
+        println!(
+            "  SCM simulator:  {} (token endpoint {})",
+            self.sim.url(),
+            self.sim.token_url()
+        );
+        println!(
+            "  Jira simulator: {} (Cloud, REST v3; issues CERT-101, CERT-102, CERT-201, CERT-301)",
+            self.jira.url()
+        );
+        println!("  configuration:  {} (3 profiles: web renews 30 days ahead; legacy has auto_renew = false; rotate has force_renewal = true)", self.dir.display());
+        println!(
+            "  the daemon's log: {}{}",
+            self.dir.join("logs").display(),
+            if verbose {
+                " and standard error"
+            } else {
+                " (--verbose shows it here too)"
+            }
         );
     }
-    drop(engine);
 
-    if keep {
-        let kept = tmp.keep();
-        let d = kept.display();
-        let id = renewed.as_deref().unwrap_or("ID");
-        println!("\nThe directory is kept: {d}");
-        println!("The simulators stopped with the demo, so try the commands that read the state:");
-        for c in [
-            "status".to_string(),
-            "certs list --all".into(),
-            format!("certs show {id}"),
-            "profiles list".into(),
-            "check-config".into(),
-            format!("state export {d}/backup.jsonl"),
-        ] {
-            println!("  sectigo-connector --config-dir {d} {c}");
+    /// Sample certificates in SCM, imported as `certs import` does.
+    async fn import_samples(&self) -> Result<(), CliError> {
+        let now = self.engine().clock().now();
+        let d = Duration::days;
+        let samples: [(&str, &str, i64, Option<&str>); 8] = [
+            ("web", "shop.example.com", 5, Some("CERT-101")),
+            ("web", "api.example.com", 12, Some("CERT-102")),
+            ("web", "www.example.com", 29, None),
+            ("web", "blog.example.com", 60, None),
+            ("web", "mail.example.com", 200, None),
+            ("legacy", "old.example.com", 9, Some("CERT-201")),
+            ("legacy", "intranet.example.com", 120, None),
+            ("rotate", "vpn.example.com", 300, Some("CERT-301")),
+        ];
+        for (profile, cn, days, issue) in samples {
+            let id = self
+                .sim
+                .add_certificate(cn, &[cn], now - d(365 - days), now + d(days));
+            let line = ImportLine {
+                cert_id: id,
+                issue: issue.map(IssueKey::parse).transpose().map_err(fail)?,
+                name: None,
+            };
+            let profile = ProfileName::parse(profile).map_err(fail)?;
+            self.engine()
+                .importer()
+                .import(&profile, vec![line])
+                .await
+                .map_err(fail)?;
+        }
+        print!("{}", inventory("Inventory after `certs import` (each certificate downloaded from SCM to learn its expiry):", &all(self.engine()).await?));
+        Ok(())
+    }
+
+    /// Two cycles, as `run` makes them on its schedule: the first renews what is due, the
+    /// second finds nothing left to renew.
+    async fn cycles(&self) -> Result<(), CliError> {
+        println!("\nCycle 1 (what `run` does on its schedule):");
+        let cancel = CancellationToken::new();
+        let report = self.conn.cycle(Mode::Live, &cancel).await.map_err(fail)?;
+        for p in &report.planned {
+            println!(
+                "  {:<6} {:<8} {:<22} {}",
+                p.id,
+                p.profile,
+                p.subject_cn,
+                explain(&p.decision)
+            );
+        }
+        let waited = tokio::time::Instant::now();
+        if report.summary.pending > 0 {
+            println!(
+                "  ... {} renewals accepted by SCM, waiting for issuance",
+                report.summary.pending
+            );
+            let every = std::time::Duration::from_secs(1);
+            self.conn
+                .collect_until_settled(every, std::time::Duration::from_secs(30))
+                .await
+                .map_err(fail)?;
         }
         println!(
-            "and read the daemon's log in {d}/logs/. Remove the directory when done: rm -r {d}"
+            "  ... issued and collected after {:.0} s",
+            waited.elapsed().as_secs_f64()
         );
+        print!("{}", inventory("Inventory after cycle 1 (renewed certificates are superseded by their renewal, which keeps the Jira link):", &all(self.engine()).await?));
+        let second = self.conn.cycle(Mode::Live, &cancel).await.map_err(fail)?;
+        println!("\nCycle 2: {} renewal requests (everything due was renewed once; nothing is renewed twice)", second.summary.requested);
+        let (delivered, pending) = self
+            .conn
+            .deliver(std::time::Duration::from_secs(30))
+            .await
+            .unwrap_or_default();
+        println!("\nJira: {delivered} updates delivered from the outbox ({pending} left)");
+        for key in ["CERT-101", "CERT-102", "CERT-201", "CERT-301"] {
+            show_issue(&self.jira, key, false);
+        }
+        Ok(())
+    }
+
+    /// Certificates requested from Jira: a person files Certificate issues and moves them to
+    /// "Enrollment Requested"; the daemon's poller (every second here) does the rest.
+    async fn workflow(&self) -> Result<(), CliError> {
+        println!("\nJira workflow ([jira.workflow]): two Certificate issues are moved to \"Enrollment Requested\":");
+        let csr = {
+            let key = rcgen::KeyPair::generate().map_err(fail)?;
+            let mut p =
+                rcgen::CertificateParams::new(vec!["new.example.com".to_string()]).map_err(fail)?;
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "new.example.com");
+            p.serialize_request(&key)
+                .map_err(fail)?
+                .pem()
+                .map_err(fail)?
+        };
+        let jira = &self.jira;
+        jira.add_certificate_issue("CERT-400", "new web server", "web", &csr);
+        jira.add_certificate_issue(
+            "CERT-401",
+            "pasted the wrong thing",
+            "web",
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
+        );
+        println!("  CERT-400: profile web, a CSR for new.example.com");
+        println!("  CERT-401: profile web, a public key pasted instead of a CSR");
+        for key in ["CERT-400", "CERT-401"] {
+            jira.person_transitions(key, "Enroll Certificate");
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(r) = self.conn.poll().await {
+                if r.done + r.rejected + r.collected > 0 {
+                    println!("  poll: {r}");
+                }
+            }
+            self.conn.deliver(std::time::Duration::from_secs(10)).await;
+            let settled = ["CERT-400", "CERT-401"].iter().all(|k| {
+                jira.issue(k)
+                    .is_some_and(|i| i.status != "Enrollment Requested")
+            });
+            if settled || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        for key in ["CERT-400", "CERT-401"] {
+            show_issue(jira, key, true);
+        }
+        Ok(())
+    }
+
+    /// What SCM saw; fails if anything was billed twice.
+    fn scm_summary(&self) -> Result<(), CliError> {
+        let sim = &self.sim;
+        let calls = sim.requests();
+        let api = calls.iter().filter(|r| r.path.starts_with("/api/")).count();
+        let errors = calls.iter().filter(|r| r.status >= 500).count();
+        println!("\nSCM simulator: {} ({}, the rest renewals), {} ({} answered 5xx by fault injection and retried), most requests in one second: {}",
+            plural(sim.billable_total() as u64, "billable call", "billable calls"),
+            plural(sim.enrollments().len() as u64, "enrollment", "enrollments"),
+            plural(api as u64, "API request", "API requests"),
+            errors, sim.max_requests_in(std::time::Duration::from_secs(1)));
+        let twice = sim.billed_twice();
+        if !twice.is_empty() {
+            return Err(fail(format!("certificates renewed twice: {twice:?}")));
+        }
+        println!("Every due certificate renewed exactly once.");
+        Ok(())
+    }
+
+    /// What an operator sees: `status`, and `certs show` of a renewed certificate. Returns
+    /// that certificate's id.
+    async fn operator_views(&self) -> Result<Option<CertId>, CliError> {
+        let cfg = Config::load(&self.dir)?;
+        println!("\n$ sectigo-connector status");
+        print!("{}", operator(self.engine(), &cfg, Request::Status).await);
+        let renewed = all(self.engine())
+            .await?
+            .into_iter()
+            .find(|r| r.subject_cn == "shop.example.com" && r.state == CertState::Active)
+            .map(|r| r.id);
+        if let Some(id) = &renewed {
+            println!("\n$ sectigo-connector certs show {id}");
+            let show = Request::CertsShow { id: id.to_string() };
+            print!("{}", operator(self.engine(), &cfg, show).await);
+        }
+        Ok(renewed)
+    }
+}
+
+pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("sectigo-connector-demo-")
+        .tempdir()
+        .map_err(fail)?;
+    let (demo, _log) = set_up(tmp.path(), verbose).await?;
+    demo.introduce(verbose);
+    demo.import_samples().await?;
+    demo.cycles().await?;
+    demo.workflow().await?;
+    demo.scm_summary()?;
+    let renewed = demo.operator_views().await?;
+    demo.conn.stop().await.map_err(fail)?;
+    drop(demo);
+    if keep {
+        print_kept(tmp.keep(), renewed);
     } else {
         println!(
             "\nThe demo's directory is removed now; `demo --keep` keeps it, with commands to try on it."
@@ -380,15 +404,28 @@ pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
     Ok(0)
 }
 
+fn print_kept(kept: std::path::PathBuf, renewed: Option<CertId>) {
+    let d = kept.display();
+    let id = renewed.map_or_else(|| "ID".to_string(), |i| i.to_string());
+    println!("\nThe directory is kept: {d}");
+    println!("The simulators stopped with the demo, so try the commands that read the state:");
+    for c in [
+        "status".to_string(),
+        "certs list --all".into(),
+        format!("certs show {id}"),
+        "profiles list".into(),
+        "check-config".into(),
+        format!("state export {d}/backup.jsonl"),
+    ] {
+        println!("  sectigo-connector --config-dir {d} {c}");
+    }
+    println!("and read the daemon's log in {d}/logs/. Remove the directory when done: rm -r {d}");
+}
+
 /// A request as a command would make it, rendered as the command prints it.
-async fn operator(
-    engine: &Engine,
-    cfg: &Config,
-    req: Request,
-    now: chrono::DateTime<Utc>,
-) -> String {
-    match crate::api::service::execute(req, engine, cfg, None, now).await {
-        Ok(r) => crate::api::render::text(&r, now).0,
+async fn operator(engine: &Engine, cfg: &Config, req: Request) -> String {
+    match crate::api::service::execute(req, engine, cfg, None).await {
+        Ok(r) => crate::render::text(&r, engine.clock().now()).0,
         Err(e) => format!("error: {e}\n"),
     }
 }

@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(Exit::from(ErrorKind::TempFail).code(), 75);
         assert_eq!(Exit::from(ErrorKind::Config).code(), 78);
         assert_eq!(Exit::from(ErrorKind::Failed).code(), 1);
-        let e: CliError = EngineError::UnknownCert("9".into()).into();
+        let e: CliError = EngineError::UnknownCert("9".parse().unwrap()).into();
         assert_eq!(e.exit, Exit::Usage);
     }
 }

@@ -4,7 +4,8 @@
 //! output serializes. How a reply looks on a terminal is [`render`]'s business; which exit code it
 //! gives is `exit`'s. [`service`] carries requests out against the engine.
 
-pub mod render;
+pub mod client;
+mod queries;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -13,8 +14,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed, Resolved};
-use sectigo_state::{CertRecord, CycleSummary, ForceRun};
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed, Resolved, Target};
+use sectigo_model::{CertRecord, CycleSummary, ForceRun};
 
 /// A command for the state, from the command line or through the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +24,7 @@ use sectigo_state::{CertRecord, CycleSummary, ForceRun};
 pub enum Request {
     Status,
     CertsList {
-        profile: Option<String>,
+        profile: Option<ProfileName>,
         due: bool,
         /// Only this state (`active`, `superseded`, `failed`, ...).
         #[serde(default)]
@@ -35,17 +37,17 @@ pub enum Request {
         id: String,
     },
     CertsImport {
-        profile: String,
+        profile: ProfileName,
         lines: Vec<ImportLine>,
     },
     CertsLink {
-        id: String,
-        key: String,
+        id: CertId,
+        key: IssueKey,
     },
     /// Without `yes`, a live certificate (one still renewed) is refused with what forgetting
     /// it means.
     CertsForget {
-        id: String,
+        id: CertId,
         #[serde(default)]
         yes: bool,
     },
@@ -53,34 +55,34 @@ pub enum Request {
     /// private key the daemon made, when `key` (the daemon clears it for a caller that is
     /// neither root nor the service user).
     CertsExport {
-        id: String,
+        id: CertId,
         #[serde(default)]
         key: bool,
     },
     /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
     /// not act on the lost request.
     CertsResolve {
-        target: String,
-        renewed_as: Option<String>,
+        target: Target,
+        renewed_as: Option<CertId>,
     },
     /// Renew now (billable). Without `yes`, refused with what it would bill when that is
     /// more than one certificate or one outside its expiry window.
     Renew {
-        ids: Vec<String>,
+        ids: Vec<CertId>,
         #[serde(default)]
         yes: bool,
     },
     /// Force-renew a profile (billable for every certificate). Without `yes`, refused with
     /// how many renewals it would start.
     ForceRenew {
-        profile: String,
+        profile: ProfileName,
         #[serde(default)]
         yes: bool,
     },
     ProfilesList,
     ProfilesRename {
-        old: String,
-        new: String,
+        old: ProfileName,
+        new: ProfileName,
     },
     /// Re-read the configuration (the daemon only) and report the verdict.
     Reload,
@@ -106,19 +108,19 @@ pub enum Response {
     Cert(Box<CertDetail>),
     Imported(ImportSummary),
     Linked {
-        id: String,
-        key: String,
-        was: Option<String>,
+        id: CertId,
+        key: IssueKey,
+        was: Option<IssueKey>,
     },
     Forgotten {
-        id: String,
+        id: CertId,
         subject_cn: String,
     },
     /// `certs export`: the files' text; the command writes them where it runs.
     Exported {
-        id: String,
+        id: CertId,
         /// The directory name (`--name` or the CN).
-        name: String,
+        name: CertName,
         cert: String,
         chain: String,
         /// The profile's `[deploy] mode`, or the default.
@@ -130,19 +132,19 @@ pub enum Response {
     },
     Resolved(Resolved),
     Renewed {
-        id: String,
-        new_id: String,
+        id: CertId,
+        new_id: CertId,
         /// Issued and recorded at once; otherwise collected by the next cycle.
         issued: bool,
     },
     ForceRenewStarted {
-        profile: String,
+        profile: ProfileName,
         deadline: DateTime<Utc>,
     },
     /// `renew` of several ids: what each became.
     RenewedMany {
-        renewed: Vec<(String, String)>,
-        failed: Vec<(String, String)>,
+        renewed: Vec<(CertId, CertId)>,
+        failed: Vec<(CertId, String)>,
     },
     Profiles(Vec<ProfileRow>),
     Renamed(Renamed),
@@ -165,14 +167,14 @@ pub struct DryRunReport {
     pub would_renew: u64,
     pub due_no_auto_renew: u64,
     /// Each profile that would renew: `None` when its token endpoint gave a token, else why not.
-    pub credentials: Vec<(String, Option<String>)>,
+    pub credentials: Vec<(ProfileName, Option<String>)>,
 }
 
 /// One certificate a cycle would act on, and what it would do, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRow {
-    pub id: String,
-    pub profile: String,
+    pub id: CertId,
+    pub profile: ProfileName,
     pub subject_cn: String,
     pub not_after: DateTime<Utc>,
     pub action: String,
@@ -263,8 +265,8 @@ pub struct StatusReport {
     /// Renewals accepted by SCM and not issued within `[renewal] collect_timeout_hours`.
     #[serde(default)]
     pub stalled: u64,
-    pub orphaned: BTreeMap<String, u64>,
-    pub force_renewals: BTreeMap<String, ForceRun>,
+    pub orphaned: BTreeMap<ProfileName, u64>,
+    pub force_renewals: BTreeMap<ProfileName, ForceRun>,
     pub problems: Vec<Problem>,
     pub jira: JiraStatus,
     pub workflow: WorkflowStatus,
@@ -286,14 +288,14 @@ pub struct WorkflowStatus {
     pub issues: usize,
     pub enrollments: BTreeMap<String, u64>,
     pub revocations_pending: u64,
-    pub enrollment_outcome_unknown: Vec<String>,
+    pub enrollment_outcome_unknown: Vec<IssueKey>,
 }
 
 /// `certs list`: the records, and which profiles are configured (the others are orphaned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertList {
     pub records: Vec<CertRecord>,
-    pub configured: Vec<String>,
+    pub configured: Vec<ProfileName>,
 }
 
 /// `certs show`: the record and what the daemon will do next, in words.
@@ -307,7 +309,7 @@ pub struct CertDetail {
 /// One line of `profiles list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileRow {
-    pub name: String,
+    pub name: ProfileName,
     /// `None`: the profile is not configured (its certificates are orphaned).
     pub settings: Option<ProfileSettings>,
     pub live: u64,

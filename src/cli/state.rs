@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
 use tokio::io::AsyncWriteExt as _;
 
 use sectigo_core::config::Config;
@@ -10,8 +9,9 @@ use sectigo_engine::{Engine, Shared};
 use sectigo_state::ExportError;
 
 use super::{emit, runtime};
-use crate::api::{render, service, Reply, Request, Response};
+use crate::api::{service, Reply, Request, Response};
 use crate::exit::{CliError, Exit};
+use crate::render;
 
 /// Where an export goes: FILE (written as `FILE.partial`, 0600, fsynced, then renamed, so FILE
 /// is a whole export or the one before), or standard output.
@@ -136,7 +136,7 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
     let socket = Config::control_socket(dir);
     // Asks for the keys; the daemon gives them only to root and its own user.
     let req = Request::StateExport { keys: true };
-    match crate::daemon::control::send_to(&socket, &req, out.writer()).await {
+    match crate::api::client::send_to(&socket, &req, out.writer()).await {
         Ok(Some(reply)) => return Ok(reply),
         Ok(None) => {}
         Err(e) => {
@@ -150,9 +150,14 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;
-    let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
+    let engine = Engine::new(
+        &cfg,
+        store,
+        Shared::new(&cfg),
+        sectigo_core::clock::system(),
+    )?;
     // Here the file system decides who reads the keys.
-    let mut reply = service::execute(req, &engine, &cfg, None, Utc::now()).await;
+    let mut reply = service::execute(req, &engine, &cfg, None).await;
     if let Ok(Response::StateExported { spool, bytes, .. }) = &mut reply {
         let file = spool.take().expect("an in-process export holds its spool");
         let copied = tokio::io::copy(&mut tokio::fs::File::from_std(file), out.writer())
@@ -198,8 +203,13 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         }
     })?;
     // Files a restore on another machine lacks: the daemon deploys them when it starts.
-    let engine = Engine::new(&cfg, store, Shared::new(&cfg))?;
-    let redeploy = runtime()?.block_on(engine.owe_missing_deploys(Utc::now()))?;
+    let engine = Engine::new(
+        &cfg,
+        store,
+        Shared::new(&cfg),
+        sectigo_core::clock::system(),
+    )?;
+    let redeploy = runtime()?.block_on(engine.deployer().owe_missing_deploys())?;
     drop(engine);
     let owner = give_to_owner(&cfg.connector.state.dir)
         .map_err(|e| CliError::failed(format!("{}: {e}", cfg.connector.state.dir.display())))?;

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use sectigo_engine::policy::Decision;
 use sectigo_engine::{Counters, Engine, Visit};
-use sectigo_state::{blocking, CertRecord};
+use sectigo_model::CertRecord;
+use sectigo_state::blocking;
 
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -72,12 +73,12 @@ impl Visit for Gauges {
 
 /// The metrics text, in the Prometheus exposition format: the inventory summary (the same one
 /// `status` shows) and, from the same pass, each live certificate's gauges.
-pub async fn render(engine: &Engine, counters: &Counters, now: DateTime<Utc>) -> String {
+pub async fn render(engine: &Engine, counters: &Counters) -> String {
     let gauges = Gauges {
         lines: String::new(),
-        now,
+        now: engine.clock().now(),
     };
-    let (by_state, stalled, deploy_failed, certs) = match engine.inventory(now, gauges).await {
+    let (by_state, stalled, deploy_failed, certs) = match engine.inventory(gauges).await {
         Ok((inv, g)) => (inv.by_state, inv.stalled, inv.deploy_failed, g.lines),
         Err(e) => {
             tracing::warn!("metrics: reading the inventory failed: {e}");
@@ -161,7 +162,7 @@ pub async fn serve(
             get(
                 |State(rx): State<watch::Receiver<Arc<Engine>>>| async move {
                     let engine = rx.borrow().clone();
-                    let text = render(&engine, engine.counters(), Utc::now()).await;
+                    let text = render(&engine, engine.counters()).await;
                     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
                 },
             ),

@@ -20,14 +20,13 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use sectigo_core::clock::SharedClock;
 use sectigo_core::config::Config;
-use sectigo_engine::{CollectReport, CycleReport, Engine, EngineError, Shared};
-use sectigo_jira::deliver::Deliverer;
-use sectigo_jira::JiraClient;
+use sectigo_engine::{CollectReport, CycleReport, Engine, EngineError, Mode, Shared};
 use sectigo_state::{blocking, SharedStore, StoreError};
-use sectigo_workflow::Poller;
 
 use crate::api::{service, DaemonInfo, ReloadReport, Reply, Request, Response};
+use crate::lifecycle::Connector;
 use crate::logging::Logging;
 use scheduler::{Scheduler, SchedulerError, Tick};
 
@@ -41,44 +40,6 @@ pub enum DaemonError {
     Schedule(#[from] SchedulerError),
     #[error("installing the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-}
-
-/// Logs what was loaded: one line per profile, and the warnings.
-pub fn log_config(cfg: &Config) {
-    for p in cfg.profiles.values() {
-        let mode = if p.force_renewal {
-            "force renewal".to_string()
-        } else if p.auto_renew {
-            format!("renews {} days before expiry", p.expiry_window_days)
-        } else {
-            format!(
-                "reports {} days before expiry, auto renew off",
-                p.expiry_window_days
-            )
-        };
-        info!(profile = %p.name, "profile {:?} loaded from {}: SCM {} as client {:?}, {mode}", p.name, p.file.display(), p.scm_url, p.client_id);
-    }
-    if cfg.profiles.is_empty() {
-        warn!(
-            "no profiles configured: add one file per profile in {}/profiles.d/",
-            cfg.dir.display()
-        );
-    }
-    for w in &cfg.warnings {
-        warn!("{w}");
-    }
-}
-
-/// A Deliverer for `[jira]`, when Jira is configured and its client can be built.
-pub fn deliverer(cfg: &Config, store: SharedStore) -> Option<Deliverer> {
-    let jc = cfg.connector.jira.as_ref()?;
-    match JiraClient::new(jc) {
-        Ok(client) => Some(Deliverer::for_config(client, jc, store)),
-        Err(e) => {
-            error!("Jira client: {e}; Jira updates stay queued");
-            None
-        }
-    }
 }
 
 /// A long-running task with its own cancellation, a child of the daemon's.
@@ -146,10 +107,9 @@ impl Signals {
 
 pub struct Daemon {
     dir: PathBuf,
-    cfg: Config,
-    store: SharedStore,
-    shared: Shared,
-    engine: Arc<Engine>,
+    /// The configuration at work (a reload swaps in a new one).
+    conn: Connector,
+    clock: SharedClock,
     engines: watch::Sender<Arc<Engine>>,
     logging: Logging,
     started: DateTime<Utc>,
@@ -166,7 +126,6 @@ pub struct Daemon {
     retired: Vec<Task>,
     /// Control requests being carried out.
     in_progress: JoinSet<()>,
-    poller: Option<Arc<Poller>>,
     poll: Option<JoinHandle<()>>,
     pass: Option<JoinHandle<Result<Pass, EngineError>>>,
     /// A cycle tick came while a pass ran: run a cycle when it ends.
@@ -177,9 +136,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon: recovers the journal, applies the profiles to the state, and starts
-    /// the scheduler, the control socket, metrics, Jira delivery and the workflow poll.
-    /// `hooks_via`: hand `[deploy] hook`s to the root helper through this directory
+    /// Starts the daemon: the connector (the journal recovered, the profiles applied to the
+    /// state), then the scheduler, the control socket, metrics, Jira delivery and the workflow
+    /// poll. `hooks_via`: hand `[deploy] hook`s to the root helper through this directory
     /// (`run --hooks-via`), instead of running them here.
     pub async fn start(
         dir: PathBuf,
@@ -187,33 +146,27 @@ impl Daemon {
         store: SharedStore,
         logging: Logging,
         hooks_via: Option<PathBuf>,
+        clock: SharedClock,
     ) -> Result<Daemon, DaemonError> {
         let shared = match hooks_via {
             Some(h) => Shared::new(&cfg).with_hook_helper(h),
             None => Shared::new(&cfg),
         };
-        let engine = Arc::new(Engine::new(&cfg, store.clone(), shared.clone())?);
-        let unknown = engine.recover(Utc::now()).await?;
-        if unknown > 0 {
-            error!("{unknown} renewals have an unknown outcome after the last stop; see `sectigo-connector status`");
-        }
-        engine.sync_profiles(Utc::now()).await?;
-        log_config(&cfg);
-
-        let root = CancellationToken::new();
+        let (conn, _forced) = Connector::start(cfg, store, shared, clock.clone()).await?;
         let (tick_tx, ticks) = mpsc::channel(4);
         let mut scheduler = Scheduler::start(tick_tx.clone()).await?;
-        scheduler.set_cycle(&cfg.connector.schedule.cron).await?;
-        let (engines, _) = watch::channel(engine.clone());
+        scheduler
+            .set_cycle(&conn.config().connector.schedule.cron)
+            .await?;
+        let (engines, _) = watch::channel(conn.engine().clone());
         let (req_tx, requests) = mpsc::channel(16);
         let mut d = Daemon {
             dir,
-            shared,
-            store,
-            engine,
+            started: clock.now(),
+            clock,
+            conn,
             engines,
             logging,
-            started: Utc::now(),
             scheduler,
             ticks,
             requests,
@@ -223,26 +176,25 @@ impl Daemon {
             delivery: None,
             retired: Vec::new(),
             in_progress: JoinSet::new(),
-            poller: None,
             poll: None,
             pass: None,
             cycle_wanted: false,
             collect_at: None,
             last_summary: None,
             last_reload: None,
-            root,
-            cfg,
+            root: CancellationToken::new(),
         };
         d.control = d.spawn_control(req_tx);
         d.metrics = d.spawn_metrics().await;
         d.delivery = d.spawn_delivery();
-        d.set_poller().await?;
-        if d.cfg.connector.schedule.run_at_start {
+        d.set_poll_schedule().await?;
+        let schedule = &d.conn.config().connector.schedule;
+        if schedule.run_at_start {
             let _ = tick_tx.try_send(Tick::Cycle);
         } else {
             // Without a cycle at start, renewals in flight and deploys owed from before the
             // stop are taken up by a collection pass at once.
-            let owed = blocking(&d.store, |s| {
+            let owed = blocking(d.conn.store(), |s| {
                 Ok(!s.in_flight()?.is_empty() || !s.deploys_owed()?.is_empty())
             })
             .await?;
@@ -250,20 +202,21 @@ impl Daemon {
                 d.collect_at = Some(tokio::time::Instant::now());
             }
         }
-        if d.poller.is_some() {
+        if d.conn.poller().is_some() {
             let _ = tick_tx.try_send(Tick::Poll);
         }
         match crate::harden::core_dumps_on() {
             Some(false) => debug!("core dumps off: the process is not dumpable"),
             _ => warn!("core dumps are possible: the process could not be made non-dumpable"),
         }
+        let c = d.conn.config();
         info!(
             "sectigo-connector {} started: {} profiles, state in {}, schedule {:?}, next cycle {}",
             env!("CARGO_PKG_VERSION"),
-            d.cfg.profiles.len(),
-            d.cfg.connector.state.dir.display(),
-            d.cfg.connector.schedule.cron,
-            if d.cfg.connector.schedule.run_at_start {
+            c.profiles.len(),
+            c.connector.state.dir.display(),
+            c.connector.schedule.cron,
+            if c.connector.schedule.run_at_start {
                 "now".to_string()
             } else {
                 d.next_cycle_text()
@@ -299,15 +252,15 @@ impl Daemon {
         DaemonInfo {
             pid: std::process::id(),
             started: Some(self.started),
-            next_cycle: self.scheduler.next_cycle(Utc::now()),
+            next_cycle: self.scheduler.next_cycle(self.clock.now()),
             last_reload: self.last_reload.clone(),
         }
     }
 
     fn next_cycle_text(&self) -> String {
         self.scheduler
-            .next_cycle(Utc::now())
-            .map(crate::api::render::ts)
+            .next_cycle(self.clock.now())
+            .map(sectigo_core::text::ts)
             .unwrap_or_else(|| "never".into())
     }
 
@@ -328,18 +281,17 @@ impl Daemon {
 
     /// Starts a cycle (`true`) or a collection pass.
     fn start_pass(&mut self, cycle: bool) {
-        let now = Utc::now();
         self.collect_at = None;
         self.cycle_wanted = false;
-        let e = self.engine.clone();
+        let e = self.conn.engine().clone();
         let cancel = self.root.child_token();
         self.pass = Some(tokio::spawn(async move {
             if cycle {
                 info!("cycle started");
-                return e.run_cycle(now, false, &cancel).await.map(Pass::Cycle);
+                return e.cycle().run(Mode::Live, &cancel).await.map(Pass::Cycle);
             }
-            let mut r = e.collect_pending(now).await?;
-            r.pending = blocking(e.store(), |s| s.in_flight()).await?.len() as u64;
+            let mut r = e.collector().collect_pending().await?;
+            r.pending = e.in_flight().await?;
             // A deploy owed (its hook failing, say) keeps the collection passes coming; each
             // deploy waits out its own backoff.
             r.pending += r.deploys_owed;
@@ -381,7 +333,7 @@ impl Daemon {
         if self.cycle_wanted {
             self.start_pass(true);
         } else if pending > 0 {
-            let every = Duration::from_secs(self.cfg.connector.renewal.collect_poll_secs);
+            let every = Duration::from_secs(self.conn.config().connector.renewal.collect_poll_secs);
             self.collect_at = Some(tokio::time::Instant::now() + every);
         }
         notify::status(&self.status_line());
@@ -390,15 +342,15 @@ impl Daemon {
     /// Starts a workflow poll unless one is under way (the poll's cron may fire faster than a
     /// poll takes).
     fn start_poll(&mut self) {
-        let Some(poller) = self.poller.clone() else {
+        let Some(poller) = self.conn.poller().cloned() else {
             return;
         };
         if self.poll.as_ref().is_some_and(|p| !p.is_finished()) {
             return;
         }
-        let engine = self.engine.clone();
+        let engine = self.conn.engine().clone();
         self.poll = Some(tokio::spawn(async move {
-            let r = poller.poll(&engine, Utc::now()).await;
+            let r = poller.poll(&engine).await;
             if r.done + r.rejected + r.unknown + r.collected > 0 {
                 info!("Jira workflow poll: {r}");
             }
@@ -411,12 +363,12 @@ impl Daemon {
             let _ = reply.send(Ok(Response::Reloaded(r)));
             return;
         }
-        let engine = self.engine.clone();
-        let cfg = self.cfg.clone();
+        let engine = self.conn.engine().clone();
+        let cfg = self.conn.config().clone();
         let info = self.info();
         let follow_ups = self.follow_ups.0.clone();
         self.in_progress.spawn(async move {
-            let r = service::execute(req, &engine, &cfg, Some(&info), Utc::now()).await;
+            let r = service::execute(req, &engine, &cfg, Some(&info)).await;
             let f = match &r {
                 Ok(Response::Renamed(_)) => Some(FollowUp::Reload("a profile rename")),
                 Ok(Response::ForceRenewStarted { .. }) => Some(FollowUp::CycleNow),
@@ -456,25 +408,25 @@ impl Daemon {
         let errors = match loaded {
             Err(e) => vec![format!("loading the configuration failed: {e}")],
             Ok(Err(errs)) => errs.0.iter().map(|e| e.to_string()).collect(),
-            Ok(Ok(new)) => match Engine::new(&new, self.store.clone(), self.shared.clone()) {
+            Ok(Ok(new)) => match self.conn.reconfigure(new) {
                 Err(e) => vec![e.to_string()],
-                Ok(engine) => match self.apply(new, engine).await {
+                Ok(conn) => match self.apply(conn).await {
                     Ok(()) => vec![],
                     Err(e) => vec![e.to_string()],
                 },
             },
         };
         let report = ReloadReport {
-            at: Utc::now(),
+            at: self.clock.now(),
             cause: cause.to_string(),
-            profiles: self.cfg.profiles.len(),
+            profiles: self.conn.config().profiles.len(),
             config_dir: self.dir.clone(),
             errors,
         };
         if report.applied() {
             info!(
                 "configuration reloaded: {} profiles, next cycle {}",
-                self.cfg.profiles.len(),
+                report.profiles,
                 self.next_cycle_text()
             );
         } else {
@@ -489,28 +441,26 @@ impl Daemon {
     }
 
     /// Makes `new` the running configuration.
-    async fn apply(&mut self, new: Config, engine: Engine) -> Result<(), DaemonError> {
-        if new.connector.state.dir != self.cfg.connector.state.dir {
+    async fn apply(&mut self, new: Connector) -> Result<(), DaemonError> {
+        let (old, cfg) = (&self.conn.config().connector, &new.config().connector);
+        if cfg.state.dir != old.state.dir {
             warn!(
                 "[state] dir changed to {}; this takes effect at the next restart",
-                new.connector.state.dir.display()
+                cfg.state.dir.display()
             );
         }
-        if new.connector.control.socket != self.cfg.connector.control.socket {
+        if cfg.control.socket != old.control.socket {
             warn!("[control] socket changed; this takes effect at the next restart");
         }
-        if new.connector.metrics.listen != self.cfg.connector.metrics.listen {
+        if cfg.metrics.listen != old.metrics.listen {
             warn!("[metrics] listen changed; this takes effect at the next restart");
         }
-        self.scheduler
-            .set_cycle(&new.connector.schedule.cron)
-            .await?;
-        if let Err(e) = self.logging.set_level(&new.connector.log.level) {
+        self.scheduler.set_cycle(&cfg.schedule.cron).await?;
+        if let Err(e) = self.logging.set_level(&cfg.log.level) {
             warn!("{e}");
         }
-        self.engine = Arc::new(engine);
-        self.engines.send_replace(self.engine.clone());
-        self.cfg = new;
+        self.conn = new;
+        self.engines.send_replace(self.conn.engine().clone());
         // The old deliverer finishes its pass; the new one starts with the new settings.
         self.retired.retain(|t| !t.handle.is_finished());
         if let Some(old) = self.delivery.take() {
@@ -520,44 +470,32 @@ impl Daemon {
         self.delivery = self.spawn_delivery();
         // A poll under way finishes with the old poller; the next uses the new one (one poll
         // at a time, see `Shared`).
-        self.set_poller().await?;
-        match self.engine.sync_profiles(Utc::now()).await {
+        self.set_poll_schedule().await?;
+        match self.conn.apply_profiles().await {
             Ok(true) => self.handle_tick(Tick::Cycle),
             Ok(false) => {}
             Err(e) => error!("applying the new profiles to the state failed: {e}"),
         }
-        log_config(&self.cfg);
         Ok(())
     }
 
-    async fn set_poller(&mut self) -> Result<(), DaemonError> {
-        self.poller = match self.cfg.connector.jira.as_ref().map(Poller::new) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(p))) => {
-                info!(
-                    "Jira workflow: polling {} for requests on {:?}",
-                    self.cfg.connector.jira.as_ref().map_or("", |j| &j.url),
-                    p.config().poll_cron
-                );
-                Some(Arc::new(p))
-            }
-            Some(Err(e)) => {
-                error!("Jira workflow: {e}; requests from Jira are not handled");
-                None
-            }
-        };
-        let cron = self.poller.as_ref().map(|p| p.config().poll_cron.clone());
+    /// Fires the workflow poll on its cron, when the configuration has a poller.
+    async fn set_poll_schedule(&mut self) -> Result<(), DaemonError> {
+        let cron = self.conn.poller().map(|p| p.config().poll_cron.clone());
+        if let (Some(c), Some(jc)) = (&cron, &self.conn.config().connector.jira) {
+            info!("Jira workflow: polling {} for requests on {c:?}", jc.url);
+        }
         self.scheduler.set_poll(cron.as_deref()).await?;
         Ok(())
     }
 
     fn spawn_delivery(&self) -> Option<Task> {
-        let d = deliverer(&self.cfg, self.store.clone())?;
-        if let Some(jc) = &self.cfg.connector.jira {
+        let d = self.conn.deliverer()?;
+        if let Some(jc) = &self.conn.config().connector.jira {
             info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
         }
         let cancel = self.root.child_token();
-        let wake = self.shared.outbox.clone();
+        let wake = self.conn.engine().shared().outbox.clone();
         let c = cancel.clone();
         Some(Task {
             name: "Jira delivery",
@@ -567,7 +505,7 @@ impl Daemon {
     }
 
     fn spawn_control(&self, tx: mpsc::Sender<control::Incoming>) -> Option<Task> {
-        let path = &self.cfg.connector.control.socket;
+        let path = &self.conn.config().connector.control.socket;
         let cancel = self.root.child_token();
         match control::serve(path, tx, cancel.clone()) {
             Ok(handle) => Some(Task {
@@ -583,7 +521,7 @@ impl Daemon {
     }
 
     async fn spawn_metrics(&self) -> Option<Task> {
-        let addr = self.cfg.connector.metrics.listen?;
+        let addr = self.conn.config().connector.metrics.listen?;
         let cancel = self.root.child_token();
         match metrics::serve(addr, self.engines.subscribe(), cancel.clone()).await {
             Ok((handle, bound)) => {
@@ -603,11 +541,11 @@ impl Daemon {
 
     /// Stops in order: no new work (scheduler, control socket, metrics), then the work under
     /// way finishes its SCM calls (their answers must be recorded), then Jira delivery, then
-    /// the store is flushed.
+    /// the connector stops (notify commands finish, the store is flushed).
     async fn shutdown(mut self) -> Result<(), DaemonError> {
         notify::stopping();
         self.root.cancel();
-        let grace = Duration::from_secs(self.cfg.connector.scm.timeout_secs + 5);
+        let grace = Duration::from_secs(self.conn.config().connector.scm.timeout_secs + 5);
         self.scheduler.shutdown().await;
         for t in [self.control.take(), self.metrics.take()]
             .into_iter()
@@ -644,12 +582,7 @@ impl Daemon {
         {
             t.stop(grace).await;
         }
-        // [notify] commands under way finish (a person hears of what happened last).
-        self.shared
-            .notifier
-            .drain(sectigo_engine::notify::TIMEOUT)
-            .await;
-        blocking(&self.store, |s| s.flush()).await?;
+        self.conn.stop().await?;
         info!("stopped");
         notify::flush();
         Ok(())

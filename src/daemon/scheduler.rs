@@ -240,6 +240,7 @@ async fn replace(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sectigo_core::clock::Clock as _;
 
     #[tokio::test]
     async fn a_cron_job_sends_its_tick_and_is_replaced_on_change() {
@@ -256,11 +257,16 @@ mod tests {
         while rx.try_recv().is_ok() {}
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         assert!(rx.try_recv().is_err(), "the every-second job was removed");
-        let next = s.next_cycle(Utc::now()).unwrap();
+        let next = s
+            .next_cycle(sectigo_core::clock::SystemClock.now())
+            .unwrap();
         assert_eq!(next.format("%m-%d %H:%M:%S").to_string(), "01-01 00:00:00");
         // A bad expression is refused and leaves the schedule as it was.
         assert!(s.set_cycle("every hour").await.is_err());
-        assert_eq!(s.next_cycle(Utc::now()), Some(next));
+        assert_eq!(
+            s.next_cycle(sectigo_core::clock::SystemClock.now()),
+            Some(next)
+        );
         s.set_poll(Some("* * * * * *")).await.unwrap();
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sectigo_core::secret::Secret;
-use sectigo_state::export::{self, ExportError};
-use sectigo_state::{
+use sectigo_model::{
     Attachment, CertOrigin, CertRecord, CertState, CycleSummary, DeployJob, EnrollState, ForceRun,
-    HistoryEntry, IssueEdit, IssueRecord, KeyStore, OutboxItem, ProfileState, RevokeIntent,
-    SledStore, Steps, Store, StoreError,
+    HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
 };
+use sectigo_state::export::{self, ExportError};
+use sectigo_state::{KeyStore, SledStore, Store, StoreError};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 8, 30, 0).unwrap()
@@ -21,15 +21,15 @@ fn t0() -> DateTime<Utc> {
 
 fn cert(id: &str, profile: &str, state: CertState) -> CertRecord {
     CertRecord {
-        id: id.into(),
-        profile: profile.into(),
+        id: id.parse().unwrap(),
+        profile: profile.parse().unwrap(),
         subject_cn: format!("{id}.example.com"),
         sans: vec![format!("{id}.example.com"), "alt.example.com".into()],
         serial: format!("0A{id}"),
         not_before: t0() - Duration::days(300),
         not_after: t0() + Duration::days(id.len() as i64 * 7),
         state,
-        jira_issue: Some(format!("CERT-{id}")),
+        jira_issue: Some(format!("CERT-{id}").parse().unwrap()),
         origin: CertOrigin::Imported { at: t0() },
         failures: 0,
         next_attempt: None,
@@ -49,10 +49,10 @@ fn outbox(marker: &str, issue: &str) -> OutboxItem {
     OutboxItem {
         seq: 0,
         marker: marker.into(),
-        issue: issue.into(),
+        issue: issue.parse().unwrap(),
         event: "renewed".into(),
-        cert_id: "2001".into(),
-        profile: "web".into(),
+        cert_id: "2001".parse().unwrap(),
+        profile: "web".parse().unwrap(),
         comment: "Renewed.\n\nNew certificate 2001.".into(),
         attachment: Some(Attachment {
             filename: "2001.pem".into(),
@@ -60,7 +60,7 @@ fn outbox(marker: &str, issue: &str) -> OutboxItem {
         }),
         edit: Some(IssueEdit {
             summary: Some("Certificate enrolled:web.example.com".into()),
-            cert_id: Some("2001".into()),
+            cert_id: Some("2001".parse().unwrap()),
         }),
         created: t0(),
         attempts: 3,
@@ -99,7 +99,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
             "1003",
             "web",
             CertState::Collecting {
-                new_id: "2003".into(),
+                new_id: "2003".parse().unwrap(),
                 at: t,
             },
         ),
@@ -107,7 +107,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
             "1004",
             "mail",
             CertState::Superseded {
-                by: "1001".into(),
+                by: "1001".parse().unwrap(),
                 at: t,
             },
         ),
@@ -133,42 +133,42 @@ fn populate(s: &SledStore, keys: &KeyStore) {
     certs[0].failures = 2;
     certs[0].next_attempt = Some(t + Duration::hours(2));
     certs[0].last_error = Some("SCM answered 503".into());
-    certs[0].name = Some("web".into());
+    certs[0].name = Some("web".parse().unwrap());
     certs[0].deploy = Some(DeployJob {
         since: t,
-        old_id: Some("1004".into()),
+        old_id: Some("1004".parse().unwrap()),
         files_done: true,
         attempts: 1,
         next_attempt: Some(t + Duration::minutes(5)),
         last_error: Some("hook exited with 1".into()),
     });
     certs[1].origin = CertOrigin::Renewed {
-        from: "0999".into(),
+        from: "0999".parse().unwrap(),
         at: t,
     };
     certs[2].origin = CertOrigin::Enrolled { at: t };
     certs[2].stall_reported = Some(t);
     certs[5].reported_no_auto_renew = Some(t + Duration::days(20));
 
-    let mut enrolled = IssueRecord::new("CERT-1");
+    let mut enrolled = IssueRecord::new(&crate::common::ik("CERT-1"));
     enrolled.enroll = Some(EnrollState::Issued {
-        cert_id: "1003".into(),
+        cert_id: "1003".parse().unwrap(),
         at: t,
     });
     enrolled.csr_sha256 = Some("aa".repeat(32));
     enrolled.set_handled("enroll", Some(t));
     enrolled.log(t, "enrolled as 1003");
-    let mut collecting = IssueRecord::new("CERT-2");
+    let mut collecting = IssueRecord::new(&crate::common::ik("CERT-2"));
     collecting.enroll = Some(EnrollState::Collecting {
-        profile: "web".into(),
-        cert_id: "2002".into(),
+        profile: "web".parse().unwrap(),
+        cert_id: "2002".parse().unwrap(),
         at: t,
     });
     collecting.csr_sha256 = Some("bb".repeat(32));
     collecting.stall_reported = Some(t);
-    let mut revoking = IssueRecord::new("CERT-3");
+    let mut revoking = IssueRecord::new(&crate::common::ik("CERT-3"));
     revoking.revoking = Some(RevokeIntent {
-        cert_id: "1001".into(),
+        cert_id: "1001".parse().unwrap(),
         message: "key compromise".into(),
         reason_code: 1,
         at: t,
@@ -176,7 +176,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
     revoking.set_handled("revoke", Some(t));
     revoking.set_handled("renew", Some(t));
     revoking.handled[1].misses = 1;
-    let mut rejected = IssueRecord::new("CERT-4");
+    let mut rejected = IssueRecord::new(&crate::common::ik("CERT-4"));
     rejected.enroll = Some(EnrollState::Rejected {
         reason: "not a CSR".into(),
         at: t,
@@ -187,7 +187,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
         (
             "CERT-5",
             EnrollState::Requested {
-                profile: "web".into(),
+                profile: "web".parse().unwrap(),
                 at: t,
                 request: Some("r-3".into()),
             },
@@ -195,7 +195,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
         (
             "CERT-6",
             EnrollState::Failed {
-                cert_id: "2006".into(),
+                cert_id: "2006".parse().unwrap(),
                 reason: "rejected by the CA".into(),
                 at: t,
             },
@@ -203,13 +203,13 @@ fn populate(s: &SledStore, keys: &KeyStore) {
         (
             "CERT-7",
             EnrollState::OutcomeUnknown {
-                profile: "web".into(),
+                profile: "web".parse().unwrap(),
                 at: t,
                 request: None,
             },
         ),
     ] {
-        let mut r = IssueRecord::new(k);
+        let mut r = IssueRecord::new(&k.parse().unwrap());
         r.enroll = Some(e);
         r.csr_sha256 = Some(format!("{:0>64}", k.len() + others.len()));
         others.push(r);
@@ -238,7 +238,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
     s.update_outbox(&progressed).unwrap();
 
     s.put_profile_state(
-        "web",
+        &crate::common::pn("web"),
         &ProfileState {
             client_id: "web-client".into(),
             scm_url: "https://scm.example.com".into(),
@@ -253,7 +253,7 @@ fn populate(s: &SledStore, keys: &KeyStore) {
     )
     .unwrap();
     s.put_profile_state(
-        "mail",
+        &crate::common::pn("mail"),
         &ProfileState {
             client_id: "mail-client".into(),
             scm_url: "https://scm.example.com".into(),
@@ -310,8 +310,8 @@ fn answers(s: &dyn Store) -> String {
         ids(s.active_expiring_before(t0() + Duration::days(400)).unwrap()),
         ids(s.in_flight().unwrap()),
         ids(s.deploys_owed().unwrap()),
-        ids(s.by_profile("web").unwrap()),
-        ids(s.by_profile("mail").unwrap()),
+        ids(s.by_profile(&crate::common::pn("web")).unwrap()),
+        ids(s.by_profile(&crate::common::pn("mail")).unwrap()),
         keys(s.issues_with_work().unwrap()),
         keys(s.issues_handled("renew").unwrap()),
         keys(s.issues_handled("revoke").unwrap()),
@@ -371,13 +371,18 @@ fn a_round_trip_over_every_kind_of_record_loses_nothing() {
     );
     assert_eq!(answers(&sb), answers(&sa), "every index answers the same");
     for id in ["1001", "1002", "1005", "1007"] {
-        assert_eq!(sb.get(id).unwrap(), sa.get(id).unwrap());
+        let id = id.parse().unwrap();
+        assert_eq!(sb.get(&id).unwrap(), sa.get(&id).unwrap());
     }
     for k in ["CERT-1", "CERT-3", "CERT-7"] {
-        assert_eq!(sb.issue(k).unwrap(), sa.issue(k).unwrap());
+        let k = k.parse().unwrap();
+        assert_eq!(sb.issue(&k).unwrap(), sa.issue(&k).unwrap());
     }
     assert_eq!(kb.names().unwrap(), ka.names().unwrap());
-    assert_eq!(kb.get("1001").unwrap(), ka.get("1001").unwrap());
+    assert_eq!(
+        kb.get(&crate::common::cid("1001")).unwrap(),
+        ka.get(&crate::common::cid("1001")).unwrap()
+    );
 
     // The delivered update is never queued again; a new one is delivered after the restored.
     sb.commit(
@@ -462,12 +467,15 @@ fn an_import_goes_only_into_an_empty_state() {
 
     // A state that remembers profiles and a last cycle but tracks nothing takes the import.
     let sb = SledStore::open(b.path(), 8).unwrap();
-    sb.put_profile_state("old", &ProfileState::default())
+    sb.put_profile_state(&crate::common::pn("old"), &ProfileState::default())
         .unwrap();
     sb.put_last_cycle(&CycleSummary::default()).unwrap();
     import_bytes(&sb, &KeyStore::new(b.path()), &file).unwrap();
     assert_eq!(answers(&sb), before);
-    assert!(sb.profile_state("old").unwrap().is_none());
+    assert!(sb
+        .profile_state(&crate::common::pn("old"))
+        .unwrap()
+        .is_none());
 
     // Keys left in an otherwise empty state: refused.
     let c = tempfile::tempdir().unwrap();
@@ -577,8 +585,9 @@ fn keys_are_exported_only_when_allowed() {
     let text = String::from_utf8(out).unwrap();
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     // Without keys in the state, anyone who may use the socket may export it.
-    ka.remove("1001").unwrap();
-    ka.remove("r-00000000000000000001").unwrap();
+    ka.remove(&crate::common::cid("1001")).unwrap();
+    ka.remove(&crate::common::cid("r-00000000000000000001"))
+        .unwrap();
     let mut out = Vec::new();
     export::export(&sa, &ka, false, "test", t0(), &mut out).unwrap();
 }
@@ -799,7 +808,10 @@ mod cli {
                 err.contains("app.example.com, active, expires") && err.contains("--yes"),
                 "{err}"
             );
-            assert!(ok(&d, &["certs", "list"]).contains(&id), "still tracked");
+            assert!(
+                ok(&d, &["certs", "list"]).contains(id.as_str()),
+                "still tracked"
+            );
             let out = ok(&d, &["certs", "forget", &id, "--yes"]);
             assert!(out.contains("stopped tracking"), "{out}");
         })

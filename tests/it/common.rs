@@ -3,25 +3,73 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use sectigo_core::clock::{ManualClock, SharedClock};
 use sectigo_core::config::Config;
+use sectigo_core::names::{CertId, ProfileName};
 use sectigo_engine::{Engine, ImportLine, Shared};
+use sectigo_model::CertRecord;
 use sectigo_sim::{ScmSim, ScmSimConfig};
-use sectigo_state::{CertRecord, SharedStore};
+use sectigo_state::SharedStore;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub sim: ScmSim,
+    /// The time of the simulator and of the engines this harness builds.
+    pub clock: SharedClock,
+    /// Set by [`Env::manual`]: the tests move it instead of waiting.
+    manual: Option<ManualClock>,
 }
 
 impl Env {
+    /// A simulator on the wall clock (the real binary, which reads the wall clock, can run
+    /// against it).
     pub async fn new(sim_cfg: ScmSimConfig) -> Env {
+        Env::start(sim_cfg, None).await
+    }
+
+    /// A simulator and engines on one clock that only the test moves ([`Env::advance`]).
+    pub async fn manual(sim_cfg: ScmSimConfig) -> Env {
+        Env::start(sim_cfg, Some(ManualClock::new())).await
+    }
+
+    async fn start(mut sim_cfg: ScmSimConfig, manual: Option<ManualClock>) -> Env {
+        if let Some(m) = &manual {
+            sim_cfg.clock = m.shared();
+        }
+        let clock = sim_cfg.clock.clone();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("profiles.d")).unwrap();
         let sim = ScmSim::start(sim_cfg).await.unwrap();
-        let env = Env { dir, sim };
+        let env = Env {
+            dir,
+            sim,
+            clock,
+            manual,
+        };
         env.connector("");
         env
+    }
+
+    /// The harness's time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Sets the manual clock (simulator and engines) to `t`.
+    pub fn set_now(&self, t: DateTime<Utc>) {
+        self.manual
+            .as_ref()
+            .expect("Env::manual moves its clock; Env::new runs on the wall clock")
+            .set(t);
+    }
+
+    /// Moves the manual clock (simulator and engines) forward.
+    pub fn advance(&self, by: Duration) {
+        self.manual
+            .as_ref()
+            .expect("Env::manual moves its clock; Env::new runs on the wall clock")
+            .advance(by);
     }
 
     pub fn path(&self) -> &Path {
@@ -64,13 +112,18 @@ impl Env {
     }
 
     pub fn engine_with(&self, store: SharedStore) -> Arc<Engine> {
+        self.engine_on(store, self.clock.clone())
+    }
+
+    /// An engine on its own clock (the simulator keeps the harness's).
+    pub fn engine_on(&self, store: SharedStore, clock: SharedClock) -> Arc<Engine> {
         let cfg = self.config();
-        Arc::new(Engine::new(&cfg, store, Shared::new(&cfg)).unwrap())
+        Arc::new(Engine::new(&cfg, store, Shared::new(&cfg), clock).unwrap())
     }
 
     /// A certificate in the simulator expiring in `days` (issued a year before that).
-    pub fn sim_cert(&self, cn: &str, days: i64) -> String {
-        let now = Utc::now();
+    pub fn sim_cert(&self, cn: &str, days: i64) -> CertId {
+        let now = self.now();
         self.sim.add_certificate(
             cn,
             &[cn],
@@ -80,7 +133,7 @@ impl Env {
     }
 
     /// Creates certificates in the simulator and imports them into `profile`.
-    pub async fn seed(&self, engine: &Engine, profile: &str, days: &[i64]) -> Vec<String> {
+    pub async fn seed(&self, engine: &Engine, profile: &str, days: &[i64]) -> Vec<CertId> {
         let mut ids = Vec::new();
         for (i, d) in days.iter().enumerate() {
             ids.push(self.sim_cert(&format!("{profile}-{i}.example.com"), *d));
@@ -93,7 +146,7 @@ impl Env {
                 name: None,
             })
             .collect();
-        let s = engine.import(profile, lines, Utc::now()).await.unwrap();
+        let s = engine.importer().import(&pn(profile), lines).await.unwrap();
         assert_eq!(s.imported.len(), ids.len(), "import failed: {:?}", s.failed);
         ids
     }
@@ -110,9 +163,24 @@ pub fn records(store: &SharedStore) -> Vec<CertRecord> {
     v
 }
 
+/// A profile name a test writes.
+pub fn pn(s: &str) -> ProfileName {
+    ProfileName::parse(s).unwrap()
+}
+
+/// An issue key a test writes.
+pub fn ik(s: &str) -> sectigo_core::names::IssueKey {
+    sectigo_core::names::IssueKey::parse(s).unwrap()
+}
+
+/// A certificate id a test writes.
+pub fn cid(s: &str) -> CertId {
+    CertId::parse(s).unwrap()
+}
+
 pub fn get(store: &SharedStore, id: &str) -> CertRecord {
     store
-        .get(id)
+        .get(&cid(id))
         .unwrap()
         .unwrap_or_else(|| panic!("certificate {id} not tracked"))
 }

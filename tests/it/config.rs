@@ -272,7 +272,7 @@ fn each_error_names_file_and_key() {
             GOOD_PROFILE.into(),
             "bad name!.toml",
             None,
-            "may hold only",
+            "is not a profile name",
         ),
     ];
     for (file, text, want_file, want_key, want_msg) in cases {

@@ -30,9 +30,10 @@ async fn client() -> (ScmClient, ScmSim) {
         timeout: Duration::from_secs(10),
         retry_max: Duration::from_secs(1),
         ca_bundle: None,
+        clock: sectigo_core::clock::system(),
     };
     let creds = ProfileCreds {
-        profile: "contract".into(),
+        profile: "contract".parse().unwrap(),
         scm_url: prism_url(),
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
@@ -76,7 +77,7 @@ async fn scm_requests_match_the_vendor_spec() {
     accepted("download", c.download("12345").await);
     accepted("status", c.status("12345").await);
     let mut custom = serde_json::Map::new();
-    custom.insert("Cost Center".into(), "IT-42".into());
+    custom.insert("Cost Center".parse().unwrap(), "IT-42".into());
     let renew = RenewRequest {
         profile_id: Some(1234),
         custom_fields: custom.clone(),
@@ -159,7 +160,7 @@ async fn jira_requests_match(
         workflow: None,
         token_readable_by_others: None,
     };
-    let c = JiraClient::new(&cfg).unwrap();
+    let c = JiraClient::new(&cfg, sectigo_core::clock::system()).unwrap();
     // Passed: a 2xx, or a 2xx whose placeholder body is not what real Jira returns.
     fn ok<T: std::fmt::Debug>(what: &str, r: Result<T, JiraError>) {
         match r {
@@ -211,7 +212,7 @@ async fn jira_requests_match(
         "summary".into(),
         "Certificate enrolled:www.example.com".into(),
     );
-    edit.insert("customfield_10103".into(), "1002".into());
+    edit.insert("customfield_10103".parse().unwrap(), "1002".into());
     match flavor {
         sectigo_core::config::JiraFlavor::Cloud => ok("edit", c.edit("CERT-1", edit).await),
         // Known gap of the Data Center spec: it types every value under `fields` as an object,

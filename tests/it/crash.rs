@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::Env;
 use rand::{Rng, SeedableRng};
+use sectigo_model::CertState;
 use sectigo_sim::{Faults, ScmSimConfig};
-use sectigo_state::CertState;
 
 const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
@@ -153,10 +153,10 @@ async fn kill_9_never_bills_twice() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(80);
-    let due: Vec<String> = (0..certs)
+    let due: Vec<sectigo_core::names::CertId> = (0..certs)
         .map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25))
         .collect();
-    let not_due: Vec<String> = (0..20)
+    let not_due: Vec<sectigo_core::names::CertId> = (0..20)
         .map(|i| env.sim_cert(&format!("later{i}.example.com"), 40 + i))
         .collect();
     let list = env.path().join("import.txt");

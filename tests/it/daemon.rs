@@ -62,7 +62,7 @@ fn import(dir: &Path, profile: &str, id: &str) {
 async fn one_due_certificate() -> (Env, std::path::PathBuf, String) {
     let env = Env::new(ScmSimConfig::default()).await;
     env.profile("web", "expiry_window_days = 30");
-    let id = env.sim_cert("due.example.com", 5);
+    let id = env.sim_cert("due.example.com", 5).to_string();
     let dir = env.path().to_path_buf();
     let (d, i) = (dir.clone(), id.clone());
     tokio::task::spawn_blocking(move || import(&d, "web", &i))

@@ -2,6 +2,8 @@
 //! environment, a failing or hanging hook retried and reported without another renewal, the
 //! set under kill -9, and `certs export`.
 
+use sectigo_engine::Mode;
+use sectigo_engine::Reason;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -52,27 +54,28 @@ async fn a_renewal_is_deployed_atomically_and_the_hook_runs_with_its_environment
     );
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let old = env.sim_cert("www.example.com", 5);
     engine
+        .importer()
         .import(
-            "web",
+            &crate::common::pn("web"),
             vec![sectigo_engine::ImportLine {
                 cert_id: old.clone(),
                 issue: None,
-                name: Some("shop".into()),
+                name: Some("shop".parse().unwrap()),
             }],
-            Utc::now(),
         )
         .await
         .unwrap();
     let r = engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(r.summary.renewed, 1);
     let new_id = match get(&store, &old).state {
-        sectigo_state::CertState::Superseded { by, .. } => by,
+        sectigo_model::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
     let new = get(&store, &new_id);
@@ -121,13 +124,18 @@ async fn a_renewal_is_deployed_atomically_and_the_hook_runs_with_its_environment
     assert_eq!(Path::new(f[5]), out.join("shop"));
 
     // A second renewal switches the link; the old version directory goes.
-    engine.start_force_renewal("web", Utc::now()).await.unwrap();
     engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .book()
+        .start_force_renewal(&crate::common::pn("web"))
+        .await
+        .unwrap();
+    engine
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     let newer = match get(&store, &new_id).state {
-        sectigo_state::CertState::Superseded { by, .. } => by,
+        sectigo_model::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
     let (serial, whole) = read_set(&out, "shop");
@@ -148,7 +156,7 @@ async fn a_renewal_is_deployed_atomically_and_the_hook_runs_with_its_environment
 
 #[tokio::test]
 async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
-    let env = Env::new(ScmSimConfig::default()).await;
+    let env = Env::manual(ScmSimConfig::default()).await;
     let out = env.path().join("certs");
     let flag = env.path().join("hook-may-succeed");
     env.profile(
@@ -160,15 +168,16 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
     );
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let ids = env.seed(&engine, "web", &[5]).await;
-    let now = Utc::now();
+    let now = env.now();
     engine
-        .run_cycle(now, false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     let new_id = match get(&store, &ids[0]).state {
-        sectigo_state::CertState::Superseded { by, .. } => by,
+        sectigo_model::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
     let rec = get(&store, &new_id);
@@ -179,7 +188,7 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
     let retry = job.next_attempt.unwrap();
     assert!(retry > now + chrono::Duration::minutes(4));
     // Reported: status's problems, the metrics' gauge.
-    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    let (inv, ()) = engine.inventory(()).await.unwrap();
     assert_eq!(inv.deploy_failed, 1);
     assert!(inv
         .problems
@@ -188,12 +197,10 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
 
     // Cycles before the retry time neither deploy nor renew.
     for _ in 0..2 {
+        env.advance(chrono::Duration::minutes(1));
         engine
-            .run_cycle(
-                now + chrono::Duration::minutes(1),
-                false,
-                &CancellationToken::new(),
-            )
+            .cycle()
+            .run(Mode::Live, &CancellationToken::new())
             .await
             .unwrap();
     }
@@ -207,10 +214,11 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
 
     // Once the hook can succeed, the retry finishes the job.
     std::fs::write(&flag, "").unwrap();
-    let left = engine.deploy_owed(retry).await.unwrap();
+    env.set_now(retry);
+    let left = engine.deployer().deploy_owed().await.unwrap();
     assert_eq!(left, 0);
     assert_eq!(get(&store, &new_id).deploy, None);
-    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    let (inv, ()) = engine.inventory(()).await.unwrap();
     assert_eq!(inv.deploy_failed, 0);
 }
 
@@ -218,27 +226,28 @@ async fn a_failing_hook_is_retried_and_reported_and_never_renews_again() {
 async fn a_hook_that_hangs_is_killed_and_a_missing_one_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let facts = sectigo_engine::deploy::HookFacts {
-        cert_id: "1".into(),
+        cert_id: "1".parse().unwrap(),
         old_cert_id: None,
-        profile: "web".into(),
-        name: "a.example.com".into(),
+        profile: "web".parse().unwrap(),
+        name: "a.example.com".parse().unwrap(),
+        names: vec!["a.example.com".into()],
         not_after: Utc::now(),
         at: Utc::now(),
     };
     let hang = HookRun::new(&["sleep".into(), "30".into()], &facts, dir.path());
     let t = std::time::Instant::now();
     let e = hang
-        .run_within("1", Duration::from_secs(1))
+        .run_within(&crate::common::cid("1"), Duration::from_secs(1))
         .await
         .unwrap_err();
-    assert!(e.contains("did not finish within 1 s"), "{e}");
+    assert!(e.to_string().contains("did not finish within 1 s"), "{e}");
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "killed, not waited for"
     );
     let missing = HookRun::new(&["/nonexistent/reload".into()], &facts, dir.path());
-    let e = missing.run("1").await.unwrap_err();
-    assert!(e.contains("cannot start"), "{e}");
+    let e = missing.run(&crate::common::cid("1")).await.unwrap_err();
+    assert!(e.to_string().contains("cannot start"), "{e}");
 }
 
 /// kill -9 at random moments while the daemon renews and deploys (a slow hook widens the
@@ -256,7 +265,7 @@ async fn kill_9_during_deploys_leaves_old_or_new_sets_never_a_mix() {
     );
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let ids = env.seed(&engine, "web", &[5, 6, 7, 8, 9, 10]).await;
     drop(engine);
     drop(store);
@@ -485,7 +494,7 @@ async fn run_hooks(dir: &Path, hooks: &Path) -> crate::common::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_through_the_root_helper() {
     use sectigo_engine::{Engine, Shared};
-    let env = Env::new(ScmSimConfig::default()).await;
+    let env = Env::manual(ScmSimConfig::default()).await;
     let out = env.path().join("certs");
     let hooks = env.path().join("hooks");
     let hook_log = env.path().join("hook.log");
@@ -505,19 +514,21 @@ async fn hooks_through_the_root_helper() {
             &cfg,
             store.clone(),
             Shared::new(&cfg).with_hook_helper(hooks.clone()),
+            env.clock.clone(),
         )
         .unwrap(),
     );
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let ids = env.seed(&engine, "web", &[5, 6]).await;
     engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
-    let renewed: Vec<String> = ids
+    let renewed: Vec<sectigo_core::names::CertId> = ids
         .iter()
         .map(|id| match get(&store, id).state {
-            sectigo_state::CertState::Superseded { by, .. } => by,
+            sectigo_model::CertState::Superseded { by, .. } => by,
             s => panic!("{s:?}"),
         })
         .collect();
@@ -528,7 +539,7 @@ async fn hooks_through_the_root_helper() {
     }
     assert!(!hook_log.exists(), "the daemon ran no hook itself");
     // A pass before the helper ran: still waiting, not a failure.
-    assert_eq!(engine.deploy_owed(Utc::now()).await.unwrap(), 2);
+    assert_eq!(engine.deployer().deploy_owed().await.unwrap(), 2);
 
     // The helper (root, in the package) runs the profile's hook and answers.
     let o = run_hooks(env.path(), &hooks).await;
@@ -538,40 +549,50 @@ async fn hooks_through_the_root_helper() {
         assert!(log.contains(id.as_str()), "{log}");
         assert!(!hooks.join(format!("{id}.request")).exists());
     }
-    assert_eq!(engine.deploy_owed(Utc::now()).await.unwrap(), 0);
+    assert_eq!(engine.deployer().deploy_owed().await.unwrap(), 0);
     for id in &renewed {
         assert_eq!(get(&store, id).deploy, None);
     }
 
     // A failing hook: the helper says so, the daemon records it and retries later.
     std::fs::write(&flag, "").unwrap();
-    engine.start_force_renewal("web", Utc::now()).await.unwrap();
+    env.advance(chrono::Duration::minutes(1));
     engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .book()
+        .start_force_renewal(&crate::common::pn("web"))
+        .await
+        .unwrap();
+    engine
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     let newest = match get(&store, &renewed[0]).state {
-        sectigo_state::CertState::Superseded { by, .. } => by,
+        sectigo_model::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
     let o = run_hooks(env.path(), &hooks).await;
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    engine.deploy_owed(Utc::now()).await.unwrap();
+    assert_eq!(
+        o.code, 1,
+        "a failed hook is the helper's failure too: {}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("2 run, 2 failed"), "{}", o.stderr);
+    engine.deployer().deploy_owed().await.unwrap();
     let job = get(&store, &newest).deploy.expect("still owed");
     assert_eq!(job.attempts, 1);
     assert!(job.last_error.unwrap().contains("exited with 1"));
 
     // The helper never answers (its path unit is not enabled): a failure after 10 minutes.
     let retry = job.next_attempt.unwrap();
-    engine.deploy_owed(retry).await.unwrap();
+    env.set_now(retry);
+    engine.deployer().deploy_owed().await.unwrap();
     assert!(
         hooks.join(format!("{newest}.request")).exists(),
         "asked again"
     );
-    engine
-        .deploy_owed(retry + chrono::Duration::minutes(11))
-        .await
-        .unwrap();
+    env.set_now(retry + chrono::Duration::minutes(11));
+    engine.deployer().deploy_owed().await.unwrap();
     let job = get(&store, &newest).deploy.unwrap();
     assert_eq!(job.attempts, 2);
     assert!(
@@ -599,20 +620,24 @@ async fn a_fresh_key_per_renewal_reaches_the_server_with_its_certificate() {
     );
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let ids = env.seed(&engine, "web", &[5, 6]).await;
     // The first renewal's answer is lost (the connection drops): the key made for it is kept.
     env.sim.set_faults(sectigo_sim::Faults {
         drop: 1.0,
         ..Default::default()
     });
-    let r = engine.renew(&ids[1], None).await.unwrap();
+    let r = engine
+        .renewer()
+        .renew(&ids[1], Reason::Operator)
+        .await
+        .unwrap();
     assert!(
         matches!(r, sectigo_engine::RenewOutcome::Unknown(_)),
         "{r:?}"
     );
     env.sim.set_faults(sectigo_sim::Faults::default());
-    let sectigo_state::CertState::OutcomeUnknown {
+    let sectigo_model::CertState::OutcomeUnknown {
         request: Some(request),
         ..
     } = get(&store, &ids[1]).state
@@ -629,11 +654,12 @@ async fn a_fresh_key_per_renewal_reaches_the_server_with_its_certificate() {
 
     // A renewal that goes through: the key follows the new certificate and is deployed.
     engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     let new_id = match get(&store, &ids[0]).state {
-        sectigo_state::CertState::Superseded { by, .. } => by,
+        sectigo_model::CertState::Superseded { by, .. } => by,
         s => panic!("{s:?}"),
     };
     let name = "web-0.example.com";
@@ -643,7 +669,11 @@ async fn a_fresh_key_per_renewal_reaches_the_server_with_its_certificate() {
     let key_path = out.join(name).join("privkey.pem");
     let key_pem = std::fs::read_to_string(&key_path).unwrap();
     let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o640, "privkey.pem is never more than 0640");
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "privkey.pem is the owner's alone when [deploy] group is not set"
+    );
     // The certificate certifies this key.
     let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
     let cert_pem = std::fs::read_to_string(out.join(name).join("cert.pem")).unwrap();

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::Env;
+use sectigo_model::CertState;
 use sectigo_sim::ScmSimConfig;
-use sectigo_state::CertState;
 
 const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
@@ -35,7 +35,7 @@ fn cli(dir: &Path, args: &[&str]) -> (i32, String) {
 }
 
 /// An environment whose state lives in `mnt/state`, with `n` due certificates imported.
-async fn setup(n: usize) -> (Env, std::path::PathBuf, Vec<String>) {
+async fn setup(n: usize) -> (Env, std::path::PathBuf, Vec<sectigo_core::names::CertId>) {
     let env = Env::new(ScmSimConfig::default()).await;
     let mnt = env.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
@@ -46,15 +46,16 @@ async fn setup(n: usize) -> (Env, std::path::PathBuf, Vec<String>) {
     );
     std::fs::write(env.path().join("connector.toml"), text).unwrap();
     env.profile("web", "expiry_window_days = 30");
-    let ids: Vec<String> = (0..n)
+    let ids: Vec<sectigo_core::names::CertId> = (0..n)
         .map(|i| env.sim_cert(&format!("d{i}.example.com"), 3))
         .collect();
     (env, mnt, ids)
 }
 
-fn import(dir: &Path, ids: &[String]) {
+fn import(dir: &Path, ids: &[sectigo_core::names::CertId]) {
     let list = dir.join("ids.txt");
-    std::fs::write(&list, ids.join("\n")).unwrap();
+    let text: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+    std::fs::write(&list, text.join("\n")).unwrap();
     let (code, out) = cli(
         dir,
         &[

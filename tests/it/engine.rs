@@ -1,13 +1,14 @@
 //! The renewal engine through its real code paths, against the SCM simulator.
 
+use sectigo_engine::Mode;
 use std::time::Duration;
 
 use crate::common::{get, records, Env};
 use chrono::Utc;
 use sectigo_engine::policy::Reason;
 use sectigo_engine::RenewOutcome;
+use sectigo_model::CertState;
 use sectigo_sim::{Faults, ScmSimConfig};
-use sectigo_state::CertState;
 use tokio_util::sync::CancellationToken;
 
 fn never() -> CancellationToken {
@@ -21,11 +22,11 @@ async fn window_and_auto_renew() {
     env.profile("manual", "expiry_window_days = 30\nauto_renew = false");
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let web = env.seed(&engine, "web", &[2, 29, 31, 90]).await;
     let manual = env.seed(&engine, "manual", &[10, 100]).await;
 
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 2);
     assert_eq!(r.summary.renewed, 2);
     assert_eq!(r.summary.skipped_no_auto_renew, 1);
@@ -64,7 +65,7 @@ async fn window_and_auto_renew() {
     );
 
     // A second cycle renews nothing and does not report again.
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(
         (r.summary.requested, r.summary.skipped_no_auto_renew),
         (0, 0)
@@ -80,14 +81,14 @@ async fn dry_run_writes_nothing() {
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[5, 200]).await;
     let before = records(&store);
-    let r = engine.run_cycle(Utc::now(), true, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::DryRun, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 2, "force renewal would renew both");
     assert_eq!(r.planned.len(), 2);
     assert_eq!(records(&store), before);
     assert_eq!(env.sim.billable_total(), 0);
     assert!(
         store
-            .profile_state("web")
+            .profile_state(&crate::common::pn("web"))
             .unwrap()
             .is_none_or(|st| st.force.is_none() && !st.force_setting_seen),
         "no force run persisted by a dry run (the import recorded only the identity)"
@@ -111,11 +112,16 @@ async fn force_renewal_renews_everything_once_and_persists() {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[300, 20, 150, 90, 5]).await;
-    engine.sync_profiles(Utc::now()).await.unwrap();
-    let run = store.profile_state("web").unwrap().unwrap().force.unwrap();
+    engine.book().sync().await.unwrap();
+    let run = store
+        .profile_state(&crate::common::pn("web"))
+        .unwrap()
+        .unwrap()
+        .force
+        .unwrap();
     assert!(run.deadline - run.started == chrono::Duration::hours(24));
 
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 5);
     // Most urgent first: the plan is ordered by notAfter.
     let order: Vec<&str> = r.planned.iter().map(|p| p.id.as_str()).collect();
@@ -126,7 +132,10 @@ async fn force_renewal_renews_everything_once_and_persists() {
     for id in &ids {
         assert_eq!(env.sim.billable_count(id), 1, "{id}");
     }
-    let st = store.profile_state("web").unwrap().unwrap();
+    let st = store
+        .profile_state(&crate::common::pn("web"))
+        .unwrap()
+        .unwrap();
     assert!(
         st.force.as_ref().unwrap().completed.is_some(),
         "force run complete"
@@ -138,12 +147,12 @@ async fn force_renewal_renews_everything_once_and_persists() {
     drop(store);
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.book().sync().await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0);
     assert_eq!(
         store
-            .profile_state("web")
+            .profile_state(&crate::common::pn("web"))
             .unwrap()
             .unwrap()
             .force
@@ -154,20 +163,21 @@ async fn force_renewal_renews_everything_once_and_persists() {
 
     // Off, then on again: a new force run renews the (new) certificates once more.
     env.profile("web", "force_renewal = false");
-    env.engine_with(store.clone())
-        .sync_profiles(Utc::now())
-        .await
-        .unwrap();
+    env.engine_with(store.clone()).book().sync().await.unwrap();
     env.profile("web", "force_renewal = true");
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.book().sync().await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 5);
     assert_eq!(env.sim.billable_total(), 10);
 
     // The force-renew command starts one too.
-    engine.start_force_renewal("web", Utc::now()).await.unwrap();
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine
+        .book()
+        .start_force_renewal(&crate::common::pn("web"))
+        .await
+        .unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 5);
 }
 
@@ -189,7 +199,7 @@ async fn billed_once_per_due_certificate_under_transient_errors() {
     let mut cycles = 0;
     loop {
         cycles += 1;
-        let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+        let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
         if r.summary.requested == 0
             && r.summary.pending == 0
             && store.in_flight().unwrap().is_empty()
@@ -228,7 +238,7 @@ async fn pending_collection_survives_a_restart() {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3]).await;
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(
         (r.summary.requested, r.summary.renewed, r.summary.pending),
         (1, 0, 1)
@@ -243,14 +253,14 @@ async fn pending_collection_survives_a_restart() {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     assert_eq!(
-        engine.recover(Utc::now()).await.unwrap(),
+        engine.recover().await.unwrap(),
         0,
         "an accepted renewal is not an unknown outcome"
     );
-    let c = engine.collect_pending(Utc::now()).await.unwrap();
+    let c = engine.collector().collect_pending().await.unwrap();
     assert_eq!((c.renewed, c.pending), (0, 1));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let c = engine.collect_pending(Utc::now()).await.unwrap();
+    let c = engine.collector().collect_pending().await.unwrap();
     assert_eq!(c.renewed, 1);
     assert!(matches!(
         get(&store, &ids[0]).state,
@@ -275,7 +285,7 @@ async fn a_journaled_call_without_answer_is_never_repeated_automatically() {
         request: Some("r-0123456789".into()),
     };
     store.put(&[rec]).unwrap();
-    assert_eq!(engine.recover(Utc::now()).await.unwrap(), 1);
+    assert_eq!(engine.recover().await.unwrap(), 1);
     // The request id survives into the unknown outcome: the operator can find it in SCM.
     assert!(matches!(
         get(&store, &ids[0]).state,
@@ -285,12 +295,16 @@ async fn a_journaled_call_without_answer_is_never_repeated_automatically() {
         get(&store, &ids[0]).state,
         CertState::OutcomeUnknown { .. }
     ));
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0);
     assert_eq!(env.sim.billable_total(), 0);
     // The operator checked SCM and renews it by hand.
     assert!(matches!(
-        engine.renew(&ids[0], None).await.unwrap(),
+        engine
+            .renewer()
+            .renew(&ids[0], Reason::Operator)
+            .await
+            .unwrap(),
         RenewOutcome::Requested { .. }
     ));
     assert_eq!(env.sim.billable_total(), 1);
@@ -312,11 +326,11 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     let ids = env.seed(&engine, "web", &[3, 4, 5]).await;
     let mut f = Faults::default();
     f.permanent.insert(
-        ids[2].clone(),
+        ids[2].to_string(),
         (400, -124, format!("Wrong SSL certificate id {}.", ids[2])),
     );
     f.permanent.insert(
-        ids[0].clone(),
+        ids[0].to_string(),
         (
             503,
             -2,
@@ -324,7 +338,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
         ),
     );
     f.permanent.insert(
-        ids[1].clone(),
+        ids[1].to_string(),
         (
             400,
             -180,
@@ -332,7 +346,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
         ),
     );
     env.sim.set_faults(f);
-    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let a = get(&store, &ids[0]);
     assert_eq!((a.state.clone(), a.failures), (CertState::Active, 1));
     let next = a.next_attempt.unwrap();
@@ -353,7 +367,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
 
     env.sim.set_faults(Faults::default());
     let before = env.sim.requests().len();
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(
         r.summary.requested, 0,
         "backoff holds, a permanent refusal is not retried"
@@ -361,12 +375,20 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     assert_eq!(env.sim.requests().len(), before, "no request at all");
     // `renew ID` bypasses the backoff.
     assert!(matches!(
-        engine.renew(&ids[0], None).await.unwrap(),
+        engine
+            .renewer()
+            .renew(&ids[0], Reason::Operator)
+            .await
+            .unwrap(),
         RenewOutcome::Requested { .. }
     ));
     // A cycle never renews what the operator did not ask for.
     assert!(matches!(
-        engine.renew(&ids[2], Some(Reason::Window)).await.unwrap(),
+        engine
+            .renewer()
+            .renew(&ids[2], Reason::Window)
+            .await
+            .unwrap(),
         RenewOutcome::Skipped(_)
     ));
 }
@@ -377,7 +399,7 @@ async fn removed_and_renamed_profiles() {
     env.profile("web", "");
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     let ids = env.seed(&engine, "web", &[3]).await;
     // Renamed by hand: same client_id and scm_url.
     std::fs::rename(
@@ -386,13 +408,13 @@ async fn removed_and_renamed_profiles() {
     )
     .unwrap();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
+    engine.book().sync().await.unwrap();
     assert_eq!(get(&store, &ids[0]).profile, "www");
     // Removed: orphaned, never renewed, never dropped.
     std::fs::remove_file(env.path().join("profiles.d/www.toml")).unwrap();
     let engine = env.engine_with(store.clone());
-    engine.sync_profiles(Utc::now()).await.unwrap();
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.book().sync().await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0);
     assert_eq!(get(&store, &ids[0]).state, CertState::Active);
     assert_eq!(env.sim.billable_total(), 0);

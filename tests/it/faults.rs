@@ -2,16 +2,16 @@
 //! every second; Jira down for the first half of the run. Every due certificate is renewed
 //! exactly once and every Jira update delivered exactly once.
 
+use sectigo_engine::Mode;
 use std::time::Duration;
 
 use crate::common::Env;
-use chrono::Utc;
 use sectigo_core::config::JiraFlavor;
 use sectigo_engine::ImportLine;
 use sectigo_jira::deliver::Deliverer;
 use sectigo_jira::JiraClient;
+use sectigo_model::CertState;
 use sectigo_sim::{Faults, JiraFaults, JiraSim, ScmSimConfig};
-use sectigo_state::CertState;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,10 @@ async fn scm_and_jira_faults_together() {
     env.connector(&format!("[jira]\nurl = \"{}\"\nflavor = \"datacenter\"\ntoken = \"pat\"\n[jira.transitions]\nrenewed = \"Renewed\"\n", jira.url()));
     env.profile("web", "expiry_window_days = 30");
     let store = env.store();
-    let engine = env.engine_with(store.clone());
+    // The engine's days pass at the test's pace; the simulator's seconds pass for real, so
+    // its tokens are revoked mid-round.
+    let clock = sectigo_core::clock::ManualClock::new();
+    let engine = env.engine_on(store.clone(), clock.shared());
     let mut due = Vec::new();
     for i in 0..30 {
         let key = format!("CERT-{}", 500 + i);
@@ -37,14 +40,14 @@ async fn scm_and_jira_faults_together() {
             if i < 24 { 2 + i as i64 } else { 90 },
         );
         engine
+            .importer()
             .import(
-                "web",
+                &crate::common::pn("web"),
                 vec![ImportLine {
                     cert_id: id.clone(),
-                    issue: Some(key),
+                    issue: Some(key.parse().unwrap()),
                     name: None,
                 }],
-                Utc::now(),
             )
             .await
             .unwrap();
@@ -66,24 +69,25 @@ async fn scm_and_jira_faults_together() {
     });
     let cfg = env.config().connector.jira.unwrap();
     let deliverer = Deliverer::new(
-        JiraClient::new(&cfg).unwrap(),
+        JiraClient::new(&cfg, clock.shared()).unwrap(),
         cfg.transitions.clone(),
         store.clone(),
+        clock.shared(),
     );
 
-    let mut clock = Utc::now();
     for round in 0..12 {
         if round == 6 {
             jira.set_faults(JiraFaults::default()); // Jira back for the second half
         }
         // Time passes between rounds: backoffs expire (renewal backoff is hours; jump a day).
-        clock += chrono::Duration::hours(if round == 0 { 0 } else { 26 });
+        clock.advance(chrono::Duration::hours(if round == 0 { 0 } else { 26 }));
         engine
-            .run_cycle(clock, false, &CancellationToken::new())
+            .cycle()
+            .run(Mode::Live, &CancellationToken::new())
             .await
             .unwrap();
         deliverer
-            .pass(clock + chrono::Duration::hours(1))
+            .pass(sectigo_core::clock::Clock::now(&clock) + chrono::Duration::hours(1))
             .await
             .unwrap();
     }

@@ -14,9 +14,10 @@ fn client(sim: &ScmSim, timeout: u64) -> ScmClient {
         timeout: Duration::from_secs(timeout),
         retry_max: Duration::from_millis(500),
         ca_bundle: None,
+        clock: sectigo_core::clock::system(),
     };
     let creds = ProfileCreds {
-        profile: "web".into(),
+        profile: "web".parse().unwrap(),
         scm_url: sim.url(),
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
@@ -39,7 +40,7 @@ async fn setup() -> (ScmSim, String) {
         now - chrono::Duration::days(10),
         now + chrono::Duration::days(10),
     );
-    (sim, id)
+    (sim, id.to_string())
 }
 
 #[tokio::test]

@@ -1,23 +1,26 @@
 //! Jira updates: both flavours' comment bodies, transitions, attachments, and an outbox that
 //! loses nothing and doubles nothing whatever Jira does.
 
+use sectigo_engine::Mode;
 use std::time::Duration;
 
 use crate::common::{get, Env};
 use chrono::Utc;
 use sectigo_core::config::{JiraConfig, JiraFlavor};
 use sectigo_jira::deliver::Deliverer;
-use sectigo_jira::events::Event;
 use sectigo_jira::JiraClient;
+use sectigo_model::CertState;
+use sectigo_model::Event;
 use sectigo_sim::{JiraFaults, JiraSim, ScmSimConfig};
-use sectigo_state::{CertState, SharedStore};
+use sectigo_state::SharedStore;
 use tokio_util::sync::CancellationToken;
 
 fn deliverer(cfg: &JiraConfig, store: SharedStore) -> Deliverer {
     Deliverer::new(
-        JiraClient::new(cfg).unwrap(),
+        JiraClient::new(cfg, sectigo_core::clock::system()).unwrap(),
         cfg.transitions.clone(),
         store,
+        sectigo_core::clock::system(),
     )
 }
 
@@ -32,7 +35,10 @@ async fn env_with_jira(jira: &JiraSim, flavor: &str, auth: &str) -> Env {
     env
 }
 
-async fn renew_linked(env: &Env, issues: &[&str]) -> (SharedStore, Vec<String>) {
+async fn renew_linked(
+    env: &Env,
+    issues: &[&str],
+) -> (SharedStore, Vec<sectigo_core::names::CertId>) {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let mut ids = Vec::new();
@@ -40,14 +46,19 @@ async fn renew_linked(env: &Env, issues: &[&str]) -> (SharedStore, Vec<String>) 
         let id = env.sim_cert(&format!("site{i}.example.com"), 5);
         let line = sectigo_engine::ImportLine {
             cert_id: id.clone(),
-            issue: Some(key.to_string()),
+            issue: Some(key.parse().unwrap()),
             name: None,
         };
-        engine.import("web", vec![line], Utc::now()).await.unwrap();
+        engine
+            .importer()
+            .import(&crate::common::pn("web"), vec![line])
+            .await
+            .unwrap();
         ids.push(id);
     }
     let r = engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(r.summary.renewed as usize, issues.len());
@@ -141,9 +152,9 @@ async fn transition_not_available_still_comments() {
     let mut cfg = env.config().connector.jira.unwrap();
     // "Reopen" is not available from "Open"; a target status name works as well as a name.
     cfg.transitions
-        .insert("renewal_started".into(), "Reopen".into());
+        .insert("renewal_started".parse().unwrap(), "Reopen".into());
     cfg.transitions
-        .insert("renewed".into(), "Renewal In Progress".into());
+        .insert("renewed".parse().unwrap(), "Renewal In Progress".into());
     let r = deliverer(&cfg, store).pass(Utc::now()).await.unwrap();
     assert_eq!(r.delivered, 2);
     let issue = jira.issue("CERT-2").unwrap();
@@ -294,7 +305,7 @@ async fn an_update_that_landed_before_a_crash_is_not_sent_again() {
     let cfg = env.config().connector.jira.unwrap();
     // The first update was sent (Jira has it) but the daemon died before recording that.
     let mut items = store.outbox(10).unwrap();
-    let client = JiraClient::new(&cfg).unwrap();
+    let client = JiraClient::new(&cfg, sectigo_core::clock::system()).unwrap();
     client
         .add_comment("CERT-7", &items[0].comment)
         .await
@@ -315,21 +326,21 @@ async fn the_same_event_is_queued_once() {
     let engine = env.engine_with(store.clone());
     let id = env.sim_cert("a.example.com", 5);
     engine
+        .importer()
         .import(
-            "web",
+            &crate::common::pn("web"),
             vec![sectigo_engine::ImportLine {
                 cert_id: id.clone(),
-                issue: Some("CERT-8".into()),
+                issue: Some("CERT-8".parse().unwrap()),
                 name: None,
             }],
-            Utc::now(),
         )
         .await
         .unwrap();
     let rec = get(&store, &id);
-    let item = Event::ExpiringNoAutoRenew { cert: &rec }
-        .outbox_item(Utc::now())
-        .unwrap();
+    let item =
+        sectigo_jira::outbox::outbox_item(&Event::ExpiringNoAutoRenew { cert: &rec }, Utc::now())
+            .unwrap();
     store.commit(&[], std::slice::from_ref(&item)).unwrap();
     store.commit(&[], std::slice::from_ref(&item)).unwrap();
     assert_eq!(store.outbox_stats().unwrap().0, 1);
@@ -344,9 +355,11 @@ async fn the_same_event_is_queued_once() {
     // Without a linked issue, nothing is queued at all.
     let mut unlinked = rec.clone();
     unlinked.jira_issue = None;
-    assert!(Event::ExpiringNoAutoRenew { cert: &unlinked }
-        .outbox_item(Utc::now())
-        .is_none());
+    assert!(sectigo_jira::outbox::outbox_item(
+        &Event::ExpiringNoAutoRenew { cert: &unlinked },
+        Utc::now()
+    )
+    .is_none());
 }
 
 #[tokio::test]
@@ -388,7 +401,7 @@ async fn the_simulator_lists_attachments_as_jira_does() {
             workflow: None,
             token_readable_by_others: None,
         };
-        let c = JiraClient::new(&cfg).unwrap();
+        let c = JiraClient::new(&cfg, sectigo_core::clock::system()).unwrap();
         assert!(c.attachment_names("OPS-1").await.unwrap().is_empty());
         c.attach("OPS-1", "a.pem", b"pem").await.unwrap();
         assert_eq!(c.attachment_names("OPS-1").await.unwrap(), vec!["a.pem"]);

@@ -4,6 +4,10 @@
 //! booted container; `.ci/run` runs them with `cargo test --test it -- --ignored disk::`,
 //! `contract::` and `systemd::`.
 
+// The tests (and the benchmarks) drive the real binary, which reads the wall clock, and the
+// simulators beside it; where time must move faster, a test takes `Env::manual`'s clock.
+#![allow(clippy::disallowed_methods)]
+
 mod backup;
 mod common;
 

@@ -16,13 +16,14 @@ fn settings(retry_max: u64) -> ClientSettings {
         timeout: Duration::from_secs(5),
         retry_max: Duration::from_secs(retry_max),
         ca_bundle: None,
+        clock: sectigo_core::clock::system(),
     }
 }
 
 fn client_with(sim: &ScmSim, secret: &str, limits: Arc<Limits>, retry_max: u64) -> ScmClient {
     let s = settings(retry_max);
     let creds = ProfileCreds {
-        profile: "web".into(),
+        profile: "web".parse().unwrap(),
         scm_url: sim.url(),
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
@@ -39,7 +40,7 @@ async fn sim() -> ScmSim {
     ScmSim::start(ScmSimConfig::default()).await.unwrap()
 }
 
-fn cert(sim: &ScmSim, cn: &str) -> String {
+fn cert(sim: &ScmSim, cn: &str) -> sectigo_core::names::CertId {
     let now = Utc::now();
     sim.add_certificate(
         cn,
@@ -186,7 +187,7 @@ async fn permanent_errors_are_not_retried() {
     let c = client(&sim);
     let mut f = Faults::default();
     f.permanent.insert(
-        id.clone(),
+        id.to_string(),
         (
             400,
             -180,
@@ -314,7 +315,7 @@ async fn limits_hold_under_load_across_profiles() {
         latency: Duration::from_millis(50),
         ..Default::default()
     });
-    let ids: Vec<String> = (0..40)
+    let ids: Vec<sectigo_core::names::CertId> = (0..40)
         .map(|i| cert(&sim, &format!("h{i}.example.com")))
         .collect();
     // Two profiles on one host share the host's limits.

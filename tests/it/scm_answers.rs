@@ -3,15 +3,18 @@
 //! with what to do and retried on the backoff only; renewals that are never issued are
 //! reported as stalled, declined ones end; certificates revoked in SCM stop being renewed.
 
+use sectigo_engine::Mode;
+use sectigo_engine::Reason;
+use sectigo_engine::Target;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Duration as CDuration, Utc};
 use sectigo_core::secret::Secret;
 use sectigo_engine::RenewOutcome;
+use sectigo_model::CertState;
 use sectigo_scm::{http_client, ClientSettings, Limits, ProfileCreds, ScmClient, ScmError};
 use sectigo_sim::{Faults, ScmSim, ScmSimConfig};
-use sectigo_state::CertState;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{get, records, Env};
@@ -38,7 +41,7 @@ fn renew_calls(sim: &ScmSim) -> usize {
 
 #[tokio::test]
 async fn a_token_endpoint_outage_is_a_plain_retry_never_an_unknown_outcome() {
-    let env = Env::new(ScmSimConfig::default()).await;
+    let env = Env::manual(ScmSimConfig::default()).await;
     env.profile("web", "");
     quick(&env);
     let store = env.store();
@@ -50,7 +53,7 @@ async fn a_token_endpoint_outage_is_a_plain_retry_never_an_unknown_outcome() {
         token_endpoint_drop: true,
         ..Default::default()
     });
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0);
     assert_eq!(renew_calls(&env.sim), 0, "no renew call can have been sent");
     for id in &ids {
@@ -65,8 +68,8 @@ async fn a_token_endpoint_outage_is_a_plain_retry_never_an_unknown_outcome() {
     }
     // The endpoint is back: the next attempt (past the backoff) renews each exactly once.
     env.sim.set_faults(Faults::default());
-    let later = Utc::now() + CDuration::hours(2);
-    let r = engine.run_cycle(later, false, &never()).await.unwrap();
+    env.advance(CDuration::hours(2));
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 3);
     for id in &ids {
         assert_eq!(env.sim.billable_count(id), 1, "{id}");
@@ -78,14 +81,14 @@ async fn a_token_endpoint_outage_is_a_plain_retry_never_an_unknown_outcome() {
 
 #[tokio::test]
 async fn a_dcv_refusal_is_reported_with_its_reason_and_retried_only_on_the_backoff() {
-    let env = Env::new(ScmSimConfig::default()).await;
+    let env = Env::manual(ScmSimConfig::default()).await;
     env.profile("web", "");
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3, 5, 7]).await;
     let refused = get(&store, &ids[1]).subject_cn;
     env.sim.set_dcv_incomplete(&refused, true);
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 2, "the others are unaffected");
     assert_eq!(env.sim.billable_count(&ids[0]), 1);
     assert_eq!(env.sim.billable_count(&ids[2]), 1);
@@ -107,19 +110,19 @@ async fn a_dcv_refusal_is_reported_with_its_reason_and_retried_only_on_the_backo
     // No loop: the next cycles leave it to its backoff.
     let calls = renew_calls(&env.sim);
     for _ in 0..3 {
-        engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+        engine.cycle().run(Mode::Live, &never()).await.unwrap();
     }
     assert_eq!(renew_calls(&env.sim), calls);
     // `status` shows it as a problem with its reason.
-    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    let (inv, ()) = engine.inventory(()).await.unwrap();
     assert!(inv
         .problems
         .iter()
         .any(|p| p.id == ids[1] && p.last_error.as_deref().is_some_and(|e| e.contains("-107"))));
     // DCV completed in SCM: the attempt after the backoff goes through, once.
     env.sim.set_dcv_incomplete(&refused, false);
-    let later = Utc::now() + CDuration::hours(2);
-    engine.run_cycle(later, false, &never()).await.unwrap();
+    env.advance(CDuration::hours(2));
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(env.sim.billable_count(&ids[1]), 1);
     assert_eq!(
         engine
@@ -132,7 +135,7 @@ async fn a_dcv_refusal_is_reported_with_its_reason_and_retried_only_on_the_backo
 
 #[tokio::test]
 async fn a_renewal_waiting_for_approval_is_reported_stalled_once_then_collected() {
-    let env = Env::new(ScmSimConfig {
+    let env = Env::manual(ScmSimConfig {
         approval_required: true,
         ..Default::default()
     })
@@ -141,24 +144,27 @@ async fn a_renewal_waiting_for_approval_is_reported_stalled_once_then_collected(
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3]).await;
-    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let CertState::Collecting { new_id, .. } = get(&store, &ids[0]).state else {
         panic!("not collecting");
     };
     assert_eq!(env.sim.awaiting_approval(), vec![new_id.clone()]);
     // Within the deadline: just pending, nothing reported.
-    engine.collect_pending(Utc::now()).await.unwrap();
+    engine.collector().collect_pending().await.unwrap();
     assert!(get(&store, &ids[0]).stall_reported.is_none());
     // Past it (24 h by default): reported once, with SCM's status, and still collected.
-    let late = Utc::now() + CDuration::hours(25);
+    env.advance(CDuration::hours(25));
     for _ in 0..3 {
-        let r = engine.collect_pending(late).await.unwrap();
+        let r = engine.collector().collect_pending().await.unwrap();
         assert_eq!(r.pending, 1);
     }
     let c = get(&store, &ids[0]);
     assert!(c.stall_reported.is_some());
     let why = c.last_error.unwrap();
-    assert!(why.contains("Requested") && why.contains(&new_id), "{why}");
+    assert!(
+        why.contains("Requested") && why.contains(new_id.as_str()),
+        "{why}"
+    );
     assert_eq!(
         engine
             .counters()
@@ -166,11 +172,11 @@ async fn a_renewal_waiting_for_approval_is_reported_stalled_once_then_collected(
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
-    let (inv, ()) = engine.inventory(Utc::now(), ()).await.unwrap();
+    let (inv, ()) = engine.inventory(()).await.unwrap();
     assert_eq!(inv.stalled, 1);
     // Approved in SCM: collected, the stall is over.
     env.sim.approve(&new_id);
-    let r = engine.collect_pending(late).await.unwrap();
+    let r = engine.collector().collect_pending().await.unwrap();
     assert_eq!(r.renewed, 1);
     assert_eq!(get(&store, &new_id).state, CertState::Active);
     assert_eq!(env.sim.billable_count(&ids[0]), 1);
@@ -178,7 +184,7 @@ async fn a_renewal_waiting_for_approval_is_reported_stalled_once_then_collected(
 
 #[tokio::test]
 async fn a_declined_renewal_ends_as_failed_with_scms_answer() {
-    let env = Env::new(ScmSimConfig {
+    let env = Env::manual(ScmSimConfig {
         approval_required: true,
         ..Default::default()
     })
@@ -187,52 +193,50 @@ async fn a_declined_renewal_ends_as_failed_with_scms_answer() {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3]).await;
-    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let CertState::Collecting { new_id, .. } = get(&store, &ids[0]).state else {
         panic!("not collecting");
     };
     env.sim.decline(&new_id);
-    let r = engine
-        .collect_pending(Utc::now() + CDuration::hours(25))
-        .await
-        .unwrap();
+    env.advance(CDuration::hours(25));
+    let r = engine.collector().collect_pending().await.unwrap();
     assert_eq!(r.failed, 1);
     match get(&store, &ids[0]).state {
         CertState::Failed { reason, .. } => assert!(reason.contains("declined"), "{reason}"),
         s => panic!("{s:?}"),
     }
     // Never renewed again automatically.
-    engine
-        .run_cycle(Utc::now() + CDuration::hours(26), false, &never())
-        .await
-        .unwrap();
+    env.advance(CDuration::hours(1));
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(env.sim.billable_count(&ids[0]), 1);
 }
 
 #[tokio::test]
 async fn a_certificate_revoked_in_scm_is_marked_revoked_and_never_renewed() {
-    let env = Env::new(ScmSimConfig::default()).await;
+    let env = Env::manual(ScmSimConfig::default()).await;
     env.profile("web", "");
     let store = env.store();
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3]).await;
     env.sim.revoke_in_ui(&ids[0]);
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.renewed + r.summary.pending, 0);
     assert!(matches!(
         get(&store, &ids[0]).state,
         CertState::Revoked { .. }
     ));
     let calls = renew_calls(&env.sim);
-    engine
-        .run_cycle(Utc::now() + CDuration::hours(2), false, &never())
-        .await
-        .unwrap();
+    env.advance(CDuration::hours(2));
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(renew_calls(&env.sim), calls, "not renewed again");
     assert_eq!(env.sim.billable_total(), 0);
     // The operator's `renew` refuses too.
     assert!(matches!(
-        engine.renew(&ids[0], None).await.unwrap(),
+        engine
+            .renewer()
+            .renew(&ids[0], Reason::Operator)
+            .await
+            .unwrap(),
         RenewOutcome::Skipped(_)
     ));
 }
@@ -242,9 +246,10 @@ fn client(sim: &ScmSim) -> ScmClient {
         timeout: Duration::from_secs(5),
         retry_max: Duration::from_secs(2),
         ca_bundle: None,
+        clock: sectigo_core::clock::system(),
     };
     let creds = ProfileCreds {
-        profile: "web".into(),
+        profile: "web".parse().unwrap(),
         scm_url: sim.url(),
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
@@ -337,7 +342,7 @@ async fn every_billable_call_carries_its_request_id_in_the_comments() {
     let store = env.store();
     let engine = env.engine_with(store.clone());
     env.seed(&engine, "web", &[3]).await;
-    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let sent = env.sim.received_comments();
     assert_eq!(sent.len(), 1);
     assert!(
@@ -352,18 +357,17 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
     env.profile("web", "");
     let store = env.store();
     let engine = env.engine_with(store.clone());
-    let now = Utc::now();
     let old = env.sim_cert("shop.example.com", 3);
     let other = env.sim_cert("other.example.com", 3);
     engine
+        .importer()
         .import(
-            "web",
+            &crate::common::pn("web"),
             vec![sectigo_engine::ImportLine {
                 cert_id: old.clone(),
-                issue: Some("CERT-7".into()),
+                issue: Some("CERT-7".parse().unwrap()),
                 name: None,
             }],
-            now,
         )
         .await
         .unwrap();
@@ -375,7 +379,11 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
     lose_the_answer(&store, &old);
     // A certificate for other names is refused, and nothing changes.
     let e = engine
-        .resolve(&old, sectigo_engine::Finding::RenewedAs(other), now)
+        .settler()
+        .resolve(
+            &Target::Cert(old.clone()),
+            sectigo_engine::Finding::RenewedAs(other),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -388,10 +396,10 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
     ));
     // The right one is adopted.
     engine
+        .settler()
         .resolve(
-            &old,
+            &Target::Cert(old.clone()),
             sectigo_engine::Finding::RenewedAs(issued.clone()),
-            now,
         )
         .await
         .unwrap();
@@ -402,10 +410,10 @@ async fn resolve_adopts_the_renewal_scm_did_issue_keeping_history_and_link() {
     assert_eq!(n.state, CertState::Active);
     assert_eq!(n.jira_issue.as_deref(), Some("CERT-7"));
     assert!(
-        matches!(n.origin, sectigo_state::CertOrigin::Renewed { ref from, .. } if *from == old)
+        matches!(n.origin, sectigo_model::CertOrigin::Renewed { ref from, .. } if *from == old)
     );
     // Billed once, and never again for this due date.
-    engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(env.sim.billable_count(&old), 1);
 }
 
@@ -417,22 +425,30 @@ async fn resolve_not_renewed_makes_it_due_again_once() {
     let engine = env.engine_with(store.clone());
     let ids = env.seed(&engine, "web", &[3]).await;
     lose_the_answer(&store, &ids[0]);
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(
         r.summary.requested, 0,
         "an unknown outcome is never retried by itself"
     );
     engine
-        .resolve(&ids[0], sectigo_engine::Finding::NotRenewed, Utc::now())
+        .settler()
+        .resolve(
+            &Target::Cert(ids[0].clone()),
+            sectigo_engine::Finding::NotRenewed,
+        )
         .await
         .unwrap();
     // Settling what is not outcome-unknown is refused.
     let e = engine
-        .resolve(&ids[0], sectigo_engine::Finding::NotRenewed, Utc::now())
+        .settler()
+        .resolve(
+            &Target::Cert(ids[0].clone()),
+            sectigo_engine::Finding::NotRenewed,
+        )
         .await
         .unwrap_err();
     assert!(e.to_string().contains("nothing to resolve"), "{e}");
-    let r = engine.run_cycle(Utc::now(), false, &never()).await.unwrap();
+    let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 1);
     assert_eq!(env.sim.billable_count(&ids[0]), 1);
 }

@@ -1,9 +1,8 @@
 //! The sled store: round trips, reopening, indexes, renames, locking and schema versions.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sectigo_state::{
-    CertOrigin, CertRecord, CertState, ProfileState, SledStore, Store, StoreError,
-};
+use sectigo_model::{CertOrigin, CertRecord, CertState, ProfileState};
+use sectigo_state::{SledStore, Store, StoreError};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap()
@@ -11,15 +10,15 @@ fn t0() -> DateTime<Utc> {
 
 fn rec(id: &str, profile: &str, expires_in_days: i64) -> CertRecord {
     CertRecord {
-        id: id.into(),
-        profile: profile.into(),
+        id: id.parse().unwrap(),
+        profile: profile.parse().unwrap(),
         subject_cn: format!("{id}.example.com"),
         sans: vec![format!("{id}.example.com"), "alt.example.com".into()],
         serial: "0A1B".into(),
         not_before: t0() - Duration::days(300),
         not_after: t0() + Duration::days(expires_in_days),
         state: CertState::Active,
-        jira_issue: Some("CERT-1".into()),
+        jira_issue: Some("CERT-1".parse().unwrap()),
         origin: CertOrigin::Imported { at: t0() },
         failures: 0,
         next_attempt: None,
@@ -41,7 +40,7 @@ fn round_trip_and_reopen() {
         let s = SledStore::open(d.path(), 8).unwrap();
         s.put(&[a.clone(), rec("101", "web", 50)]).unwrap();
         s.put_profile_state(
-            "web",
+            &crate::common::pn("web"),
             &ProfileState {
                 client_id: "c".into(),
                 scm_url: "https://x".into(),
@@ -52,10 +51,16 @@ fn round_trip_and_reopen() {
         s.flush().unwrap();
     }
     let s = SledStore::open(d.path(), 8).unwrap();
-    assert_eq!(s.get("100").unwrap(), Some(a));
+    assert_eq!(s.get(&crate::common::cid("100")).unwrap(), Some(a));
     assert_eq!(s.len().unwrap(), 2);
-    assert_eq!(s.profile_state("web").unwrap().unwrap().client_id, "c");
-    assert_eq!(s.get("nope").unwrap(), None);
+    assert_eq!(
+        s.profile_state(&crate::common::pn("web"))
+            .unwrap()
+            .unwrap()
+            .client_id,
+        "c"
+    );
+    assert_eq!(s.get(&crate::common::cid("nope")).unwrap(), None);
 }
 
 #[test]
@@ -79,7 +84,7 @@ fn expiry_index_follows_state_changes() {
     );
 
     // Leaves the index when no longer active; in_flight tracks the journal.
-    let mut two = s.get("2").unwrap().unwrap();
+    let mut two = s.get(&crate::common::cid("2")).unwrap().unwrap();
     two.state = CertState::RenewRequested {
         due: two.not_after,
         at: t0(),
@@ -93,14 +98,14 @@ fn expiry_index_follows_state_changes() {
     );
     assert_eq!(ids(s.in_flight().unwrap()), vec!["2"]);
     two.state = CertState::Superseded {
-        by: "9".into(),
+        by: "9".parse().unwrap(),
         at: t0(),
     };
     s.put(&[two]).unwrap();
     assert!(s.in_flight().unwrap().is_empty());
 
     // A changed notAfter moves the index entry.
-    let mut three = s.get("3").unwrap().unwrap();
+    let mut three = s.get(&crate::common::cid("3")).unwrap().unwrap();
     three.not_after = t0() + Duration::days(100);
     s.put(&[three]).unwrap();
     assert_eq!(
@@ -108,10 +113,13 @@ fn expiry_index_follows_state_changes() {
         vec!["1"]
     );
 
-    assert_eq!(ids(s.by_profile("db").unwrap()), vec!["4"]);
-    assert_eq!(s.by_profile("web").unwrap().len(), 3);
-    assert_eq!(s.remove("4").unwrap().unwrap().id, "4");
-    assert!(s.by_profile("db").unwrap().is_empty());
+    assert_eq!(
+        ids(s.by_profile(&crate::common::pn("db")).unwrap()),
+        vec!["4"]
+    );
+    assert_eq!(s.by_profile(&crate::common::pn("web")).unwrap().len(), 3);
+    assert_eq!(s.remove(&crate::common::cid("4")).unwrap().unwrap().id, "4");
+    assert!(s.by_profile(&crate::common::pn("db")).unwrap().is_empty());
     assert!(s
         .active_expiring_before(t0() + Duration::days(1000))
         .unwrap()
@@ -124,8 +132,8 @@ fn profile_prefixes_do_not_collide() {
     let d = tempfile::tempdir().unwrap();
     let s = SledStore::open(d.path(), 8).unwrap();
     s.put(&[rec("1", "web", 10), rec("2", "web2", 10)]).unwrap();
-    assert_eq!(s.by_profile("web").unwrap().len(), 1);
-    assert_eq!(s.by_profile("web2").unwrap().len(), 1);
+    assert_eq!(s.by_profile(&crate::common::pn("web")).unwrap().len(), 1);
+    assert_eq!(s.by_profile(&crate::common::pn("web2")).unwrap().len(), 1);
 }
 
 #[test]
@@ -135,26 +143,43 @@ fn rename_moves_certificates_and_state() {
     s.put(&[rec("1", "web", 10), rec("2", "web", 20), rec("3", "db", 20)])
         .unwrap();
     s.put_profile_state(
-        "web",
+        &crate::common::pn("web"),
         &ProfileState {
             client_id: "c".into(),
             ..Default::default()
         },
     )
     .unwrap();
-    assert_eq!(s.rename_profile("web", "www").unwrap(), 2);
-    assert!(s.by_profile("web").unwrap().is_empty());
-    assert_eq!(s.by_profile("www").unwrap().len(), 2);
-    assert_eq!(s.get("1").unwrap().unwrap().profile, "www");
-    assert!(s.profile_state("web").unwrap().is_none());
-    assert_eq!(s.profile_state("www").unwrap().unwrap().client_id, "c");
-    s.put_profile_state("db", &ProfileState::default()).unwrap();
+    assert_eq!(
+        s.rename_profile(&crate::common::pn("web"), &crate::common::pn("www"))
+            .unwrap(),
+        2
+    );
+    assert!(s.by_profile(&crate::common::pn("web")).unwrap().is_empty());
+    assert_eq!(s.by_profile(&crate::common::pn("www")).unwrap().len(), 2);
+    assert_eq!(
+        s.get(&crate::common::cid("1")).unwrap().unwrap().profile,
+        "www"
+    );
+    assert!(s
+        .profile_state(&crate::common::pn("web"))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.profile_state(&crate::common::pn("www"))
+            .unwrap()
+            .unwrap()
+            .client_id,
+        "c"
+    );
+    s.put_profile_state(&crate::common::pn("db"), &ProfileState::default())
+        .unwrap();
     assert!(matches!(
-        s.rename_profile("www", "db"),
+        s.rename_profile(&crate::common::pn("www"), &crate::common::pn("db")),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        s.by_profile("www").unwrap().len(),
+        s.by_profile(&crate::common::pn("www")).unwrap().len(),
         2,
         "a refused rename changes nothing"
     );
@@ -217,7 +242,7 @@ fn corrupt_record_is_an_error_not_a_panic() {
         db.flush().unwrap();
     }
     let s = SledStore::open(d.path(), 8).unwrap();
-    let e = s.get("7").unwrap_err();
+    let e = s.get(&crate::common::cid("7")).unwrap_err();
     assert!(e.to_string().contains("corrupt record \"7\""), "{e}");
 }
 
@@ -234,13 +259,13 @@ fn raw_open(dir: &std::path::Path) -> sled::Db {
 
 #[test]
 fn issue_records_hold_a_csr_once_and_index_their_work() {
-    use sectigo_state::{EnrollState, IssueRecord, RevokeIntent};
+    use sectigo_model::{EnrollState, IssueRecord, RevokeIntent};
     let dir = tempfile::tempdir().unwrap();
     let s = SledStore::open(dir.path(), 8).unwrap();
-    let mut a = IssueRecord::new("CERT-1");
+    let mut a = IssueRecord::new(&crate::common::ik("CERT-1"));
     a.csr_sha256 = Some("ab".repeat(32));
     a.enroll = Some(EnrollState::Requested {
-        profile: "p".into(),
+        profile: "p".parse().unwrap(),
         at: t0(),
         request: None,
     });
@@ -252,10 +277,10 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
     assert_eq!(s.issues_with_work().unwrap().len(), 1);
 
     // Another issue cannot take the same CSR; the failed commit changes nothing.
-    let mut b = IssueRecord::new("CERT-2");
+    let mut b = IssueRecord::new(&crate::common::ik("CERT-2"));
     b.csr_sha256 = a.csr_sha256.clone();
     b.enroll = Some(EnrollState::Requested {
-        profile: "p".into(),
+        profile: "p".parse().unwrap(),
         at: t0(),
         request: None,
     });
@@ -264,11 +289,11 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
         matches!(e, StoreError::Conflict(ref m) if m.contains("CERT-1")),
         "{e}"
     );
-    assert!(s.issue("CERT-2").unwrap().is_none());
+    assert!(s.issue(&crate::common::ik("CERT-2")).unwrap().is_none());
 
     // Issued: still holds the CSR, no work left. Rejected instead: the CSR is free again.
     a.enroll = Some(EnrollState::Issued {
-        cert_id: "1".into(),
+        cert_id: "1".parse().unwrap(),
         at: t0(),
     });
     s.commit_all(&[], &[a.clone()], &[]).unwrap();
@@ -291,13 +316,13 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
 
     // A revocation journaled is work until answered.
     a.revoking = Some(RevokeIntent {
-        cert_id: "1".into(),
+        cert_id: "1".parse().unwrap(),
         message: "m".into(),
         reason_code: 0,
         at: t0(),
     });
     s.commit_all(&[], &[a.clone()], &[]).unwrap();
-    let keys: Vec<String> = s
+    let keys: Vec<sectigo_core::names::IssueKey> = s
         .issues_with_work()
         .unwrap()
         .into_iter()
@@ -309,7 +334,7 @@ fn issue_records_hold_a_csr_once_and_index_their_work() {
     // Handled requests are indexed by action, and leave the index with their flag.
     a.set_handled("revoke", Some(t0()));
     s.commit_all(&[], &[a.clone()], &[]).unwrap();
-    let by = |act: &str| -> Vec<String> {
+    let by = |act: &str| -> Vec<sectigo_core::names::IssueKey> {
         s.issues_handled(act)
             .unwrap()
             .into_iter()

@@ -294,7 +294,7 @@ async fn the_package_under_a_booted_systemd() {
         // The renewal reached nginx: its TLS handshake shows the new certificate, then (after
         // one more renewal) the next one. The hook ran as root through the helper unit.
         if have_nginx {
-            let mut id = due.clone();
+            let mut id = due.to_string();
             for round in 0..2 {
                 if round > 0 {
                     // Not due (just renewed): billed only with --yes.

@@ -5,8 +5,8 @@
 
 use chrono::Utc;
 use sectigo_core::config::JiraFlavor;
+use sectigo_model::CertState;
 use sectigo_sim::ScmSimConfig;
-use sectigo_state::CertState;
 
 use crate::common::get;
 use crate::workflow::{csr_pem, daemon, enroll_posts, setup_full};
@@ -19,18 +19,18 @@ async fn issue_with_certificate(
     jira: &sectigo_sim::JiraSim,
     d: &crate::workflow::Daemon,
     days: i64,
-) -> String {
+) -> sectigo_core::names::CertId {
     let id = env.sim_cert("shop.example.com", days);
     jira.add_certificate_issue("CERT-1", "shop", "default", "");
     d.engine
+        .importer()
         .import(
-            "default",
+            &crate::common::pn("default"),
             vec![sectigo_engine::ImportLine {
                 cert_id: id.clone(),
-                issue: Some("CERT-1".into()),
+                issue: Some("CERT-1".parse().unwrap()),
                 name: None,
             }],
-            Utc::now(),
         )
         .await
         .unwrap();
@@ -288,12 +288,18 @@ async fn an_enrollment_waiting_for_approval_is_reported_stalled_once() {
     assert_eq!(enroll_posts(&env), 1);
     let waiting = env.sim.awaiting_approval();
     assert_eq!(waiting.len(), 1);
-    let late = Utc::now() + chrono::Duration::hours(25);
+    env.advance(chrono::Duration::hours(25));
     for _ in 0..3 {
-        d.engine.issue_work(late).await.unwrap();
+        d.engine.requests().issue_work().await.unwrap();
         d.deliver().await;
     }
-    let rec = d.engine.issue_record("CERT-1").await.unwrap().unwrap();
+    let rec = d
+        .engine
+        .requests()
+        .issue_record(&crate::common::ik("CERT-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(rec.stall_reported.is_some());
     let stalled: Vec<String> = jira
         .issue("CERT-1")

@@ -3,6 +3,7 @@
 //! issue → revoke), bad CSRs and unknown profiles refused without a call to SCM, one CSR in two
 //! issues enrolled once, and a crash between the enroll call and the attachment.
 
+use sectigo_engine::Mode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use sectigo_core::config::JiraFlavor;
 use sectigo_engine::Engine;
 use sectigo_jira::deliver::Deliverer;
 use sectigo_jira::JiraClient;
+use sectigo_model::{CertOrigin, CertState, EnrollState};
 use sectigo_sim::{JiraSim, ScmSimConfig};
-use sectigo_state::{CertOrigin, CertState, EnrollState, SharedStore};
+use sectigo_state::SharedStore;
 use sectigo_workflow::{PollReport, Poller};
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +46,7 @@ pub(crate) async fn setup_full(
     let jira = JiraSim::start(flavor, "bot@example.com", "api-token")
         .await
         .unwrap();
-    let env = Env::new(sim).await;
+    let env = Env::manual(sim).await;
     let (name, auth) = match flavor {
         JiraFlavor::Cloud => (
             "cloud",
@@ -65,29 +67,37 @@ pub(crate) struct Daemon {
     pub(crate) poller: Poller,
     pub(crate) deliverer: Deliverer,
     pub(crate) store: SharedStore,
+    pub(crate) clock: sectigo_core::clock::SharedClock,
 }
 
 pub(crate) fn daemon(env: &Env) -> Daemon {
     let cfg = env.config();
     let store = env.store();
     let jc = cfg.connector.jira.clone().unwrap();
+    let clock = env.clock.clone();
     Daemon {
         engine: env.engine_with(store.clone()),
-        poller: Poller::new(&jc).unwrap().unwrap(),
-        deliverer: Deliverer::for_config(JiraClient::new(&jc).unwrap(), &jc, store.clone()),
+        poller: Poller::new(&jc, clock.clone()).unwrap().unwrap(),
+        deliverer: Deliverer::for_config(
+            JiraClient::new(&jc, clock.clone()).unwrap(),
+            &jc,
+            store.clone(),
+            clock.clone(),
+        ),
         store,
+        clock,
     }
 }
 
 impl Daemon {
     pub(crate) async fn poll(&self) -> PollReport {
-        let r = self.poller.poll(&self.engine, Utc::now()).await;
+        let r = self.poller.poll(&self.engine).await;
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         r
     }
 
     pub(crate) async fn deliver(&self) {
-        let r = self.deliverer.pass(Utc::now()).await.unwrap();
+        let r = self.deliverer.pass(self.clock.now()).await.unwrap();
         assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
     }
 
@@ -170,9 +180,10 @@ async fn the_story_of_one_issue_enroll_renew_revoke() {
 
         // Automatic renewal inside the window, reported on the same issue; the issue's
         // certificate id follows.
-        let when = cert.not_after - chrono::Duration::days(10);
+        env.set_now(cert.not_after - chrono::Duration::days(10));
         d.engine
-            .run_cycle(when, false, &CancellationToken::new())
+            .cycle()
+            .run(Mode::Live, &CancellationToken::new())
             .await
             .unwrap();
         d.deliver().await;
@@ -217,9 +228,10 @@ async fn the_story_of_one_issue_enroll_renew_revoke() {
 
         // Never renewed again, whatever the date.
         let billed = env.sim.billable_total();
-        let far = get(&d.store, &current).not_after + chrono::Duration::days(1);
+        env.set_now(get(&d.store, &current).not_after + chrono::Duration::days(1));
         d.engine
-            .run_cycle(far, false, &CancellationToken::new())
+            .cycle()
+            .run(Mode::Live, &CancellationToken::new())
             .await
             .unwrap();
         d.settle().await;
@@ -322,9 +334,9 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
         assert_eq!((r.done, r.collected), (1, 0), "{r:?}");
         // "Crash": everything dropped, nothing delivered; only what was flushed survives.
     }
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    env.advance(chrono::Duration::seconds(1));
     let d = daemon(&env);
-    d.engine.recover(Utc::now()).await.unwrap();
+    d.engine.recover().await.unwrap();
     d.settle().await;
     d.settle().await;
     assert_eq!(enroll_posts(&env), 1);
@@ -337,15 +349,15 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
     // never sent again.
     jira.add_certificate_issue("CERT-2", "api", "default", &csr_pem("api.example.com"));
     jira.person_transitions("CERT-2", "Enroll Certificate");
-    let mut rec = sectigo_state::IssueRecord::new("CERT-2");
+    let mut rec = sectigo_model::IssueRecord::new(&crate::common::ik("CERT-2"));
     rec.enroll = Some(EnrollState::Requested {
-        profile: "default".into(),
+        profile: "default".parse().unwrap(),
         at: Utc::now(),
         request: None,
     });
     rec.set_handled("enroll", Some(Utc::now()));
     d.store.commit_all(&[], &[rec], &[]).unwrap();
-    assert_eq!(d.engine.recover(Utc::now()).await.unwrap(), 1);
+    assert_eq!(d.engine.recover().await.unwrap(), 1);
     d.settle().await;
     assert_eq!(enroll_posts(&env), 1);
     let issue = jira.issue("CERT-2").unwrap();
@@ -362,7 +374,11 @@ async fn a_crash_between_enroll_and_attach_attaches_once_and_never_enrolls_again
     );
     // The operator found nothing in SCM: the issue may ask again, and its request is enrolled.
     d.engine
-        .resolve("CERT-2", sectigo_engine::Finding::NotRenewed, Utc::now())
+        .settler()
+        .resolve(
+            &"CERT-2".parse().unwrap(),
+            sectigo_engine::Finding::NotRenewed,
+        )
         .await
         .unwrap();
     jira.person_transitions("CERT-2", "Enroll Certificate");
@@ -377,16 +393,13 @@ async fn two_pollers_at_once_as_across_a_reload_enroll_once() {
     let (env, jira) = setup(JiraFlavor::Cloud).await;
     let d = daemon(&env);
     let jc = env.config().connector.jira.unwrap();
-    let second = Poller::new(&jc).unwrap().unwrap();
+    let second = Poller::new(&jc, env.clock.clone()).unwrap().unwrap();
     for i in 0..5 {
         let k = format!("CERT-{i}");
         jira.add_certificate_issue(&k, "x", "default", &csr_pem(&format!("h{i}.example.com")));
         jira.person_transitions(&k, "Enroll Certificate");
     }
-    let (a, b) = tokio::join!(
-        d.poller.poll(&d.engine, Utc::now()),
-        second.poll(&d.engine, Utc::now())
-    );
+    let (a, b) = tokio::join!(d.poller.poll(&d.engine), second.poll(&d.engine));
     assert_eq!(a.done + b.done, 5, "{a:?} {b:?}");
     assert_eq!(enroll_posts(&env), 5);
 }
@@ -408,15 +421,17 @@ async fn a_field_jira_will_not_set_does_not_block_the_update() {
     let id = env.sim_cert("legacy.example.com", 5);
     let line = sectigo_engine::ImportLine {
         cert_id: id,
-        issue: Some("OPS-7".into()),
+        issue: Some("OPS-7".parse().unwrap()),
         name: None,
     };
     d.engine
-        .import("default", vec![line], Utc::now())
+        .importer()
+        .import(&crate::common::pn("default"), vec![line])
         .await
         .unwrap();
     d.engine
-        .run_cycle(Utc::now(), false, &CancellationToken::new())
+        .cycle()
+        .run(Mode::Live, &CancellationToken::new())
         .await
         .unwrap();
     d.deliver().await;
@@ -434,7 +449,7 @@ async fn searches_page_through_every_match_on_both_flavours() {
             jira.add_issue(&format!("OPS-{i}"));
         }
         jira.add_issue("DEV-1");
-        let c = JiraClient::new(&env.config().connector.jira.unwrap()).unwrap();
+        let c = JiraClient::new(&env.config().connector.jira.unwrap(), env.clock.clone()).unwrap();
         let fields = vec!["status".to_string()];
         let r = c.search("project = OPS", &fields, 1000).await.unwrap();
         let (all, complete) = (r.issues, r.complete);
@@ -467,7 +482,7 @@ async fn a_flaky_jira_delays_requests_but_never_doubles_them() {
         down: true,
         ..Default::default()
     });
-    let r = d.poller.poll(&d.engine, Utc::now()).await;
+    let r = d.poller.poll(&d.engine).await;
     assert!(!r.errors.is_empty() && r.found == 0, "{r:?}");
     assert_eq!(enroll_posts(&env), 0);
     // Then flaky.
@@ -479,7 +494,7 @@ async fn a_flaky_jira_delays_requests_but_never_doubles_them() {
     });
     let mut failed_polls = 0;
     for _ in 0..60 {
-        let r = d.poller.poll(&d.engine, Utc::now()).await;
+        let r = d.poller.poll(&d.engine).await;
         failed_polls += usize::from(!r.errors.is_empty());
         let _ = d.deliverer.pass(Utc::now()).await.unwrap();
         let done = (0..4)

@@ -2,6 +2,7 @@
 //!
 //! - [`clock`]: time as an input (a [`clock::Clock`]; the wall clock is read nowhere else).
 //! - [`config`]: `connector.toml` and `profiles.d/*.toml`, every error at once, naming file and key.
+//! - [`names`]: certificate ids, issue keys, profile and certificate names, each checked once.
 //! - [`secret`]: a string whose `Debug`/`Display` print a mask.
 //! - [`x509`]: reading certificates (PEM bundles), CSRs, and revocation reasons (RFC 5280).
 //! - [`http`]: helpers shared by the HTTP clients (error chains, path segments, Retry-After).
@@ -14,6 +15,7 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod names;
 pub mod schedule;
 pub mod secret;
 pub mod text;

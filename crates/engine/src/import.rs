@@ -1,46 +1,37 @@
 //! Onboarding existing SCM certificates: download each to learn its subject and notAfter.
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sectigo_core::text::ts;
 use tracing::{info, warn};
 
-use super::{Engine, EngineError};
-use sectigo_state::{blocking, CertOrigin, CertRecord};
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_core::text::ts;
+use sectigo_model::{CertOrigin, CertRecord};
+
+use crate::clients::ScmClients;
+use crate::collect::issued_record;
+use crate::error::EngineError;
+use crate::ledger::Ledger;
+use crate::settings::{Profiles, Tuning};
 
 /// One certificate to import: `ID [ISSUE-KEY]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImportLine {
-    pub cert_id: String,
-    pub issue: Option<String>,
+    pub cert_id: CertId,
+    pub issue: Option<IssueKey>,
     /// The directory name under the profile's `[deploy] dir` (`--name`).
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<CertName>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImportSummary {
-    pub imported: Vec<String>,
-    pub skipped: Vec<String>,
-    pub failed: Vec<(String, String)>,
+    pub imported: Vec<CertId>,
+    pub skipped: Vec<CertId>,
+    pub failed: Vec<(CertId, String)>,
     /// How many of `failed` failed for a reason that passes (SCM unreachable, busy): when all
     /// did, the command's exit code says "try again later" (75).
     #[serde(default)]
     pub temporary: usize,
-}
-
-/// A Jira issue key: `PROJECT-123`.
-pub fn is_issue_key(s: &str) -> bool {
-    let Some((proj, num)) = s.rsplit_once('-') else {
-        return false;
-    };
-    !proj.is_empty()
-        && proj.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && proj
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        && !num.is_empty()
-        && num.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Parses an import list: one `ID [ISSUE-KEY]` per line; blank lines and `#` comments ignored.
@@ -53,37 +44,10 @@ pub fn parse_import_lines(text: &str) -> Result<Vec<ImportLine>, Vec<String>> {
         if line.is_empty() {
             continue;
         }
-        let mut parts = line.split_whitespace();
-        let id = parts.next().unwrap_or_default();
-        let issue = parts.next();
-        if parts.next().is_some() {
-            errs.push(format!(
-                "line {}: expected `ID [ISSUE-KEY]`, got {line:?}",
-                i + 1
-            ));
-            continue;
+        match parse_import_line(line) {
+            Ok(l) => out.push(l),
+            Err(e) => errs.push(format!("line {}: {e}", i + 1)),
         }
-        if !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            errs.push(format!("line {}: {id:?} is not a certificate id", i + 1));
-            continue;
-        }
-        if let Some(k) = issue {
-            if !is_issue_key(k) {
-                errs.push(format!(
-                    "line {}: {k:?} is not a Jira issue key (like CERT-123)",
-                    i + 1
-                ));
-                continue;
-            }
-        }
-        out.push(ImportLine {
-            cert_id: id.to_string(),
-            issue: issue.map(str::to_string),
-            name: None,
-        });
     }
     if errs.is_empty() {
         Ok(out)
@@ -92,30 +56,49 @@ pub fn parse_import_lines(text: &str) -> Result<Vec<ImportLine>, Vec<String>> {
     }
 }
 
-impl Engine {
+fn parse_import_line(line: &str) -> Result<ImportLine, String> {
+    let mut parts = line.split_whitespace();
+    let id = parts.next().unwrap_or_default();
+    let issue = parts.next();
+    if parts.next().is_some() {
+        return Err(format!(
+            "expected `ID [ISSUE-KEY]`, got {:?}",
+            sectigo_core::text::bounded(line, 80)
+        ));
+    }
+    Ok(ImportLine {
+        cert_id: CertId::parse(id).map_err(|e| e.to_string())?,
+        issue: issue
+            .map(IssueKey::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        name: None,
+    })
+}
+
+#[derive(Clone)]
+pub struct Importer {
+    pub(crate) ledger: Ledger,
+    pub(crate) scm: ScmClients,
+    pub(crate) profiles: Profiles,
+    pub(crate) tuning: Tuning,
+}
+
+impl Importer {
     /// Starts tracking existing certificates of `profile`. Downloads run in parallel within the
     /// SCM limits; already tracked ones are skipped; failures are listed, not fatal.
     pub async fn import(
         &self,
-        profile: &str,
+        profile: &ProfileName,
         lines: Vec<ImportLine>,
-        now: DateTime<Utc>,
     ) -> Result<ImportSummary, EngineError> {
-        let client = self.client(profile)?.clone();
-        if let Some(n) = lines
-            .iter()
-            .filter_map(|l| l.name.as_deref())
-            .find(|n| !crate::deploy::valid_name(n))
-        {
-            return Err(EngineError::Invalid(format!(
-                "--name {n:?}: a directory name is 1 to 128 letters, digits, '.', '-' or '_', not starting with '.'"
-            )));
-        }
+        let client = self.scm.get(profile)?;
+        let now = self.ledger.now();
         let mut summary = ImportSummary::default();
-        let mut todo = Vec::new();
+        let mut todo: Vec<ImportLine> = Vec::new();
         for l in lines {
-            if self.get(&l.cert_id).await?.is_some()
-                || todo.iter().any(|t: &ImportLine| t.cert_id == l.cert_id)
+            if self.ledger.get(&l.cert_id).await?.is_some()
+                || todo.iter().any(|t| t.cert_id == l.cert_id)
             {
                 summary.skipped.push(l.cert_id);
             } else {
@@ -127,25 +110,22 @@ impl Engine {
                 .map(|l| {
                     let client = client.clone();
                     async move {
-                        let r = match client.download(&l.cert_id).await {
-                            Ok(d) => {
-                                let mut rec = super::issued_record(
-                                    &l.cert_id,
-                                    profile,
-                                    &d.info,
-                                    CertOrigin::Imported { at: now },
-                                    l.issue.clone(),
-                                );
-                                rec.name = l.name.clone();
-                                rec.log(now, "imported");
-                                Ok(rec)
-                            }
-                            Err(e) => Err(e),
-                        };
+                        let r = client.download(&l.cert_id).await.map(|d| {
+                            let mut rec = issued_record(
+                                &l.cert_id,
+                                profile,
+                                &d.info,
+                                CertOrigin::Imported { at: now },
+                                l.issue.clone(),
+                            );
+                            rec.name = l.name.clone();
+                            rec.log(now, "imported");
+                            rec
+                        });
                         (l, r)
                     }
                 })
-                .buffer_unordered(self.concurrency.max(1))
+                .buffer_unordered(self.tuning.concurrency)
                 .collect()
                 .await;
         let mut batch = Vec::new();
@@ -167,14 +147,22 @@ impl Engine {
             }
         }
         for chunk in batch.chunks(1000) {
-            let c = chunk.to_vec();
-            blocking(&self.store, move |s| s.put(&c)).await?;
+            self.ledger.put(chunk.to_vec()).await?;
         }
-        // The profile's identity, so that its file renamed by hand before any daemon ran is
-        // still recognised (by `run --once` as by the daemon).
-        if let Some(p) = self.profiles.get(profile) {
-            let (name, (client_id, scm_url)) = (profile.to_string(), p.identity());
-            blocking(&self.store, move |s| {
+        self.remember_identity(profile).await?;
+        self.ledger.flush().await?;
+        Ok(summary)
+    }
+
+    /// The profile's identity, so that its file renamed by hand before any daemon ran is
+    /// still recognised (by `run --once` as by the daemon).
+    async fn remember_identity(&self, profile: &ProfileName) -> Result<(), EngineError> {
+        let Some(p) = self.profiles.get(profile) else {
+            return Ok(());
+        };
+        let (name, (client_id, scm_url)) = (profile.clone(), p.identity());
+        self.ledger
+            .read(move |s| {
                 let mut st = s.profile_state(&name)?.unwrap_or_default();
                 if (st.client_id.as_str(), st.scm_url.as_str())
                     != (client_id.as_str(), scm_url.as_str())
@@ -185,10 +173,7 @@ impl Engine {
                 }
                 Ok(())
             })
-            .await?;
-        }
-        self.flush().await?;
-        Ok(summary)
+            .await
     }
 }
 
@@ -203,8 +188,8 @@ mod tests {
         assert_eq!(
             ok[0],
             ImportLine {
-                cert_id: "123".into(),
-                issue: Some("CERT-1".into()),
+                cert_id: CertId::parse("123").unwrap(),
+                issue: Some(IssueKey::parse("CERT-1").unwrap()),
                 name: None,
             }
         );

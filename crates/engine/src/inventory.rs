@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use sectigo_state::{blocking, CertRecord, CertState};
+use sectigo_core::names::{CertId, ProfileName};
+use sectigo_model::{CertRecord, CertState};
 
+use crate::error::EngineError;
+use crate::ledger::Ledger;
 use crate::policy::{self, Decision};
-use crate::{Engine, EngineError};
+use crate::profile_state::{Mode, ProfileBook};
 
 /// Certificates of one profile (configured or not).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +26,8 @@ pub struct ProfileCounts {
 /// attempts failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
-    pub id: String,
-    pub profile: String,
+    pub id: CertId,
+    pub profile: ProfileName,
     pub state: String,
     pub failures: u32,
     pub last_error: Option<String>,
@@ -51,9 +53,9 @@ pub struct Inventory {
     /// Issued certificates whose files or deploy hook failed (retried on a backoff).
     #[serde(default)]
     pub deploy_failed: u64,
-    pub by_profile: BTreeMap<String, ProfileCounts>,
+    pub by_profile: BTreeMap<ProfileName, ProfileCounts>,
     /// Live certificates of profiles that are no longer configured, by profile.
-    pub orphaned: BTreeMap<String, u64>,
+    pub orphaned: BTreeMap<ProfileName, u64>,
     pub problems: Vec<Problem>,
 }
 
@@ -122,16 +124,18 @@ impl Visit for () {
     fn visit(&mut self, _: &CertRecord, _: Option<&Decision>) {}
 }
 
-impl Engine {
-    /// The inventory summary, in one pass over the store. `visit` sees every certificate with
-    /// its decision in the same pass (the metrics' per-certificate gauges) and is handed back.
-    pub async fn inventory<V: Visit>(
-        &self,
-        now: DateTime<Utc>,
-        mut visit: V,
-    ) -> Result<(Inventory, V), EngineError> {
-        let policies = self.policies(false, now).await?;
-        Ok(blocking(&self.store, move |s| {
+/// The inventory summary at the ledger's now, in one pass over the store. `visit` sees every
+/// certificate with its decision in the same pass (the metrics' per-certificate gauges) and is
+/// handed back.
+pub(crate) async fn summarize<V: Visit>(
+    ledger: &Ledger,
+    book: &ProfileBook,
+    mut visit: V,
+) -> Result<(Inventory, V), EngineError> {
+    let now = ledger.now();
+    let policies = book.policies(Mode::Live, now).await?;
+    ledger
+        .read(move |s| {
             let mut inv = Inventory::default();
             s.scan(&mut |r| {
                 let d = policies.get(&r.profile).map(|p| policy::decide(&r, p, now));
@@ -141,22 +145,25 @@ impl Engine {
             })?;
             Ok((inv, visit))
         })
-        .await?)
-    }
+        .await
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-    use sectigo_state::CertOrigin;
+    use chrono::{DateTime, TimeZone, Utc};
+    use sectigo_model::CertOrigin;
 
     use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    }
 
     fn rec(id: &str, profile: &str, state: CertState, failures: u32) -> CertRecord {
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
         CertRecord {
-            id: id.into(),
-            profile: profile.into(),
+            id: id.parse().unwrap(),
+            profile: profile.parse().unwrap(),
             subject_cn: "a.example.com".into(),
             sans: vec![],
             serial: "01".into(),
@@ -181,7 +188,7 @@ mod tests {
         let mut inv = Inventory::default();
         let due = Decision::Renew {
             reason: policy::Reason::Window,
-            due: Utc::now(),
+            due: t0(),
         };
         let idle = Decision::Idle { why: "x" };
         inv.add(&rec("1", "web", CertState::Active, 0), Some(&due));
@@ -191,8 +198,8 @@ mod tests {
                 "3",
                 "web",
                 CertState::Superseded {
-                    by: "4".into(),
-                    at: Utc::now(),
+                    by: "4".parse().unwrap(),
+                    at: t0(),
                 },
                 0,
             ),
@@ -207,8 +214,8 @@ mod tests {
         assert_eq!(inv.problems.len(), 1);
         assert_eq!(inv.problems[0].id, "2");
         // What `certs list --due` also lists is counted apart, not as due.
-        let waiting = Decision::Backoff { until: Utc::now() };
-        let manual = Decision::ReportNoAutoRenew { due: Utc::now() };
+        let waiting = Decision::Backoff { until: t0() };
+        let manual = Decision::ReportNoAutoRenew { due: t0() };
         inv.add(&rec("6", "web", CertState::Active, 1), Some(&waiting));
         inv.add(&rec("7", "web", CertState::Active, 0), Some(&manual));
         assert_eq!(

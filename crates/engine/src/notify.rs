@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sectigo_jira::events::Notification;
+use sectigo_model::Notification;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
@@ -31,12 +31,17 @@ impl Notifier {
 
     /// The command of the configuration now in force.
     pub fn set(&self, command: Option<Vec<String>>) {
-        *self.command.lock().expect("notify lock") = command.map(Arc::new);
+        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = command.map(Arc::new);
     }
 
     /// Starts the command for `n` (nothing when none is configured).
     pub fn send(&self, n: Notification) {
-        let Some(argv) = self.command.lock().expect("notify lock").clone() else {
+        let Some(argv) = self
+            .command
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return;
         };
         self.running.spawn(async move {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use sectigo_state::{CertRecord, CertState, ForceRun, ProfileState};
+use sectigo_core::names::ProfileName;
+use sectigo_model::{CertRecord, CertState, ForceRun, ProfileState};
 
 /// A profile's renewal settings, as the policy sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub enum Reason {
     Forced,
     /// Asked for from its Jira issue (only when active and not renewed recently).
     Requested,
+    /// Asked for by the operator (`renew ID`): past the backoff, the window, and a failed or
+    /// unknown outcome. [`decide`] never gives it.
+    Operator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,28 @@ pub fn force_covers(cert: &CertRecord, run: &ForceRun) -> bool {
     run.completed.is_none() && cert.renewed_at().is_none_or(|at| at < run.started)
 }
 
+/// Whether a certificate is due for renewal by its dates alone (whatever its state, backoff or
+/// auto-renew): the one rule the cycle, `certs list --due` and `renew`'s confirmation share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// The profile's force renewal covers it.
+    Forced,
+    /// Inside its expiry window (capped at two thirds of its lifetime).
+    Window,
+    /// Not before this time.
+    NotBefore(DateTime<Utc>),
+}
+
+pub fn due(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Due {
+    if p.force.as_ref().is_some_and(|r| force_covers(cert, r)) {
+        return Due::Forced;
+    }
+    match due_at(cert, p.expiry_window_days) {
+        at if now < at => Due::NotBefore(at),
+        _ => Due::Window,
+    }
+}
+
 pub fn decide(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Decision {
     match &cert.state {
         CertState::Active => {}
@@ -85,17 +111,16 @@ pub fn decide(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Decisio
         }
         CertState::OutcomeUnknown { .. } => {
             return Decision::Idle {
-                why: "a renewal's outcome is unknown; check SCM, then `renew ID` or `certs import` the new one",
+                why: "a renewal's outcome is unknown; check SCM, then `certs resolve ID --renewed-as NEW_ID` or `certs resolve ID --not-renewed`",
             }
         }
     }
-    let forced = p.force.as_ref().is_some_and(|r| force_covers(cert, r));
-    let due = due_at(cert, p.expiry_window_days);
-    let reason = if forced {
-        Reason::Forced
-    } else if now < due {
-        return Decision::NotDue { at: due };
-    } else if !p.auto_renew {
+    let reason = match due(cert, p, now) {
+        Due::NotBefore(at) => return Decision::NotDue { at },
+        Due::Forced => Reason::Forced,
+        Due::Window => Reason::Window,
+    };
+    if reason == Reason::Window && !p.auto_renew {
         return if cert.reported_no_auto_renew == Some(cert.not_after) {
             Decision::Reported
         } else {
@@ -103,9 +128,7 @@ pub fn decide(cert: &CertRecord, p: &RenewPolicy, now: DateTime<Utc>) -> Decisio
                 due: cert.not_after,
             }
         };
-    } else {
-        Reason::Window
-    };
+    }
     match cert.next_attempt {
         Some(until) if now < until => Decision::Backoff { until },
         _ => Decision::Renew {
@@ -172,20 +195,20 @@ pub fn force_complete(certs: &[CertRecord], run: &ForceRun) -> bool {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProfileChanges {
     /// (old, new): a file renamed by hand, recognised by its client_id and scm_url.
-    pub renamed: Vec<(String, String)>,
+    pub renamed: Vec<(ProfileName, ProfileName)>,
     /// Remembered, no longer configured: its certificates are orphaned.
-    pub vanished: Vec<String>,
+    pub vanished: Vec<ProfileName>,
     /// Configured, not yet remembered.
-    pub added: Vec<String>,
+    pub added: Vec<ProfileName>,
 }
 
 /// Compares configured profiles (name → identity) with the remembered ones.
 pub fn profile_changes(
-    configured: &BTreeMap<String, (String, String)>,
-    remembered: &BTreeMap<String, ProfileState>,
+    configured: &BTreeMap<ProfileName, (String, String)>,
+    remembered: &BTreeMap<ProfileName, ProfileState>,
 ) -> ProfileChanges {
     let mut ch = ProfileChanges::default();
-    let mut new_names: Vec<&String> = configured
+    let mut new_names: Vec<&ProfileName> = configured
         .keys()
         .filter(|n| !remembered.contains_key(*n))
         .collect();
@@ -214,7 +237,7 @@ pub fn profile_changes(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use sectigo_state::CertOrigin;
+    use sectigo_model::CertOrigin;
 
     fn t(day: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(day as i64 - 1)
@@ -222,8 +245,8 @@ mod tests {
 
     fn cert(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> CertRecord {
         CertRecord {
-            id: "1".into(),
-            profile: "p".into(),
+            id: "1".parse().unwrap(),
+            profile: "p".parse().unwrap(),
             subject_cn: "a.example".into(),
             sans: vec![],
             serial: "01".into(),
@@ -267,12 +290,12 @@ mod tests {
         };
         let mut renewed_since = c.clone();
         renewed_since.origin = CertOrigin::Renewed {
-            from: "0".into(),
+            from: "0".parse().unwrap(),
             at: t(11),
         };
         let mut renewed_before = c.clone();
         renewed_before.origin = CertOrigin::Renewed {
-            from: "0".into(),
+            from: "0".parse().unwrap(),
             at: t(9),
         };
         let with_state = |s: CertState| {
@@ -373,7 +396,7 @@ mod tests {
             (
                 "in flight",
                 with_state(CertState::Collecting {
-                    new_id: "2".into(),
+                    new_id: "2".parse().unwrap(),
                     at: t(1),
                 }),
                 pol(30, true),
@@ -385,7 +408,7 @@ mod tests {
             (
                 "superseded",
                 with_state(CertState::Superseded {
-                    by: "2".into(),
+                    by: "2".parse().unwrap(),
                     at: t(1),
                 }),
                 pol(30, true),
@@ -475,24 +498,24 @@ mod tests {
         let run = new_force_run(t(10), "command");
         let mut a = cert(t(1), t(366));
         let mut b = a.clone();
-        b.id = "2".into();
+        b.id = "2".parse().unwrap();
         assert!(!force_complete(&[a.clone(), b.clone()], &run));
         a.state = CertState::Superseded {
-            by: "3".into(),
+            by: "3".parse().unwrap(),
             at: t(11),
         };
         b.state = CertState::Collecting {
-            new_id: "4".into(),
+            new_id: "4".parse().unwrap(),
             at: t(11),
         };
         assert!(!force_complete(&[a.clone(), b.clone()], &run));
         b.state = CertState::Superseded {
-            by: "4".into(),
+            by: "4".parse().unwrap(),
             at: t(11),
         };
         let mut n = cert(t(11), t(376));
         n.origin = CertOrigin::Renewed {
-            from: "1".into(),
+            from: "1".parse().unwrap(),
             at: t(11),
         };
         assert!(force_complete(&[a, b, n], &run));
@@ -500,35 +523,36 @@ mod tests {
 
     #[test]
     fn profile_changes_table() {
+        let n = |s: &str| ProfileName::parse(s).unwrap();
         let id = |c: &str| (c.to_string(), "https://scm".to_string());
         let st = |c: &str| ProfileState {
             client_id: c.into(),
             scm_url: "https://scm".into(),
             ..Default::default()
         };
-        let configured: BTreeMap<String, (String, String)> = [
-            ("web2".to_string(), id("a")),
-            ("db".to_string(), id("b")),
-            ("new".to_string(), id("n")),
+        let configured: BTreeMap<ProfileName, (String, String)> = [
+            (n("web2"), id("a")),
+            (n("db"), id("b")),
+            (n("new"), id("n")),
         ]
         .into();
-        let remembered: BTreeMap<String, ProfileState> = [
-            ("web".to_string(), st("a")),
-            ("db".to_string(), st("b")),
-            ("gone".to_string(), st("z")),
+        let remembered: BTreeMap<ProfileName, ProfileState> = [
+            (n("web"), st("a")),
+            (n("db"), st("b")),
+            (n("gone"), st("z")),
         ]
         .into();
         let ch = profile_changes(&configured, &remembered);
-        assert_eq!(ch.renamed, vec![("web".to_string(), "web2".to_string())]);
-        assert_eq!(ch.vanished, vec!["gone".to_string()]);
-        assert_eq!(ch.added, vec!["new".to_string()]);
+        assert_eq!(ch.renamed, vec![(n("web"), n("web2"))]);
+        assert_eq!(ch.vanished, vec![n("gone")]);
+        assert_eq!(ch.added, vec![n("new")]);
 
         // Two candidates with the same identity: ambiguous, so not a rename.
-        let configured: BTreeMap<String, (String, String)> =
-            [("x".to_string(), id("a")), ("y".to_string(), id("a"))].into();
-        let remembered: BTreeMap<String, ProfileState> = [("web".to_string(), st("a"))].into();
+        let configured: BTreeMap<ProfileName, (String, String)> =
+            [(n("x"), id("a")), (n("y"), id("a"))].into();
+        let remembered: BTreeMap<ProfileName, ProfileState> = [(n("web"), st("a"))].into();
         let ch = profile_changes(&configured, &remembered);
         assert!(ch.renamed.is_empty());
-        assert_eq!(ch.vanished, vec!["web".to_string()]);
+        assert_eq!(ch.vanished, vec![n("web")]);
     }
 }

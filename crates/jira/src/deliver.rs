@@ -9,9 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::events::marker_line;
+use super::outbox::marker_line;
 use super::{FieldCache, JiraClient, JiraError};
-use sectigo_state::{blocking, OutboxItem, SharedStore, StoreError};
+use sectigo_core::clock::SharedClock;
+use sectigo_model::OutboxItem;
+use sectigo_state::{blocking, SharedStore, StoreError};
 
 /// How long a sent, unconfirmed step is left to land before it is looked for and sent again.
 const SETTLE: Duration = Duration::seconds(5);
@@ -24,6 +26,7 @@ pub struct Deliverer {
     /// updates set only the summary.
     cert_id_field: Option<String>,
     fields: FieldCache,
+    clock: SharedClock,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -50,6 +53,7 @@ impl Deliverer {
         client: JiraClient,
         transitions: BTreeMap<String, String>,
         store: SharedStore,
+        clock: SharedClock,
     ) -> Self {
         Deliverer {
             client,
@@ -57,6 +61,7 @@ impl Deliverer {
             store,
             cert_id_field: None,
             fields: FieldCache::default(),
+            clock,
         }
     }
 
@@ -71,8 +76,9 @@ impl Deliverer {
         client: JiraClient,
         cfg: &sectigo_core::config::JiraConfig,
         store: SharedStore,
+        clock: SharedClock,
     ) -> Self {
-        Deliverer::new(client, cfg.transitions.clone(), store)
+        Deliverer::new(client, cfg.transitions.clone(), store, clock)
             .with_cert_id_field(cfg.workflow.as_ref().map(|w| w.cert_id_field.clone()))
     }
 
@@ -80,7 +86,7 @@ impl Deliverer {
     /// retry is due. No polling while the outbox is empty.
     pub async fn run(&self, wake: &tokio::sync::Notify, cancel: &CancellationToken) {
         loop {
-            let now = Utc::now();
+            let now = self.clock.now();
             let wait = match self.pass(now).await {
                 Ok(r) => r
                     .next
@@ -104,7 +110,7 @@ impl Deliverer {
         let end = tokio::time::Instant::now() + limit;
         let mut delivered = 0;
         loop {
-            let now = Utc::now();
+            let now = self.clock.now();
             match self.pass(now).await {
                 Ok(r) => {
                     delivered += r.delivered;
@@ -246,7 +252,7 @@ impl Deliverer {
                 item.done.comment = true;
             } else {
                 item.tried.comment = true;
-                item.tried_at = Some(Utc::now());
+                item.tried_at = Some(self.clock.now());
                 self.save(item).await?;
                 self.client.add_comment(&key, &item.comment).await?;
                 item.done.comment = true;
@@ -264,7 +270,7 @@ impl Deliverer {
                 item.done.attachment = true;
             } else {
                 item.tried.attachment = true;
-                item.tried_at = Some(Utc::now());
+                item.tried_at = Some(self.clock.now());
                 self.save(item).await?;
                 self.client
                     .attach(&key, &att.filename, att.content.as_bytes())

@@ -5,12 +5,12 @@
 
 pub mod adf;
 pub mod deliver;
-pub mod events;
+pub mod outbox;
 
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
+use sectigo_core::clock::SharedClock;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -82,6 +82,7 @@ pub struct JiraClient {
     /// The Authorization header, marked sensitive: no Debug output (ours, hyper's, reqwest's)
     /// ever prints it.
     auth: reqwest::header::HeaderValue,
+    clock: SharedClock,
 }
 
 /// The Jira client could not be built from `[jira]`.
@@ -99,7 +100,8 @@ pub enum ClientError {
 pub struct BadAnswer(#[from] serde_json::Error);
 
 impl JiraClient {
-    pub fn new(cfg: &JiraConfig) -> Result<JiraClient, ClientError> {
+    /// A client for `[jira]`; `clock` reads a `Retry-After` given as a date.
+    pub fn new(cfg: &JiraConfig, clock: SharedClock) -> Result<JiraClient, ClientError> {
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(Duration::from_secs(cfg.timeout_secs))
@@ -123,6 +125,7 @@ impl JiraClient {
             base: cfg.url.trim_end_matches('/').to_string(),
             flavor: cfg.flavor,
             auth,
+            clock,
         })
     }
 
@@ -167,7 +170,7 @@ impl JiraClient {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| sectigo_core::http::parse_retry_after(v, Utc::now()));
+            .and_then(|v| sectigo_core::http::parse_retry_after(v, self.clock.now()));
         let mut body = Vec::new();
         while let Some(c) = resp.chunk().await.map_err(|e| JiraError::Transient {
             what: format!(

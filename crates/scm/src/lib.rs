@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::ExponentialBackoff;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
@@ -27,6 +26,7 @@ pub use error::ScmError;
 pub use limit::{HostLimiter, Limits};
 pub use pem::{parse_bundle, CertInfo, PemError};
 
+use sectigo_core::names::CertId;
 use sectigo_core::secret::Secret;
 
 /// Largest response body read from SCM or the token endpoint.
@@ -38,6 +38,8 @@ pub struct ClientSettings {
     pub timeout: Duration,
     pub retry_max: Duration,
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// For a `Retry-After` given as a date.
+    pub clock: sectigo_core::clock::SharedClock,
 }
 
 /// The per-profile parameters of a client.
@@ -263,7 +265,7 @@ impl ScmClient {
     }
 
     /// Renews a certificate. **Billable.** Returns the new certificate id.
-    pub async fn renew(&self, cert_id: &str, req: &RenewRequest) -> Result<String, ScmError> {
+    pub async fn renew(&self, cert_id: &str, req: &RenewRequest) -> Result<CertId, ScmError> {
         self.renew_reserved(None, cert_id, req).await
     }
 
@@ -281,7 +283,7 @@ impl ScmClient {
         reserved: Option<Reserved>,
         cert_id: &str,
         req: &RenewRequest,
-    ) -> Result<String, ScmError> {
+    ) -> Result<CertId, ScmError> {
         let path = format!(
             "/api/v1/certificates/{}/renew",
             sectigo_core::http::path_segment(cert_id)
@@ -294,7 +296,7 @@ impl ScmClient {
     }
 
     /// Enrolls a new certificate from a CSR. **Billable.** Returns the new certificate id.
-    pub async fn enroll(&self, req: &EnrollRequest) -> Result<String, ScmError> {
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<CertId, ScmError> {
         self.enroll_reserved(None, req).await
     }
 
@@ -303,7 +305,7 @@ impl ScmClient {
         &self,
         reserved: Option<Reserved>,
         req: &EnrollRequest,
-    ) -> Result<String, ScmError> {
+    ) -> Result<CertId, ScmError> {
         let body = serde_json::to_value(req).expect("serializable");
         let a = self
             .call_retrying_in(
@@ -321,7 +323,7 @@ impl ScmClient {
         cert_id: &str,
         csr: &str,
         comments: &str,
-    ) -> Result<String, ScmError> {
+    ) -> Result<CertId, ScmError> {
         let path = format!(
             "/api/v1/certificates/{}/replace",
             sectigo_core::http::path_segment(cert_id)
@@ -463,7 +465,7 @@ impl ScmClient {
         }
         debug!(profile = %self.creds.profile, "SCM {method} {path}");
         let resp = rb.send().await.map_err(|e| transport_error(&e, &url))?;
-        read_answer(resp).await
+        read_answer(resp, &*self.settings.clock).await
     }
 
     /// A valid access token: the cached one unless `refresh` or about to expire.
@@ -511,7 +513,7 @@ impl ScmClient {
                 .send()
                 .await
                 .map_err(|e| unavailable(transport_error(&e, url).to_string(), None))?;
-            let a = read_answer(resp)
+            let a = read_answer(resp, &*self.settings.clock)
                 .await
                 .map_err(|e| unavailable(e.to_string(), None))?;
             match parse_token(a.status, &a.body) {
@@ -598,7 +600,10 @@ impl Answer {
 }
 
 /// Reads status, the headers that matter and a bounded body.
-async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
+async fn read_answer(
+    mut resp: reqwest::Response,
+    clock: &dyn sectigo_core::clock::Clock,
+) -> Result<Answer, ScmError> {
     let status = resp.status().as_u16();
     let h = resp.headers();
     let text = |name: reqwest::header::HeaderName| {
@@ -608,7 +613,7 @@ async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ScmError> {
     };
     let content_type = text(reqwest::header::CONTENT_TYPE).unwrap_or_default();
     let retry_after = text(reqwest::header::RETRY_AFTER)
-        .and_then(|v| classify::parse_retry_after(&v, Utc::now()));
+        .and_then(|v| classify::parse_retry_after(&v, clock.now()));
     let www_authenticate = text(reqwest::header::WWW_AUTHENTICATE);
     let mut body = Vec::new();
     loop {
@@ -731,24 +736,31 @@ fn json_body(a: &Answer) -> Result<Value, ScmError> {
     })
 }
 
-fn cert_id_of(a: &Answer) -> Result<String, ScmError> {
+fn cert_id_of(a: &Answer) -> Result<CertId, ScmError> {
     parse_cert_id(a.status, &a.body)
 }
 
-/// The new certificate id of a successful renew or enroll answer (`{"certId": ...}`).
-pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<String, ScmError> {
+/// The new certificate id of a successful renew or enroll answer (`{"certId": ...}`), checked
+/// as every certificate id is (it goes into paths, URLs and log lines).
+pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<CertId, ScmError> {
     let r: CertIdResponse = serde_json::from_slice(body).map_err(|e| ScmError::Malformed {
         status,
         what: format!("expected {{\"certId\": ...}}: {e}; got {}", snippet(body)),
     })?;
-    match r.cert_id {
-        Value::String(s) if !s.is_empty() => Ok(s),
-        Value::Number(n) => Ok(n.to_string()),
-        other => Err(ScmError::Malformed {
-            status,
-            what: format!("certId is {other}"),
-        }),
-    }
+    let text = match r.cert_id {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(ScmError::Malformed {
+                status,
+                what: format!("certId is {}", snippet(other.to_string().as_bytes())),
+            })
+        }
+    };
+    CertId::parse(&text).map_err(|e| ScmError::Malformed {
+        status,
+        what: format!("certId: {e}"),
+    })
 }
 
 fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {

@@ -390,10 +390,10 @@ impl ScmSim {
         sans: &[&str],
         not_before: DateTime<Utc>,
         not_after: DateTime<Utc>,
-    ) -> String {
+    ) -> sectigo_core::names::CertId {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut inner = self.sim.inner.lock().unwrap();
-        self.sim.new_cert(
+        let id = self.sim.new_cert(
             &mut inner,
             cn,
             &sans,
@@ -401,7 +401,8 @@ impl ScmSim {
             not_after,
             self.sim.now(),
             None,
-        )
+        );
+        sectigo_core::names::CertId::parse(&id).expect("the simulator's ids are numbers")
     }
 
     /// Renewals of one certificate id (billable; more than one is a double renewal).
@@ -722,7 +723,7 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
         .token_revoke_after
         .unwrap_or(sim.cfg.token_ttl)
         .min(sim.cfg.token_ttl);
-    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or_default() {
+    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or(chrono::TimeDelta::MAX) {
         return Err(unauthorized());
     }
     Ok(())

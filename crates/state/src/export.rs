@@ -18,10 +18,9 @@ use std::io::{BufRead, Write};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    CertRecord, CycleSummary, Entry, IssueRecord, KeyStore, OutboxItem, ProfileState, Record,
-    Store, StoreError, SCHEMA_VERSION,
-};
+use crate::{Entry, KeyStore, Record, Store, StoreError, SCHEMA_VERSION};
+use sectigo_core::names::{IssueKey, ProfileName};
+use sectigo_model::{CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState};
 
 /// The `format` of the header line.
 pub const FORMAT: &str = "sectigo-connector-state";
@@ -76,13 +75,13 @@ impl Counts {
 pub enum Line {
     Cert(Box<CertRecord>),
     Profile {
-        name: String,
+        name: ProfileName,
         state: ProfileState,
     },
     Issue(Box<IssueRecord>),
     Csr {
         sha256: String,
-        issue: String,
+        issue: IssueKey,
     },
     Outbox(Box<OutboxItem>),
     Marker {

@@ -7,7 +7,6 @@
 
 pub mod export;
 mod keys;
-mod records;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -17,10 +16,9 @@ use chrono::{DateTime, Utc};
 
 pub use export::{Counts, ExportError};
 pub use keys::KeyStore;
-pub use records::{
-    Attachment, CertOrigin, CertRecord, CertState, CycleSummary, DeployJob, EnrollState, ForceRun,
-    Handled, HistoryEntry, IssueEdit, IssueRecord, OutboxItem, ProfileState, RevokeIntent, Steps,
-};
+// The records this store keeps are the model's; imported here for the trait's signatures.
+use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_model::{CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState};
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +63,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The state store. Calls may block on disk: async code runs them through [`blocking`].
 pub trait Store: Send + Sync + 'static {
-    fn get(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    fn get(&self, id: &CertId) -> StoreResult<Option<CertRecord>>;
     /// Inserts or replaces records, with their indexes, in one atomic step.
     fn put(&self, recs: &[CertRecord]) -> StoreResult<()> {
         self.commit(recs, &[])
@@ -83,9 +81,9 @@ pub trait Store: Send + Sync + 'static {
         issues: &[IssueRecord],
         outbox: &[OutboxItem],
     ) -> StoreResult<()>;
-    fn issue(&self, key: &str) -> StoreResult<Option<IssueRecord>>;
+    fn issue(&self, key: &IssueKey) -> StoreResult<Option<IssueRecord>>;
     /// The issue holding a CSR (by its SHA-256), if any.
-    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>>;
+    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<IssueKey>>;
     /// Issues the daemon still owes work (enrollments in flight, revocations unanswered).
     fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>>;
     /// The issues whose `action` request is marked handled.
@@ -100,7 +98,7 @@ pub trait Store: Send + Sync + 'static {
     fn remove_outbox(&self, seq: u64) -> StoreResult<()>;
     /// Pending (not dead) updates, the oldest one's creation time, and dead ones.
     fn outbox_stats(&self) -> StoreResult<(usize, Option<DateTime<Utc>>, usize)>;
-    fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    fn remove(&self, id: &CertId) -> StoreResult<Option<CertRecord>>;
     /// Active certificates whose notAfter is before `before`, earliest first. The cost grows
     /// with the number returned, not the number tracked.
     fn active_expiring_before(&self, before: DateTime<Utc>) -> StoreResult<Vec<CertRecord>>;
@@ -109,18 +107,18 @@ pub trait Store: Send + Sync + 'static {
     /// Certificates with a billable call journaled and not yet resolved.
     fn in_flight(&self) -> StoreResult<Vec<CertRecord>>;
     /// Every record of one profile (all states).
-    fn by_profile(&self, profile: &str) -> StoreResult<Vec<CertRecord>>;
+    fn by_profile(&self, profile: &ProfileName) -> StoreResult<Vec<CertRecord>>;
     /// Visits every record; `f` returns false to stop.
     fn scan(&self, f: &mut dyn FnMut(CertRecord) -> bool) -> StoreResult<()>;
     fn len(&self) -> StoreResult<usize>;
     fn is_empty(&self) -> StoreResult<bool> {
         Ok(self.len()? == 0)
     }
-    fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>>;
-    fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()>;
-    fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>>;
+    fn profile_state(&self, name: &ProfileName) -> StoreResult<Option<ProfileState>>;
+    fn put_profile_state(&self, name: &ProfileName, st: &ProfileState) -> StoreResult<()>;
+    fn profile_states(&self) -> StoreResult<BTreeMap<ProfileName, ProfileState>>;
     /// Moves a profile's persisted state and all its certificates to a new name, atomically.
-    fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize>;
+    fn rename_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize>;
     fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
     /// When enrollments from Jira started, for the rolling daily cap (pruned by the caller).
@@ -178,11 +176,20 @@ pub enum Entry<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Cert(Box<CertRecord>),
-    Profile { name: String, state: ProfileState },
+    Profile {
+        name: ProfileName,
+        state: ProfileState,
+    },
     Issue(Box<IssueRecord>),
-    Csr { sha256: String, issue: String },
+    Csr {
+        sha256: String,
+        issue: IssueKey,
+    },
     Outbox(Box<OutboxItem>),
-    Marker { marker: String, seq: u64 },
+    Marker {
+        marker: String,
+        seq: u64,
+    },
     LastCycle(CycleSummary),
     EnrollmentStarts(Vec<DateTime<Utc>>),
 }

@@ -26,10 +26,9 @@ use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{
-    CertRecord, CertState, CycleSummary, Entry, IssueRecord, OutboxItem, ProfileState, Record,
-    Store, StoreError, StoreResult,
-};
+use super::{Entry, Record, Store, StoreError, StoreResult};
+use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_model::{CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -76,6 +75,22 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> StoreResult<T
         key: String::from_utf8_lossy(key).into_owned(),
         error: e.to_string(),
     })
+}
+
+/// A name (`N`: a profile name, an issue key) stored as a key or a value: checked as it is
+/// read, as every record is.
+fn name_of<N: std::str::FromStr<Err = sectigo_core::names::InvalidName>>(
+    key: &[u8],
+    v: &[u8],
+) -> StoreResult<N> {
+    let corrupt = |error: String| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        error,
+    };
+    std::str::from_utf8(v)
+        .map_err(|e| corrupt(e.to_string()))?
+        .parse()
+        .map_err(|e: sectigo_core::names::InvalidName| corrupt(e.to_string()))
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -292,7 +307,7 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn get(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+    fn get(&self, id: &CertId) -> StoreResult<Option<CertRecord>> {
         match self.certs.get(id.as_bytes())? {
             Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
             None => Ok(None),
@@ -341,18 +356,18 @@ impl Store for SledStore {
             .map_err(tx_err)
     }
 
-    fn issue(&self, key: &str) -> StoreResult<Option<IssueRecord>> {
+    fn issue(&self, key: &IssueKey) -> StoreResult<Option<IssueRecord>> {
         match self.issues.get(key.as_bytes())? {
             Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
             None => Ok(None),
         }
     }
 
-    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .csrs
-            .get(sha256.as_bytes())?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    fn issue_by_csr(&self, sha256: &str) -> StoreResult<Option<IssueKey>> {
+        match self.csrs.get(sha256.as_bytes())? {
+            None => Ok(None),
+            Some(v) => name_of(sha256.as_bytes(), &v).map(Some),
+        }
     }
 
     fn issues_with_work(&self) -> StoreResult<Vec<IssueRecord>> {
@@ -427,7 +442,7 @@ impl Store for SledStore {
         Ok((pending, oldest, dead))
     }
 
-    fn remove(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+    fn remove(&self, id: &CertId) -> StoreResult<Option<CertRecord>> {
         let _w = self.writing();
         (
             &self.certs,
@@ -477,7 +492,7 @@ impl Store for SledStore {
         self.get_many(keys.into_iter())
     }
 
-    fn by_profile(&self, profile: &str) -> StoreResult<Vec<CertRecord>> {
+    fn by_profile(&self, profile: &ProfileName) -> StoreResult<Vec<CertRecord>> {
         let mut prefix = profile.as_bytes().to_vec();
         prefix.push(0);
         let mut keys = Vec::new();
@@ -501,29 +516,29 @@ impl Store for SledStore {
         Ok(self.certs.len())
     }
 
-    fn profile_state(&self, name: &str) -> StoreResult<Option<ProfileState>> {
+    fn profile_state(&self, name: &ProfileName) -> StoreResult<Option<ProfileState>> {
         match self.profiles.get(name.as_bytes())? {
             Some(v) => Ok(Some(decode(name.as_bytes(), &v)?)),
             None => Ok(None),
         }
     }
 
-    fn put_profile_state(&self, name: &str, st: &ProfileState) -> StoreResult<()> {
+    fn put_profile_state(&self, name: &ProfileName, st: &ProfileState) -> StoreResult<()> {
         let _w = self.writing();
         self.profiles.insert(name.as_bytes(), encode(st))?;
         Ok(())
     }
 
-    fn profile_states(&self) -> StoreResult<BTreeMap<String, ProfileState>> {
+    fn profile_states(&self) -> StoreResult<BTreeMap<ProfileName, ProfileState>> {
         let mut out = BTreeMap::new();
         for kv in self.profiles.iter() {
             let (k, v) = kv?;
-            out.insert(String::from_utf8_lossy(&k).into_owned(), decode(&k, &v)?);
+            out.insert(name_of(&k, &k)?, decode(&k, &v)?);
         }
         Ok(out)
     }
 
-    fn rename_profile(&self, old: &str, new: &str) -> StoreResult<usize> {
+    fn rename_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize> {
         let _w = self.writing();
         let recs = self.by_profile(old)?;
         (
@@ -545,7 +560,7 @@ impl Store for SledStore {
                 }
                 for r in &recs {
                     let mut r = r.clone();
-                    r.profile = new.to_string();
+                    r.profile = new.clone();
                     Self::put_tx(c, na, inf, byp, dep, &r)?;
                 }
                 Ok(recs.len())

@@ -8,16 +8,18 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
+use sectigo_core::clock::SharedClock;
 use sectigo_core::config::{JiraConfig, WorkflowConfig};
+use sectigo_core::names::{CertId, IssueKey};
 use sectigo_core::text::{bounded, count, Escaped};
 use sectigo_core::x509::csr;
 use sectigo_core::x509::revocation::reason_code;
 use sectigo_engine::{Engine, EngineError, IssueOutcome};
 use sectigo_jira::{FieldCache, FoundIssue, JiraClient, JiraError};
-use sectigo_state::{blocking, IssueRecord};
+use sectigo_model::IssueRecord;
+use sectigo_state::blocking;
 
 /// Complete searches in a row that must miss an issue before its request counts as withdrawn
 /// (search indexes lag behind transitions; one miss is not enough to act on).
@@ -51,9 +53,9 @@ impl Action {
 }
 
 /// What an issue in a requested status asks for, as read from its fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub key: String,
+    pub key: IssueKey,
     pub csr: Option<String>,
     pub profile: Option<String>,
     pub cert_id: Option<String>,
@@ -70,16 +72,15 @@ pub enum Plan {
         csr: csr::Csr,
     },
     Renew {
-        cert_id: Option<String>,
+        cert_id: Option<CertId>,
     },
     Revoke {
-        cert_id: Option<String>,
+        cert_id: Option<CertId>,
         message: String,
         reason_code: i32,
     },
     /// Refused before anything is sent: the issue is told why.
     Reject {
-        profile: String,
         reason: String,
     },
 }
@@ -99,7 +100,6 @@ pub fn plan(
         Action::Enroll => {
             let Some(text) = &req.csr else {
                 return Plan::Reject {
-                    profile,
                     reason: format!(
                         "the field {:?} is empty: paste the certificate signing request (PEM) into it",
                         cfg.csr_field
@@ -110,14 +110,12 @@ pub fn plan(
                 Ok(c) => c,
                 Err(why) => {
                     return Plan::Reject {
-                        profile,
                         reason: format!("invalid CSR: {why}. Nothing was sent to SCM"),
                     }
                 }
             };
             if profile.is_empty() {
                 return Plan::Reject {
-                    profile,
                     reason: format!(
                         "the field {:?} is empty: name the connector profile to enroll with",
                         cfg.profile_field
@@ -126,8 +124,15 @@ pub fn plan(
             }
             Plan::Enroll { profile, csr }
         }
+        Action::Renew | Action::Revoke if cert_id(req).is_err() => Plan::Reject {
+            reason: format!(
+                "the field {:?} holds {}; Nothing was sent to SCM",
+                cfg.cert_id_field,
+                cert_id(req).err().unwrap_or_default()
+            ),
+        },
         Action::Renew => Plan::Renew {
-            cert_id: req.cert_id.clone(),
+            cert_id: cert_id(req).unwrap_or_default(),
         },
         Action::Revoke => {
             let given = req.reason.clone().unwrap_or_default();
@@ -138,11 +143,25 @@ pub fn plan(
                 format!("{given} (Jira issue {})", req.key)
             };
             Plan::Revoke {
-                cert_id: req.cert_id.clone(),
+                cert_id: cert_id(req).unwrap_or_default(),
                 message: message.chars().take(512).collect(),
                 reason_code: code,
             }
         }
+    }
+}
+
+/// The certificate id the issue's field names, if any; `Err`: the field holds something else
+/// (the reason, for the issue).
+fn cert_id(req: &Request) -> Result<Option<CertId>, String> {
+    match req
+        .cert_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => Ok(None),
+        Some(t) => CertId::parse(t).map(Some).map_err(|e| e.to_string()),
     }
 }
 
@@ -236,12 +255,15 @@ pub struct Poller {
 
 impl Poller {
     /// A poller for the configuration; `None` when `[jira.workflow]` is off.
-    pub fn new(jc: &JiraConfig) -> Result<Option<Poller>, sectigo_jira::ClientError> {
+    pub fn new(
+        jc: &JiraConfig,
+        clock: SharedClock,
+    ) -> Result<Option<Poller>, sectigo_jira::ClientError> {
         let Some(cfg) = jc.workflow.clone() else {
             return Ok(None);
         };
         Ok(Some(Poller {
-            client: JiraClient::new(jc)?,
+            client: JiraClient::new(jc, clock)?,
             fields: FieldCache::default(),
             cfg,
             logged: Default::default(),
@@ -267,7 +289,7 @@ impl Poller {
 
     /// One poll: each action's search, its requests, then the collection of issued
     /// enrollments and unfinished revocations.
-    pub async fn poll(&self, engine: &Engine, now: DateTime<Utc>) -> PollReport {
+    pub async fn poll(&self, engine: &Engine) -> PollReport {
         let _one_at_a_time = engine.shared().workflow_poll().await;
         let mut report = PollReport::default();
         match self.field_ids().await {
@@ -277,14 +299,14 @@ impl Poller {
             }
             Ok(f) => {
                 for action in Action::ALL {
-                    if let Err(e) = self.poll_action(engine, action, &f, now, &mut report).await {
+                    if let Err(e) = self.poll_action(engine, action, &f, &mut report).await {
                         error!("Jira workflow, {} requests: {e}", action.name());
                         report.errors.push(e.to_string());
                     }
                 }
             }
         }
-        match engine.issue_work(now).await {
+        match engine.requests().issue_work().await {
             Ok(n) => report.collected = n,
             Err(e) => {
                 error!("Jira workflow: collecting enrollments: {e}");
@@ -292,7 +314,7 @@ impl Poller {
             }
         }
         // Renewals asked for from issues are collected at the poll's pace, not the cycle's.
-        if let Err(e) = engine.collect_pending(now).await {
+        if let Err(e) = engine.collector().collect_pending().await {
             error!("Jira workflow: collecting renewals: {e}");
             report.errors.push(e.to_string());
         }
@@ -304,7 +326,6 @@ impl Poller {
         engine: &Engine,
         action: Action,
         f: &Fields,
-        now: DateTime<Utc>,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         // Only what decides a request is searched for; the CSR, the one large field, is read
@@ -344,16 +365,16 @@ impl Poller {
         report.found += found.issues.len();
         let mut seen = BTreeSet::new();
         for issue in &found.issues {
-            if !sectigo_engine::is_issue_key(&issue.key) {
+            let Ok(key) = IssueKey::parse(&issue.key) else {
                 let k = Escaped(&issue.key).to_string();
                 self.log_once(&k, || {
                     format!("Jira workflow: skipped an issue whose key {k:?} is not an issue key")
                 });
                 continue;
-            }
-            seen.insert(issue.key.clone());
-            let mut req = read_request(issue, f);
-            let rec = engine.issue_record(&issue.key).await?;
+            };
+            seen.insert(key.clone());
+            let mut req = read_request(key, issue, f);
+            let rec = engine.requests().issue_record(&req.key).await?;
             if action == Action::Enroll && !rec.as_ref().is_some_and(|r| r.is_handled("enroll")) {
                 match self.client.issue_field(&issue.key, &f.csr).await {
                     Ok(csr) => req.csr = csr,
@@ -365,9 +386,7 @@ impl Poller {
                     }
                 }
             }
-            let outcome = self
-                .carry_out(engine, action, &req, rec.as_ref(), now)
-                .await?;
+            let outcome = self.carry_out(engine, action, &req, rec.as_ref()).await?;
             match outcome {
                 None => {}
                 Some(IssueOutcome::Done(_)) => report.done += 1,
@@ -415,28 +434,24 @@ impl Poller {
         action: Action,
         req: &Request,
         rec: Option<&IssueRecord>,
-        now: DateTime<Utc>,
     ) -> Result<Option<IssueOutcome>, EngineError> {
         let key = &req.key;
+        let requests = engine.requests();
         let out = match plan(action, req, rec, &self.cfg) {
             Plan::Skip => return Ok(None),
-            Plan::Reject { profile, reason } => {
+            Plan::Reject { reason } => {
                 let rec = rec.cloned().unwrap_or_else(|| IssueRecord::new(key));
-                engine
-                    .reject_request(rec, action.name(), &profile, &reason, now)
-                    .await?
+                requests.reject(rec, action.name(), None, &reason).await?
             }
-            Plan::Enroll { profile, csr } => {
-                engine.enroll_for_issue(key, &profile, &csr, now).await?
-            }
-            Plan::Renew { cert_id } => engine.renew_for_issue(key, cert_id.as_deref(), now).await?,
+            Plan::Enroll { profile, csr } => requests.enroll_for_issue(key, &profile, &csr).await?,
+            Plan::Renew { cert_id } => requests.renew_for_issue(key, cert_id.as_ref()).await?,
             Plan::Revoke {
                 cert_id,
                 message,
                 reason_code,
             } => {
-                engine
-                    .revoke_for_issue(key, cert_id.as_deref(), &message, reason_code, now)
+                requests
+                    .revoke_for_issue(key, cert_id.as_ref(), &message, reason_code)
                     .await?
             }
         };
@@ -448,10 +463,10 @@ impl Poller {
 /// A request as read from a search hit (the CSR is read apart). What people typed is made
 /// safe here, once: control characters escaped (no forged log lines, no terminal escapes),
 /// lengths bounded (a profile name or certificate id is short; a reason goes to SCM and Jira).
-fn read_request(issue: &FoundIssue, f: &Fields) -> Request {
+fn read_request(key: IssueKey, issue: &FoundIssue, f: &Fields) -> Request {
     let clean = |v: Option<String>, max: usize| v.map(|t| bounded(&Escaped(&t).to_string(), max));
     Request {
-        key: issue.key.clone(),
+        key,
         csr: None,
         profile: clean(issue.text(&f.profile), 64),
         cert_id: clean(issue.text(&f.cert_id), 64),
@@ -462,6 +477,7 @@ fn read_request(issue: &FoundIssue, f: &Fields) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     fn cfg() -> WorkflowConfig {
         let dir = tempfile::tempdir().unwrap();
@@ -482,12 +498,21 @@ mod tests {
         p.serialize_request(&key).unwrap().pem().unwrap()
     }
 
+    fn key() -> IssueKey {
+        IssueKey::parse("CERT-1").unwrap()
+    }
+
+    fn t0() -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 0, 0, 0).unwrap()
+    }
+
     fn req(csr: Option<String>, profile: Option<&str>) -> Request {
         Request {
-            key: "CERT-1".into(),
+            key: key(),
             csr,
             profile: profile.map(str::to_string),
-            ..Default::default()
+            cert_id: None,
+            reason: None,
         }
     }
 
@@ -516,8 +541,8 @@ mod tests {
         assert!(reject(req(Some("junk".into()), Some("default"))).contains("invalid CSR"));
         assert!(reject(req(Some(pem.clone()), None)).contains("\"Certificate profile\" is empty"));
         // Handled already: nothing, whatever the fields say.
-        let mut rec = IssueRecord::new("CERT-1");
-        rec.set_handled("enroll", Some(Utc::now()));
+        let mut rec = IssueRecord::new(&key());
+        rec.set_handled("enroll", Some(t0()));
         assert_eq!(
             plan(Action::Enroll, &req(None, None), Some(&rec), &c),
             Plan::Skip
@@ -537,7 +562,7 @@ mod tests {
         assert_eq!(
             plan(Action::Revoke, &r, None, &c),
             Plan::Revoke {
-                cert_id: Some("42".into()),
+                cert_id: Some("42".parse().unwrap()),
                 message: "Key Compromise (Jira issue CERT-1)".into(),
                 reason_code: 1
             }
@@ -546,7 +571,7 @@ mod tests {
         assert_eq!(
             plan(Action::Revoke, &r, None, &c),
             Plan::Revoke {
-                cert_id: Some("42".into()),
+                cert_id: Some("42".parse().unwrap()),
                 message: "Revocation requested in Jira issue CERT-1".into(),
                 reason_code: c.revoke_reason_code
             }
@@ -555,8 +580,8 @@ mod tests {
 
     #[test]
     fn a_request_is_withdrawn_after_two_missing_searches() {
-        let mut rec = IssueRecord::new("CERT-1");
-        rec.set_handled("renew", Some(Utc::now()));
+        let mut rec = IssueRecord::new(&key());
+        rec.set_handled("renew", Some(t0()));
         assert!(!note_search(&mut rec, Action::Renew, true));
         assert!(!note_search(&mut rec, Action::Enroll, false));
         assert!(note_search(&mut rec, Action::Renew, false));

@@ -12,6 +12,8 @@ mod secret_source;
 mod url_check;
 
 use std::collections::BTreeMap;
+
+use crate::names::ProfileName;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
@@ -22,8 +24,7 @@ pub use connector::{
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{
-    check_name, domain_allowed, DeployConfig, NameError, Profile, DEFAULT_DEPLOY_MODE,
-    DEFAULT_TOKEN_URL, MAX_COMMENTS,
+    domain_allowed, DeployConfig, Profile, DEFAULT_DEPLOY_MODE, DEFAULT_TOKEN_URL, MAX_COMMENTS,
 };
 pub use reader::ENV_PREFIX;
 pub use secret_source::SecretError;
@@ -41,7 +42,7 @@ pub struct Config {
     pub dir: PathBuf,
     pub connector: ConnectorConfig,
     /// Profiles by name (the file stem).
-    pub profiles: BTreeMap<String, Profile>,
+    pub profiles: BTreeMap<ProfileName, Profile>,
     /// Things worth an operator's attention that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -73,15 +74,23 @@ impl Config {
         let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut skipped = Vec::new();
         for path in profile_files(&dir.join(PROFILES_DIR), &mut skipped, &mut errors) {
-            let name = path
+            let stem = path
                 .file_stem()
                 .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_string();
-            if let Err(msg) = check_name(&name) {
-                errors.push(ConfigError::file(&path, msg.to_string()));
-                continue;
-            }
+                .unwrap_or_default();
+            let name = match ProfileName::parse(stem) {
+                Ok(n) => n,
+                Err(e) => {
+                    errors.push(ConfigError::file(
+                        &path,
+                        format!(
+                            "the file's stem {} is not a profile name ({})",
+                            e.value, e.rule
+                        ),
+                    ));
+                    continue;
+                }
+            };
             if let Some(other) = lower_names.insert(name.to_lowercase(), path.clone()) {
                 errors.push(ConfigError::file(
                     &path,
@@ -156,7 +165,7 @@ impl Config {
                 .profiles
                 .iter()
                 .flatten()
-                .filter(|p| !profiles.contains_key(*p))
+                .filter(|p| !profiles.contains_key(p.as_str()))
                 .collect();
             if !unknown.is_empty() {
                 return Err(ConfigErrors(vec![ConfigError::key(

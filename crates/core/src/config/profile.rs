@@ -1,6 +1,8 @@
 //! `profiles.d/NAME.toml`: one Sectigo profile (the seed's "Sectigo Profile Settings").
 
 use std::collections::BTreeMap;
+
+use crate::names::ProfileName;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -19,7 +21,7 @@ pub const MAX_WINDOW_DAYS: i64 = 397;
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
     /// The file's stem.
-    pub name: String,
+    pub name: ProfileName,
     pub file: PathBuf,
     pub client_id: String,
     pub client_secret: Secret,
@@ -152,31 +154,6 @@ impl Profile {
     }
 }
 
-/// A profile name that cannot be.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("a profile name (the file's stem) must have 1 to 64 characters")]
-    Length,
-    #[error(
-        "profile name {0:?} (the file's stem) may hold only letters, digits, '-', '_' and '.'"
-    )]
-    Characters(String),
-}
-
-/// A profile's name must be usable as a file stem, a log field and a command argument.
-pub fn check_name(name: &str) -> Result<(), NameError> {
-    if name.is_empty() || name.len() > 64 {
-        return Err(NameError::Length);
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(NameError::Characters(name.to_string()));
-    }
-    Ok(())
-}
-
 /// An `allowed_domains` entry: `example.com` or `*.example.com`.
 fn check_domain_pattern(p: &str) -> Result<(), String> {
     let host = p.strip_prefix("*.").unwrap_or(p).trim_end_matches('.');
@@ -220,7 +197,11 @@ impl Profile {
         }
     }
 
-    pub fn read(name: &str, r: &mut KeyReader<'_>, credentials_dir: Option<&Path>) -> Option<Self> {
+    pub fn read(
+        name: &ProfileName,
+        r: &mut KeyReader<'_>,
+        credentials_dir: Option<&Path>,
+    ) -> Option<Self> {
         let client_id: Option<String> = r.req("client_id", "the SCM REST account's Client ID");
         let inline: Option<Secret> = r.opt_secret("client_secret");
         let file: Option<PathBuf> = r.opt("client_secret_file");
@@ -328,7 +309,7 @@ impl Profile {
             }
         }
         Some(Profile {
-            name: name.to_string(),
+            name: name.clone(),
             file: r.file().to_path_buf(),
             client_id: client_id?,
             client_secret: secret?,

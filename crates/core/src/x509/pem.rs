@@ -140,3 +140,89 @@ pub fn parse_bundle(data: &[u8]) -> Result<CertInfo, PemError> {
         chain_len: parsed.len(),
     })
 }
+
+/// One certificate block in PEM (base64 in lines of 64, LF endings).
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// A download split for deploying: the leaf (the first certificate that is not a CA, or the
+/// first one) and the rest of the chain in the order given, each block written anew in plain
+/// PEM (whatever line endings or text surrounded them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub leaf: String,
+    pub chain: String,
+}
+
+pub fn split_bundle(data: &[u8]) -> Result<Split, PemError> {
+    let mut blocks = Vec::new();
+    for pem in Pem::iter_from_buffer(data) {
+        let pem = pem.map_err(|e| PemError::Malformed(e.to_string()))?;
+        if pem.label == "CERTIFICATE" {
+            let (_, c) = x509_parser::parse_x509_certificate(&pem.contents)
+                .map_err(|e| PemError::X509(format!("certificate {}: {e}", blocks.len() + 1)))?;
+            let ca = c
+                .basic_constraints()
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.value.ca);
+            blocks.push((ca, pem_block(&pem.contents)));
+        }
+    }
+    if blocks.is_empty() {
+        let start: String = String::from_utf8_lossy(&data[..data.len().min(40)]).into_owned();
+        return Err(PemError::NoCertificate(start));
+    }
+    let leaf = blocks.iter().position(|(ca, _)| !ca).unwrap_or(0);
+    let (_, leaf) = blocks.remove(leaf);
+    Ok(Split {
+        leaf,
+        chain: blocks.into_iter().map(|(_, b)| b).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_and_leaf() -> (String, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["a.example.com".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        (ca.pem(), leaf.pem())
+    }
+
+    #[test]
+    fn the_leaf_is_found_in_any_order_and_line_ending() {
+        let (ca, leaf) = ca_and_leaf();
+        for bundle in [
+            format!("{leaf}{ca}"),
+            format!("{ca}{leaf}"),
+            format!("junk\r\n{}\r\n{}", leaf.replace('\n', "\r\n"), ca),
+        ] {
+            let s = split_bundle(bundle.as_bytes()).unwrap();
+            assert_eq!(s.leaf.replace('\r', ""), leaf.replace('\r', ""));
+            assert_eq!(s.chain, ca);
+            assert!(!s.leaf.contains('\r') && !s.chain.contains("junk"));
+        }
+        assert!(matches!(
+            split_bundle(b"<html>error</html>"),
+            Err(PemError::NoCertificate(_))
+        ));
+    }
+}

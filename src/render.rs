@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use sectigo_state::CertState;
+use sectigo_model::CertState;
 
-use super::{CertDetail, CertList, ProfileRow, ReloadReport, Response, StatusReport};
+use crate::api::{CertDetail, CertList, ProfileRow, ReloadReport, Response, StatusReport};
 
 pub use sectigo_core::text::ts;
 
@@ -40,7 +40,7 @@ pub fn json(r: &Response) -> String {
 pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
     let out = match r {
         Response::Status(s) => status(s, now),
-        Response::Certs(l) => certs_list(l),
+        Response::Certs(l) => certs_list(l, now),
         Response::Cert(c) => cert(c),
         Response::Imported(s) => {
             let mut err = String::new();
@@ -182,6 +182,14 @@ fn reload(r: &ReloadReport) -> String {
 }
 
 fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
+    let mut o = status_daemon(s);
+    o.push_str(&status_certificates(s));
+    o.push_str(&status_jira(s, now));
+    o
+}
+
+/// `status`: the daemon, its last reload, the last and next cycle.
+fn status_daemon(s: &StatusReport) -> String {
     let mut o = String::new();
     match &s.daemon {
         Some(d) => writeln!(
@@ -226,6 +234,12 @@ fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
         s.next_cycle.map(ts).unwrap_or_else(|| "-".into())
     )
     .ok();
+    o
+}
+
+/// `status`: the certificates by state, what is due, and what needs a look.
+fn status_certificates(s: &StatusReport) -> String {
+    let mut o = String::new();
     let counts: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
     writeln!(
         o,
@@ -304,6 +318,12 @@ fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
         )
         .ok();
     }
+    o
+}
+
+/// `status`: the Jira updates and the Jira workflow.
+fn status_jira(s: &StatusReport, now: DateTime<Utc>) -> String {
+    let mut o = String::new();
     let j = &s.jira;
     let jira = match (j.configured, j.oldest) {
         (false, _) if j.pending == 0 => "off (no [jira] section)".to_string(),
@@ -363,7 +383,7 @@ fn status(s: &StatusReport, now: DateTime<Utc>) -> String {
     o
 }
 
-fn certs_list(l: &CertList) -> String {
+fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
     let mut o = String::new();
     writeln!(
         o,
@@ -371,7 +391,6 @@ fn certs_list(l: &CertList) -> String {
         "ID", "PROFILE", "STATE", "NOT AFTER", "DAYS", "JIRA"
     )
     .ok();
-    let now = Utc::now();
     for r in &l.records {
         let orphan = if l.configured.contains(&r.profile) {
             ""
@@ -644,11 +663,11 @@ mod tests {
     fn status_text_names_problems_orphans_and_plurals() {
         let mut s = empty_status();
         s.certificates = 3;
-        s.by_state.insert("active".into(), 3);
-        s.orphaned.insert("old".into(), 1);
+        s.by_state.insert("active".parse().unwrap(), 3);
+        s.orphaned.insert("old".parse().unwrap(), 1);
         s.problems.push(Problem {
-            id: "42".into(),
-            profile: "web".into(),
+            id: "42".parse().unwrap(),
+            profile: "web".parse().unwrap(),
             state: "failed".into(),
             failures: 2,
             last_error: Some("SCM refused".into()),
@@ -701,8 +720,8 @@ mod tests {
             ("active", 2, "2 failed attempts (active)"),
         ] {
             s.problems.push(Problem {
-                id: "7".into(),
-                profile: "web".into(),
+                id: "7".parse().unwrap(),
+                profile: "web".parse().unwrap(),
                 state: state.into(),
                 failures,
                 last_error: Some("boom".into()),
@@ -717,7 +736,7 @@ mod tests {
         }
         s.stalled = 1;
         s.jira.undeliverable = 2;
-        s.orphaned.insert("old".into(), 1);
+        s.orphaned.insert("old".parse().unwrap(), 1);
         s.daemon = None;
         let lines = needs_a_person(&s).join("\n");
         for want in [
@@ -757,7 +776,7 @@ mod tests {
     fn profiles_text_shows_force_window_and_orphans() {
         let rows = vec![
             ProfileRow {
-                name: "web".into(),
+                name: "web".parse().unwrap(),
                 settings: Some(ProfileSettings {
                     force_renewal: true,
                     expiry_window_days: 30,
@@ -768,7 +787,7 @@ mod tests {
                 past: 1,
             },
             ProfileRow {
-                name: "gone".into(),
+                name: "gone".parse().unwrap(),
                 settings: None,
                 live: 1,
                 past: 0,

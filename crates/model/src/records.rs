@@ -1,14 +1,18 @@
 //! What the store holds. Serialized as JSON: new fields get defaults, so old records still load.
+//! Ids, issue keys and names are their own types (`sectigo_core::names`): a record holding a
+//! bad one does not decode.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
 
 /// One tracked certificate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertRecord {
     /// SCM's certificate id (`certId`).
-    pub id: String,
-    pub profile: String,
+    pub id: CertId,
+    pub profile: ProfileName,
     pub subject_cn: String,
     #[serde(default)]
     pub sans: Vec<String>,
@@ -18,7 +22,7 @@ pub struct CertRecord {
     pub not_after: DateTime<Utc>,
     pub state: CertState,
     #[serde(default)]
-    pub jira_issue: Option<String>,
+    pub jira_issue: Option<IssueKey>,
     pub origin: CertOrigin,
     /// Consecutive failed renewal attempts (reset on success).
     #[serde(default)]
@@ -39,7 +43,7 @@ pub struct CertRecord {
     /// Its directory's name under the profile's `[deploy] dir` (`certs import --name`);
     /// `None`: the CN, made safe for a file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<CertName>,
     /// Files and hook still owed for this certificate: written in the same step as the record
     /// that made it active, so a crash before the files are in place finishes them at restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +56,7 @@ pub struct DeployJob {
     pub since: DateTime<Utc>,
     /// The certificate this one replaces (`SECTIGO_OLD_CERT_ID`), if any.
     #[serde(default)]
-    pub old_id: Option<String>,
+    pub old_id: Option<CertId>,
     /// The files are in place; only the hook is owed.
     #[serde(default)]
     pub files_done: bool,
@@ -69,7 +73,7 @@ pub struct DeployJob {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CertOrigin {
     Imported { at: DateTime<Utc> },
-    Renewed { from: String, at: DateTime<Utc> },
+    Renewed { from: CertId, at: DateTime<Utc> },
     Enrolled { at: DateTime<Utc> },
 }
 
@@ -91,12 +95,12 @@ pub enum CertState {
     },
     /// SCM accepted the renewal as `new_id`; waiting for it to be issued and collected.
     Collecting {
-        new_id: String,
+        new_id: CertId,
         at: DateTime<Utc>,
     },
     /// Replaced by the certificate `by`.
     Superseded {
-        by: String,
+        by: CertId,
         at: DateTime<Utc>,
     },
     /// The daemon stopped between a renew call and recording its answer: SCM may or may not
@@ -119,6 +123,17 @@ pub enum CertState {
 }
 
 impl CertState {
+    /// Every state's name, in lifecycle order (what `certs list --state` takes).
+    pub const NAMES: [&'static str; 7] = [
+        "active",
+        "renew-requested",
+        "collecting",
+        "outcome-unknown",
+        "failed",
+        "superseded",
+        "revoked",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             CertState::Active => "active",
@@ -159,6 +174,15 @@ impl CertRecord {
             at,
             event: event.into(),
         });
+    }
+
+    /// Its directory's name under its profile's `[deploy] dir`: its `--name`, else its CN made
+    /// fit for a file name, else `cert-ID`.
+    pub fn dir_name(&self) -> CertName {
+        self.name
+            .clone()
+            .or_else(|| CertName::from_cn(&self.subject_cn))
+            .unwrap_or_else(|| CertName::for_id(&self.id))
     }
 
     /// When this certificate was itself obtained by a renewal, the time of that renewal.
@@ -218,7 +242,7 @@ pub struct OutboxItem {
     #[serde(default)]
     pub seq: u64,
     pub marker: String,
-    pub issue: String,
+    pub issue: IssueKey,
     /// The event's name (`renewal_started`, `renewed`, ...): selects the transition.
     pub event: String,
     pub cert_id: String,
@@ -279,9 +303,9 @@ pub struct Steps {
 
 /// A Jira issue the workflow acted on: the journal of what it asked for (enroll, renew,
 /// revoke) and what became of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueRecord {
-    pub key: String,
+    pub key: IssueKey,
     /// Requests handled while the issue sat in their requested status. A request is handled
     /// once; it is handled again only after the issue left that status and came back (a
     /// person asked again).
@@ -312,7 +336,7 @@ pub struct IssueRecord {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EnrollState {
     Requested {
-        profile: String,
+        profile: ProfileName,
         at: DateTime<Utc>,
         /// The request id sent in `comments`.
         #[serde(default)]
@@ -320,12 +344,12 @@ pub enum EnrollState {
     },
     /// SCM accepted the enrollment as `cert_id`; waiting for issuance.
     Collecting {
-        profile: String,
-        cert_id: String,
+        profile: ProfileName,
+        cert_id: CertId,
         at: DateTime<Utc>,
     },
     Issued {
-        cert_id: String,
+        cert_id: CertId,
         at: DateTime<Utc>,
     },
     /// Refused before anything was billed (bad CSR, unknown profile, duplicate CSR, SCM
@@ -336,14 +360,14 @@ pub enum EnrollState {
     },
     /// SCM accepted the enrollment but it can never be collected.
     Failed {
-        cert_id: String,
+        cert_id: CertId,
         reason: String,
         at: DateTime<Utc>,
     },
     /// The daemon stopped between the enroll call and recording its answer: SCM may have
     /// enrolled (and billed). Never enrolled again automatically.
     OutcomeUnknown {
-        profile: String,
+        profile: ProfileName,
         at: DateTime<Utc>,
         #[serde(default)]
         request: Option<String>,
@@ -381,17 +405,23 @@ pub struct Handled {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeIntent {
-    pub cert_id: String,
+    pub cert_id: CertId,
     pub message: String,
     pub reason_code: i32,
     pub at: DateTime<Utc>,
 }
 
 impl IssueRecord {
-    pub fn new(key: &str) -> IssueRecord {
+    pub fn new(key: &IssueKey) -> IssueRecord {
         IssueRecord {
-            key: key.to_string(),
-            ..Default::default()
+            key: key.clone(),
+            handled: Vec::new(),
+            enroll: None,
+            csr_sha256: None,
+            revoking: None,
+            waiting_until: None,
+            stall_reported: None,
+            history: Vec::new(),
         }
     }
 
@@ -432,5 +462,42 @@ impl IssueRecord {
             Some(e) if e.holds_csr() => self.csr_sha256.as_deref(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_name_is_listed_once() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let id = CertId::parse("1").unwrap();
+        let all = [
+            CertState::Active,
+            CertState::RenewRequested {
+                due: t,
+                at: t,
+                forced: false,
+                request: None,
+            },
+            CertState::Collecting {
+                new_id: id.clone(),
+                at: t,
+            },
+            CertState::OutcomeUnknown {
+                due: t,
+                at: t,
+                request: None,
+            },
+            CertState::Failed {
+                reason: String::new(),
+                at: t,
+            },
+            CertState::Superseded { by: id, at: t },
+            CertState::Revoked { at: t },
+        ];
+        let names: Vec<&str> = all.iter().map(CertState::name).collect();
+        assert_eq!(names, CertState::NAMES);
     }
 }

@@ -1,0 +1,60 @@
+//! One SCM client per profile, sharing one HTTP client and the per-host request limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sectigo_core::clock::SharedClock;
+use sectigo_core::config::Config;
+use sectigo_core::names::ProfileName;
+use sectigo_scm::{ClientSettings, Limits, ProfileCreds, ScmClient};
+
+use crate::error::EngineError;
+
+#[derive(Clone, Default)]
+pub struct ScmClients(Arc<BTreeMap<ProfileName, Arc<ScmClient>>>);
+
+impl ScmClients {
+    /// The clients of `cfg`'s profiles; `limits` is shared per host (across reloads too).
+    pub fn new(
+        cfg: &Config,
+        limits: Arc<Limits>,
+        clock: SharedClock,
+    ) -> Result<ScmClients, EngineError> {
+        let settings = ClientSettings {
+            timeout: std::time::Duration::from_secs(cfg.connector.scm.timeout_secs),
+            retry_max: std::time::Duration::from_secs(cfg.connector.scm.retry_max_secs),
+            ca_bundle: cfg.connector.scm.ca_bundle.clone(),
+            clock,
+        };
+        let http = sectigo_scm::http_client(&settings)?;
+        let clients = cfg
+            .profiles
+            .values()
+            .map(|p| {
+                let creds = ProfileCreds {
+                    profile: p.name.to_string(),
+                    scm_url: p.scm_url.clone(),
+                    token_url: p.token_url.clone(),
+                    client_id: p.client_id.clone(),
+                    client_secret: p.client_secret.clone(),
+                };
+                let c = ScmClient::new(http.clone(), creds, settings.clone(), limits.clone());
+                (p.name.clone(), Arc::new(c))
+            })
+            .collect();
+        Ok(ScmClients(Arc::new(clients)))
+    }
+
+    /// The client of a configured profile.
+    pub fn get(&self, profile: &ProfileName) -> Result<Arc<ScmClient>, EngineError> {
+        self.0
+            .get(profile)
+            .cloned()
+            .ok_or_else(|| EngineError::unknown_profile(profile))
+    }
+
+    /// Whether the profile is configured (its certificates are not orphaned).
+    pub fn has(&self, profile: &ProfileName) -> bool {
+        self.0.contains_key(profile)
+    }
+}

@@ -1,0 +1,289 @@
+//! The command line's words: every command, argument and its help (clap). Values are parsed
+//! into their types here (a certificate id is a `CertId` from the first moment), so a bad one is
+//! a usage error that names the argument.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use sectigo_core::config::DEFAULT_CONFIG_DIR;
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_engine::Target;
+
+pub const ABOUT: &str =
+    "Keeps Sectigo Certificate Manager certificates renewed before they expire.";
+pub const LONG_ABOUT: &str = "\
+Keeps Sectigo Certificate Manager (SCM) certificates renewed before they expire, through SCM's \
+REST Enrollment API, and keeps the Jira issues that track them in step.
+
+Configuration: DIR/connector.toml (global settings) and DIR/profiles.d/NAME.toml (one file per \
+Sectigo profile: client_id, client_secret, scm_url, expiry_window_days, auto_renew, \
+force_renewal, ...). State (the certificate inventory): [state] dir, by default \
+/var/lib/sectigo-connector. While the daemon runs, the other commands reach it through its \
+control socket ([control] socket).
+
+Exit codes: 0 success, 1 the work failed, 2 usage error, 75 temporary failure (state locked, \
+SCM unreachable), 78 configuration error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "sectigo-connector", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Configuration directory (connector.toml and profiles.d/).
+    #[arg(long, global = true, env = "SECTIGO_CONNECTOR_CONFIG_DIR", default_value = DEFAULT_CONFIG_DIR, value_name = "DIR")]
+    pub config_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (foreground; systemd Type=notify): renewal cycles on [schedule] cron,
+    /// SIGHUP reloads the configuration, SIGTERM stops.
+    Run {
+        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed).
+        #[arg(long)]
+        once: bool,
+        /// With --once: decide and report what would be renewed, writing nothing to SCM, Jira
+        /// or the state.
+        #[arg(long, requires = "once")]
+        dry_run: bool,
+        /// Hand `[deploy] hook`s to the root helper (sectigo-connector-hooks.path) through
+        /// this directory rather than running them: the packaged unit's sandbox cannot reload
+        /// a web server. Without it, hooks run directly, as the user running the daemon.
+        #[arg(long, value_name = "DIR", conflicts_with = "once")]
+        hooks_via: Option<PathBuf>,
+    },
+    /// Run the deploy hooks the daemon asked for through DIR (`run --hooks-via DIR`), each as
+    /// its profile configures it, and answer. Run as root by sectigo-connector-hooks.service.
+    RunHooks {
+        /// The directory the daemon writes its requests into (`run --hooks-via DIR`).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
+    /// Validate connector.toml and every profile; print the profiles (secrets masked).
+    CheckConfig {
+        /// Also ask each profile's token endpoint for a token (free), and Jira whose
+        /// credentials these are; report what is refused (exit 1).
+        #[arg(long)]
+        online: bool,
+        /// With --online: check the configured transition names against the transitions
+        /// Jira offers on this issue (they depend on its status: give one in the status the
+        /// daemon moves issues from, e.g. a certificate's tracking issue).
+        #[arg(long, value_name = "KEY", requires = "online")]
+        issue: Option<IssueKey>,
+    },
+    /// The certificate inventory.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Renew certificates now, bypassing the backoff (also after a failed or unknown outcome:
+    /// check SCM first). Billable: one certificate inside its expiry window goes ahead;
+    /// several, or one not due, are listed with what they would bill and need --yes (or a yes
+    /// at the prompt on a terminal).
+    Renew {
+        /// SCM certificate ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<CertId>,
+        /// Bill without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The profiles and their certificate counts.
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+    },
+    /// Start a force renewal of a whole profile: every certificate renewed within 24 hours.
+    /// Billable for each: says how many and needs --yes (or a yes at the prompt on a
+    /// terminal).
+    ForceRenew {
+        /// The profile's name (its file is profiles.d/PROFILE.toml).
+        profile: ProfileName,
+        /// Bill without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Last and next cycle, counts by state, failures, orphaned certificates.
+    Status {
+        /// The report as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// For monitoring: one line per thing that needs a person (a failed or unknown
+        /// renewal, a failing deploy, a stall, a refused reload, orphaned certificates, Jira
+        /// updates Jira refuses, the daemon not running); exit 1 if there is any, 0 if not.
+        #[arg(long, conflicts_with = "json")]
+        check: bool,
+    },
+    /// Re-read the configuration through the running daemon and wait for its verdict: exit 0
+    /// when applied, 78 when refused (the running configuration stays; the errors name file and
+    /// key). The unit's ExecReload= runs this, so `systemctl reload` fails on a bad configuration.
+    Reload,
+    /// Run the daemon's engine against the built-in SCM and Jira simulators on loopback, with
+    /// sample profiles, certificates and issues, and show the renewals and Jira updates happen.
+    /// Touches nothing outside a temporary directory, which is deleted at the end unless
+    /// --keep. The daemon's log goes to a file in it (named at the start) unless --verbose.
+    Demo {
+        /// Show the daemon's log lines on standard error as well.
+        #[arg(long)]
+        verbose: bool,
+        /// Keep the directory (configuration, state, log) and print commands to try on it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Back up and restore the whole state: certificates with their history, retry state and
+    /// journaled renewals, Jira issue records, queued Jira updates, profiles, and the private
+    /// keys the daemon made.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Print a manual page (8: the command, 5: the configuration files), for packaging.
+    #[command(hide = true)]
+    Man {
+        #[arg(value_parser = ["5", "8"])]
+        section: String,
+    },
+    /// Print the shell completion script for SHELL (the packages install them).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// The tracked certificates, earliest expiry first, with the days each has left.
+    /// Superseded and revoked ones are kept for their history and listed with --all.
+    List {
+        /// Only this profile's.
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<ProfileName>,
+        /// Only certificates inside their expiry window (or under force renewal), including
+        /// those waiting out a retry.
+        #[arg(long)]
+        due: bool,
+        /// Only this state: active, renew-requested, collecting, outcome-unknown, failed,
+        /// superseded, revoked.
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// Superseded and revoked certificates too.
+        #[arg(long)]
+        all: bool,
+        /// The records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One certificate: subject, SANs, validity, state, history, linked issue, next action.
+    /// ID is SCM's certificate id, or a name: the CN or `--name` of a live certificate.
+    Show {
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
+        id: String,
+        /// The record (history and next action included) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start tracking existing SCM certificates (downloads each to learn subject and notAfter).
+    Import {
+        /// The profile whose credentials reach the certificates.
+        #[arg(long)]
+        profile: ProfileName,
+        /// One certificate id.
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+        cert_id: Option<CertId>,
+        /// With --cert-id: the Jira issue tracking it.
+        #[arg(long, requires = "cert_id")]
+        issue: Option<IssueKey>,
+        /// With --cert-id: its directory under the profile's `[deploy] dir` (letters, digits,
+        /// `.`, `-`, `_`); without it, the CN (`*.example.com` → `wildcard.example.com`).
+        /// Its renewals keep the name.
+        #[arg(long, requires = "cert_id", value_name = "NAME")]
+        name: Option<CertName>,
+        /// A file with one `ID [ISSUE-KEY]` per line (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
+    /// Write a certificate's cert.pem, chain.pem and fullchain.pem into OUT/NAME/ (NAME: its
+    /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
+    /// The files are written by this command, as the user running it.
+    Export {
+        /// The SCM certificate id.
+        id: CertId,
+        /// The directory to write into (default: the current one).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+    /// Link a certificate to a Jira issue.
+    Link {
+        /// The SCM certificate id.
+        id: CertId,
+        /// The Jira issue key (PROJECT-123); its renewals keep the link.
+        key: IssueKey,
+    },
+    /// Stop tracking a certificate (its history is written to the log). A live certificate
+    /// (still renewed) needs --yes, or a yes at the prompt on a terminal.
+    Forget {
+        /// The SCM certificate id.
+        id: CertId,
+        /// Forget it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Settle an `outcome-unknown` renewal (ID: the certificate) or enrollment (ID: its Jira
+    /// issue key) after checking SCM: the request id to search SCM's comments for is in `certs
+    /// show`. Goes through the daemon while it runs.
+    Resolve {
+        /// The certificate id, or the issue key of an enrollment from Jira.
+        id: Target,
+        /// SCM did issue this certificate for the lost request: download it, check its
+        /// subject and SANs, and track it as the renewal (history and Jira link kept).
+        #[arg(
+            long,
+            value_name = "NEW_ID",
+            conflicts_with = "not_renewed",
+            required_unless_present = "not_renewed"
+        )]
+        renewed_as: Option<CertId>,
+        /// SCM holds no such request: the certificate is due again (an issue may ask again).
+        #[arg(long)]
+        not_renewed: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written as
+    /// FILE.partial and renamed when whole), or to standard output. Goes through the daemon
+    /// while it runs (its work pauses only while the snapshot is spooled); the private keys go
+    /// only to root and the service user, so run it as one of them.
+    Export {
+        /// Where to write (default: standard output, when it is not a terminal).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Restore an export into an empty state, with the daemon stopped. The whole file is
+    /// checked before anything is written; a file cut short, edited or from another format
+    /// version is refused and nothing is imported.
+    Import {
+        /// A file written by `state export`.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// The configured profiles, their settings and certificate counts (orphans too). LIVE:
+    /// certificates tracked and renewed; PAST: superseded and revoked ones, kept for their
+    /// history; WINDOW: the expiry window (or "force" during a force renewal); AUTO: auto_renew.
+    List,
+    /// Rename a profile: renames profiles.d/OLD.toml and moves its certificates, in one step.
+    Rename {
+        /// The profile's current name (profiles.d/OLD.toml).
+        old: ProfileName,
+        /// Its new name (profiles.d/NEW.toml; letters, digits, `-`, `_`, `.`).
+        new: ProfileName,
+    },
+}

@@ -1,0 +1,296 @@
+//! The command line: the words ([`args`]), what each command does (here and in the modules by
+//! concern: [`check`], [`run`], [`certs`], [`state`]), how a reply is written ([`output`];
+//! how it looks on a terminal is `crate::render`'s), and every failure mapped to an exit code (`crate::exit`).
+//!
+//! A command that reads or changes the state goes through the running daemon's control socket
+//! when the daemon runs (it holds the state), and opens the state itself when it does not.
+
+mod args;
+mod certs;
+mod check;
+pub mod output;
+mod run;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser};
+
+use sectigo_core::clock::{Clock, SystemClock};
+use sectigo_core::config::Config;
+use sectigo_engine::{Engine, ImportLine, Shared};
+
+use crate::api::{service, ErrorKind, Reply, Request};
+use crate::exit::{CliError, Exit};
+pub use args::{CertsCommand, Cli, Command, ProfilesCommand, StateCommand};
+use output::{confirmed, emit, emit_check, write_out};
+
+/// Entry point: returns the process exit code.
+pub fn main() -> i32 {
+    crate::harden::no_core_dumps();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sectigo-connector: {:#}", e.error);
+            e.exit.code()
+        }
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sectigo-worker")
+        .build()
+        .map_err(|e| CliError::new(Exit::Failed, e))
+}
+
+/// How a request's reply is shown.
+#[derive(Debug, Default)]
+struct Show {
+    json: bool,
+    /// `status --check`: the lines that need a person, and the exit code for monitoring.
+    check: bool,
+    /// `certs export --out DIR`: where the files the reply carries are written.
+    export_to: Option<PathBuf>,
+}
+
+fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    let dir = cli.config_dir;
+    let (request, show) = match cli.command {
+        Command::Demo { verbose, keep } => return run::demo(verbose, keep),
+        Command::Man { section } => return Ok(man(&section)),
+        Command::Completions { shell } => return Ok(completions(&shell)),
+        Command::CheckConfig { online, issue } => {
+            return check::check_config(&dir, online, issue.as_ref())
+        }
+        Command::Run {
+            once: false,
+            hooks_via,
+            ..
+        } => return run::daemon(&dir, hooks_via),
+        Command::Run {
+            once: true,
+            dry_run: false,
+            ..
+        } => return run::once(&dir),
+        Command::RunHooks { from } => return run::hooks(&dir, &from),
+        Command::State {
+            command: StateCommand::Export { file },
+        } => return state::export(&dir, file.as_deref()),
+        Command::State {
+            command: StateCommand::Import { file },
+        } => return state::import(&dir, &file),
+        Command::Run {
+            once: true,
+            dry_run: true,
+            ..
+        } => (Request::DryRun, Show::default()),
+        Command::Status { json, check } => (
+            Request::Status,
+            Show {
+                json,
+                check,
+                export_to: None,
+            },
+        ),
+        Command::Certs { command } => certs_request(command)?,
+        other => (simple_request(other), Show::default()),
+    };
+    ask(&dir, request, show)
+}
+
+/// The request of a command that needs nothing but its arguments.
+fn simple_request(c: Command) -> Request {
+    match c {
+        Command::Reload => Request::Reload,
+        Command::Renew { ids, yes } => Request::Renew { ids, yes },
+        Command::ForceRenew { profile, yes } => Request::ForceRenew { profile, yes },
+        Command::Profiles {
+            command: ProfilesCommand::List,
+        } => Request::ProfilesList,
+        Command::Profiles {
+            command: ProfilesCommand::Rename { old, new },
+        } => Request::ProfilesRename { old, new },
+        // The others were dispatched before.
+        _ => Request::Status,
+    }
+}
+
+/// The request of a `certs` command, and how its reply is shown.
+fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
+    let plain = Show::default;
+    Ok(match command {
+        CertsCommand::List {
+            profile,
+            due,
+            state,
+            all,
+            json,
+        } => (
+            Request::CertsList {
+                profile,
+                due,
+                state,
+                all,
+            },
+            Show { json, ..plain() },
+        ),
+        CertsCommand::Show { id, json } => (Request::CertsShow { id }, Show { json, ..plain() }),
+        CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, plain()),
+        CertsCommand::Forget { id, yes } => (Request::CertsForget { id, yes }, plain()),
+        CertsCommand::Export { id, out } => (
+            Request::CertsExport { id, key: true },
+            Show {
+                export_to: Some(out),
+                ..plain()
+            },
+        ),
+        CertsCommand::Resolve { id, renewed_as, .. } => (
+            Request::CertsResolve {
+                target: id,
+                renewed_as,
+            },
+            plain(),
+        ),
+        CertsCommand::Import {
+            profile,
+            cert_id,
+            issue,
+            name,
+            from,
+        } => {
+            let lines = match (cert_id, from) {
+                (Some(cert_id), _) => vec![ImportLine {
+                    cert_id,
+                    issue,
+                    name,
+                }],
+                (None, Some(f)) => certs::read_import_list(&f)?,
+                (None, None) => return Err(CliError::usage("give --cert-id ID or --from FILE")),
+            };
+            (Request::CertsImport { profile, lines }, plain())
+        }
+    })
+}
+
+fn man(section: &str) -> i32 {
+    print!(
+        "{}",
+        if section == "5" {
+            crate::manpage::page5()
+        } else {
+            crate::manpage::page8(Cli::command())
+        }
+    );
+    0
+}
+
+fn completions(shell: &str) -> i32 {
+    use clap_complete::Shell;
+    let shell = match shell {
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        _ => Shell::Bash,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sectigo-connector", &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    if shell == Shell::Bash {
+        // clap_complete spells a hyphenated binary's states two ways, so nothing past the
+        // first word completes (clap-rs/clap#6421): use the loop's spelling.
+        script = script.replace("sectigo__subcmd__connector", "sectigo__connector");
+    }
+    write_out(&script);
+    0
+}
+
+/// Shows a reply as the command asked.
+fn shown(reply: Reply, show: &Show) -> i32 {
+    if show.check {
+        return emit_check(reply);
+    }
+    emit(
+        certs::write_export(reply, show.export_to.as_deref()),
+        show.json,
+    )
+}
+
+/// Carries out `request`: through the running daemon, or against the state when none runs.
+/// A request that needs consent is asked again with `yes` after a yes at a terminal.
+fn ask(dir: &Path, request: Request, show: Show) -> Result<i32, CliError> {
+    let socket = Config::control_socket(dir);
+    runtime()?.block_on(async move {
+        let mut request = request;
+        let mut reply = crate::api::client::send(&socket, &request).await;
+        if let Ok(Some(Err(e))) = &reply {
+            if e.kind == ErrorKind::Confirm {
+                if let Some(yes) = confirmed(&request, &e.message) {
+                    request = yes;
+                    reply = crate::api::client::send(&socket, &request).await;
+                }
+            }
+        }
+        match reply {
+            Ok(Some(reply)) => return Ok(shown(reply, &show)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(CliError::temp(format!(
+                    "cannot talk to the daemon through {}: {e}",
+                    socket.display()
+                )))
+            }
+        }
+        if request == Request::Reload {
+            return Err(CliError::temp(format!(
+                "no daemon is running (no control socket at {}): nothing to reload; `check-config` validates the files",
+                socket.display()
+            )));
+        }
+        let reply = locally(dir, request).await?;
+        Ok(shown(reply, &show))
+    })
+}
+
+/// Carries out `request` against the state, opened here (no daemon runs).
+async fn locally(dir: &Path, request: Request) -> Result<Reply, CliError> {
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
+    let engine = Engine::new(
+        &cfg,
+        store,
+        Shared::new(&cfg),
+        sectigo_core::clock::system(),
+    )?;
+    let mut reply = service::execute(request.clone(), &engine, &cfg, None).await;
+    if let Err(e) = &reply {
+        if e.kind == ErrorKind::Confirm {
+            if let Some(yes) = confirmed(&request, &e.message) {
+                reply = service::execute(yes, &engine, &cfg, None).await;
+            }
+        }
+    }
+    engine
+        .shared()
+        .notifier
+        .drain(sectigo_engine::notify::TIMEOUT)
+        .await;
+    Ok(reply)
+}
+
+/// The wall clock's time, for what a command prints.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    SystemClock.now()
+}

@@ -1,0 +1,112 @@
+//! `run` (the daemon), `run --once`, `run-hooks` and `demo`: each starts the same
+//! [`Connector`](crate::lifecycle::Connector) and drives it its own way.
+
+use std::path::{Path, PathBuf};
+
+use sectigo_core::config::Config;
+use sectigo_engine::{explain, Shared};
+
+use super::runtime;
+use crate::api::{service, Request, Response};
+use crate::exit::{CliError, Exit};
+use crate::lifecycle::{Connector, OnceReport};
+use crate::render;
+
+/// `run-hooks --from DIR`: exit 1 when any hook failed (the count in its last line).
+pub fn hooks(dir: &Path, from: &Path) -> Result<i32, CliError> {
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log)?;
+    let s = runtime()?.block_on(crate::hooks::serve(from, &cfg));
+    if s.ran > 0 {
+        tracing::info!("deploy hooks: {} run, {} failed", s.ran, s.failed);
+    }
+    Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
+}
+
+pub fn daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {
+    let cfg = Config::load(dir)?;
+    let logging = crate::logging::init(&cfg.connector.log)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
+    runtime()?.block_on(async move {
+        let clock = sectigo_core::clock::system();
+        let daemon =
+            crate::daemon::Daemon::start(dir.to_path_buf(), cfg, store, logging, hooks_via, clock)
+                .await?;
+        daemon.run().await
+    })?;
+    Ok(0)
+}
+
+/// `run --once`: one cycle, one Jira poll and delivery, against the state (the daemon must
+/// not run). (`--dry-run` is a request: it goes through the daemon when one runs.)
+pub fn once(dir: &Path) -> Result<i32, CliError> {
+    let cfg = Config::load(dir)?;
+    let _log = crate::logging::init(&cfg.connector.log)?;
+    let store = sectigo_state::open(&cfg.connector.state)?;
+    runtime()?.block_on(async move {
+        let shared = Shared::new(&cfg);
+        let clock = sectigo_core::clock::system();
+        let (conn, _) = Connector::start(cfg, store, shared, clock).await?;
+        let report = conn.once().await?;
+        print_once(&report, conn.config().connector.jira.is_some());
+        conn.stop().await?;
+        // Anything that needs a person (this run's failures, and what earlier runs left:
+        // unknown outcomes, failing deploys, stalls) makes the exit 1, for cron and CI.
+        let needs =
+            match service::execute(Request::Status, conn.engine(), conn.config(), None).await {
+                Ok(Response::Status(st)) => render::needs_a_person(&st)
+                    .into_iter()
+                    .filter(|l| !l.starts_with("daemon:"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+        for l in &needs {
+            eprintln!("needs a person: {l}");
+        }
+        Ok(if report.cycle.summary.failed > 0 || !needs.is_empty() {
+            Exit::Failed.code()
+        } else {
+            0
+        })
+    })
+}
+
+fn print_once(report: &OnceReport, jira: bool) {
+    if let Some(r) = &report.poll {
+        println!("jira workflow: {r}");
+        for e in &r.errors {
+            eprintln!("jira workflow: {e}");
+        }
+    }
+    for p in &report.cycle.planned {
+        println!(
+            "{:<12} {:<16} {:<30} expires {}  {}",
+            p.id,
+            p.profile,
+            sectigo_core::text::Escaped(&p.subject_cn),
+            sectigo_core::text::ts(p.not_after),
+            explain(&p.decision)
+        );
+    }
+    let s = &report.cycle.summary;
+    println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
+    if jira {
+        let (delivered, pending) = report.jira.unwrap_or_default();
+        println!("jira: {delivered} updates delivered, {pending} still queued (delivered by the daemon, or the next run)");
+    }
+    for e in &s.errors {
+        eprintln!("failed: {}", sectigo_core::text::Escaped(e));
+    }
+}
+
+#[cfg(feature = "demo")]
+pub fn demo(verbose: bool, keep: bool) -> Result<i32, CliError> {
+    runtime()?.block_on(crate::demo::run(verbose, keep))
+}
+
+#[cfg(not(feature = "demo"))]
+pub fn demo(_verbose: bool, _keep: bool) -> Result<i32, CliError> {
+    Err(CliError::usage(
+        "this build has no demo (the packages leave the simulators out); run it from a source checkout: cargo run -- demo",
+    ))
+}
