@@ -341,8 +341,24 @@ impl Poller {
                 self.cfg.max_issues
             );
         }
-        report.found += found.issues.len();
+        report.found += found.issues.len() + found.too_large.len();
         let mut seen = BTreeSet::new();
+        // Too large to read even alone: skipped, and still a match (its request, if handled,
+        // is not taken for withdrawn).
+        for key in &found.too_large {
+            let k = bounded(&Escaped(key).to_string(), 64);
+            self.log_once(&format!("too large\n{key}"), || {
+                format!(
+                    "Jira workflow: skipped issue {k} of the {} search: its fields are too large to read (over {} MiB even alone); it waits until they are shortened",
+                    action.name(),
+                    sectigo_jira::MAX_BODY >> 20
+                )
+            });
+            if sectigo_engine::is_issue_key(key) {
+                seen.insert(key.clone());
+            }
+            report.deferred += 1;
+        }
         for issue in &found.issues {
             if !sectigo_engine::is_issue_key(&issue.key) {
                 let k = Escaped(&issue.key).to_string();
@@ -449,7 +465,10 @@ impl Poller {
 /// safe here, once: control characters escaped (no forged log lines, no terminal escapes),
 /// lengths bounded (a profile name or certificate id is short; a reason goes to SCM and Jira).
 fn read_request(issue: &FoundIssue, f: &Fields) -> Request {
-    let clean = |v: Option<String>, max: usize| v.map(|t| bounded(&Escaped(&t).to_string(), max));
+    // Cut before escaping too: a field may be megabytes long.
+    let clean = |v: Option<String>, max: usize| {
+        v.map(|t| bounded(&Escaped(&bounded(&t, max)).to_string(), max))
+    };
     Request {
         key: issue.key.clone(),
         csr: None,
