@@ -571,8 +571,8 @@ struct SearchBody {
     total: Option<u64>,
 }
 
-/// Issues per search page: small enough that a page of issues with large fields stays far
-/// below the answer size limit.
+/// Issues per search page, at most: a page of issues whose fields are large may still exceed
+/// the answer size limit, and is then asked for in smaller pages (see [`JiraClient::search`]).
 const SEARCH_PAGE: usize = 50;
 
 /// A search's result.
