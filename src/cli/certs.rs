@@ -1,7 +1,6 @@
 //! What `certs export` and `certs import --from` do where the command runs: write the files a
 //! reply carries, and read an import list.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use sectigo_engine::deploy::{files, FileSet};
@@ -49,15 +48,19 @@ pub fn write_export(reply: Reply, out: Option<&Path>) -> Reply {
 }
 
 pub fn read_import_list(f: &Path) -> Result<Vec<ImportLine>, CliError> {
-    let mut text = String::new();
-    if f == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::new(Exit::Failed, e))?;
+    // A line is an id, an issue key, perhaps a comment: 64 KiB is no line of a real list.
+    let read = |r: &mut dyn std::io::BufRead| match sectigo_core::lines::read_to_string(r, 64 << 10)
+    {
+        Err(e @ sectigo_core::lines::LineError::Io { .. }) => Err(CliError::new(Exit::Failed, e)),
+        r => r.map_err(|e| CliError::usage(format!("{}: {e}, nothing imported", f.display()))),
+    };
+    let text = if f == Path::new("-") {
+        read(&mut std::io::stdin().lock())?
     } else {
-        text = std::fs::read_to_string(f)
+        let file = std::fs::File::open(f)
             .map_err(|e| CliError::usage(format!("cannot read {}: {e}", f.display())))?;
-    }
+        read(&mut std::io::BufReader::new(file))?
+    };
     parse_import_lines(&text).map_err(|errs| {
         CliError::usage(format!(
             "{}: {}, nothing imported:\n  {}",

@@ -878,4 +878,97 @@ mod cli {
             "deploying again bills nothing"
         );
     }
+
+    /// Runs the command with `head` then an endless line of `x` on its standard input, until it
+    /// stops reading (or `limit` bytes); its exit code, standard error, and the bytes it took.
+    fn endless_line(dir: &Path, args: &[&str], head: &[u8], limit: usize) -> (i32, String, usize) {
+        use std::io::Write as _;
+        let mut child = Command::new(EXE)
+            .arg("--config-dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let head = head.to_vec();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 20];
+            let mut sent = 0;
+            if stdin.write_all(&head).is_err() {
+                return sent;
+            }
+            sent += head.len();
+            // Until the reader gives up (a broken pipe) or the limit: never an end of line.
+            while sent < limit && stdin.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let err = std::thread::spawn(move || {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            err
+        });
+        let status = wait_bounded(&mut child, 60).expect("finishes");
+        let err = err.join().unwrap();
+        (status.code().unwrap_or(-1), err, writer.join().unwrap())
+    }
+
+    /// Issue #23: one 800 MB line made `state import` hold it whole (1.6 GB). A line longer than
+    /// any record is refused, by its number, having read little more than the cap; nothing is
+    /// written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endless_import_line_is_refused_unread() {
+        let env = Env::new(ScmSimConfig::default()).await;
+        env.profile("web", "");
+        let d = env.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let header = sectigo_state::export::Header {
+                format: sectigo_state::export::FORMAT.into(),
+                version: sectigo_state::export::FORMAT_VERSION,
+                schema: sectigo_state::SCHEMA_VERSION,
+                exported_at: chrono::Utc::now(),
+                by: "test".into(),
+            };
+            let mut head = serde_json::to_vec(&header).unwrap();
+            head.extend_from_slice(b"\n{\"cert\":{\"id\":\"");
+            let cap = sectigo_state::export::MAX_LINE;
+            let (code, err, sent) =
+                endless_line(&d, &["state", "import", "/dev/stdin"], &head, 4 * cap);
+            assert_eq!(code, 1, "{err}");
+            assert!(
+                err.contains("line 2")
+                    && err.contains("longer than")
+                    && err.contains("nothing was imported"),
+                "{err}"
+            );
+            assert!(
+                sent < cap + (8 << 20),
+                "read {sent} bytes of a line capped at {cap}"
+            );
+            // The state is as it was: empty, and it opens.
+            let out = ok(&d, &["certs", "list"]);
+            assert!(out.contains("0 certificates"), "{out}");
+
+            // The list of `certs import --from`: one line is an id and an issue key.
+            let (code, err, sent) = endless_line(
+                &d,
+                &["certs", "import", "--profile", "web", "--from", "-"],
+                b"1001 CERT-1\n",
+                64 << 20,
+            );
+            assert_eq!(code, 2, "{err}");
+            assert!(
+                err.contains("line 2") && err.contains("longer than"),
+                "{err}"
+            );
+            assert!(sent < 8 << 20, "read {sent} bytes of one line");
+        })
+        .await
+        .unwrap();
+    }
 }

@@ -49,8 +49,78 @@ fn page5_is_current() {
     check("sectigo-connector.toml.5", page);
 }
 
-/// The shipped alert rules use only metrics the daemon serves (promtool, in CI, tests the
-/// rules themselves).
+/// The metric names a PromQL expression reads: identifiers that are not functions (followed by
+/// `(`), keywords, label matchers, strings or durations.
+fn metrics_read(expr: &str) -> Vec<String> {
+    // Keywords and aggregations (`sum by (x) (m)`); those that take a list of label names.
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+    ];
+    const GROUPING: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    // Label matchers and strings hold no metric name.
+    let mut bare = String::new();
+    let (mut braces, mut quoted) = (0, false);
+    for c in expr.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '{' if !quoted => braces += 1,
+            '}' if !quoted => braces -= 1,
+            _ if quoted || braces > 0 => {}
+            c => bare.push(c),
+        }
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut rest = bare.as_str();
+    while let Some(start) = rest.find(word) {
+        let tail = &rest[start..];
+        let len = tail.find(|c| !word(c)).unwrap_or(tail.len());
+        let (w, after) = tail.split_at(len);
+        let function = after.trim_start().starts_with('(');
+        let number = w.starts_with(|c: char| c.is_ascii_digit());
+        if GROUPING.contains(&w) {
+            // `by (a, b)`, `on (a)`, ...: label names, not metrics.
+            rest = match after.trim_start().strip_prefix('(') {
+                Some(list) => list.split_once(')').map_or("", |(_, r)| r),
+                None => after,
+            };
+            continue;
+        }
+        if !function && !number && !KEYWORDS.contains(&w) {
+            out.push(w.to_string());
+        }
+        rest = after;
+    }
+    out
+}
+
+/// The shipped alert rules read only metrics the daemon serves, and Prometheus's own `up` of
+/// the daemon's job (to tell it is down, or not scraped at all: every other rule is silent
+/// then); the job they name is the one the README's scrape configuration gives. (promtool, in
+/// CI, tests the rules themselves.)
 #[test]
 fn the_alert_rules_use_served_metrics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -58,19 +128,48 @@ fn the_alert_rules_use_served_metrics() {
         std::fs::read_to_string(root.join("packaging/prometheus/sectigo-connector.rules.yml"))
             .unwrap();
     let served = std::fs::read_to_string(root.join("src/daemon/metrics.rs")).unwrap();
-    let mut names: Vec<&str> = rules
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("sectigo_"))
+    // Prometheus's own series for a scrape target, not the daemon's.
+    const PROMETHEUS_OWN: &[&str] = &["up"];
+    let exprs: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
         .collect();
+    assert!(
+        exprs
+            .iter()
+            .all(|e| !e.trim().is_empty() && !e.trim().starts_with(['|', '>'])),
+        "one expression a line, please (this test reads them so)"
+    );
+    let mut names: Vec<String> = exprs.iter().flat_map(|e| metrics_read(e)).collect();
     names.sort();
     names.dedup();
-    assert!(names.len() >= 6, "{names:?}");
-    for n in names {
+    assert!(
+        names.iter().filter(|n| n.starts_with("sectigo_")).count() >= 6,
+        "{names:?}"
+    );
+    for n in &names {
         assert!(
-            served.contains(&format!("{n} ")) || served.contains(&format!("{n}{{")),
+            served.contains(&format!("{n} "))
+                || served.contains(&format!("{n}{{"))
+                || PROMETHEUS_OWN.contains(&n.as_str()),
             "the rules use {n}, which /metrics does not serve"
         );
     }
+    // Both the target down and no target at all are caught, for the job the README configures.
+    let job = "up{job=\"sectigo-connector\"}";
+    assert!(
+        exprs.iter().any(|e| e.contains(&format!("{job} == 0")))
+            && exprs.iter().any(|e| e.contains(&format!("absent({job})"))),
+        "{exprs:?}"
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("- job_name: sectigo-connector"));
+    assert_eq!(
+        metrics_read(
+            "absent(up{job=\"x\"}) or rate(a_total[5m]) > 2 * b unless on (x) time() - sum by (y) (c)"
+        ),
+        ["up", "a_total", "b", "c"]
+    );
 }
 
 /// The packaged completion scripts are current, and bash's completes commands, subcommands

@@ -158,6 +158,100 @@ async fn a_domain_outside_allowed_domains_is_refused_before_scm() {
     }
 }
 
+/// A CSR for a new key with these subject attributes and subjectAltNames.
+fn crafted_csr(dn: Vec<(rcgen::DnType, rcgen::DnValue)>, sans: Vec<rcgen::SanType>) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    for (t, v) in dn {
+        p.distinguished_name.push(t, v);
+    }
+    p.subject_alt_names = sans;
+    p.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// Issue #23: names `allowed_domains` could not see were enrolled (and billed): a CN in
+/// BMPString, a second CN, an IP or e-mail SAN beside an allowed name. Each is refused before
+/// SCM, with a comment that says why.
+#[tokio::test]
+async fn names_allowed_domains_cannot_check_are_refused_before_scm() {
+    use rcgen::{DnType, DnValue, SanType};
+    let allowed = || SanType::DnsName("www.example.com".try_into().unwrap());
+    let cn = || (DnType::CommonName, DnValue::from("www.example.com"));
+    for flavor in FLAVORS {
+        let (env, jira) = setup_full(
+            flavor,
+            ScmSimConfig::default(),
+            "",
+            "allowed_domains = [\"example.com\", \"*.example.com\"]",
+        )
+        .await;
+        let d = daemon(&env);
+        let cases = [
+            (
+                crafted_csr(
+                    vec![(
+                        DnType::CommonName,
+                        DnValue::BmpString("evil.attacker.com".try_into().unwrap()),
+                    )],
+                    vec![allowed()],
+                ),
+                "not a plain string",
+            ),
+            (
+                crafted_csr(
+                    vec![
+                        cn(),
+                        (
+                            DnType::CustomDnType(vec![2, 5, 4, 3]),
+                            "evil.attacker.com".into(),
+                        ),
+                    ],
+                    vec![allowed()],
+                ),
+                "2 common names",
+            ),
+            (
+                crafted_csr(
+                    vec![cn()],
+                    vec![allowed(), SanType::IpAddress([203, 0, 113, 7].into())],
+                ),
+                "an IP address",
+            ),
+            (
+                crafted_csr(
+                    vec![cn()],
+                    vec![
+                        allowed(),
+                        SanType::Rfc822Name("ceo@attacker.com".try_into().unwrap()),
+                    ],
+                ),
+                "an e-mail address",
+            ),
+        ];
+        for (n, (csr, _)) in cases.iter().enumerate() {
+            let k = format!("CERT-{}", n + 1);
+            jira.add_certificate_issue(&k, "x", "default", csr);
+            jira.person_transitions(&k, "Enroll Certificate");
+        }
+        d.settle().await;
+        assert_eq!(env.sim.billable_total(), 0, "{flavor:?}: nothing billed");
+        assert_eq!(enroll_posts(&env), 0, "{flavor:?}: nothing sent");
+        for (n, (_, why)) in cases.iter().enumerate() {
+            let issue = jira.issue(&format!("CERT-{}", n + 1)).unwrap();
+            let c = issue.comments.first().map(String::as_str).unwrap_or("");
+            assert!(
+                c.contains("invalid CSR")
+                    && c.contains(why)
+                    && c.contains("Nothing was sent to SCM"),
+                "{flavor:?} CERT-{}: {c:?}",
+                n + 1
+            );
+            assert_eq!(issue.status, "Request Failed", "{flavor:?} CERT-{}", n + 1);
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_daily_cap_holds_across_a_restart() {
     for flavor in FLAVORS {

@@ -468,6 +468,77 @@ async fn searches_page_through_every_match_on_both_flavours() {
     }
 }
 
+/// Issue #23: issues with large searched fields made every page of the enrollment search larger
+/// than the client takes (4 MiB), so no request was handled until they were moved. Pages
+/// shrink until they fit; an issue too large even alone is skipped with a warning naming it
+/// (escaped); the legitimate request is enrolled in the first poll.
+#[tokio::test]
+async fn issues_with_huge_fields_do_not_block_a_request() {
+    let big = "x".repeat(400_000);
+    let huge = "y".repeat(5 << 20);
+    let add = |jira: &JiraSim, key: &str, id: &str| {
+        jira.add_certificate_issue(key, "big", "default", "");
+        jira.set_field(key, "Certificate ID", id);
+        jira.person_transitions(key, "Enroll Certificate");
+    };
+    for flavor in [JiraFlavor::Cloud, JiraFlavor::Datacenter] {
+        let (env, jira) = setup(flavor).await;
+        let d = daemon(&env);
+        // Twelve issues with 400 kB in a searched field (the certificate id): 4.8 MB a page.
+        for i in 0..12 {
+            add(&jira, &format!("CERT-{}", 100 + i), &big);
+        }
+        // One too large to read even alone.
+        add(&jira, "CERT-200", &huge);
+        jira.add_certificate_issue("CERT-1", "web", "default", &csr_pem("www.example.com"));
+        jira.person_transitions("CERT-1", "Enroll Certificate");
+        let r = d.poll().await;
+        assert_eq!(
+            (r.found, r.done, r.collected, r.rejected, r.deferred),
+            (14, 1, 1, 12, 1),
+            "{flavor:?}: {r:?}"
+        );
+        assert_eq!(enroll_posts(&env), 1, "{flavor:?}");
+        d.deliver().await;
+        assert_eq!(jira.issue("CERT-1").unwrap().status, "Certificate Enrolled");
+        // The large ones were read, and refused for what they are (no CSR).
+        let c = &jira.issue("CERT-105").unwrap().comments;
+        assert!(
+            c.len() == 1 && c[0].contains("is empty"),
+            "{flavor:?}: {c:?}"
+        );
+        // The huge one waits, untouched.
+        let i = jira.issue("CERT-200").unwrap();
+        assert!(i.comments.is_empty(), "{flavor:?}");
+        assert_eq!(i.status, "Enrollment Requested");
+    }
+    // The daemon's log names the skipped issue, escaped.
+    let (env, jira) = setup(JiraFlavor::Cloud).await;
+    add(&jira, "CERT-201\u{1b}[2J", &huge);
+    jira.add_certificate_issue("CERT-1", "web", "default", &csr_pem("www.example.com"));
+    jira.person_transitions("CERT-1", "Enroll Certificate");
+    let dir = env.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sectigo-connector"))
+            .arg("--config-dir")
+            .arg(dir)
+            .args(["run", "--once"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("CERT-201\\u{1b}[2J")
+            && l.contains("too large")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert_eq!(enroll_posts(&env), 1);
+}
+
 #[tokio::test]
 async fn a_flaky_jira_delays_requests_but_never_doubles_them() {
     let (env, jira) = setup(JiraFlavor::Datacenter).await;

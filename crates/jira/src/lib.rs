@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use sectigo_core::config::{JiraConfig, JiraFlavor};
 
-const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The largest answer read; a larger one is not read further (a search asks for smaller
+/// pages, see [`JiraClient::search`]).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JiraError {
@@ -158,6 +160,19 @@ impl JiraClient {
         what: &str,
         key: &str,
     ) -> Result<Vec<u8>, JiraError> {
+        self.send_capped(rb, what, key)
+            .await?
+            .ok_or_else(|| too_large(what, key))
+    }
+
+    /// Sends and reads the answer: `None` when Jira accepted but the answer is larger than
+    /// [`MAX_BODY`] (read no further than that).
+    async fn send_capped(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, JiraError> {
         let mut resp = rb.send().await.map_err(|e| JiraError::Transient {
             what: format!(
                 "{what} on {key}: Jira unreachable: {}",
@@ -180,15 +195,14 @@ impl JiraClient {
             retry_after: None,
         })? {
             if body.len() + c.len() > MAX_BODY {
-                return Err(JiraError::Permanent {
-                    status,
-                    what: format!("{what} on {key}: Jira's answer is larger than {MAX_BODY} bytes"),
-                });
+                // An error is an error whatever its size; a success is too large to take.
+                classify(status, &body, retry_after, what, key)?;
+                return Ok(None);
             }
             body.extend_from_slice(&c);
         }
         classify(status, &body, retry_after, what, key)?;
-        Ok(body)
+        Ok(Some(body))
     }
 
     /// Adds a comment. `text` is plain text; paragraphs are separated by blank lines.
@@ -299,6 +313,11 @@ impl JiraClient {
     /// `POST /rest/api/3/search/jql` and `nextPageToken`; Data Center with
     /// `POST /rest/api/2/search` and `startAt`. Returns the issues and whether that was all
     /// of them.
+    ///
+    /// Issues with large fields cannot block the others: a page whose answer is larger than
+    /// [`MAX_BODY`] is asked for again with half as many issues, down to one; an issue too
+    /// large even alone is asked for without its fields, to learn its key, and is returned in
+    /// [`Search::too_large`] instead of [`Search::issues`].
     pub async fn search(
         &self,
         jql: &str,
@@ -306,63 +325,96 @@ impl JiraClient {
         max: usize,
     ) -> Result<Search, JiraError> {
         let what = "searching issues";
-        let mut out: Vec<FoundIssue> = Vec::new();
-        let mut malformed: Vec<String> = Vec::new();
+        let mut found = Search::default();
         let mut token: Option<String> = None;
+        let mut size = SEARCH_PAGE;
         loop {
-            let seen = out.len() + malformed.len();
-            let page = (max - seen).min(SEARCH_PAGE);
-            let (url, body) = match self.flavor {
-                JiraFlavor::Cloud => {
-                    let mut b = json!({ "jql": jql, "fields": fields, "maxResults": page });
-                    if let Some(t) = &token {
-                        b["nextPageToken"] = Value::String(t.clone());
-                    }
-                    (self.api_root("search/jql"), b)
+            let seen = found.issues.len() + found.malformed.len() + found.too_large.len();
+            let page = (max - seen).min(size);
+            let (v, alone) = match self
+                .search_page(jql, fields, page, token.as_deref(), seen)
+                .await?
+            {
+                Some(v) => {
+                    size = (size * 2).min(SEARCH_PAGE);
+                    (v, false)
                 }
-                JiraFlavor::Datacenter => (
-                    self.api_root("search"),
-                    json!({ "jql": jql, "fields": fields, "maxResults": page, "startAt": seen }),
-                ),
+                None if page > 1 => {
+                    size = page / 2;
+                    continue;
+                }
+                None => {
+                    // Only the key (and the place of the next page): the status is small.
+                    let v = self
+                        .search_page(jql, &["status".to_string()], 1, token.as_deref(), seen)
+                        .await?
+                        .ok_or_else(|| too_large(what, "JQL search"))?;
+                    (v, true)
+                }
             };
-            let rb = self.req(reqwest::Method::POST, &url).json(&body);
-            let body = self.send(rb, what, "JQL search").await?;
-            let v: SearchBody = parse(&body, what, "JQL search")?;
             let n = v.issues.len();
             // Each issue on its own: one that cannot be read is skipped, the others go on.
             for raw in v.issues {
                 match serde_json::from_value::<SearchIssue>(raw.clone()) {
-                    Ok(i) => out.push(FoundIssue {
+                    Ok(i) if alone => found.too_large.push(i.key),
+                    Ok(i) => found.issues.push(FoundIssue {
                         key: i.key,
                         fields: i.fields,
                     }),
-                    Err(e) => malformed.push(describe_malformed(&raw, &e)),
+                    Err(e) => found.malformed.push(describe_malformed(&raw, &e)),
                 }
             }
+            let seen = found.issues.len() + found.malformed.len() + found.too_large.len();
             let more = match self.flavor {
                 JiraFlavor::Cloud => {
                     token = v.next_page_token;
                     token.is_some() && !v.is_last.unwrap_or(false)
                 }
-                JiraFlavor::Datacenter => v
-                    .total
-                    .is_some_and(|t| ((out.len() + malformed.len()) as u64) < t),
+                JiraFlavor::Datacenter => v.total.is_some_and(|t| (seen as u64) < t),
             };
             let complete = if !more {
                 Some(true)
-            } else if n == 0 || out.len() + malformed.len() >= max {
+            } else if n == 0 || seen >= max {
                 // More announced, none sent (or enough taken): not known to be complete.
                 Some(false)
             } else {
                 None
             };
             if let Some(complete) = complete {
-                return Ok(Search {
-                    issues: out,
-                    complete,
-                    malformed,
-                });
+                found.complete = complete;
+                return Ok(found);
             }
+        }
+    }
+
+    /// One page of a search, from `token` (Cloud) or `start` (Data Center); `None` when the
+    /// answer is larger than [`MAX_BODY`].
+    async fn search_page(
+        &self,
+        jql: &str,
+        fields: &[String],
+        page: usize,
+        token: Option<&str>,
+        start: usize,
+    ) -> Result<Option<SearchBody>, JiraError> {
+        let what = "searching issues";
+        let (url, body) = match self.flavor {
+            JiraFlavor::Cloud => {
+                let mut b = json!({ "jql": jql, "fields": fields, "maxResults": page });
+                if let Some(t) = token {
+                    b["nextPageToken"] = Value::String(t.to_string());
+                }
+                (self.api_root("search/jql"), b)
+            }
+            JiraFlavor::Datacenter => (
+                self.api_root("search"),
+                json!({ "jql": jql, "fields": fields, "maxResults": page, "startAt": start }),
+            ),
+        };
+        let rb = self.req(reqwest::Method::POST, &url).json(&body);
+        match self.send_capped(rb, what, "JQL search").await? {
+            Some(body) => parse(&body, what, "JQL search").map(Some),
+            None => Ok(None),
         }
     }
 
@@ -522,8 +574,8 @@ struct SearchBody {
     total: Option<u64>,
 }
 
-/// Issues per search page: small enough that a page of issues with large fields stays far
-/// below the answer size limit.
+/// Issues per search page, at most: a page of issues whose fields are large may still exceed
+/// the answer size limit, and is then asked for in smaller pages (see [`JiraClient::search`]).
 const SEARCH_PAGE: usize = 50;
 
 /// A search's result.
@@ -534,6 +586,17 @@ pub struct Search {
     pub complete: bool,
     /// Issues that could not be read, described for the log (key when known, escaped).
     pub malformed: Vec<String>,
+    /// Keys (as Jira sent them: escape them for a log) of issues whose fields make an answer
+    /// larger than [`MAX_BODY`] even alone: matches, but not read.
+    pub too_large: Vec<String>,
+}
+
+/// The error for an answer larger than [`MAX_BODY`].
+fn too_large(what: &str, key: &str) -> JiraError {
+    JiraError::Permanent {
+        status: 200,
+        what: format!("{what} on {key}: Jira's answer is larger than {MAX_BODY} bytes"),
+    }
 }
 
 /// What to log about an issue of a search page that could not be read.

@@ -10,12 +10,14 @@
 //!
 //! An export is one moment of the state: the store holds its writers off while it is taken
 //! ([`Store::snapshot`]). An import reads the whole file once to check it before writing
-//! anything, and only into a state that tracks nothing; until it finishes, the state refuses to
-//! open, so a crash half way is never taken for a real state.
+//! anything, and only into a state that tracks nothing; until it finishes, the state refuses
+//! to open, so a crash half way is never taken for a real state. The file is streamed, a line
+//! at a time: a line longer than [`MAX_LINE`] is refused, not read whole.
 
 use std::io::{BufRead, Write};
 
 use chrono::{DateTime, Utc};
+use sectigo_core::lines::LineError;
 use serde::{Deserialize, Serialize};
 
 use crate::{Entry, KeyStore, Record, Store, StoreError, SCHEMA_VERSION};
@@ -29,6 +31,16 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Records restored per transaction.
 const BATCH: usize = 1000;
+
+/// The longest line read, in bytes. A record is small: a private key's line is under 4 KiB
+/// (RSA-4096), a queued Jira update with its PEM attachment (certificate and chain) some 10
+/// KiB, a certificate with years of history a few hundred KiB. The largest a record can grow
+/// is a certificate whose deploy hook keeps failing: each attempt (every 6 hours once the
+/// backoff is at its longest) adds a history entry with up to 8 Ki characters of the hook's
+/// output, some 12 MiB a year. 64 MiB leaves years of that; a longer line is no record of
+/// ours, and is refused after reading just past it (the file is streamed, one line at a
+/// time), however long it is.
+pub const MAX_LINE: usize = 64 << 20;
 
 /// The first line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,7 +262,7 @@ pub fn export(
 /// could not be restored. Run on a fresh export (after writers are released), so that a backup
 /// that could not be restored fails when it is made.
 pub fn verify<R: BufRead>(r: R) -> Result<Counts, ExportError> {
-    read(r.lines(), &mut |_| Ok(()))
+    read(r, &mut |_| Ok(()))
 }
 
 fn export_keys(
@@ -319,7 +331,7 @@ pub fn import<R: BufRead>(
         }
         Ok(())
     };
-    let got = read(open()?.lines(), &mut |line| {
+    let got = read(open()?, &mut |line| {
         let rec = match line {
             Line::Cert(r) => Record::Cert(r),
             Line::Profile { name, state } => Record::Profile { name, state },
@@ -363,17 +375,27 @@ impl From<std::io::Error> for ExportError {
 }
 
 /// Reads and checks every line, handing each record to `f`; the counts of the `end` line,
-/// which must match what was read.
+/// which must match what was read. One line is held at a time, at most [`MAX_LINE`] bytes.
 fn read(
-    lines: impl Iterator<Item = std::io::Result<String>>,
+    r: impl BufRead,
     f: &mut dyn FnMut(Line) -> Result<(), ExportError>,
 ) -> Result<Counts, ExportError> {
     let mut n = 0u64;
     let mut counts = Counts::default();
     let mut end = None;
     let fmt = |line, message: String| ExportError::Format { line, message };
-    for text in lines {
-        let text = text?;
+    for text in sectigo_core::lines::capped(r, MAX_LINE) {
+        let text = text.map_err(|e| match e {
+            LineError::TooLong { line, max } => fmt(
+                line,
+                format!(
+                    "longer than {} MiB, which no record of a state takes: not a state export, or a damaged one",
+                    max >> 20
+                ),
+            ),
+            LineError::NotUtf8 { line } => fmt(line, "not UTF-8 text".into()),
+            LineError::Io { error, .. } => error.into(),
+        })?;
         n += 1;
         if n == 1 {
             let h: Header = serde_json::from_str(&text).map_err(|e| {

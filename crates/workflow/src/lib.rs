@@ -362,8 +362,24 @@ impl Poller {
                 self.cfg.max_issues
             );
         }
-        report.found += found.issues.len();
+        report.found += found.issues.len() + found.too_large.len();
         let mut seen = BTreeSet::new();
+        // Too large to read even alone: skipped, and still a match (its request, if handled,
+        // is not taken for withdrawn).
+        for key in &found.too_large {
+            let k = bounded(&Escaped(key).to_string(), 64);
+            self.log_once(&format!("too large\n{key}"), || {
+                format!(
+                    "Jira workflow: skipped issue {k} of the {} search: its fields are too large to read (over {} MiB even alone); it waits until they are shortened",
+                    action.name(),
+                    sectigo_jira::MAX_BODY >> 20
+                )
+            });
+            if let Ok(key) = IssueKey::parse(key) {
+                seen.insert(key);
+            }
+            report.deferred += 1;
+        }
         for issue in &found.issues {
             let Ok(key) = IssueKey::parse(&issue.key) else {
                 let k = Escaped(&issue.key).to_string();
@@ -464,7 +480,10 @@ impl Poller {
 /// safe here, once: control characters escaped (no forged log lines, no terminal escapes),
 /// lengths bounded (a profile name or certificate id is short; a reason goes to SCM and Jira).
 fn read_request(key: IssueKey, issue: &FoundIssue, f: &Fields) -> Request {
-    let clean = |v: Option<String>, max: usize| v.map(|t| bounded(&Escaped(&t).to_string(), max));
+    // Cut before escaping too: a field may be megabytes long.
+    let clean = |v: Option<String>, max: usize| {
+        v.map(|t| bounded(&Escaped(&bounded(&t, max)).to_string(), max))
+    };
     Request {
         key,
         csr: None,

@@ -3,7 +3,10 @@
 
 use base64::Engine as _;
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::cri_attributes::ParsedCriAttribute;
+use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry;
 use x509_parser::prelude::FromDer;
 
 /// Largest CSR text accepted (a CSR is 1-4 KiB).
@@ -62,6 +65,16 @@ pub enum CsrError {
     NoDomain,
     #[error("the CSR names {0:?}, which is not a domain name")]
     BadName(String),
+    #[error("the CSR's subject has {0} common names (CN); it may have one: put the other names in the subjectAltName extension, as DNS names")]
+    ManyCns(usize),
+    #[error("the CSR's common name (CN) is not a plain string (UTF8String, PrintableString or IA5String), so the connector cannot check it: generate the CSR again with an ordinary CN")]
+    CnNotPlain,
+    #[error("the CSR's subjectAltName extension holds {0}; only DNS names can be requested here: generate the CSR again with DNS names only")]
+    SanNotDns(&'static str),
+    #[error("the CSR's subjectAltName extension cannot be read, so the connector cannot check the names it holds")]
+    BadSan,
+    #[error("the CSR requests extensions more than once, or in Microsoft's legacy form; generate it again with a standard tool (openssl req, certreq)")]
+    ManyExtensionRequests,
 }
 
 /// A line of pasted text, fit for an error message: escaped and at most 80 characters.
@@ -97,7 +110,7 @@ pub fn parse(text: &str) -> Result<Csr, CsrError> {
         return Err(CsrError::Trailing(rest.len()));
     }
     req.verify_signature().map_err(|_| CsrError::BadSignature)?;
-    let (subject_cn, sans) = names(&req);
+    let (subject_cn, sans) = checked_names(&req)?;
     if subject_cn.is_empty() && sans.is_empty() {
         return Err(CsrError::NoDomain);
     }
@@ -117,7 +130,80 @@ pub fn parse(text: &str) -> Result<Csr, CsrError> {
     })
 }
 
-/// A request's subject CN ("" when none) and the DNS names of its subjectAltName extension.
+/// A request's subject CN ("" when none) and the DNS names of its subjectAltName extension,
+/// provided these are all the names a certificate issued for it could carry: the profile's
+/// `allowed_domains` is checked against them, so a name the connector cannot read (a second
+/// CN, a CN in BMPString, an IP or e-mail SAN, a second extension request) refuses the CSR
+/// rather than slipping past the check.
+fn checked_names(req: &X509CertificationRequest<'_>) -> Result<(String, Vec<String>), CsrError> {
+    let info = &req.certification_request_info;
+    let cns: Vec<_> = info
+        .subject
+        .iter_by_oid(&oid_registry::OID_X509_COMMON_NAME)
+        .collect();
+    let cn = match cns.as_slice() {
+        [] => String::new(),
+        [one] => match one.attr_value().tag() {
+            Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
+                one.as_str().map_err(|_| CsrError::CnNotPlain)?.to_string()
+            }
+            _ => return Err(CsrError::CnNotPlain),
+        },
+        many => return Err(CsrError::ManyCns(many.len())),
+    };
+    // Extensions are requested in one extensionRequest attribute (PKCS#9); any other place
+    // (a second one, Microsoft's legacy msExtReq) could hold names a CA reads and we do not.
+    const MS_EXT_REQ: &str = "1.3.6.1.4.1.311.2.1.14";
+    let mut requests = 0;
+    let mut sans = Vec::new();
+    for attr in info.iter_attributes() {
+        let exts = match attr.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(r) => &r.extensions,
+            _ if attr.oid.to_id_string() == MS_EXT_REQ => {
+                return Err(CsrError::ManyExtensionRequests)
+            }
+            _ => continue,
+        };
+        requests += 1;
+        if requests > 1 {
+            return Err(CsrError::ManyExtensionRequests);
+        }
+        for e in exts {
+            if e.oid != oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME {
+                continue;
+            }
+            let ParsedExtension::SubjectAlternativeName(s) = e.parsed_extension() else {
+                return Err(CsrError::BadSan);
+            };
+            for n in &s.general_names {
+                match n {
+                    GeneralName::DNSName(d) => sans.push(d.to_string()),
+                    other => return Err(CsrError::SanNotDns(kind(other))),
+                }
+            }
+        }
+    }
+    Ok((cn, sans))
+}
+
+/// A subjectAltName entry's kind, in words.
+fn kind(n: &GeneralName<'_>) -> &'static str {
+    match n {
+        GeneralName::OtherName(..) => "an otherName",
+        GeneralName::RFC822Name(_) => "an e-mail address",
+        GeneralName::DNSName(_) => "a DNS name",
+        GeneralName::X400Address(_) => "an X.400 address",
+        GeneralName::DirectoryName(_) => "a directory name",
+        GeneralName::EDIPartyName(_) => "an EDI party name",
+        GeneralName::URI(_) => "a URI",
+        GeneralName::IPAddress(_) => "an IP address",
+        GeneralName::RegisteredID(_) => "a registered ID",
+    }
+}
+
+/// A request's first subject CN ("" when none, or not a plain string) and the DNS names of its
+/// subjectAltName extension, as a CA reads them leniently (the SCM simulator); a CSR from a
+/// person is read by [`parse`], which refuses names it cannot check.
 pub fn names(req: &X509CertificationRequest<'_>) -> (String, Vec<String>) {
     let cn = req
         .certification_request_info
@@ -263,6 +349,220 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no END line"));
+    }
+
+    /// A signed CSR for the key from `params`, with extra PKCS#10 attributes.
+    fn request(params: &rcgen::CertificateParams, attrs: Vec<rcgen::Attribute>) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        params
+            .serialize_request_with_attributes(&key, attrs)
+            .unwrap()
+            .pem()
+            .unwrap()
+    }
+
+    /// Parameters with these subject attributes and SANs.
+    fn params(
+        dn: Vec<(rcgen::DnType, rcgen::DnValue)>,
+        sans: Vec<rcgen::SanType>,
+    ) -> rcgen::CertificateParams {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            p.distinguished_name.push(t, v);
+        }
+        p.subject_alt_names = sans;
+        p
+    }
+
+    fn dns(n: &str) -> rcgen::SanType {
+        rcgen::SanType::DnsName(n.try_into().unwrap())
+    }
+
+    fn cn(v: &str) -> (rcgen::DnType, rcgen::DnValue) {
+        (rcgen::DnType::CommonName, v.into())
+    }
+
+    /// DER: a tag, its length, its content.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n @ 0..=127 => out.push(n as u8),
+            n @ 128..=255 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// The DER of a subjectAltName extension holding one dNSName.
+    fn san_extension(name: &str) -> Vec<u8> {
+        let oid = [0x06, 0x03, 0x55, 0x1d, 0x11]; // 2.5.29.17
+        let names = tlv(0x30, &tlv(0x82, name.as_bytes()));
+        tlv(0x30, &[&oid[..], &tlv(0x04, &names)].concat())
+    }
+
+    /// Every name a certificate issued for the CSR would carry is one the connector reads and
+    /// checks against `allowed_domains`; a CSR with a name it cannot check is refused.
+    #[test]
+    fn names_that_cannot_be_checked_are_refused() {
+        use rcgen::{DnType, DnValue, SanType};
+        let good = params(vec![cn("www.example.com")], vec![dns("www.example.com")]);
+        assert!(parse(&request(&good, vec![])).is_ok());
+        // Each plain string type is read.
+        for v in [
+            DnValue::PrintableString("www.example.com".try_into().unwrap()),
+            DnValue::Ia5String("www.example.com".try_into().unwrap()),
+            DnValue::Utf8String("www.example.com".into()),
+        ] {
+            let c = parse(&request(
+                &params(vec![(DnType::CommonName, v)], vec![]),
+                vec![],
+            ))
+            .unwrap();
+            assert_eq!(c.subject_cn, "www.example.com");
+        }
+        // Other subject attributes are no names: an O and an OU are fine.
+        let org = params(
+            vec![
+                (DnType::OrganizationName, "Example Ltd".into()),
+                (DnType::OrganizationalUnitName, "Web".into()),
+                cn("www.example.com"),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            parse(&request(&org, vec![])).unwrap().subject_cn,
+            "www.example.com"
+        );
+
+        let email = "evil@attacker.com".try_into().unwrap();
+        let uri = "https://evil.attacker.com/".try_into().unwrap();
+        let other = (
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            rcgen::OtherNameValue::Utf8String("admin@attacker.com".into()),
+        );
+        let cases: Vec<(
+            &str,
+            rcgen::CertificateParams,
+            Vec<rcgen::Attribute>,
+            CsrError,
+        )> = vec![
+            (
+                "a BMPString CN",
+                params(
+                    vec![(
+                        DnType::CommonName,
+                        DnValue::BmpString("evil.attacker.com".try_into().unwrap()),
+                    )],
+                    vec![dns("www.example.com")],
+                ),
+                vec![],
+                CsrError::CnNotPlain,
+            ),
+            (
+                "a TeletexString CN",
+                params(
+                    vec![(
+                        DnType::CommonName,
+                        DnValue::TeletexString("evil.attacker.com".try_into().unwrap()),
+                    )],
+                    vec![],
+                ),
+                vec![],
+                CsrError::CnNotPlain,
+            ),
+            (
+                "two CNs",
+                params(
+                    vec![
+                        cn("www.example.com"),
+                        (
+                            DnType::CustomDnType(vec![2, 5, 4, 3]),
+                            "evil.attacker.com".into(),
+                        ),
+                    ],
+                    vec![],
+                ),
+                vec![],
+                CsrError::ManyCns(2),
+            ),
+            (
+                "an IP SAN",
+                params(
+                    vec![cn("www.example.com")],
+                    vec![SanType::IpAddress([203, 0, 113, 7].into())],
+                ),
+                vec![],
+                CsrError::SanNotDns("an IP address"),
+            ),
+            (
+                "an e-mail SAN",
+                params(
+                    vec![cn("www.example.com")],
+                    vec![dns("www.example.com"), SanType::Rfc822Name(email)],
+                ),
+                vec![],
+                CsrError::SanNotDns("an e-mail address"),
+            ),
+            (
+                "a URI SAN",
+                params(vec![], vec![dns("www.example.com"), SanType::URI(uri)]),
+                vec![],
+                CsrError::SanNotDns("a URI"),
+            ),
+            (
+                "an otherName SAN",
+                params(
+                    vec![],
+                    vec![dns("www.example.com"), SanType::OtherName(other)],
+                ),
+                vec![],
+                CsrError::SanNotDns("an otherName"),
+            ),
+            (
+                "a second extension request",
+                good.clone(),
+                vec![rcgen::Attribute {
+                    oid: &[1, 2, 840, 113549, 1, 9, 14],
+                    values: tlv(0x31, &tlv(0x30, &san_extension("evil.attacker.com"))),
+                }],
+                CsrError::ManyExtensionRequests,
+            ),
+            (
+                "Microsoft's legacy extension request",
+                good.clone(),
+                vec![rcgen::Attribute {
+                    oid: &[1, 3, 6, 1, 4, 1, 311, 2, 1, 14],
+                    values: tlv(0x31, &tlv(0x30, &san_extension("evil.attacker.com"))),
+                }],
+                CsrError::ManyExtensionRequests,
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (what, p, attrs, want) in cases {
+            let got = parse(&request(&p, attrs));
+            if got != Err(want.clone()) {
+                wrong.push(format!("{what}: {got:?}"));
+            }
+            // The message is for the person who pasted it: no parser internals.
+            let msg = want.to_string();
+            assert!(msg.starts_with("the CSR"), "{what}: {msg}");
+        }
+        assert!(
+            wrong.is_empty(),
+            "accepted or refused for another reason:\n{}",
+            wrong.join("\n")
+        );
+        // An unreadable subjectAltName extension hides what it names.
+        let mut bad = good.clone();
+        bad.subject_alt_names.clear();
+        bad.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 17],
+                vec![0x30, 0x03, 0x82, 0x05, 0x41],
+            ));
+        assert_eq!(parse(&request(&bad, vec![])), Err(CsrError::BadSan));
     }
 
     #[test]
