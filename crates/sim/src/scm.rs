@@ -722,7 +722,8 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
         .token_revoke_after
         .unwrap_or(sim.cfg.token_ttl)
         .min(sim.cfg.token_ttl);
-    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or_default() {
+    // A lifetime beyond chrono's range never ends (not: has ended at once).
+    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or(chrono::Duration::MAX) {
         return Err(unauthorized());
     }
     Ok(())
