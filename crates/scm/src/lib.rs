@@ -7,6 +7,7 @@
 //! enroll) are retried only when SCM cannot have acted on them. Both clients send through one
 //! session type (token, limits, retries, reading answers): `session.rs`.
 
+pub mod admin;
 pub mod classify;
 mod error;
 pub mod limit;
@@ -322,7 +323,6 @@ impl ScmClient {
             .await
             .map(|_| ())
     }
-
 
     /// One call with retries (see [`Session::call_retrying_in`]).
     async fn call_retrying(&self, op: &Op<'_>, call: Call) -> Result<Answer, ScmError> {

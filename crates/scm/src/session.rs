@@ -351,10 +351,7 @@ impl Answer {
 }
 
 /// Reads status, the headers that matter and a bounded body.
-async fn read_answer(
-    mut resp: reqwest::Response,
-    clock: &SharedClock,
-) -> Result<Answer, ScmError> {
+async fn read_answer(mut resp: reqwest::Response, clock: &SharedClock) -> Result<Answer, ScmError> {
     let status = resp.status().as_u16();
     let h = resp.headers();
     let text = |name: &str| {
