@@ -4,6 +4,7 @@
 //! booted container; `.ci/run` runs them with `cargo test --test it -- --ignored disk::`,
 //! `contract::` and `systemd::`.
 
+mod admin;
 mod backup;
 mod common;
 
