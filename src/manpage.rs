@@ -205,7 +205,8 @@ SECTIGO_CONNECTOR_\fISECTION\fR__\fIKEY\fR (for example SECTIGO_CONNECTOR_STATE_
 .PP
 Secrets (client_secret, the Jira token) can be given inline, in a file (client_secret_file,
 token_file; a relative path is looked up in $CREDENTIALS_DIRECTORY, then beside the file), or
-as systemd credentials named \fINAME\fR.client_secret and jira.token. A profile file holding
+as systemd credentials named \fINAME\fR.client_secret, \fINAME\fR.admin_client_secret (a profile's
+[admin] account) and jira.token. A profile file holding
 an inline secret and readable by other users gets a warning.
 .SH CONNECTOR.TOML
 Every key, with its default:

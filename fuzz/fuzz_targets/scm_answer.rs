@@ -1,6 +1,7 @@
 //! SCM's answers: the first two bytes are the HTTP status, the rest the body. Classification
 //! for every call, the certId of renew/enroll answers, token answers (a token and a bounded
-//! lifetime, never a panic), Retry-After and WWW-Authenticate parsing.
+//! lifetime, never a panic), Retry-After and WWW-Authenticate parsing, the Admin API's list
+//! and details (and its dates).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
         Call::Download,
         Call::Status,
         Call::Revoke,
+        Call::AdminList,
+        Call::AdminDetails,
     ] {
         if let Err(e) = sectigo_scm::check_answer(call, status, body, None) {
             // Nothing the token endpoint answers can make a billed call's outcome unknown.
@@ -33,7 +36,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(life <= sectigo_scm::MAX_TOKEN_LIFE);
         assert!(std::time::Instant::now().checked_add(life).is_some());
     }
+    // The Admin API's answers: a list, details (dates in every form SCM uses), the total.
+    let _ = sectigo_scm::admin::parse_list(status, body);
+    if let Ok(d) = sectigo_scm::admin::parse_details(status, body) {
+        let _ = (d.request_ids(), d.auto_renew_on(), d.ssl_type_id());
+    }
     let text = String::from_utf8_lossy(body);
+    let _ = sectigo_scm::admin::parse_total(Some(&text));
+    let _ = sectigo_scm::admin::parse_scm_date(&text);
     let _ = sectigo_scm::classify::parse_retry_after(&text, chrono::DateTime::UNIX_EPOCH);
     let _ = sectigo_scm::classify::authorization_uri(&text);
 });

@@ -274,6 +274,77 @@ fn each_error_names_file_and_key() {
             None,
             "is not a profile name",
         ),
+        // [admin]: SCM's Admin API, with an account of its own.
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_secret = \"s\"\n"),
+            "web.toml",
+            Some("admin.client_id"),
+            "required with [admin] url",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\n"),
+            "web.toml",
+            Some("admin.client_secret"),
+            "systemd credential `web.admin_client_secret`",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"http://admin.example.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\n"),
+            "web.toml",
+            Some("admin.url"),
+            "http:// is allowed only to loopback",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com/api/ssl/v1\"\nclient_id = \"a\"\nclient_secret = \"s\"\n"),
+            "web.toml",
+            Some("admin.url"),
+            "give the base URL only",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\ntoken_url = \"http://auth.example.com/token\"\n"),
+            "web.toml",
+            Some("admin.token_url"),
+            "https://",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\nclient_secret_file = \"x\"\n"),
+            "web.toml",
+            Some("admin.client_secret"),
+            "not both",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\nclient_idd = \"b\"\n"),
+            "web.toml",
+            Some("admin.client_idd"),
+            "did you mean `admin.client_id`",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\nssl_type_id = 0\n"),
+            "web.toml",
+            Some("admin.ssl_type_id"),
+            "positive",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret = \"s\"\norg_id = \"7\"\n"),
+            "web.toml",
+            Some("admin.org_id"),
+            "invalid type",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nclient_id = \"a\"\n"),
+            "web.toml",
+            Some("admin.client_id"),
+            "needs [admin] url",
+        ),
     ];
     for (file, text, want_file, want_key, want_msg) in cases {
         let d = if file == "connector.toml" {
@@ -652,6 +723,24 @@ fn shipped_defaults_pass() {
     }
     let profile = std::fs::read_to_string(dir.join("profiles.d/example.toml")).unwrap();
     assert!(profile.contains("allowed_domains ="));
+    // The optional [admin] block: every key, commented out.
+    assert!(profile.contains("# [admin]\n"));
+    for key in [
+        "url",
+        "client_id",
+        "client_secret_file",
+        "token_url",
+        "org_id",
+        "ssl_type_id",
+    ] {
+        assert!(
+            profile
+                .split("# [admin]")
+                .nth(1)
+                .is_some_and(|admin| admin.contains(&format!("# {key} ="))),
+            "the example's [admin] block does not document `{key}`"
+        );
+    }
 }
 
 #[test]
@@ -797,4 +886,123 @@ fn readable_secret_files_and_foreign_token_hosts_warn() {
         "{w:?}"
     );
     assert!(w.iter().any(|w| w.contains("evil.example.net")), "{w:?}");
+}
+
+/// `[admin]`: the defaults (token_url from the profile, ssl_type_id from scm_profile_id), the
+/// secret from `client_secret_file` beside the profile, never printed.
+#[test]
+fn the_admin_api_account_and_its_defaults() {
+    let d = dir_with(
+        None,
+        &[
+            ("web.toml", &format!("{GOOD_PROFILE}scm_profile_id = 77\ntoken_url = \"https://auth.example.sectigo.com/token\"\n[admin]\nurl = \"https://admin.enterprise.sectigo.com/\"\nclient_id = \"adm\"\nclient_secret_file = \"web.admin.secret\"\n")),
+            ("plain.toml", GOOD_PROFILE),
+            // The shipped example's form: an [admin] table with every key commented out.
+            ("empty.toml", &format!("{GOOD_PROFILE}[admin]\n# url = \"https://admin.enterprise.sectigo.com\"\n")),
+        ],
+    );
+    std::fs::write(
+        d.path().join("profiles.d/web.admin.secret"),
+        "ADMIN-SECRET-42\n",
+    )
+    .unwrap();
+    let cfg = Config::load(d.path()).unwrap();
+    let a = cfg.profiles["web"].admin.as_ref().expect("[admin] read");
+    assert_eq!(a.url, "https://admin.enterprise.sectigo.com");
+    assert_eq!(a.client_id, "adm");
+    assert_eq!(a.client_secret.expose(), "ADMIN-SECRET-42");
+    assert_eq!(a.token_url, "https://auth.example.sectigo.com/token");
+    assert_eq!(a.ssl_type_id, Some(77));
+    assert_eq!(a.org_id, None);
+    assert!(cfg.profiles["plain"].admin.is_none());
+    assert!(cfg.profiles["empty"].admin.is_none());
+    let shown = format!(
+        "{cfg:?} {}",
+        serde_json::to_string(&cfg.profiles["web"]).unwrap()
+    );
+    assert!(!shown.contains("ADMIN-SECRET-42"), "secret printed");
+
+    // Its own token_url and ssl_type_id win over the profile's.
+    let d = dir_with(
+        None,
+        &[("web.toml", &format!("{GOOD_PROFILE}scm_profile_id = 77\n[admin]\nurl = \"http://127.0.0.1:9\"\nclient_id = \"adm\"\nclient_secret = \"s\"\ntoken_url = \"http://127.0.0.1:9/token\"\nssl_type_id = 5\norg_id = 12\n"))],
+    );
+    let cfg = Config::load(d.path()).unwrap();
+    let a = cfg.profiles["web"].admin.as_ref().unwrap();
+    assert_eq!(
+        (a.token_url.as_str(), a.ssl_type_id, a.org_id),
+        ("http://127.0.0.1:9/token", Some(5), Some(12))
+    );
+}
+
+/// The admin secret from the systemd credential `NAME.admin_client_secret` (in a process of
+/// its own: `$CREDENTIALS_DIRECTORY` is the whole test binary's environment).
+#[test]
+fn the_admin_secret_from_a_systemd_credential() {
+    let d = dir_with(
+        None,
+        &[("web.toml", &format!("{GOOD_PROFILE}[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"adm\"\n"))],
+    );
+    let check = |creds: Option<&Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sectigo-connector"));
+        cmd.arg("--config-dir").arg(d.path()).arg("check-config");
+        cmd.env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(c) = creds {
+            cmd.env("CREDENTIALS_DIRECTORY", c);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = check(None);
+    assert_eq!(code, Some(78), "{text}");
+    assert!(
+        text.contains("web.toml")
+            && text.contains("admin.client_secret")
+            && text.contains("web.admin_client_secret"),
+        "{text}"
+    );
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(
+        creds.path().join("web.admin_client_secret"),
+        "CRED-SECRET-7\n",
+    )
+    .unwrap();
+    let (code, text) = check(Some(creds.path()));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("CRED-SECRET-7"), "{text}");
+}
+
+/// An admin secret file readable by others, and an admin token URL on a foreign host, warn.
+#[test]
+fn admin_secret_exposure_and_foreign_admin_token_hosts_warn() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir_with(
+        None,
+        &[(
+            "web.toml",
+            &format!("{GOOD_PROFILE}[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"adm\"\nclient_secret_file = \"web.admin.secret\"\ntoken_url = \"https://evil.example.net/token\"\n"),
+        )],
+    );
+    let f = d.path().join("profiles.d/web.admin.secret");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let w = Config::load(d.path()).unwrap().warnings;
+    assert!(
+        w.iter().any(|w| w.contains("web.admin.secret")
+            && w.contains("[admin] client_secret")
+            && w.contains("readable by other users")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("evil.example.net") && w.contains("[admin] token_url")),
+        "{w:?}"
+    );
 }

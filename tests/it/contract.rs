@@ -1,8 +1,10 @@
 //! Contract tests: the requests the SCM client sends are valid against Sectigo's own OpenAPI
 //! file (`shared/contracts/scm/scm-rest-enrollment-api-25.11.openapi.json`), served by Prism
-//! 5.14.2 with `--errors`. `.ci/run` starts Prism and runs these with `PRISM_SCM_URL` set:
+//! 5.14.2 with `--errors`, and so are the Admin API client's (`scm-admin-ssl-25.9.2.prism.json`,
+//! `PRISM_SCM_ADMIN_URL`). `.ci/run` starts Prism and runs these with the URLs set:
 //!
-//!     PRISM_SCM_URL=http://127.0.0.1:4020 cargo test --test it -- --ignored contract::
+//!     PRISM_SCM_URL=http://127.0.0.1:4020 PRISM_SCM_ADMIN_URL=http://127.0.0.1:4021 \
+//!       cargo test --test it -- --ignored contract::
 //!
 //! Prism answers an invalid request with 400 and an `sl-violations` header; a valid one with
 //! the spec's placeholder answer (`certId: "string"`, a PEM body of `string`).
@@ -284,4 +286,131 @@ async fn prism_does_refuse_a_bad_jira_request() {
         400,
         "a numeric transition id is refused (Data Center spec)"
     );
+}
+
+/// SCM's Admin API (`scm-admin-ssl-25.9.2.prism.json`, served by Prism with `--errors`):
+/// `PRISM_SCM_ADMIN_URL`.
+fn prism_admin_url() -> String {
+    std::env::var("PRISM_SCM_ADMIN_URL")
+        .expect("PRISM_SCM_ADMIN_URL: the Prism mock of SCM's Admin API (see .ci/run)")
+}
+
+/// An Admin API client whose calls go to Prism; its tokens come from the simulator's token
+/// endpoint (an admin account's).
+async fn admin_client() -> (sectigo_scm::admin::AdminClient, ScmSim) {
+    let sim = ScmSim::start(ScmSimConfig::default()).await.unwrap();
+    let s = ClientSettings {
+        timeout: Duration::from_secs(10),
+        retry_max: Duration::from_secs(1),
+        ca_bundle: None,
+        clock: sectigo_core::clock::system(),
+    };
+    let creds = sectigo_scm::admin::AdminCreds {
+        profile: "contract".into(),
+        url: prism_admin_url(),
+        token_url: sim.token_url(),
+        client_id: "sim-admin".into(),
+        client_secret: Secret::new("sim-admin-secret"),
+    };
+    let c = sectigo_scm::admin::AdminClient::new(
+        http_client(&s).unwrap(),
+        creds,
+        s,
+        Arc::new(Limits::new(4, 50.0)),
+    );
+    (c, sim)
+}
+
+/// Every Admin API request the client sends (the list with each filter the daemon uses, alone
+/// and together, and paging; the details) passes the vendor's spec, and the client reads the
+/// answers Prism builds from the spec's schemas.
+#[tokio::test]
+#[ignore = "needs Prism: run by .ci/run"]
+async fn admin_requests_match_the_vendor_spec() {
+    use sectigo_scm::admin::{CertStatus, ListFilter, MAX_PAGE_SIZE, REQUESTED_VIA};
+    let (c, _sim) = admin_client().await;
+    let mut filters = vec![
+        ListFilter::default(),
+        ListFilter {
+            common_name: Some("*.shop example.com".into()),
+            ..Default::default()
+        },
+        ListFilter {
+            ssl_type_id: Some(1009),
+            ..Default::default()
+        },
+        ListFilter {
+            org_id: Some(99),
+            ..Default::default()
+        },
+        ListFilter {
+            common_name: Some("www.example.com".into()),
+            status: Some(CertStatus::Issued),
+            ssl_type_id: Some(1),
+            org_id: Some(1),
+            requested_via: Some("REST API".into()),
+        },
+    ];
+    filters.extend(CertStatus::ALL.into_iter().map(|s| ListFilter {
+        status: Some(s),
+        ..Default::default()
+    }));
+    filters.extend(REQUESTED_VIA.iter().map(|v| ListFilter {
+        requested_via: Some(v.to_string()),
+        ..Default::default()
+    }));
+    for f in &filters {
+        for (position, size) in [(0, MAX_PAGE_SIZE), (400, 200), (7, 1), (0, 100_000)] {
+            match c.list(f, position, size).await {
+                Ok(page) => assert_eq!(page.total, Some(1), "{f:?}: Prism's X-Total-Count"),
+                Err(e) => panic!("list {f:?} at {position}/{size}: Prism refused: {e}"),
+            }
+        }
+        let all = c
+            .list_all(f)
+            .await
+            .unwrap_or_else(|e| panic!("pages of {f:?}: {e}"));
+        assert_eq!(all.len(), 1, "{f:?}: one page, one entry, then the total");
+    }
+    for id in [1, 54, 12345, i64::from(i32::MAX)] {
+        let d = c.details(id).await.unwrap_or_else(|e| {
+            panic!("details {id}: Prism refused, or its answer was not read: {e}")
+        });
+        // The schema's placeholders: date-times, a free-text status.
+        assert!(d.expires.is_some() && d.renewed_date.is_some(), "{d:?}");
+    }
+    // find_by_marker's requests (a list by common name; Prism's one entry has another name).
+    let found = c.find_by_marker("r-0a1b2c3d4e", "www.example.com").await;
+    assert!(found.is_ok_and(|v| v.is_empty()));
+}
+
+/// Prism does refuse what the spec does not allow, so the test above can fail: a status
+/// outside the spec's enum, an id below 1, a page over 200 (the client never asks for one).
+#[tokio::test]
+#[ignore = "needs Prism: run by .ci/run"]
+async fn prism_does_refuse_a_bad_admin_request() {
+    use sectigo_scm::admin::{CertStatus, ListFilter};
+    let (c, _sim) = admin_client().await;
+    let bogus = ListFilter {
+        status: Some(CertStatus::Other("Bogus".into())),
+        ..Default::default()
+    };
+    assert!(
+        matches!(
+            c.list(&bogus, 0, 10).await,
+            Err(ScmError::Permanent { status: 400, .. })
+        ),
+        "a status outside the spec's enum"
+    );
+    assert!(matches!(
+        c.details(0).await,
+        Err(ScmError::Permanent { status: 400, .. })
+    ));
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/ssl/v1?size=201", prism_admin_url()))
+        .bearer_auth("contract-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "size over the spec's maximum");
 }

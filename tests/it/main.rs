@@ -8,6 +8,7 @@
 // simulators beside it; where time must move faster, a test takes `Env::manual`'s clock.
 #![allow(clippy::disallowed_methods)]
 
+mod admin;
 mod backup;
 mod common;
 

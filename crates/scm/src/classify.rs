@@ -28,6 +28,10 @@ pub enum Call {
     Download,
     Status,
     Revoke,
+    /// The Admin API's list (`GET /api/ssl/v1`). Free, read-only.
+    AdminList,
+    /// The Admin API's details of one certificate (`GET /api/ssl/v1/{sslId}`). Free, read-only.
+    AdminDetails,
 }
 
 impl Call {
@@ -40,6 +44,8 @@ impl Call {
             Call::Download => "download",
             Call::Status => "status",
             Call::Revoke => "revoke",
+            Call::AdminList => "admin list",
+            Call::AdminDetails => "admin details",
         }
     }
 
@@ -89,6 +95,8 @@ const NOT_COLLECTED: &str =
 const REVOKE_NOT_ISSUED: &str =
     "only issued certificates can be revoked: this one is not issued in SCM (pending, declined?)";
 const OTHER: &str = "see SCM's message; fix the cause in SCM";
+const ADMIN_PERMISSION: &str = "the admin API account ([admin] client_id) lacks the privilege: give it a role that may view the SSL certificates of the organisation in SCM";
+const ADMIN_ORG: &str = "SCM does not know the organisation, or the admin API account may not see it: check [admin] org_id";
 
 /// Codes that mean "not issued yet, ask later" on a download or a status call.
 fn is_pending_code(code: i64, description: &str) -> bool {
@@ -168,6 +176,14 @@ pub fn classify(
             -3 | -25 | -37 => Class::Refused { action: PERMISSION },
             _ => Class::Permanent,
         },
+        // Reads of SCM's records: nothing is pending, nothing billed; a wrong id stays wrong.
+        Call::AdminList | Call::AdminDetails => match b.code {
+            -3 | -25 | -37 | -226 | -738 => Class::Refused {
+                action: ADMIN_PERMISSION,
+            },
+            -639 | -1021 | -1023 => Class::Refused { action: ADMIN_ORG },
+            _ => Class::Permanent,
+        },
     }
 }
 
@@ -203,7 +219,13 @@ mod tests {
             retry_after,
             maybe_processed,
         };
-        for call in [Call::Renew, Call::Download, Call::Revoke] {
+        for call in [
+            Call::Renew,
+            Call::Download,
+            Call::Revoke,
+            Call::AdminList,
+            Call::AdminDetails,
+        ] {
             let cases: Vec<(u16, Option<ScmErrorBody>, Option<Duration>, Class)> = vec![
                 (200, None, None, Class::Success),
                 (202, None, None, Class::Success),
@@ -409,6 +431,37 @@ mod tests {
                 Class::Permanent,
             ),
             (Token, -1, "whatever", Class::Permanent),
+            (
+                AdminList,
+                -226,
+                "This Admin account does not have privileges required to manage 'x' <org>.",
+                refused(ADMIN_PERMISSION),
+            ),
+            (
+                AdminList,
+                -639,
+                "Supplied orgid invalid..",
+                refused(ADMIN_ORG),
+            ),
+            (
+                AdminDetails,
+                -124,
+                "Wrong SSL certificate id 9.",
+                Class::Permanent,
+            ),
+            (
+                AdminDetails,
+                -3,
+                "You are not authorized to perform x.",
+                refused(ADMIN_PERMISSION),
+            ),
+            // Not pending on the Admin API: a read that cannot succeed now is not retried.
+            (
+                AdminDetails,
+                -109,
+                "Certificate is not available now",
+                Class::Permanent,
+            ),
         ];
         for (call, code, d, want) in cases {
             for status in [400, 404, 409] {
@@ -445,6 +498,8 @@ mod tests {
                 Call::Download,
                 Call::Status,
                 Call::Revoke,
+                Call::AdminList,
+                Call::AdminDetails,
             ] {
                 let c = classify(call, 400, Some(&b(code, text)), None);
                 assert_ne!(c, Class::Success);
@@ -457,7 +512,7 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(n > 500, "{n}");
+        assert!(n > 700, "{n}");
     }
 
     #[test]

@@ -1,25 +1,24 @@
 //! Client for Sectigo Certificate Manager's REST Enrollment API (`/api/v1/certificates`),
-//! with OAuth2 client credentials.
+//! with OAuth2 client credentials, and for its Admin API's SSL records ([`admin`]).
 //!
 //! One [`ScmClient`] per profile; request limits are shared per host through [`Limits`]. Every
 //! answer goes through [`classify`] once; transient errors are retried with exponential backoff
 //! and jitter within `[scm] retry_max_secs`, honouring `Retry-After`. Billable calls (renew,
-//! enroll) are retried only when SCM cannot have acted on them.
+//! enroll) are retried only when SCM cannot have acted on them. Both clients send through one
+//! session type (token, limits, retries, reading answers): `session.rs`.
 
+pub mod admin;
 pub mod classify;
 mod error;
 pub mod limit;
+mod session;
 pub use sectigo_core::x509::pem;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use backoff::ExponentialBackoff;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
-use tracing::{debug, warn};
 
 pub use classify::{Call, Class, ScmErrorBody};
 pub use error::ScmError;
@@ -28,9 +27,10 @@ pub use pem::{parse_bundle, CertInfo, PemError};
 
 use sectigo_core::names::CertId;
 use sectigo_core::secret::Secret;
+use session::{Account, Answer, Api, Op, Session};
 
 /// Largest response body read from SCM or the token endpoint.
-const MAX_BODY: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// Settings shared by all clients.
 #[derive(Debug, Clone)]
@@ -114,11 +114,6 @@ struct TokenResponse {
 /// A request slot on an SCM host, taken ahead of a billable call (see [`ScmClient::reserve`]).
 pub struct Reserved(limit::Permit);
 
-struct CachedToken {
-    token: Secret,
-    refresh_at: Instant,
-}
-
 /// A downloaded certificate: the PEM as SCM sent it, and what it says.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
@@ -127,11 +122,7 @@ pub struct Downloaded {
 }
 
 pub struct ScmClient {
-    http: reqwest::Client,
-    creds: ProfileCreds,
-    settings: ClientSettings,
-    limits: Arc<Limits>,
-    token: Mutex<Option<CachedToken>>,
+    session: Session,
 }
 
 /// The HTTP client for SCM could not be built.
@@ -183,20 +174,6 @@ pub fn http_client(settings: &ClientSettings) -> Result<reqwest::Client, ClientE
     b.build().map_err(ClientError::Build)
 }
 
-enum Op<'a> {
-    Get(&'a str),
-    Post(&'a str, Value),
-    Delete(&'a str, Value),
-}
-
-struct Answer {
-    status: u16,
-    content_type: String,
-    retry_after: Option<Duration>,
-    www_authenticate: Option<String>,
-    body: Vec<u8>,
-}
-
 impl ScmClient {
     pub fn new(
         http: reqwest::Client,
@@ -204,32 +181,21 @@ impl ScmClient {
         settings: ClientSettings,
         limits: Arc<Limits>,
     ) -> Self {
+        let account = Account {
+            profile: creds.profile,
+            base_url: creds.scm_url,
+            token_url: creds.token_url,
+            client_id: creds.client_id,
+            client_secret: creds.client_secret,
+        };
+        let clock = settings.clock.clone();
         ScmClient {
-            http,
-            creds,
-            settings,
-            limits,
-            token: Mutex::new(None),
+            session: Session::new(http, Api::Enrollment, account, settings, limits, clock),
         }
     }
 
     pub fn profile(&self) -> &str {
-        &self.creds.profile
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.creds.scm_url.trim_end_matches('/'), path)
-    }
-
-    fn limiter_for(&self, url: &str) -> Arc<HostLimiter> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
-            })
-            .unwrap_or_default();
-        self.limits.for_host(&host)
+        &self.session.account.profile
     }
 
     /// Downloads a certificate (PEM, leaf then chain). `Pending` while SCM has not issued it.
@@ -273,8 +239,7 @@ impl ScmClient {
     /// call is journaled: the waits (rate limit, token endpoint) then come before the journal
     /// entry, and the window in which a crash leaves an unknown outcome is the call alone.
     pub async fn reserve(&self) -> Result<Reserved, ScmError> {
-        self.token(false).await?;
-        Ok(Reserved(self.limiter_for(&self.url("/")).acquire().await))
+        self.session.reserve().await
     }
 
     /// [`ScmClient::renew`], sending the first attempt in a slot taken by [`ScmClient::reserve`].
@@ -356,10 +321,9 @@ impl ScmClient {
             .map(|_| ())
     }
 
-    /// One call with retries. Calls that bill nothing retry every transient error; billable
-    /// ones only those where SCM cannot have acted on the request.
+    /// One call with retries (see [`Session::call_retrying_in`]).
     async fn call_retrying(&self, op: &Op<'_>, call: Call) -> Result<Answer, ScmError> {
-        self.call_retrying_in(op, call, None).await
+        self.session.call_retrying_in(op, call, None).await
     }
 
     /// The same; the first attempt uses `reserved` when given.
@@ -369,177 +333,7 @@ impl ScmClient {
         call: Call,
         reserved: Option<Reserved>,
     ) -> Result<Answer, ScmError> {
-        let idempotent = !call.is_billable();
-        let reserved = std::sync::Mutex::new(reserved);
-        let policy = ExponentialBackoff {
-            initial_interval: Duration::from_millis(500),
-            max_interval: Duration::from_secs(60),
-            max_elapsed_time: Some(self.settings.retry_max),
-            ..Default::default()
-        };
-        let profile = self.creds.profile.clone();
-        backoff::future::retry_notify(
-            policy,
-            || async {
-                let slot = reserved.lock().expect("reserved lock").take();
-                match self.call_authed(op, call, slot).await {
-                    Ok(a) => Ok(a),
-                    Err(e @ ScmError::Transient { .. }) if !idempotent && e.maybe_billed() => {
-                        Err(backoff::Error::permanent(e))
-                    }
-                    Err(ScmError::Transient { what, retry_after: Some(d), maybe_processed }) => {
-                        Err(backoff::Error::retry_after(
-                            ScmError::Transient { what, retry_after: Some(d), maybe_processed },
-                            d,
-                        ))
-                    }
-                    Err(e @ ScmError::Transient { .. }) => Err(backoff::Error::transient(e)),
-                    Err(e) => Err(backoff::Error::permanent(e)),
-                }
-            },
-            |e: ScmError, d: Duration| {
-                warn!(profile = %profile, "SCM call failed, retrying in {:.1}s: {e}", d.as_secs_f64());
-            },
-        )
-        .await
-    }
-
-    /// One call with a bearer token; on 401, a fresh token and one more try.
-    async fn call_authed(
-        &self,
-        op: &Op<'_>,
-        call: Call,
-        slot: Option<Reserved>,
-    ) -> Result<Answer, ScmError> {
-        let token = self.token(false).await?;
-        let a = self.send(op, &token, slot).await?;
-        if a.status != 401 {
-            return finish(call, a);
-        }
-        if let Some(uri) = a.www_authenticate_uri() {
-            warn!(profile = %self.creds.profile, authorization_uri = %uri,
-                "SCM refused the access token; its WWW-Authenticate names this token URL (configured: {})",
-                self.creds.token_url);
-        }
-        let token = self.token(true).await?;
-        let a = self.send(op, &token, None).await?;
-        if a.status == 401 {
-            return Err(ScmError::Auth(format!(
-                "SCM refused a fresh access token for client_id {:?} (HTTP 401); check the REST account's permissions and the profile's token_url",
-                self.creds.client_id
-            )));
-        }
-        finish(call, a)
-    }
-
-    async fn send(
-        &self,
-        op: &Op<'_>,
-        token: &Secret,
-        slot: Option<Reserved>,
-    ) -> Result<Answer, ScmError> {
-        let (method, path, body) = match op {
-            Op::Get(p) => (reqwest::Method::GET, *p, None),
-            Op::Post(p, b) => (reqwest::Method::POST, *p, Some(b)),
-            Op::Delete(p, b) => (reqwest::Method::DELETE, *p, Some(b)),
-        };
-        let url = self.url(path);
-        let _permit = match slot {
-            Some(Reserved(p)) => p,
-            None => self.limiter_for(&url).acquire().await,
-        };
-        let mut rb = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(token.expose())
-            .header(
-                reqwest::header::ACCEPT,
-                if matches!(op, Op::Get(p) if !p.ends_with("/status")) {
-                    "application/x-pem-file, application/json;q=0.5"
-                } else {
-                    "application/json"
-                },
-            );
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        debug!(profile = %self.creds.profile, "SCM {method} {path}");
-        let resp = rb.send().await.map_err(|e| transport_error(&e, &url))?;
-        read_answer(resp, &*self.settings.clock).await
-    }
-
-    /// A valid access token: the cached one unless `refresh` or about to expire.
-    async fn token(&self, refresh: bool) -> Result<Secret, ScmError> {
-        let mut cached = self.token.lock().await;
-        if !refresh {
-            if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-                return Ok(t.token.clone());
-            }
-        }
-        let t = self.fetch_token().await?;
-        let token = t.token.clone();
-        *cached = Some(t);
-        Ok(token)
-    }
-
-    /// Asks the token endpoint for a token, retrying for up to `retry_max`. Every failure is
-    /// [`ScmError::Auth`] (the credentials were refused) or [`ScmError::TokenUnavailable`]:
-    /// nothing was sent to SCM, so nothing can have been billed.
-    async fn fetch_token(&self) -> Result<CachedToken, ScmError> {
-        let url = &self.creds.token_url;
-        let limiter = self.limiter_for(url);
-        let policy = ExponentialBackoff {
-            initial_interval: Duration::from_millis(500),
-            max_elapsed_time: Some(self.settings.retry_max),
-            ..Default::default()
-        };
-        let unavailable = |what: String, retry_after: Option<Duration>| {
-            let e = ScmError::TokenUnavailable { what, retry_after };
-            match retry_after {
-                Some(d) => backoff::Error::retry_after(e, d),
-                None => backoff::Error::transient(e),
-            }
-        };
-        backoff::future::retry(policy, || async {
-            let _permit = limiter.acquire().await;
-            let resp = self
-                .http
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", self.creds.client_id.as_str()),
-                    ("client_secret", self.creds.client_secret.expose()),
-                ])
-                .send()
-                .await
-                .map_err(|e| unavailable(transport_error(&e, url).to_string(), None))?;
-            let a = read_answer(resp, &*self.settings.clock)
-                .await
-                .map_err(|e| unavailable(e.to_string(), None))?;
-            match parse_token(a.status, &a.body) {
-                Ok((token, life)) => {
-                    debug!(profile = %self.creds.profile, "new SCM access token, valid {}s", life.as_secs());
-                    // Refresh a little before expiry: 30 s, or a tenth of short lifetimes.
-                    let early = Duration::from_secs(30).min(life / 10);
-                    let now = Instant::now();
-                    Ok(CachedToken {
-                        token,
-                        refresh_at: now.checked_add(life - early).unwrap_or(now),
-                    })
-                }
-                Err(TokenAnswer::Refused { status, error, description }) => {
-                    Err(backoff::Error::permanent(ScmError::Auth(format!(
-                        "the token endpoint {url} refused client_id {:?} (HTTP {status}: {error} {description}); check client_id and client_secret",
-                        self.creds.client_id
-                    ))))
-                }
-                Err(TokenAnswer::Unavailable(what)) => Err(unavailable(
-                    format!("token endpoint {url}: {what}"),
-                    a.retry_after(),
-                )),
-            }
-        })
-        .await
+        self.session.call_retrying_in(op, call, reserved).await
     }
 }
 
@@ -586,72 +380,6 @@ pub fn parse_token(status: u16, body: &[u8]) -> Result<(Secret, Duration), Token
         }
         s => Err(TokenAnswer::Unavailable(format!("HTTP {s}"))),
     }
-}
-
-impl Answer {
-    fn www_authenticate_uri(&self) -> Option<String> {
-        self.www_authenticate
-            .as_deref()
-            .and_then(classify::authorization_uri)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
-
-/// Reads status, the headers that matter and a bounded body.
-async fn read_answer(
-    mut resp: reqwest::Response,
-    clock: &dyn sectigo_core::clock::Clock,
-) -> Result<Answer, ScmError> {
-    let status = resp.status().as_u16();
-    let h = resp.headers();
-    let text = |name: reqwest::header::HeaderName| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let content_type = text(reqwest::header::CONTENT_TYPE).unwrap_or_default();
-    let retry_after = text(reqwest::header::RETRY_AFTER)
-        .and_then(|v| classify::parse_retry_after(&v, clock.now()));
-    let www_authenticate = text(reqwest::header::WWW_AUTHENTICATE);
-    let mut body = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if body.len() + c.len() > MAX_BODY {
-                    return Err(ScmError::Malformed {
-                        status,
-                        what: format!("the body is larger than {} bytes", MAX_BODY),
-                    });
-                }
-                body.extend_from_slice(&c);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Err(ScmError::Transient {
-                    what: format!(
-                        "the connection broke while reading the answer (HTTP {status}): {}",
-                        sectigo_core::http::error_chain(&e)
-                    ),
-                    retry_after: None,
-                    maybe_processed: true,
-                })
-            }
-        }
-    }
-    Ok(Answer {
-        status,
-        content_type,
-        retry_after,
-        www_authenticate,
-        body,
-    })
-}
-
-/// Classifies an answer: the answer itself on success, the classified error otherwise.
-fn finish(call: Call, a: Answer) -> Result<Answer, ScmError> {
-    check_answer(call, a.status, &a.body, a.retry_after).map(|()| a)
 }
 
 /// What an SCM answer (status, body, Retry-After) to `call` means: `Ok` for success, else the
@@ -763,33 +491,10 @@ pub fn parse_cert_id(status: u16, body: &[u8]) -> Result<CertId, ScmError> {
     })
 }
 
-fn transport_error(e: &reqwest::Error, url: &str) -> ScmError {
-    // Connection never established: SCM cannot have seen the request.
-    let maybe_processed = !e.is_connect() && !e.is_builder();
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    let host = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    ScmError::Transient {
-        what: format!(
-            "request to {host} {kind}: {}",
-            sectigo_core::http::error_chain(e)
-        ),
-        retry_after: None,
-        maybe_processed,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     #[test]
     fn request_ids_fit_in_the_comments() {

@@ -7,7 +7,7 @@ pub mod jira;
 pub mod scm;
 
 pub use jira::{JiraFaults, JiraSim};
-pub use scm::{Faults, ScmSim, ScmSimConfig, Scripted};
+pub use scm::{AdminDateFormat, AdminFields, Faults, ScmSim, ScmSimConfig, Scripted};
 
 /// Serves `app` on `listener` until the returned sender is dropped.
 fn serve(listener: tokio::net::TcpListener, app: axum::Router) -> tokio::sync::oneshot::Sender<()> {

@@ -12,6 +12,9 @@
 //!   enroll), accounts that need approval (status `Requested`, then issued or `Declined`),
 //!   certificates revoked in the SCM UI (download -110, renew -130), revoking twice (-159),
 //!   revoking what is not issued (-102).
+//! - SCM's Admin API (`/api/ssl/v1` list and details) on a host of its own
+//!   ([`ScmSim::admin_url`]), over the same certificates, with its own accounts and tokens:
+//!   see `scm_admin.rs`.
 
 // Handlers return the answer to send as the error of their checks: an axum `Response`.
 #![allow(clippy::result_large_err)]
@@ -37,6 +40,11 @@ use tokio::time::Instant;
 
 use sectigo_core::clock::SharedClock;
 
+#[path = "scm_admin.rs"]
+mod admin;
+pub use admin::{AdminDateFormat, AdminFields};
+use admin::{AdminRecord, Host};
+
 #[derive(Debug, Clone)]
 pub struct ScmSimConfig {
     /// Accepted (client_id, client_secret) pairs.
@@ -55,6 +63,16 @@ pub struct ScmSimConfig {
     /// The simulator's time: when certificates are issued, their validity, token expiry. A
     /// test hands a `ManualClock` and moves it instead of sleeping.
     pub clock: SharedClock,
+    /// Accepted (client_id, client_secret) pairs of admin API accounts: their tokens work on
+    /// the Admin API only, and the REST accounts' tokens do not.
+    pub admin_clients: Vec<(String, String)>,
+    /// How the Admin API writes dates (`expires`, `renewedDate`, ...).
+    pub admin_dates: AdminDateFormat,
+    /// The organisation (`orgId`) and certificate profile (`sslTypeId`) of what the REST
+    /// account enrolls (SCM fixes both on the account); a renew with `profileId` takes that
+    /// profile.
+    pub org_id: i64,
+    pub ssl_type_id: i64,
 }
 
 impl Default for ScmSimConfig {
@@ -67,6 +85,10 @@ impl Default for ScmSimConfig {
             require_profile_id: false,
             approval_required: false,
             clock: sectigo_core::clock::system(),
+            admin_clients: vec![("sim-admin".into(), "sim-admin-secret".into())],
+            admin_dates: AdminDateFormat::default(),
+            org_id: 1,
+            ssl_type_id: 1,
         }
     }
 }
@@ -133,6 +155,8 @@ struct SimCert {
     revoked: bool,
     renewed_to: Vec<String>,
     approval: Approval,
+    /// What the Admin API shows beyond the above.
+    admin: AdminRecord,
 }
 
 /// Where a request stands on an account that needs approval.
@@ -154,11 +178,17 @@ struct Inner {
     profile_ids: Vec<Option<i64>>,
     /// Domains whose Domain Control Validation is incomplete: renew and enroll refuse them.
     dcv_incomplete: std::collections::HashSet<String>,
+    /// Requests to the Admin API's host, in arrival order.
+    admin_log: Vec<LoggedRequest>,
+    /// Access tokens of admin API accounts: token → issued at.
+    admin_tokens: HashMap<String, DateTime<Utc>>,
 }
 
 struct Sim {
     cfg: ScmSimConfig,
     script: Mutex<std::collections::VecDeque<Scripted>>,
+    /// Exact answers for the next Admin API requests.
+    admin_script: Mutex<std::collections::VecDeque<Scripted>>,
     faults: Mutex<Faults>,
     inner: Mutex<Inner>,
     ca_key: KeyPair,
@@ -172,8 +202,10 @@ struct Sim {
 /// A running simulator. Dropping it stops the server.
 pub struct ScmSim {
     addr: SocketAddr,
+    admin_addr: SocketAddr,
     sim: Arc<Sim>,
     _stop: tokio::sync::oneshot::Sender<()>,
+    _admin_stop: tokio::sync::oneshot::Sender<()>,
 }
 
 fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
@@ -233,6 +265,7 @@ impl Sim {
         inner.next_id += 1;
         let id = inner.next_id.to_string();
         let pem = self.make_pem(inner.next_id, cn, sans, nb, na, key);
+        let admin = AdminRecord::new(&self.cfg, inner.next_id, nb, na, self.now());
         inner.certs.insert(
             id.clone(),
             SimCert {
@@ -243,6 +276,7 @@ impl Sim {
                 revoked: false,
                 renewed_to: vec![],
                 approval: Approval::Approved,
+                admin,
             },
         );
         id
@@ -295,6 +329,7 @@ impl ScmSim {
         let sim = Arc::new(Sim {
             cfg,
             script: Mutex::new(Default::default()),
+            admin_script: Mutex::new(Default::default()),
             faults: Mutex::new(Faults::default()),
             inner: Mutex::new(Inner {
                 certs: BTreeMap::new(),
@@ -306,6 +341,8 @@ impl ScmSim {
                 comments: Vec::new(),
                 profile_ids: Vec::new(),
                 dcv_incomplete: Default::default(),
+                admin_log: Vec::new(),
+                admin_tokens: HashMap::new(),
             }),
             ca_key,
             ca_cert,
@@ -324,10 +361,16 @@ impl ScmSim {
             .fallback(|| async { scm_error(StatusCode::NOT_FOUND, -1, "Unknown error.") })
             .with_state(sim.clone());
         let tx = super::serve(listener, app);
+        // The Admin API is on a host of its own, as in SCM.
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let admin_addr = admin_listener.local_addr()?;
+        let admin_tx = super::serve(admin_listener, admin::router(sim.clone()));
         Ok(ScmSim {
             addr,
+            admin_addr,
             sim,
             _stop: tx,
+            _admin_stop: admin_tx,
         })
     }
 
@@ -350,14 +393,13 @@ impl ScmSim {
         self.sim.inner.lock().unwrap().tokens.len()
     }
 
-    /// The access tokens issued so far (to check that none reaches a log).
+    /// The access tokens issued so far, of both APIs (to check that none reaches a log).
     pub fn tokens(&self) -> Vec<String> {
-        self.sim
-            .inner
-            .lock()
-            .unwrap()
+        let inner = self.sim.inner.lock().unwrap();
+        inner
             .tokens
             .keys()
+            .chain(inner.admin_tokens.keys())
             .cloned()
             .collect()
     }
@@ -527,27 +569,31 @@ impl ScmSim {
     /// The same, over the requests from the `from`-th on (a phase of a run).
     pub fn max_requests_in_since(&self, window: Duration, from: usize) -> usize {
         let mut log = self.requests();
-        let log = log.split_off(from.min(log.len()));
-        let at: Vec<Instant> = log
-            .iter()
-            .filter(|r| r.path.starts_with("/api/"))
-            .map(|r| r.at)
-            .collect();
-        let mut best = 0;
-        let mut j = 0;
-        for i in 0..at.len() {
-            while at[i] - at[j] >= window {
-                j += 1;
-            }
-            best = best.max(i - j + 1);
-        }
-        best
+        max_in(log.split_off(from.min(log.len())), window)
     }
 
     /// The most requests the simulator was handling at once.
     pub fn max_concurrent_seen(&self) -> usize {
         self.sim.max_active.load(Ordering::SeqCst)
     }
+}
+
+/// The most API requests (paths under `/api/`) of `log` that arrived within any `window`.
+fn max_in(log: Vec<LoggedRequest>, window: Duration) -> usize {
+    let at: Vec<Instant> = log
+        .iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .map(|r| r.at)
+        .collect();
+    let mut best = 0;
+    let mut j = 0;
+    for i in 0..at.len() {
+        while at[i] - at[j] >= window {
+            j += 1;
+        }
+        best = best.max(i - j + 1);
+    }
+    best
 }
 
 fn scm_error(status: StatusCode, code: i64, description: &str) -> Response {
@@ -568,21 +614,36 @@ impl Drop for Guard<'_> {
 
 /// Arrival bookkeeping and faults common to every endpoint. `Err` is the answer to send.
 async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), Response> {
+    admit_on(sim, Host::Enrollment, method, uri, api).await
+}
+
+/// The same on one of the simulator's hosts: each has its own request log (and rate limit)
+/// and its own scripted answers; latency and random faults apply to both.
+async fn admit_on(
+    sim: &Sim,
+    host: Host,
+    method: &Method,
+    uri: &Uri,
+    api: bool,
+) -> Result<(), Response> {
     let now = Instant::now();
     let faults = sim.faults.lock().unwrap().clone();
     let over_rate = {
-        let mut inner = sim.inner.lock().unwrap();
+        let mut guard = sim.inner.lock().unwrap();
+        let inner = &mut *guard;
+        let log = match host {
+            Host::Enrollment => &mut inner.log,
+            Host::Admin => &mut inner.admin_log,
+        };
         let over = faults.max_rps.is_some_and(|max| {
-            inner
-                .log
-                .iter()
+            log.iter()
                 .rev()
                 .take_while(|r| now - r.at < Duration::from_secs(1))
                 .filter(|r| r.path.starts_with("/api/"))
                 .count()
                 >= max
         });
-        inner.log.push(LoggedRequest {
+        log.push(LoggedRequest {
             at: now,
             method: method.to_string(),
             path: uri.path().to_string(),
@@ -599,7 +660,10 @@ async fn admit(sim: &Sim, method: &Method, uri: &Uri, api: bool) -> Result<(), R
     if !api {
         return Ok(());
     }
-    let scripted = sim.script.lock().unwrap().pop_front();
+    let scripted = match host {
+        Host::Enrollment => sim.script.lock().unwrap().pop_front(),
+        Host::Admin => sim.admin_script.lock().unwrap().pop_front(),
+    };
     if let Some(answer) = scripted {
         return Err(match answer {
             Scripted::TooMany(secs) => too_many(secs),
@@ -696,8 +760,16 @@ fn too_many(secs: u64) -> Response {
 }
 
 fn record_status(sim: &Sim, resp: &Response) {
+    record_status_on(sim, Host::Enrollment, resp)
+}
+
+fn record_status_on(sim: &Sim, host: Host, resp: &Response) {
     let mut inner = sim.inner.lock().unwrap();
-    if let Some(last) = inner.log.iter_mut().rev().find(|r| r.status == 0) {
+    let log = match host {
+        Host::Enrollment => &mut inner.log,
+        Host::Admin => &mut inner.admin_log,
+    };
+    if let Some(last) = log.iter_mut().rev().find(|r| r.status == 0) {
         last.status = resp.status().as_u16();
     }
 }
@@ -723,7 +795,8 @@ fn authorize(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
         .token_revoke_after
         .unwrap_or(sim.cfg.token_ttl)
         .min(sim.cfg.token_ttl);
-    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or(chrono::TimeDelta::MAX) {
+    // A lifetime beyond chrono's range never ends (not: has ended at once).
+    if sim.now() - *issued >= chrono::Duration::from_std(life).unwrap_or(chrono::Duration::MAX) {
         return Err(unauthorized());
     }
     Ok(())
@@ -770,6 +843,9 @@ fn token_answer(sim: &Sim, body: &str) -> Response {
     }
     let id = form.get("client_id").cloned().unwrap_or_default();
     let secret = form.get("client_secret").cloned().unwrap_or_default();
+    if let Some(r) = admin::admin_token(sim, &id, &secret) {
+        return r;
+    }
     if !sim
         .cfg
         .clients
@@ -1041,6 +1117,14 @@ fn renew_answer(
         .renewed_to
         .push(new_id.clone());
     *inner.billable.entry(id.to_string()).or_default() += 1;
+    admin::renewed_through_rest(
+        &mut inner,
+        id,
+        &new_id,
+        now,
+        comments.as_deref().unwrap_or_default(),
+        profile_id,
+    );
     inner.comments.push(comments.unwrap_or_default());
     inner.profile_ids.push(profile_id);
     Ok((
@@ -1133,6 +1217,7 @@ fn enroll_answer(sim: &Sim, headers: &HeaderMap, body: &str) -> Result<Response,
         Some(&key),
     );
     inner.enrolled.push((cn.clone(), id.clone()));
+    admin::requested_through_rest(&mut inner, &id, comments.as_deref().unwrap_or_default());
     inner.comments.push(comments.unwrap_or_default());
     Ok((
         StatusCode::OK,
@@ -1175,6 +1260,7 @@ async fn replace(
                 sim.issued_at(),
                 Some(&key),
             );
+            admin::replaced_through_rest(&mut inner, &id, &new_id, now);
             Ok((
                 StatusCode::OK,
                 [("content-type", "application/json")],

@@ -24,7 +24,8 @@ pub use connector::{
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{
-    domain_allowed, DeployConfig, Profile, DEFAULT_DEPLOY_MODE, DEFAULT_TOKEN_URL, MAX_COMMENTS,
+    domain_allowed, AdminConfig, DeployConfig, Profile, DEFAULT_DEPLOY_MODE, DEFAULT_TOKEN_URL,
+    MAX_COMMENTS,
 };
 pub use reader::ENV_PREFIX;
 pub use secret_source::SecretError;
@@ -139,6 +140,7 @@ impl Config {
             for w in placeholder_warnings(p) {
                 warnings.push(w);
             }
+            warnings.extend(admin_warnings(p));
         }
         if let Some(f) = connector
             .jira
@@ -256,6 +258,45 @@ fn token_url_warning(p: &Profile) -> Option<String> {
         p.file.display(),
         p.token_url
     ))
+}
+
+/// `[admin]`: its secret readable by other users; its token URL on a host that is neither
+/// Sectigo's nor the profile's SCM hosts (the admin secret would be sent there).
+fn admin_warnings(p: &Profile) -> Vec<String> {
+    let Some(a) = &p.admin else {
+        return Vec::new();
+    };
+    let mut w = Vec::new();
+    if let Some(f) = &a.secret_readable_by_others {
+        w.push(format!(
+            "{}: holds profile {:?}'s [admin] client_secret and is readable by other users; run `chmod o-r {}` or use a systemd credential ({}.admin_client_secret)",
+            f.display(),
+            p.name,
+            f.display(),
+            p.name
+        ));
+    }
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()?
+            .host_str()
+            .map(str::to_ascii_lowercase)
+    };
+    if let Some(token) = host(&a.token_url) {
+        let sectigo = token == "sectigo.com" || token.ends_with(".sectigo.com");
+        let loopback = url::Url::parse(&a.token_url).is_ok_and(|u| is_loopback(&u));
+        let own = [&a.url, &p.scm_url]
+            .iter()
+            .any(|u| host(u).as_ref() == Some(&token));
+        if !sectigo && !loopback && !own {
+            w.push(format!(
+                "{}: [admin] token_url {:?} is on {token}, neither Sectigo's nor the [admin] url's or scm_url's host: the admin client secret is sent there; check it",
+                p.file.display(),
+                a.token_url
+            ));
+        }
+    }
+    w
 }
 
 impl Config {

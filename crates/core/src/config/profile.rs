@@ -43,6 +43,26 @@ pub struct Profile {
     /// The file holding the client secret, when other users can read it (a warning).
     #[serde(skip)]
     pub secret_readable_by_others: Option<PathBuf>,
+    /// SCM's Admin API (`[admin]`): SCM's own records of the certificates. `None`: not used.
+    pub admin: Option<AdminConfig>,
+}
+
+/// A profile's `[admin]` section: the Admin API (`URL/api/ssl/v1`) and its own account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    /// The base URL, without a trailing `/` (requests go to `url/api/ssl/v1...`).
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The admin account's token endpoint; default: the profile's `token_url`.
+    pub token_url: String,
+    /// SCM's organisation id (`orgId` filter); `None`: every organisation the account sees.
+    pub org_id: Option<i64>,
+    /// SCM's certificate type (profile) id (`sslTypeId` filter); default: `scm_profile_id`.
+    pub ssl_type_id: Option<i64>,
+    /// The file holding the admin secret, when other users can read it (a warning).
+    #[serde(skip)]
+    pub secret_readable_by_others: Option<PathBuf>,
 }
 
 /// A profile's `[deploy]` section.
@@ -144,6 +164,103 @@ fn read_deploy(r: &mut KeyReader<'_>) -> Option<DeployConfig> {
     })
 }
 
+/// The path the Admin API's operations sit under; `[admin] url` is the part before it.
+const ADMIN_API_PATH: &str = "/api/ssl/v1";
+
+/// Reads `[admin]`. Absent, or a table without keys (the shipped example's): `None`.
+fn read_admin(
+    name: &str,
+    r: &mut KeyReader<'_>,
+    credentials_dir: Option<&Path>,
+    profile_token_url: &str,
+    scm_profile_id: Option<i64>,
+) -> Option<AdminConfig> {
+    let url: Option<String> = r.opt("admin.url");
+    let client_id: Option<String> = r.opt("admin.client_id");
+    let inline: Option<Secret> = r.opt_secret("admin.client_secret");
+    let file: Option<PathBuf> = r.opt("admin.client_secret_file");
+    let token_url: Option<String> = r.opt("admin.token_url");
+    let org_id: Option<i64> = r.opt("admin.org_id");
+    let ssl_type_id: Option<i64> = r.opt("admin.ssl_type_id");
+    let Some(url) = url else {
+        let present = [
+            ("client_id", client_id.is_some()),
+            ("client_secret", inline.is_some()),
+            ("client_secret_file", file.is_some()),
+            ("token_url", token_url.is_some()),
+            ("org_id", org_id.is_some()),
+            ("ssl_type_id", ssl_type_id.is_some()),
+        ];
+        for (key, _) in present.iter().filter(|(_, p)| *p) {
+            r.error(
+                &format!("admin.{key}"),
+                "needs [admin] url (the Admin API's base URL, e.g. https://admin.enterprise.sectigo.com)",
+            );
+        }
+        return None;
+    };
+    match check_url(&url) {
+        Err(e) => r.error("admin.url", e),
+        Ok(u) if u.path().trim_end_matches('/').ends_with(ADMIN_API_PATH) => r.error(
+            "admin.url",
+            format!("{url:?} ends with {ADMIN_API_PATH}: give the base URL only (requests go to URL{ADMIN_API_PATH}...)"),
+        ),
+        Ok(u) if u.query().is_some() || u.fragment().is_some() => r.error(
+            "admin.url",
+            format!("{url:?} has a query or fragment: give the base URL only"),
+        ),
+        Ok(_) => {}
+    }
+    if client_id.is_none() {
+        r.error(
+            "admin.client_id",
+            "missing; this key is required with [admin] url (the admin API account's client ID)",
+        );
+    }
+    if let Some(id) = &client_id {
+        if id.trim().is_empty() {
+            r.error("admin.client_id", "must not be empty");
+        }
+    }
+    let spec = SecretSpec {
+        inline,
+        file,
+        credential: "",
+    };
+    let exposed = super::secret_source::exposed_file(&spec, r.file());
+    let credential = format!("{name}.admin_client_secret");
+    let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
+        Ok(s) => Some(s),
+        Err(msg) => {
+            r.error("admin.client_secret", msg);
+            None
+        }
+    };
+    if let Some(t) = &token_url {
+        if let Err(e) = check_url(t) {
+            r.error("admin.token_url", e);
+        }
+    }
+    if org_id.is_some_and(|id| id <= 0) {
+        r.error("admin.org_id", "must be a positive SCM organisation id");
+    }
+    if ssl_type_id.is_some_and(|id| id <= 0) {
+        r.error(
+            "admin.ssl_type_id",
+            "must be a positive SCM certificate profile id",
+        );
+    }
+    Some(AdminConfig {
+        url: url.trim_end_matches('/').to_string(),
+        client_id: client_id?,
+        client_secret: secret?,
+        token_url: token_url.unwrap_or_else(|| profile_token_url.to_string()),
+        org_id,
+        ssl_type_id: ssl_type_id.or(scm_profile_id),
+        secret_readable_by_others: exposed,
+    })
+}
+
 impl Profile {
     /// The identity used to recognise a profile whose file was renamed by hand.
     pub fn identity(&self) -> (String, String) {
@@ -218,6 +335,13 @@ impl Profile {
         let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
         let allowed_domains: Option<Vec<String>> = r.opt("allowed_domains");
         let deploy = read_deploy(r);
+        let admin = read_admin(
+            name,
+            r,
+            credentials_dir,
+            &token_url,
+            scm_profile_id.filter(|id| *id > 0),
+        );
         let rotation: String = r.or("key_rotation", "reuse".to_string());
         let key_type: Option<String> = r.opt("key_type");
         let new_key = match rotation.as_str() {
@@ -329,6 +453,7 @@ impl Profile {
             deploy,
             new_key,
             secret_readable_by_others: exposed,
+            admin,
         })
     }
 }
