@@ -6,9 +6,14 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use sectigo_core::text::Escaped;
 use sectigo_model::CertState;
 
-use crate::api::{CertDetail, CertList, ProfileRow, ReloadReport, Response, StatusReport};
+use crate::api::{
+    CertDetail, CertList, DueChangeReport, ProfileRow, ReloadReport, Response, StatusReport,
+};
+use sectigo_core::names::ProfileName;
+use sectigo_engine::policy::DueChange;
 
 pub use sectigo_core::text::ts;
 
@@ -108,6 +113,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         ),
         Response::Reloaded(r) => reload(r),
         Response::DryRun(d) => dry_run(d),
+        Response::DueChange(d) => due_change(d),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
     };
     (out, String::new())
@@ -162,13 +168,74 @@ pub fn exported(c: &sectigo_state::Counts, bytes: u64) -> String {
     )
 }
 
+/// One profile's [`DueChange`] in words: `against_running` compares with the running
+/// configuration ("more"), else with nothing (what a first start renews).
+pub fn due_change_line(profile: &ProfileName, d: &DueChange, against_running: bool) -> String {
+    let what = if against_running {
+        format!(
+            "{} due now that the running configuration does not renew yet",
+            plural(d.newly_due, "more certificate", "more certificates")
+        )
+    } else {
+        format!(
+            "{} due now",
+            plural(d.newly_due, "certificate", "certificates")
+        )
+    };
+    let budget = match d.limit {
+        None => "no daily budget: all go at the next cycle".to_string(),
+        Some(limit) => {
+            let wait = d.newly_due - d.through_today;
+            format!(
+                "the daily budget ({} of {limit} used in 24 h) lets {} through today{}",
+                d.used,
+                d.through_today,
+                if wait > 0 {
+                    format!(", {wait} wait")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    };
+    format!("profile {profile}: {what}; {budget}; each renewal is billed")
+}
+
+fn due_change(r: &DueChangeReport) -> String {
+    let mut o = String::new();
+    let against = if r.against_running {
+        "against the running daemon's state"
+    } else {
+        "against the state (no daemon runs)"
+    };
+    if r.due.is_empty() {
+        let _ = writeln!(
+            o,
+            "due: {against}, these files make no {}certificate due",
+            if r.against_running { "more " } else { "" }
+        );
+    }
+    for (p, d) in &r.due {
+        let _ = writeln!(
+            o,
+            "due: {against}: {}",
+            due_change_line(p, d, r.against_running)
+        );
+    }
+    o
+}
+
 fn reload(r: &ReloadReport) -> String {
     if r.applied() {
-        format!(
+        let mut o = format!(
             "configuration reloaded from {}: {}\n",
             r.config_dir.display(),
             plural(r.profiles as u64, "profile", "profiles")
-        )
+        );
+        for (p, d) in &r.due {
+            let _ = writeln!(o, "  {}", due_change_line(p, d, true));
+        }
+        o
     } else {
         let mut o = format!(
             "configuration in {} refused; the running configuration stays:\n",
@@ -240,11 +307,28 @@ fn status_daemon(s: &StatusReport) -> String {
 /// `status`: the certificates by state, what is due, and what needs a look.
 fn status_certificates(s: &StatusReport) -> String {
     let mut o = String::new();
-    let counts: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    for l in outage_lines(s) {
+        writeln!(o, "problem:       {l}").ok();
+    }
+    let budgets: Vec<String> = s
+        .budgets
+        .iter()
+        .filter(|(_, u)| u.used > 0 || u.limit.is_some())
+        .map(|(p, u)| format!("{p} {}", usage(*u)))
+        .collect();
+    if !budgets.is_empty() {
+        writeln!(o, "billed (24 h): {}", budgets.join(", ")).ok();
+    }
+    let counts: Vec<String> = s
+        .inventory
+        .by_state
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     writeln!(
         o,
         "certificates:  {} tracked ({})",
-        s.certificates,
+        s.inventory.certificates,
         if counts.is_empty() {
             "none".into()
         } else {
@@ -254,32 +338,35 @@ fn status_certificates(s: &StatusReport) -> String {
     .ok();
     // The same certificates as `certs list --due`, told apart.
     let mut also = Vec::new();
-    if s.retry_waiting > 0 {
-        also.push(format!("{} waiting out a retry", s.retry_waiting));
+    if s.inventory.retry_waiting > 0 {
+        also.push(format!("{} waiting out a retry", s.inventory.retry_waiting));
     }
-    if s.due_no_auto_renew > 0 {
-        also.push(format!("{} due with auto_renew off", s.due_no_auto_renew));
+    if s.inventory.due_no_auto_renew > 0 {
+        also.push(format!(
+            "{} due with auto_renew off",
+            s.inventory.due_no_auto_renew
+        ));
     }
     if also.is_empty() {
-        writeln!(o, "due now:       {}", s.due).ok();
+        writeln!(o, "due now:       {}", s.inventory.due).ok();
     } else {
         writeln!(
             o,
             "due now:       {} (and {}; `certs list --due` lists all)",
-            s.due,
+            s.inventory.due,
             also.join(", ")
         )
         .ok();
     }
-    if s.stalled > 0 {
+    if s.inventory.stalled > 0 {
         writeln!(
             o,
             "stalled:       {} accepted by SCM and not issued in time (approve them in SCM?)",
-            plural(s.stalled, "renewal", "renewals")
+            plural(s.inventory.stalled, "renewal", "renewals")
         )
         .ok();
     }
-    for (p, n) in &s.orphaned {
+    for (p, n) in &s.inventory.orphaned {
         writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
     }
     for (name, f) in &s.force_renewals {
@@ -299,7 +386,7 @@ fn status_certificates(s: &StatusReport) -> String {
         }
         .ok();
     }
-    for p in s.problems.iter().take(20) {
+    for p in s.inventory.problems.iter().take(20) {
         writeln!(
             o,
             "problem:       {} ({}, {}): {}",
@@ -310,11 +397,11 @@ fn status_certificates(s: &StatusReport) -> String {
         )
         .ok();
     }
-    if s.problems.len() > 20 {
+    if s.inventory.problems.len() > 20 {
         writeln!(
             o,
             "problem:       ... and {} more (certs list --json)",
-            s.problems.len() - 20
+            s.inventory.problems.len() - 20
         )
         .ok();
     }
@@ -433,7 +520,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             r.errors.join("; ")
         ));
     }
-    for p in &s.problems {
+    for p in &s.inventory.problems {
         let what = match p.state.as_str() {
             "outcome-unknown" => {
                 "outcome unknown: check SCM, then `renew` it or `certs resolve` it".to_string()
@@ -454,10 +541,10 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             p.last_error.as_deref().unwrap_or("-")
         ));
     }
-    if s.stalled > 0 {
+    if s.inventory.stalled > 0 {
         out.push(format!(
             "stalled: {} accepted by SCM and not issued in time (approve them in SCM?)",
-            plural(s.stalled, "renewal", "renewals")
+            plural(s.inventory.stalled, "renewal", "renewals")
         ));
     }
     if let Some(c) = &s.last_cycle {
@@ -468,7 +555,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             ));
         }
     }
-    for (p, n) in &s.orphaned {
+    for (p, n) in &s.inventory.orphaned {
         out.push(format!(
             "orphaned: {} of profile {p:?}, which is no longer configured",
             plural(*n, "certificate", "certificates")
@@ -485,6 +572,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "enrollment {k}: outcome unknown: check SCM, then `certs resolve {k}`"
         ));
     }
+    out.extend(outage_lines(s));
     out
 }
 
@@ -581,12 +669,59 @@ fn cert(c: &CertDetail) -> String {
     o
 }
 
+/// A budget as `used/limit` (`used/-` without a limit).
+fn usage(u: sectigo_engine::Usage) -> String {
+    match u.limit {
+        Some(l) => format!("{}/{l}", u.used),
+        None => format!("{}/-", u.used),
+    }
+}
+
+/// The lines of what stops renewals SCM-side, and of renewals held by the budget: for
+/// `status` and `status --check` alike.
+fn outage_lines(s: &StatusReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in &s.outages {
+        let waiting = if o.waiting > 0 {
+            format!("; {} wait", plural(o.waiting, "renewal", "renewals"))
+        } else {
+            String::new()
+        };
+        out.push(match o.kind {
+            sectigo_model::OutageKind::Unreachable => format!(
+                "SCM unreachable: {} since {} ({}){waiting}; the connector probes it, nothing else is sent",
+                Escaped(&o.what),
+                ts(o.since),
+                Escaped(&o.error)
+            ),
+            sectigo_model::OutageKind::CredentialsRefused => format!(
+                "credentials refused: profile {} since {} ({}){waiting}; fix client_id / client_secret (or client_secret_file) in profiles.d/{}.toml",
+                o.what,
+                ts(o.since),
+                Escaped(&o.error),
+                o.what
+            ),
+        });
+    }
+    if let Some(c) = &s.last_cycle {
+        for (p, n) in &c.held {
+            let u = s.budgets.get(p).copied();
+            out.push(format!(
+                "budget: {} of profile {p} wait for its daily budget ({} in 24 h); they go as it allows, most urgent first; if expected, raise [renewal] max_per_day (or max_renewals_per_day in profiles.d/{p}.toml)",
+                plural(*n, "scheduled renewal", "scheduled renewals"),
+                u.map(usage).unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 fn profiles(rows: &[ProfileRow]) -> String {
     let mut o = String::new();
     writeln!(
         o,
-        "{:<20} {:>8} {:>8}  {:<8} {:<6} SCM URL",
-        "PROFILE", "LIVE", "PAST", "WINDOW", "AUTO"
+        "{:<20} {:>8} {:>8}  {:<8} {:<6} {:<9} SCM URL",
+        "PROFILE", "LIVE", "PAST", "WINDOW", "AUTO", "24H/LIMIT"
     )
     .ok();
     for p in rows {
@@ -599,8 +734,14 @@ fn profiles(rows: &[ProfileRow]) -> String {
                 };
                 writeln!(
                     o,
-                    "{:<20} {:>8} {:>8}  {:<8} {:<6} {}",
-                    p.name, p.live, p.past, window, s.auto_renew, s.scm_url
+                    "{:<20} {:>8} {:>8}  {:<8} {:<6} {:<9} {}",
+                    p.name,
+                    p.live,
+                    p.past,
+                    window,
+                    s.auto_renew,
+                    p.budget.map(usage).unwrap_or_default(),
+                    s.scm_url
                 )
             }
             None => writeln!(
@@ -633,15 +774,10 @@ mod tests {
             daemon: None,
             last_cycle: None,
             next_cycle: Some(at(10)),
-            certificates: 0,
-            by_state: BTreeMap::new(),
-            due: 0,
-            retry_waiting: 0,
-            due_no_auto_renew: 0,
-            stalled: 0,
-            orphaned: BTreeMap::new(),
+            inventory: Default::default(),
             force_renewals: BTreeMap::new(),
-            problems: vec![],
+            budgets: BTreeMap::new(),
+            outages: vec![],
             jira: JiraStatus {
                 configured: false,
                 pending: 0,
@@ -662,10 +798,10 @@ mod tests {
     #[test]
     fn status_text_names_problems_orphans_and_plurals() {
         let mut s = empty_status();
-        s.certificates = 3;
-        s.by_state.insert("active".parse().unwrap(), 3);
-        s.orphaned.insert("old".parse().unwrap(), 1);
-        s.problems.push(Problem {
+        s.inventory.certificates = 3;
+        s.inventory.by_state.insert("active".into(), 3);
+        s.inventory.orphaned.insert("old".parse().unwrap(), 1);
+        s.inventory.problems.push(Problem {
             id: "42".parse().unwrap(),
             profile: "web".parse().unwrap(),
             state: "failed".into(),
@@ -693,8 +829,8 @@ mod tests {
         assert!(out.contains("next cycle:    2026-12-01T10:00:00Z"), "{out}");
         assert!(!out.contains("jira workflow"), "{out}");
         assert!(out.contains("due now:       0\n"), "{out}");
-        s.retry_waiting = 1;
-        s.due_no_auto_renew = 2;
+        s.inventory.retry_waiting = 1;
+        s.inventory.due_no_auto_renew = 2;
         let out = status(&s, at(9));
         assert!(
             out.contains("due now:       0 (and 1 waiting out a retry, 2 due with auto_renew off; `certs list --due` lists all)"),
@@ -711,7 +847,7 @@ mod tests {
             next_cycle: None,
             last_reload: None,
         });
-        s.certificates = 5;
+        s.inventory.certificates = 5;
         assert!(needs_a_person(&s).is_empty(), "a healthy daemon: nothing");
         for (state, failures, want) in [
             ("outcome-unknown", 0, "outcome unknown"),
@@ -719,7 +855,7 @@ mod tests {
             ("deploy-failed", 3, "not deployed (3 attempts)"),
             ("active", 2, "2 failed attempts (active)"),
         ] {
-            s.problems.push(Problem {
+            s.inventory.problems.push(Problem {
                 id: "7".parse().unwrap(),
                 profile: "web".parse().unwrap(),
                 state: state.into(),
@@ -732,11 +868,11 @@ mod tests {
                 lines[0].contains(want) && lines[0].contains("boom"),
                 "{lines:?}"
             );
-            s.problems.clear();
+            s.inventory.problems.clear();
         }
-        s.stalled = 1;
+        s.inventory.stalled = 1;
         s.jira.undeliverable = 2;
-        s.orphaned.insert("old".parse().unwrap(), 1);
+        s.inventory.orphaned.insert("old".parse().unwrap(), 1);
         s.daemon = None;
         let lines = needs_a_person(&s).join("\n");
         for want in [
@@ -785,16 +921,22 @@ mod tests {
                 }),
                 live: 2,
                 past: 1,
+                budget: Some(sectigo_engine::Usage {
+                    used: 37,
+                    limit: Some(100),
+                }),
             },
             ProfileRow {
                 name: "gone".parse().unwrap(),
                 settings: None,
                 live: 1,
                 past: 0,
+                budget: None,
             },
         ];
         let out = profiles(&rows);
         assert!(out.lines().nth(1).unwrap().contains("force"), "{out}");
+        assert!(out.lines().nth(1).unwrap().contains("37/100"), "{out}");
         assert!(out.contains("(orphaned: no profiles.d/gone.toml)"), "{out}");
     }
 
@@ -806,11 +948,27 @@ mod tests {
             errors: vec![],
             profiles: 1,
             config_dir: "/etc/sectigo-connector".into(),
+            due: BTreeMap::new(),
         };
         assert_eq!(
             reload(&r),
             "configuration reloaded from /etc/sectigo-connector: 1 profile\n"
         );
+        // A wider window: what it makes due, and what the budget lets through, before it bills.
+        r.due.insert(
+            "web".parse().unwrap(),
+            DueChange {
+                newly_due: 40,
+                through_today: 5,
+                limit: Some(5),
+                used: 0,
+            },
+        );
+        assert_eq!(
+            reload(&r),
+            "configuration reloaded from /etc/sectigo-connector: 1 profile\n  profile web: 40 more certificates due now that the running configuration does not renew yet; the daily budget (0 of 5 used in 24 h) lets 5 through today, 35 wait; each renewal is billed\n"
+        );
+        r.due.clear();
         r.errors
             .push("profiles.d/web.toml: expiry_window_days: must be at least 1".into());
         let out = reload(&r);

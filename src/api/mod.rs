@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
-use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed, Resolved, Target};
-use sectigo_model::{CertRecord, CycleSummary, ForceRun};
+use sectigo_engine::policy::DueChange;
+use sectigo_engine::{ImportLine, ImportSummary, Inventory, Renamed, Resolved, Target, Usage};
+use sectigo_model::{CertRecord, CycleSummary, ForceRun, Outage};
 
 /// A command for the state, from the command line or through the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +98,10 @@ pub enum Request {
         #[serde(default)]
         keys: bool,
     },
+    /// What the configuration files now say would make due, against the state: compared with
+    /// the running configuration when a daemon answers (`check-config`), with nothing when
+    /// none runs (what a first start would renew).
+    DueChange,
 }
 
 /// What a request produced.
@@ -150,6 +155,7 @@ pub enum Response {
     Renamed(Renamed),
     Reloaded(ReloadReport),
     DryRun(DryRunReport),
+    DueChange(DueChangeReport),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
     /// follow the reply line, in-process they are in `spool`.
     StateExported {
@@ -253,21 +259,16 @@ pub struct StatusReport {
     pub daemon: Option<DaemonInfo>,
     pub last_cycle: Option<CycleSummary>,
     pub next_cycle: Option<DateTime<Utc>>,
-    pub certificates: u64,
-    pub by_state: BTreeMap<String, u64>,
-    pub due: u64,
-    /// Inside the window, waiting out a retry after a failure.
-    #[serde(default)]
-    pub retry_waiting: u64,
-    /// Inside the window with auto_renew off.
-    #[serde(default)]
-    pub due_no_auto_renew: u64,
-    /// Renewals accepted by SCM and not issued within `[renewal] collect_timeout_hours`.
-    #[serde(default)]
-    pub stalled: u64,
-    pub orphaned: BTreeMap<ProfileName, u64>,
+    /// The inventory summary (the same pass `/metrics` and `profiles list` read).
+    #[serde(flatten)]
+    pub inventory: Inventory,
     pub force_renewals: BTreeMap<ProfileName, ForceRun>,
-    pub problems: Vec<Problem>,
+    /// Each configured profile's daily budget: renewals in the last 24 hours, and its limit.
+    #[serde(default)]
+    pub budgets: BTreeMap<ProfileName, Usage>,
+    /// What stops renewals SCM-side now: hosts that cannot be reached, credentials refused.
+    #[serde(default)]
+    pub outages: Vec<Outage>,
     pub jira: JiraStatus,
     pub workflow: WorkflowStatus,
     #[serde(default)]
@@ -314,6 +315,9 @@ pub struct ProfileRow {
     pub settings: Option<ProfileSettings>,
     pub live: u64,
     pub past: u64,
+    /// Its daily budget (configured profiles).
+    #[serde(default)]
+    pub budget: Option<Usage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +338,18 @@ pub struct ReloadReport {
     pub errors: Vec<String>,
     pub profiles: usize,
     pub config_dir: PathBuf,
+    /// Per profile, the certificates the new configuration made due that the old one did
+    /// not, and how many of them the daily budget lets through today.
+    #[serde(default)]
+    pub due: BTreeMap<ProfileName, DueChange>,
+}
+
+/// What a configuration makes due, against the state (`check-config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueChangeReport {
+    /// Compared with the running daemon's configuration; else with nothing.
+    pub against_running: bool,
+    pub due: BTreeMap<ProfileName, DueChange>,
 }
 
 impl ReloadReport {

@@ -93,22 +93,31 @@ pub(super) async fn status(
             .ok()
             .and_then(|c| c.next_after(now))
     });
+    // Live when the daemon answers (its clients know the hosts); else what the last cycle saw.
+    let outages = match (daemon, &last) {
+        (Some(_), l) => sectigo_engine::cycle::outages(
+            engine.shared(),
+            engine.book(),
+            &l.clone().unwrap_or_default(),
+        ),
+        (None, Some(l)) => l.outages.clone(),
+        (None, None) => Vec::new(),
+    };
+    let mut budgets = BTreeMap::new();
+    for p in engine.profiles().keys() {
+        budgets.insert(p.clone(), engine.budget().usage(p).await?);
+    }
     Ok(StatusReport {
         daemon: daemon.cloned(),
         last_cycle: last,
         next_cycle,
-        certificates: inv.certificates,
-        by_state: inv.by_state,
-        due: inv.due,
-        retry_waiting: inv.retry_waiting,
-        due_no_auto_renew: inv.due_no_auto_renew,
-        stalled: inv.stalled,
-        orphaned: inv.orphaned,
+        inventory: inv,
         force_renewals: states
             .into_iter()
             .filter_map(|(n, s)| s.force.map(|f| (n, f)))
             .collect(),
-        problems: inv.problems,
+        budgets,
+        outages,
         jira: JiraStatus {
             configured: config.connector.jira.is_some(),
             pending,
@@ -225,29 +234,28 @@ pub(super) async fn profiles_list(
 ) -> Result<Response, EngineError> {
     let (inv, ()) = engine.inventory(()).await?;
     let mut counts = inv.by_profile;
-    let mut rows: Vec<ProfileRow> = config
-        .profiles
-        .values()
-        .map(|p| {
-            let c = counts.remove(&p.name).unwrap_or_default();
-            ProfileRow {
-                name: p.name.clone(),
-                settings: Some(ProfileSettings {
-                    force_renewal: p.force_renewal,
-                    expiry_window_days: p.expiry_window_days,
-                    auto_renew: p.auto_renew,
-                    scm_url: p.scm_url.clone(),
-                }),
-                live: c.live,
-                past: c.past,
-            }
-        })
-        .collect();
+    let mut rows: Vec<ProfileRow> = Vec::new();
+    for p in config.profiles.values() {
+        let c = counts.remove(&p.name).unwrap_or_default();
+        rows.push(ProfileRow {
+            name: p.name.clone(),
+            settings: Some(ProfileSettings {
+                force_renewal: p.force_renewal,
+                expiry_window_days: p.expiry_window_days,
+                auto_renew: p.auto_renew,
+                scm_url: p.scm_url.clone(),
+            }),
+            live: c.live,
+            past: c.past,
+            budget: Some(engine.budget().usage(&p.name).await?),
+        });
+    }
     rows.extend(counts.into_iter().map(|(name, c)| ProfileRow {
         name,
         settings: None,
         live: c.live,
         past: c.past,
+        budget: None,
     }));
     Ok(Response::Profiles(rows))
 }

@@ -12,7 +12,7 @@ use sectigo_engine::{Engine, EngineError, Finding, Reason, RenewOutcome};
 use sectigo_model::CertState;
 
 use super::queries::{self, is_due};
-use super::{ApiError, DaemonInfo, ErrorKind, Reply, Request, Response};
+use super::{ApiError, DaemonInfo, DueChangeReport, ErrorKind, Reply, Request, Response};
 
 /// The kind of failure an engine error is, for the operator.
 pub fn engine_error(e: EngineError) -> ApiError {
@@ -105,6 +105,19 @@ async fn plain(
         Request::CertsShow { id } => queries::certs_show(engine, &id).await,
         Request::ProfilesList => queries::profiles_list(engine, config).await,
         Request::DryRun => queries::dry_run(engine).await,
+        Request::DueChange => {
+            // The files as they are now (the daemon's own directory), against the state.
+            let dir = config.dir.clone();
+            let next = tokio::task::spawn_blocking(move || Config::load(&dir))
+                .await
+                .map_err(|e| EngineError::Invalid(e.to_string()))?
+                .map_err(|e| EngineError::Invalid(format!("the configuration is invalid: {e}")))?;
+            let against_running = daemon.is_some();
+            Ok(Response::DueChange(DueChangeReport {
+                against_running,
+                due: engine.due_change(&next, against_running).await?,
+            }))
+        }
         Request::CertsImport { profile, lines } => engine
             .importer()
             .import(&profile, lines)
@@ -296,9 +309,22 @@ async fn renew(engine: &Engine, id: CertId) -> Reply {
             ErrorKind::Failed,
             format!("renewal failed: {id}: {e}"),
         )),
-        RenewOutcome::Unreachable(e) => Err(ApiError::new(
+        RenewOutcome::Deferred(e) => Err(match e {
+            sectigo_scm::ScmError::Auth(_) => ApiError::new(
+                ErrorKind::Config,
+                format!("renewal not made, SCM refused the profile's credentials (nothing was billed): {id}: {e}"),
+            ),
+            _ => ApiError::new(
+                ErrorKind::TempFail,
+                format!("renewal not made, try again later (nothing was billed): {id}: {e}"),
+            ),
+        }),
+        RenewOutcome::Held(u) => Err(ApiError::new(
             ErrorKind::TempFail,
-            format!("renewal not made, try again later (nothing was billed): {id}: {e}"),
+            format!(
+                "renewal not made, the profile's daily budget is spent ({} in 24 h; nothing was billed): {id}",
+                u.used
+            ),
         )),
         RenewOutcome::Unknown(e) => Err(ApiError::new(
             ErrorKind::Failed,

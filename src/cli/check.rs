@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use sectigo_core::config::Config;
 use sectigo_core::names::IssueKey;
-use sectigo_engine::ScmClients;
+use sectigo_engine::{Engine, ScmClients, Shared};
 
 use super::output::write_out;
 use super::runtime;
+use crate::api::{DueChangeReport, Request, Response};
 use crate::exit::{CliError, Exit};
 
 /// What `check-config` says of `connector.toml`.
@@ -196,10 +197,55 @@ pub fn check_config(dir: &Path, online: bool, issue: Option<&IssueKey>) -> Resul
         say!("warning: {w}");
     }
     write_out(&o);
+    write_out(&due_change(dir, &cfg));
     if online {
         return check_online(&cfg, issue);
     }
     Ok(0)
+}
+
+/// What these files make due against the state: compared with the running configuration
+/// through the daemon; when none runs, from the state itself (read only by its owner, so
+/// that root never leaves files the service user cannot open), compared with nothing.
+/// Informative: never changes the exit code.
+fn due_change(dir: &Path, cfg: &Config) -> String {
+    let ask = async {
+        let socket = Config::control_socket(dir);
+        match crate::api::client::send(&socket, &Request::DueChange).await {
+            Ok(Some(Ok(Response::DueChange(r)))) => return Ok(r),
+            Ok(Some(Err(e))) => return Err(e.message),
+            Ok(Some(Ok(_))) => return Err("the daemon gave another answer".into()),
+            Err(e) => return Err(format!("cannot talk to the daemon: {e}")),
+            Ok(None) => {}
+        }
+        let state = &cfg.connector.state.dir;
+        let owner = std::fs::metadata(state)
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .map_err(|_| format!("no state in {} yet", state.display()))?;
+        if owner != rustix::process::geteuid().as_raw() {
+            return Err(format!(
+                "no daemon runs, and the state belongs to uid {owner}: run check-config as that user to count what these files make due"
+            ));
+        }
+        let store = sectigo_state::open(&cfg.connector.state).map_err(|e| e.to_string())?;
+        let engine = Engine::new(cfg, store, Shared::new(cfg), sectigo_core::clock::system())
+            .map_err(|e| e.to_string())?;
+        let due = engine
+            .due_change(cfg, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(DueChangeReport {
+            against_running: false,
+            due,
+        })
+    };
+    let r = runtime()
+        .map_err(|e| e.error.to_string())
+        .and_then(|rt| rt.block_on(ask));
+    match r {
+        Ok(r) => crate::render::text(&Response::DueChange(r), super::now()).0,
+        Err(why) => format!("due: not counted: {why}\n"),
+    }
 }
 
 /// `check-config --online`: each profile's token endpoint, and Jira's authentication.

@@ -131,9 +131,61 @@ pub async fn render(engine: &Engine, counters: &Counters) -> String {
     writeln!(o, "sectigo_jira_pending_updates {pending}").ok();
     o.push_str("# HELP sectigo_jira_undeliverable_updates Jira updates Jira can never take (issue gone, no permission).\n# TYPE sectigo_jira_undeliverable_updates gauge\n");
     writeln!(o, "sectigo_jira_undeliverable_updates {dead}").ok();
+    o.push_str(&scm_and_budget(engine, last.as_ref()).await);
     if let Some(t) = last.and_then(|c| c.finished) {
         o.push_str("# HELP sectigo_last_cycle_finished_seconds When the last renewal cycle finished (Unix time).\n# TYPE sectigo_last_cycle_finished_seconds gauge\n");
         writeln!(o, "sectigo_last_cycle_finished_seconds {}", t.timestamp()).ok();
+    }
+    o
+}
+
+/// Whether each SCM host answers, and each profile's daily budget and what waits.
+async fn scm_and_budget(engine: &Engine, last: Option<&sectigo_model::CycleSummary>) -> String {
+    let mut o = String::new();
+    o.push_str("# HELP sectigo_scm_up Whether an SCM host (API or token endpoint) answers (1) or cannot be reached (0).\n# TYPE sectigo_scm_up gauge\n");
+    for h in engine.shared().hosts() {
+        let host = sectigo_core::text::Escaped(&h.host)
+            .to_string()
+            .replace('"', "");
+        writeln!(
+            o,
+            "sectigo_scm_up{{host=\"{host}\"}} {}",
+            u8::from(h.down_since.is_none())
+        )
+        .ok();
+    }
+    o.push_str("# HELP sectigo_renewals_billed_24h Billable calls of the profile in the last 24 hours.\n# TYPE sectigo_renewals_billed_24h gauge\n");
+    let mut limits = String::new();
+    for p in engine.profiles().keys() {
+        let Ok(u) = engine.budget().usage(p).await else {
+            continue;
+        };
+        writeln!(
+            o,
+            "sectigo_renewals_billed_24h{{profile=\"{p}\"}} {}",
+            u.used
+        )
+        .ok();
+        if let Some(l) = u.limit {
+            writeln!(limits, "sectigo_renewal_budget{{profile=\"{p}\"}} {l}").ok();
+        }
+    }
+    o.push_str("# HELP sectigo_renewal_budget The profile's daily budget of scheduled renewals (absent: no limit).\n# TYPE sectigo_renewal_budget gauge\n");
+    o.push_str(&limits);
+    o.push_str("# HELP sectigo_renewals_waiting Renewals of the last cycle that wait: held by the daily budget, or deferred (SCM unreachable, credentials refused).\n# TYPE sectigo_renewals_waiting gauge\n");
+    for p in engine.profiles().keys() {
+        let held = last.and_then(|c| c.held.get(p)).copied().unwrap_or(0);
+        let deferred = last.and_then(|c| c.deferred.get(p)).copied().unwrap_or(0);
+        writeln!(
+            o,
+            "sectigo_renewals_waiting{{profile=\"{p}\",why=\"budget\"}} {held}"
+        )
+        .ok();
+        writeln!(
+            o,
+            "sectigo_renewals_waiting{{profile=\"{p}\",why=\"scm\"}} {deferred}"
+        )
+        .ok();
     }
     o
 }

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod notify;
 pub mod scheduler;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -405,15 +406,23 @@ impl Daemon {
         notify::reloading();
         let d = self.dir.clone();
         let loaded = tokio::task::spawn_blocking(move || Config::load(&d)).await;
+        let mut due = BTreeMap::new();
         let errors = match loaded {
             Err(e) => vec![format!("loading the configuration failed: {e}")],
             Ok(Err(errs)) => errs.0.iter().map(|e| e.to_string()).collect(),
             Ok(Ok(new)) => match self.conn.reconfigure(new) {
                 Err(e) => vec![e.to_string()],
-                Ok(conn) => match self.apply(conn).await {
-                    Ok(()) => vec![],
-                    Err(e) => vec![e.to_string()],
-                },
+                Ok(conn) => {
+                    // What it will cost, told before it applies (the state as it is now).
+                    match self.conn.engine().due_change(conn.config(), true).await {
+                        Ok(d) => due = d,
+                        Err(e) => warn!("cannot tell what the new configuration makes due: {e}"),
+                    }
+                    match self.apply(conn).await {
+                        Ok(()) => vec![],
+                        Err(e) => vec![e.to_string()],
+                    }
+                }
             },
         };
         let report = ReloadReport {
@@ -421,6 +430,11 @@ impl Daemon {
             cause: cause.to_string(),
             profiles: self.conn.config().profiles.len(),
             config_dir: self.dir.clone(),
+            due: if errors.is_empty() {
+                due
+            } else {
+                BTreeMap::new()
+            },
             errors,
         };
         if report.applied() {
@@ -429,6 +443,9 @@ impl Daemon {
                 report.profiles,
                 self.next_cycle_text()
             );
+            for (profile, d) in &report.due {
+                warn!(profile = %profile, "{}", crate::render::due_change_line(profile, d, true));
+            }
         } else {
             error!(
                 "configuration reload failed, keeping the running configuration: {}",

@@ -270,8 +270,27 @@ fn populate(s: &SledStore, keys: &KeyStore) {
         pending: 2,
         skipped_no_auto_renew: 1,
         errors: vec!["1006: -180".into()],
+        deferred: [(crate::common::pn("web"), 3)].into(),
+        held: [(crate::common::pn("web"), 9)].into(),
+        outages: vec![sectigo_model::Outage {
+            kind: sectigo_model::OutageKind::Unreachable,
+            what: "scm.example:443".into(),
+            since: t,
+            error: "connection refused".into(),
+            waiting: 3,
+        }],
     })
     .unwrap();
+    for (i, reason) in ["window", "forced", "operator"].iter().enumerate() {
+        s.record_billing(&sectigo_model::BillingEntry {
+            profile: crate::common::pn("web"),
+            at: t + Duration::minutes(i as i64),
+            what: format!("100{i}"),
+            request: format!("r-00000000{i:02}"),
+            reason: reason.to_string(),
+        })
+        .unwrap();
+    }
     s.put_enrollment_starts(&[t, t + Duration::minutes(5)])
         .unwrap();
     s.flush().unwrap();
@@ -306,7 +325,7 @@ fn answers(s: &dyn Store) -> String {
     let ids = |v: Vec<CertRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let keys = |v: Vec<IssueRecord>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
     format!(
-        "expiring {:?}\nin flight {:?}\ndeploys {:?}\nweb {:?}\nmail {:?}\nwork {:?}\nrenew handled {:?}\nrevoke handled {:?}\ncsr {:?}\noutbox {:?}\nstats {:?}\nprofiles {:?}\nlast {:?}\nstarts {:?}",
+        "expiring {:?}\nin flight {:?}\ndeploys {:?}\nweb {:?}\nmail {:?}\nwork {:?}\nrenew handled {:?}\nrevoke handled {:?}\ncsr {:?}\noutbox {:?}\nstats {:?}\nprofiles {:?}\nlast {:?}\nstarts {:?}\nbilled {:?}",
         ids(s.active_expiring_before(t0() + Duration::days(400)).unwrap()),
         ids(s.in_flight().unwrap()),
         ids(s.deploys_owed().unwrap()),
@@ -321,6 +340,8 @@ fn answers(s: &dyn Store) -> String {
         s.profile_states().unwrap(),
         s.last_cycle().unwrap(),
         s.enrollment_starts().unwrap(),
+        s.billing_since(&crate::common::pn("web"), t0() - Duration::days(400))
+            .unwrap(),
     )
 }
 
@@ -343,6 +364,7 @@ fn a_round_trip_over_every_kind_of_record_loses_nothing() {
         "{\"marker\":",
         "{\"last_cycle\":",
         "{\"enrollment_starts\":",
+        "{\"billing\":",
         "{\"key\":",
         "{\"end\":",
     ] {
@@ -360,9 +382,10 @@ fn a_round_trip_over_every_kind_of_record_loses_nothing() {
             counts.issues,
             counts.outbox,
             counts.markers,
-            counts.keys
+            counts.keys,
+            counts.billing
         ),
-        (7, 7, 2, 3, 2)
+        (7, 7, 2, 3, 2, 3)
     );
     assert_eq!(
         String::from_utf8(export_of(&sb, &kb)).unwrap(),

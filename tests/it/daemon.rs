@@ -794,7 +794,17 @@ async fn notify_tells_a_person_without_jira() {
         ))),
         "{text}"
     );
-    assert_eq!(lines.len(), 2, "each event once: {text}");
+    // Every connection dropped: the SCM host is down, and a person hears that once (not
+    // once per certificate).
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("scm_unreachable|||Needs a human:"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "each event once: {text}");
 }
 
 /// `check-config --online` asks each token endpoint and Jira, and names what is refused.
@@ -1071,4 +1081,243 @@ async fn scm_unreachable_is_exit_75() {
     assert_eq!(code, 75, "{out}{err}");
     assert!(out.contains("failed 1"), "{out}");
     assert_eq!(env.sim.billable_total(), 0);
+}
+
+/// An outage and a spent budget, as a person sees them from the running daemon: one
+/// `[notify]` event when SCM goes down and one when it answers again, one when a budget holds
+/// renewals; `status --check` names the host, the waiting renewals and the key to change; the
+/// metrics have an up/down gauge per host and the budget's use and limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_and_a_spent_budget_are_told_once_each() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    let notified = env.path().join("notify.log");
+    env.connector(&format!(
+        "[schedule]\ncron = \"*/2 * * * * *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n[notify]\ncommand = [\"/bin/sh\", \"-c\", \"printf '%s|%s\\\\n' \\\"$SECTIGO_EVENT\\\" \\\"$SECTIGO_PROFILE\\\" >> {}\"]\n",
+        notified.display()
+    ));
+    let toml = std::fs::read_to_string(env.path().join("connector.toml"))
+        .unwrap()
+        .replace("retry_max_secs = 30", "retry_max_secs = 1");
+    std::fs::write(env.path().join("connector.toml"), toml).unwrap();
+    env.profile("web", "expiry_window_days = 30");
+    env.profile("small", "expiry_window_days = 30\nmax_renewals_per_day = 1");
+    let dir = env.path().to_path_buf();
+    let web = env.sim_cert("web.example.com", 5).to_string();
+    let small: Vec<String> = (0..3)
+        .map(|i| {
+            env.sim_cert(&format!("small{i}.example.com"), 3 + i)
+                .to_string()
+        })
+        .collect();
+    let (d, w, s) = (dir.clone(), web.clone(), small.clone());
+    tokio::task::spawn_blocking(move || {
+        import(&d, "web", &w);
+        for id in &s {
+            import(&d, "small", id);
+        }
+    })
+    .await
+    .unwrap();
+    env.sim.set_faults(sectigo_sim::Faults {
+        api_down: true,
+        ..Default::default()
+    });
+    let log = dir.join("daemon.log");
+    let _show = LogOnPanic(&log);
+    let mut child = spawn(&dir, &log, None);
+    let events = |name: &str| {
+        std::fs::read_to_string(&notified)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}|")))
+            .count()
+    };
+    wait_for("the outage's notification", 20, || {
+        events("scm_unreachable") > 0
+    });
+    wait_for("the control socket", 5, || env.socket().exists());
+    let host = env.sim.url().trim_start_matches("http://").to_string();
+    // The outage, as status --check says it.
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["status", "--check"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains(&format!("SCM unreachable: {host} since")) && text.contains("HTTP 503"),
+        "{text}"
+    );
+    let metrics_port: u16 = std::fs::read_to_string(&log)
+        .unwrap()
+        .split("metrics on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next()?.parse().ok())
+        .expect("the log names the metrics address");
+    let http = reqwest::Client::new();
+    let metrics = || async {
+        http.get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let m = metrics().await;
+    assert!(
+        m.contains(&format!("sectigo_scm_up{{host=\"{host}\"}} 0")),
+        "{m}"
+    );
+    // Several cycles of the outage: still one event, one ERROR line.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(events("scm_unreachable"), 1);
+    let errors = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("cannot be reached"))
+        .count();
+    assert_eq!(errors, 1, "one ERROR for the outage");
+    assert_eq!(env.sim.billable_total(), 0);
+
+    // SCM answers again: one event; web renews; small renews its most urgent one, and the two
+    // others wait for its budget (one event).
+    env.sim.set_faults(sectigo_sim::Faults::default());
+    wait_for("the end of the outage", 20, || events("scm_reachable") > 0);
+    wait_for("the renewals", 20, || {
+        env.sim.billable_count(&web) == 1 && events("budget_reached") > 0
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(events("scm_reachable"), 1);
+    assert_eq!(events("budget_reached"), 1);
+    assert_eq!(env.sim.billable_count(&small[0]), 1, "the most urgent");
+    assert_eq!(
+        env.sim.billable_count(&small[1]) + env.sim.billable_count(&small[2]),
+        0
+    );
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["status", "--check"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(!text.contains("SCM unreachable"), "{text}");
+    assert!(
+        text.contains("budget: 2 scheduled renewals of profile small wait")
+            && text.contains("max_renewals_per_day"),
+        "{text}"
+    );
+    let m = metrics().await;
+    for want in [
+        format!("sectigo_scm_up{{host=\"{host}\"}} 1"),
+        "sectigo_renewals_billed_24h{profile=\"small\"} 1".to_string(),
+        "sectigo_renewal_budget{profile=\"small\"} 1".to_string(),
+    ] {
+        assert!(m.contains(&want), "metrics lack {want:?}:\n{m}");
+    }
+    let d = dir.clone();
+    let (_, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["profiles", "list"]))
+        .await
+        .unwrap();
+    let row = out.lines().find(|l| l.starts_with("small")).unwrap();
+    assert!(row.contains("1/1"), "{out}");
+    signal(&child, "TERM");
+    wait_bounded(&mut child, 30);
+}
+
+/// `expiry_window_days = 300` typed for `30`: `check-config` (against the running daemon)
+/// and `reload` say how many more certificates that makes due and how many the daily budget
+/// lets through today, before anything is billed; without a daemon, `check-config` counts
+/// what a first start would renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_and_check_config_tell_what_a_wider_window_costs() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+    env.profile("web", "expiry_window_days = 30\nmax_renewals_per_day = 3");
+    let dir = env.path().to_path_buf();
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            env.sim_cert(&format!("w{i}.example.com"), 40 + 10 * i)
+                .to_string()
+        })
+        .collect();
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        for id in &ids {
+            import(&d, "web", id);
+        }
+        cli(&d, &["check-config"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "due: against the state (no daemon runs), these files make no certificate due"
+        ),
+        "{out}"
+    );
+    let typo = |d: &Path| {
+        let p = d.join("profiles.d/web.toml");
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            t.replace("expiry_window_days = 30", "expiry_window_days = 300"),
+        )
+        .unwrap();
+    };
+    typo(&dir);
+    let d = dir.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&d, &["check-config"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("due: against the state (no daemon runs): profile web: 10 certificates due now; the daily budget (0 of 3 used in 24 h) lets 3 through today, 7 wait"),
+        "{out}"
+    );
+    // Back to 30, and the daemon runs it.
+    let p = dir.join("profiles.d/web.toml");
+    let t = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        t.replace("expiry_window_days = 300", "expiry_window_days = 30"),
+    )
+    .unwrap();
+    let log = dir.join("daemon.log");
+    let _show = LogOnPanic(&log);
+    let mut child = spawn(&dir, &log, None);
+    wait_for("the control socket", 10, || env.socket().exists());
+    typo(&dir);
+    let d = dir.clone();
+    let (check, reload) =
+        tokio::task::spawn_blocking(move || (cli(&d, &["check-config"]), cli(&d, &["reload"])))
+            .await
+            .unwrap();
+    assert_eq!(check.0, 0, "{check:?}");
+    assert!(
+        check.1.contains("due: against the running daemon's state: profile web: 10 more certificates due now that the running configuration does not renew yet; the daily budget (0 of 3 used in 24 h) lets 3 through today, 7 wait"),
+        "{}",
+        check.1
+    );
+    assert_eq!(reload.0, 0, "{reload:?}");
+    assert!(
+        reload
+            .1
+            .contains("profile web: 10 more certificates due now")
+            && reload.1.contains("lets 3 through today, 7 wait"),
+        "{}",
+        reload.1
+    );
+    assert!(
+        log_has(&log, "10 more certificates due now"),
+        "the log says it too"
+    );
+    assert_eq!(
+        env.sim.billable_total(),
+        0,
+        "told before anything is billed"
+    );
+    signal(&child, "TERM");
+    wait_bounded(&mut child, 30);
 }

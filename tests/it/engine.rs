@@ -332,7 +332,7 @@ async fn failures_back_off_and_permanent_refusals_stop() {
     f.permanent.insert(
         ids[0].to_string(),
         (
-            503,
+            500,
             -2,
             "Internal error. Please contact Support for details.".into(),
         ),

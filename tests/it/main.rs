@@ -24,6 +24,7 @@ mod hostile;
 mod jira;
 mod layers;
 mod man;
+mod outage;
 mod pem;
 mod scm;
 mod scm_answers;

@@ -32,6 +32,13 @@ fn quick(env: &Env) {
     std::fs::write(p, text).unwrap();
 }
 
+fn token_calls(sim: &ScmSim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/token"))
+        .count()
+}
+
 fn renew_calls(sim: &ScmSim) -> usize {
     sim.requests()
         .iter()
@@ -53,24 +60,39 @@ async fn a_token_endpoint_outage_is_a_plain_retry_never_an_unknown_outcome() {
         token_endpoint_drop: true,
         ..Default::default()
     });
+    let tokens_before = token_calls(&env.sim);
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0);
     assert_eq!(renew_calls(&env.sim), 0, "no renew call can have been sent");
+    // One probe of the token endpoint (its retries within retry_max), not one per certificate.
+    let tokens = token_calls(&env.sim) - tokens_before;
+    assert!((1..=4).contains(&tokens), "{tokens} token requests");
+    // The outage is not the certificates' failure: no backoff, no failure count, one note.
+    assert_eq!(r.summary.deferred.values().sum::<u64>(), 3);
+    assert_eq!(r.summary.failed, 0);
     for id in &ids {
         let c = get(&store, id);
         assert_eq!(
             (c.state.clone(), c.failures),
-            (CertState::Active, 1),
+            (CertState::Active, 0),
             "{id}"
         );
-        let why = c.last_error.unwrap();
-        assert!(why.contains("no access token"), "{why}");
+        let last = c.history.last().unwrap();
+        assert_eq!(last.event, "deferred: SCM unreachable", "{id}");
     }
-    // The endpoint is back: the next attempt (past the backoff) renews each exactly once.
+    // One problem, naming the endpoint, holding up the three renewals.
+    assert_eq!(r.summary.outages.len(), 1, "{:?}", r.summary.outages);
+    let o = &r.summary.outages[0];
+    assert_eq!(o.kind, sectigo_model::OutageKind::Unreachable);
+    assert_eq!(o.waiting, 3);
+    assert!(o.what.starts_with("127.0.0.1:"), "{}", o.what);
+    // The endpoint is back: the next probe (retry_max after the last) finds it, and the next
+    // cycle renews each exactly once, with no backoff to wait out.
     env.sim.set_faults(Faults::default());
-    env.advance(CDuration::hours(2));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 3);
+    assert!(r.summary.outages.is_empty(), "{:?}", r.summary.outages);
     for id in &ids {
         assert_eq!(env.sim.billable_count(id), 1, "{id}");
     }

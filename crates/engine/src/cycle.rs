@@ -2,15 +2,18 @@
 //! renew it, collect again, and record what was done. Also the recovery a start begins with:
 //! renewals journaled and never answered are unknown outcomes.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use sectigo_core::names::{CertId, ProfileName};
 use sectigo_core::text::ts;
-use sectigo_model::{CertRecord, CertState, CycleSummary, Event};
+use sectigo_model::{CertRecord, CertState, CycleSummary, Event, Outage, OutageKind};
 
+use crate::budget::{Budget, Ticket};
 use crate::collect::Collector;
 use crate::error::EngineError;
 use crate::ledger::Ledger;
@@ -18,6 +21,7 @@ use crate::policy::{self, Decision, Reason, RenewPolicy};
 use crate::profile_state::{Mode, ProfileBook};
 use crate::renew::{RenewFailure, RenewOutcome, Renewer, Skip};
 use crate::settings::Tuning;
+use crate::shared::Shared;
 
 /// A certificate the cycle acted on, or would act on in a dry run.
 #[derive(Debug, Clone)]
@@ -47,7 +51,13 @@ pub struct Cycle {
     pub(crate) collector: Collector,
     pub(crate) book: ProfileBook,
     pub(crate) tuning: Tuning,
+    pub(crate) budget: Budget,
+    pub(crate) shared: Shared,
 }
+
+/// One renewal to send: the certificate, why, and its budget's ticket (taken in expiry
+/// order: the most urgent first).
+type ToRenew = (CertId, ProfileName, Reason, Option<Ticket>);
 
 impl Cycle {
     /// Reads the journal left by a previous run: a renew call whose answer was never recorded
@@ -66,9 +76,20 @@ impl Cycle {
             rec.state = CertState::OutcomeUnknown {
                 due,
                 at: now,
-                request,
+                request: request.clone(),
             };
             rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
+            // It may have been billed: the budget counts it.
+            if let Some(r) = &request {
+                let entry = sectigo_model::BillingEntry {
+                    profile: rec.profile.clone(),
+                    at: now,
+                    what: rec.id.to_string(),
+                    request: r.clone(),
+                    reason: "unknown".into(),
+                };
+                self.budget.record(entry).await?;
+            }
             let news = self.ledger.announce(Event::OutcomeUnknown {
                 cert: &rec,
                 reason: "the daemon stopped between a renew call and recording its answer",
@@ -94,8 +115,9 @@ impl Cycle {
             report.summary.failed += c.failed;
         }
         let pols = self.book.policies(mode, now).await?;
-        let candidates = self.candidates(&pols, now).await?;
+        let candidates = candidates(&self.ledger, &[&pols], now).await?;
         let to_renew = self.plan(&mut report, candidates, &pols, mode, now).await?;
+        let to_renew = self.tickets(&mut report, to_renew, mode).await?;
         if mode == Mode::DryRun {
             report.summary.requested = to_renew.len() as u64;
             return Ok(report);
@@ -108,8 +130,11 @@ impl Cycle {
             report.deploys_owed = c.deploys_owed;
         }
         self.book.finish_force_runs().await?;
+        self.budget.prune().await?;
+        report.summary.outages = outages(&self.shared, &self.book, &report.summary);
         report.summary.pending = self.ledger.read(|s| s.in_flight()).await?.len() as u64;
         report.summary.finished = Some(self.ledger.now());
+        self.tell_held(&report.summary).await?;
         let s = report.summary.clone();
         self.ledger
             .read(move |st| {
@@ -120,33 +145,74 @@ impl Cycle {
         Ok(report)
     }
 
-    /// Certificates inside the widest window, plus every certificate of profiles under force
-    /// renewal, earliest expiry first. The index keeps this proportional to what is due.
-    async fn candidates(
+    /// Takes the budget's tickets for the scheduled renewals, in expiry order: those past
+    /// the budget wait (counted in `held`). Other renewals are consented (their tickets are
+    /// taken when they go). A dry run takes none, and counts what would wait.
+    async fn tickets(
         &self,
-        pols: &std::collections::BTreeMap<ProfileName, RenewPolicy>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<CertRecord>, EngineError> {
-        let widest = pols
-            .values()
-            .map(|p| p.expiry_window_days)
-            .max()
-            .unwrap_or(0);
-        let until = now + Duration::days(widest);
-        let mut candidates = self
-            .ledger
-            .read(move |s| s.active_expiring_before(until))
-            .await?;
-        for (name, p) in pols {
-            if p.force.is_some() {
-                let n = name.clone();
-                let certs = self.ledger.read(move |s| s.by_profile(&n)).await?;
-                candidates.extend(certs.into_iter().filter(|c| c.state == CertState::Active));
+        report: &mut CycleReport,
+        planned: Vec<(CertId, ProfileName, Reason)>,
+        mode: Mode,
+    ) -> Result<Vec<ToRenew>, EngineError> {
+        let mut out = Vec::new();
+        let mut dry: BTreeMap<ProfileName, u32> = BTreeMap::new();
+        for (id, profile, reason) in planned {
+            if reason != Reason::Window {
+                out.push((id, profile, reason, None));
+                continue;
+            }
+            let ticket = match mode {
+                Mode::Live => self.budget.try_take(&profile).await?,
+                Mode::DryRun => None,
+            };
+            let room = match (&ticket, mode) {
+                (Some(_), _) => true,
+                (None, Mode::Live) => false,
+                (None, Mode::DryRun) => {
+                    let u = self.budget.usage(&profile).await?;
+                    let n = dry.entry(profile.clone()).or_default();
+                    *n += 1;
+                    u.limit.is_none_or(|l| u.used + *n <= l)
+                }
+            };
+            if room {
+                out.push((id, profile, reason, ticket));
+            } else {
+                *report.summary.held.entry(profile).or_default() += 1;
             }
         }
-        candidates.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
-        candidates.dedup_by(|a, b| a.id == b.id);
-        Ok(candidates)
+        Ok(out)
+    }
+
+    /// A profile whose scheduled renewals began waiting for the budget: logged, and told to
+    /// `[notify]`, once (the previous cycle held none of its renewals).
+    async fn tell_held(&self, s: &CycleSummary) -> Result<(), EngineError> {
+        let before = self.ledger.read(|st| st.last_cycle()).await?;
+        for (profile, n) in &s.held {
+            let was = before
+                .as_ref()
+                .and_then(|b| b.held.get(profile))
+                .copied()
+                .unwrap_or(0);
+            if was > 0 {
+                continue;
+            }
+            let u = self.budget.usage(profile).await?;
+            let msg = format!(
+                "Needs a human: {n} scheduled renewals of profile {profile} wait: its daily budget is spent ({} renewals in the last 24 hours, limit {}). They go, most urgent first, as the budget allows; if this many are expected, raise {}.",
+                u.used,
+                u.limit.unwrap_or_default(),
+                self.budget.key_of(profile)
+            );
+            warn!(profile = %profile, "{msg}");
+            self.shared.notifier.send(sectigo_model::Notification {
+                event: "budget_reached",
+                cert_id: String::new(),
+                profile: profile.to_string(),
+                message: msg,
+            });
+        }
+        Ok(())
     }
 
     /// Decides each candidate; reports those due without auto-renew; returns what to renew.
@@ -154,10 +220,10 @@ impl Cycle {
         &self,
         report: &mut CycleReport,
         candidates: Vec<CertRecord>,
-        pols: &std::collections::BTreeMap<ProfileName, RenewPolicy>,
+        pols: &BTreeMap<ProfileName, RenewPolicy>,
         mode: Mode,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(CertId, Reason)>, EngineError> {
+    ) -> Result<Vec<(CertId, ProfileName, Reason)>, EngineError> {
         let mut to_renew = Vec::new();
         for rec in candidates {
             let Some(p) = pols.get(&rec.profile) else {
@@ -165,7 +231,9 @@ impl Cycle {
             };
             let d = policy::decide(&rec, p, now);
             match &d {
-                Decision::Renew { reason, .. } => to_renew.push((rec.id.clone(), *reason)),
+                Decision::Renew { reason, .. } => {
+                    to_renew.push((rec.id.clone(), rec.profile.clone(), *reason))
+                }
                 Decision::ReportNoAutoRenew { .. } => {
                     report.summary.skipped_no_auto_renew += 1;
                     if mode == Mode::Live {
@@ -190,33 +258,38 @@ impl Cycle {
     async fn renew_all(
         &self,
         report: &mut CycleReport,
-        to_renew: Vec<(CertId, Reason)>,
+        to_renew: Vec<ToRenew>,
         cancel: &CancellationToken,
     ) {
-        let outcomes: Vec<(CertId, RenewOutcome)> = futures::stream::iter(to_renew)
-            .map(|(id, reason)| async move {
+        let outcomes: Vec<(CertId, ProfileName, RenewOutcome)> = futures::stream::iter(to_renew)
+            .map(|(id, profile, reason, ticket)| async move {
                 if cancel.is_cancelled() {
-                    return (id, RenewOutcome::Skipped(Skip::ShuttingDown));
+                    return (id, profile, RenewOutcome::Skipped(Skip::ShuttingDown));
                 }
-                let o = self.renewer.renew(&id, reason).await.unwrap_or_else(|e| {
-                    RenewOutcome::Failed(RenewFailure::NotAttempted(e.to_string()))
-                });
-                (id, o)
+                let o = self
+                    .renewer
+                    .renew_with(&id, reason, ticket)
+                    .await
+                    .unwrap_or_else(|e| {
+                        RenewOutcome::Failed(RenewFailure::NotAttempted(e.to_string()))
+                    });
+                (id, profile, o)
             })
             .buffer_unordered(self.tuning.concurrency)
             .collect()
             .await;
-        for (id, o) in outcomes {
+        let s = &mut report.summary;
+        for (id, profile, o) in outcomes {
             match o {
-                RenewOutcome::Requested { .. } => report.summary.requested += 1,
-                RenewOutcome::Failed(_)
-                | RenewOutcome::Unreachable(_)
-                | RenewOutcome::Unknown(_) => {
-                    report.summary.failed += 1;
-                    if report.summary.errors.len() < ERRORS_KEPT {
-                        report.summary.errors.push(format!("{id}: {o}"));
+                RenewOutcome::Requested { .. } => s.requested += 1,
+                RenewOutcome::Failed(_) | RenewOutcome::Unknown(_) => {
+                    s.failed += 1;
+                    if s.errors.len() < ERRORS_KEPT {
+                        s.errors.push(format!("{id}: {o}"));
                     }
                 }
+                RenewOutcome::Deferred(_) => *s.deferred.entry(profile).or_default() += 1,
+                RenewOutcome::Held(_) => *s.held.entry(profile).or_default() += 1,
                 RenewOutcome::Skipped(_) => {}
             }
         }
@@ -233,4 +306,81 @@ impl Cycle {
             .announce(Event::ExpiringNoAutoRenew { cert: &rec });
         self.ledger.commit(vec![rec], news).await
     }
+}
+
+/// Certificates inside the widest window of any of `pols`, plus every certificate of the
+/// profiles under force renewal, earliest expiry first. The index keeps this proportional to
+/// what is due.
+pub(crate) async fn candidates(
+    ledger: &Ledger,
+    pols: &[&BTreeMap<ProfileName, RenewPolicy>],
+    now: DateTime<Utc>,
+) -> Result<Vec<CertRecord>, EngineError> {
+    let widest = pols
+        .iter()
+        .flat_map(|p| p.values().map(|p| p.expiry_window_days))
+        .max()
+        .unwrap_or(0);
+    let until = now + Duration::days(widest);
+    let mut candidates = ledger
+        .read(move |s| s.active_expiring_before(until))
+        .await?;
+    let forced: std::collections::BTreeSet<&ProfileName> = pols
+        .iter()
+        .flat_map(|p| p.iter().filter(|(_, p)| p.force.is_some()).map(|(n, _)| n))
+        .collect();
+    for name in forced {
+        let n = name.clone();
+        let certs = ledger.read(move |s| s.by_profile(&n)).await?;
+        candidates.extend(certs.into_iter().filter(|c| c.state == CertState::Active));
+    }
+    candidates.sort_by(|a, b| (a.not_after, &a.id).cmp(&(b.not_after, &b.id)));
+    candidates.dedup_by(|a, b| a.id == b.id);
+    Ok(candidates)
+}
+
+/// What stops renewals now: each SCM host that cannot be reached, and each profile whose
+/// credentials are refused, with the renewals of this cycle it held up.
+pub fn outages(shared: &Shared, book: &ProfileBook, s: &CycleSummary) -> Vec<Outage> {
+    let mut out = Vec::new();
+    for h in shared.hosts() {
+        let (Some(since), Some(error)) = (h.down_since, h.error) else {
+            continue;
+        };
+        // The renewals waiting on it: those of the profiles whose SCM or token endpoint it is.
+        let waiting = book
+            .profiles()
+            .values()
+            .filter(|p| host_of(&p.scm_url) == h.host || host_of(&p.token_url) == h.host)
+            .map(|p| s.deferred.get(&p.name).copied().unwrap_or(0))
+            .sum();
+        out.push(Outage {
+            kind: OutageKind::Unreachable,
+            what: h.host,
+            since,
+            error,
+            waiting,
+        });
+    }
+    for (profile, (since, error)) in shared.refused_credentials() {
+        out.push(Outage {
+            kind: OutageKind::CredentialsRefused,
+            waiting: s.deferred.get(&profile).copied().unwrap_or(0),
+            what: profile.to_string(),
+            since,
+            error,
+        });
+    }
+    out
+}
+
+/// `host:port` of a URL, as the request limits name hosts.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_default()
 }

@@ -15,6 +15,7 @@ use sectigo_model::{CertOrigin, EnrollState, Event, IssueRecord};
 use sectigo_scm::{EnrollRequest, Reserved, ScmClient, ScmError};
 use sectigo_state::StoreError;
 
+use crate::budget::{Budget, Ticket};
 use crate::clients::ScmClients;
 use crate::collect::{issued_record, scm_status};
 use crate::deploy::{self, Deployer};
@@ -53,13 +54,15 @@ pub struct Enroller {
     pub(crate) deployer: Deployer,
     pub(crate) tuning: Tuning,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) budget: Budget,
 }
 
 impl Enroller {
     /// Sends the enrollment of `csr` under `profile` for the issue `rec`, on the `reserved`
     /// request slot: the intent is committed (durably, with what the caller already set on
     /// `rec`) first, then the call. SCM's answer is recorded on `rec`, which the caller
-    /// commits with the update it announces.
+    /// commits with the update it announces. The profile's daily budget `ticket` is spent
+    /// when the call may have been billed (accepted, or its answer lost).
     pub(crate) async fn enroll(
         &self,
         rec: &mut IssueRecord,
@@ -67,6 +70,7 @@ impl Enroller {
         csr: &Csr,
         client: &ScmClient,
         reserved: Reserved,
+        ticket: Ticket,
     ) -> Result<Enrolled, EngineError> {
         let now = self.ledger.now();
         let request = request_id(&format!("{}\n{}", rec.key, csr.sha256), now);
@@ -109,6 +113,16 @@ impl Enroller {
         };
         let result = client.enroll_reserved(Some(reserved), &req).await;
         let at = self.ledger.now();
+        if result.as_ref().map_or_else(ScmError::maybe_billed, |_| true) {
+            let entry = sectigo_model::BillingEntry {
+                profile: profile.name.clone(),
+                at,
+                what: rec.key.to_string(),
+                request: request.clone(),
+                reason: "enroll".into(),
+            };
+            self.budget.spend(ticket, entry).await?;
+        }
         Ok(self.answered(rec, &profile.name, csr.domain(), request, result, at))
     }
 

@@ -99,6 +99,11 @@ impl Ledger {
         )
     }
 
+    /// Tells `[notify]` of what is no certificate's event (an outage, refused credentials).
+    pub(crate) fn tell(&self, n: sectigo_model::Notification) {
+        self.notifier.send(n);
+    }
+
     /// Records and what they announce, in one transaction, durably; wakes the delivery.
     pub(crate) async fn commit(
         &self,

@@ -16,8 +16,10 @@
 //! state: store, clock, events), the SCM clients and the claims that keep two tasks off one
 //! certificate. Imports inside the crate point down this list; none points back here.
 
+pub mod budget;
 pub mod clients;
 pub mod collect;
+mod cost;
 pub mod cycle;
 pub mod deploy;
 pub mod enroll;
@@ -41,6 +43,7 @@ use sectigo_core::clock::SharedClock;
 use sectigo_core::config::Config;
 use sectigo_state::{KeyStore, SharedStore};
 
+pub use budget::{Budget, Ticket, Usage};
 pub use clients::ScmClients;
 pub use collect::{CollectReport, Collector};
 pub use cycle::{Cycle, CycleReport, Planned};
@@ -73,6 +76,7 @@ pub struct Engine {
     settler: Settler,
     importer: Importer,
     operator: Operator,
+    budget: Budget,
 }
 
 impl Engine {
@@ -110,6 +114,12 @@ impl Engine {
             hook_helper: shared.hook_helper.clone(),
             counters: counters.clone(),
         };
+        let budget = Budget {
+            ledger: ledger.clone(),
+            profiles: profiles.clone(),
+            default_limit: cfg.connector.renewal.max_per_day,
+            windows: shared.budget.clone(),
+        };
         let renewer = Renewer {
             ledger: ledger.clone(),
             scm: scm.clone(),
@@ -118,6 +128,8 @@ impl Engine {
             profiles: profiles.clone(),
             tuning: tuning.clone(),
             counters: counters.clone(),
+            budget: budget.clone(),
+            refused: shared.refused.clone(),
         };
         let collector = Collector {
             ledger: ledger.clone(),
@@ -133,6 +145,7 @@ impl Engine {
             deployer: deployer.clone(),
             tuning: tuning.clone(),
             counters,
+            budget: budget.clone(),
         };
         Ok(Engine {
             cycle: Cycle {
@@ -141,6 +154,8 @@ impl Engine {
                 collector: collector.clone(),
                 book: book.clone(),
                 tuning: tuning.clone(),
+                budget: budget.clone(),
+                shared: shared.clone(),
             },
             requests: Requests {
                 ledger: ledger.clone(),
@@ -171,6 +186,7 @@ impl Engine {
             shared,
             ledger,
             scm,
+            budget,
             book,
             renewer,
             collector,
@@ -229,6 +245,10 @@ impl Engine {
 
     pub fn scm(&self) -> &ScmClients {
         &self.scm
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     pub fn book(&self) -> &ProfileBook {

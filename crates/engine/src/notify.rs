@@ -1,8 +1,10 @@
 //! `[notify] command`: for mail, chat or paging without Jira. Each event that needs a person
 //! (a renewal failed, an outcome unknown, a stall, expiring without auto-renew, a deploy
-//! failed) runs the command once, with `SECTIGO_EVENT`, `SECTIGO_CERT_ID`, `SECTIGO_PROFILE`
-//! and `SECTIGO_MESSAGE` in its environment, at most [`TIMEOUT`]. It runs beside the work (a
-//! slow pager never delays a renewal); `run --once` and a stopping daemon wait for it.
+//! failed), and once each problem that holds up many certificates (an SCM host unreachable
+//! and back, a profile's credentials refused and accepted, a daily budget spent), runs the
+//! command once, with `SECTIGO_EVENT`, `SECTIGO_CERT_ID`, `SECTIGO_PROFILE` and
+//! `SECTIGO_MESSAGE` in its environment, at most [`TIMEOUT`]. It runs beside the work (a slow
+//! pager never delays a renewal); `run --once` and a stopping daemon wait for it.
 
 use std::sync::Arc;
 use std::time::Duration;

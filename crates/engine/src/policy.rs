@@ -233,6 +233,72 @@ pub fn profile_changes(
     ch
 }
 
+/// What a change of configuration does to one profile's renewals now (`reload`,
+/// `check-config`): how many certificates it makes due that were not, and how many of those
+/// go today within the profile's daily budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DueChange {
+    /// Certificates the new configuration would renew now that the running one does not.
+    pub newly_due: u64,
+    /// Of those, how many the daily budget lets through today (the rest wait).
+    pub through_today: u64,
+    /// The new configuration's limit (`None`: no limit) and what was billed in 24 h.
+    pub limit: Option<u32>,
+    pub used: u32,
+}
+
+/// Per profile, what going from `before` to `after` makes due among `certs` (the candidates,
+/// earliest expiry first) at `now`, with the budget applied as the cycle applies it: forced
+/// renewals go whatever the budget (they are consented), scheduled ones take its room in expiry
+/// order. `budget` holds each profile's (used, limit) under `after`. Only profiles with newly
+/// due certificates are listed.
+pub fn due_change(
+    certs: &[CertRecord],
+    before: &BTreeMap<ProfileName, RenewPolicy>,
+    after: &BTreeMap<ProfileName, RenewPolicy>,
+    budget: &BTreeMap<ProfileName, (u32, Option<u32>)>,
+    now: DateTime<Utc>,
+) -> BTreeMap<ProfileName, DueChange> {
+    let mut out: BTreeMap<ProfileName, DueChange> = BTreeMap::new();
+    let mut room: BTreeMap<&ProfileName, Option<u32>> = budget
+        .iter()
+        .map(|(p, (used, limit))| (p, limit.map(|l| l.saturating_sub(*used))))
+        .collect();
+    for c in certs {
+        let Some(p) = after.get(&c.profile) else {
+            continue;
+        };
+        let Decision::Renew { reason, .. } = decide(c, p, now) else {
+            continue;
+        };
+        let was_due = before.get(&c.profile).is_some_and(|b| {
+            matches!(
+                decide(c, b, now),
+                Decision::Renew { .. } | Decision::Backoff { .. }
+            )
+        });
+        let goes = match (reason, room.get_mut(&c.profile)) {
+            (Reason::Window, Some(Some(left))) => {
+                let goes = *left > 0;
+                *left = left.saturating_sub(1);
+                goes
+            }
+            _ => true,
+        };
+        if !was_due {
+            let (used, limit) = budget.get(&c.profile).copied().unwrap_or_default();
+            let d = out.entry(c.profile.clone()).or_insert(DueChange {
+                limit,
+                used,
+                ..Default::default()
+            });
+            d.newly_due += 1;
+            d.through_today += u64::from(goes);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +620,61 @@ mod tests {
         let ch = profile_changes(&configured, &remembered);
         assert!(ch.renamed.is_empty());
         assert_eq!(ch.vanished, vec![n("web")]);
+    }
+
+    #[test]
+    fn a_wider_window_tells_what_it_makes_due_and_what_the_budget_lets_through() {
+        let now = t(100);
+        // Ten one-year certificates expiring on days 110, 120, ... 200.
+        let certs: Vec<CertRecord> = (1..=10)
+            .map(|i| {
+                let mut c = cert(t(100 + 10 * i) - Duration::days(365), t(100 + 10 * i));
+                c.id = i.to_string().parse().unwrap();
+                c
+            })
+            .collect();
+        let p: ProfileName = "p".parse().unwrap();
+        let before = BTreeMap::from([(p.clone(), pol(30, true))]);
+        let after = BTreeMap::from([(p.clone(), pol(300, true))]);
+        // 30 days: 3 due (days 110-130). 300: all 10. Budget 5 with 1 used: 4 go, the three
+        // already due first (earliest expiry), so 1 of the 7 newly due.
+        let budget = BTreeMap::from([(p.clone(), (1, Some(5)))]);
+        let ch = due_change(&certs, &before, &after, &budget, now);
+        assert_eq!(
+            ch[&p],
+            DueChange {
+                newly_due: 7,
+                through_today: 1,
+                limit: Some(5),
+                used: 1
+            }
+        );
+        // No limit: all go.
+        let budget = BTreeMap::from([(p.clone(), (1, None))]);
+        assert_eq!(
+            due_change(&certs, &before, &after, &budget, now)[&p].through_today,
+            7
+        );
+        // The same configuration: nothing newly due, nothing listed.
+        assert!(due_change(&certs, &before, &before, &budget, now).is_empty());
+        // A profile unknown before (a first start): everything due is new.
+        assert_eq!(
+            due_change(&certs, &BTreeMap::new(), &before, &budget, now)[&p].newly_due,
+            3
+        );
+        // Force renewal: consented, never held by the budget.
+        let forced = BTreeMap::from([(
+            p.clone(),
+            RenewPolicy {
+                force: Some(new_force_run(now, "setting")),
+                ..pol(30, true)
+            },
+        )]);
+        let budget = BTreeMap::from([(p.clone(), (5, Some(5)))]);
+        let ch = due_change(&certs, &before, &forced, &budget, now);
+        assert_eq!((ch[&p].newly_due, ch[&p].through_today), (7, 7));
+        // Auto renew off: reported, not renewed, so never "due" here.
+        let off = BTreeMap::from([(p.clone(), pol(300, false))]);
+        assert!(due_change(&certs, &before, &off, &budget, now).is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use sectigo_core::config::Profile;
 use sectigo_core::names::ProfileName;
 use sectigo_core::text::ts;
 use sectigo_model::{CertRecord, ForceRun};
@@ -126,10 +127,19 @@ impl ProfileBook {
         mode: Mode,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<ProfileName, RenewPolicy>, EngineError> {
+        self.policies_of(self.profiles.values(), mode, now).await
+    }
+
+    /// The renewal policies `profiles` (the running ones, or another configuration's) give
+    /// at `now`, with the force runs the state holds.
+    pub(crate) async fn policies_of<'a>(
+        &self,
+        profiles: impl Iterator<Item = &'a Profile>,
+        mode: Mode,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<ProfileName, RenewPolicy>, EngineError> {
         let states = self.ledger.read(|s| s.profile_states()).await?;
-        Ok(self
-            .profiles
-            .values()
+        Ok(profiles
             .map(|p| {
                 let st = states.get(&p.name).cloned().unwrap_or_default();
                 let mut force = st.force.clone().filter(|r| r.completed.is_none());

@@ -10,16 +10,17 @@ use tracing::{error, info, warn};
 use sectigo_core::config::Profile;
 use sectigo_core::names::CertId;
 use sectigo_core::text::ts;
-use sectigo_model::{CertRecord, CertState, Event};
+use sectigo_model::{CertRecord, CertState, Event, Notification};
 use sectigo_scm::{RenewRequest, ScmClient, ScmError};
 use sectigo_state::KeyStore;
 
+use crate::budget::{Budget, Ticket, Usage};
 use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::{Announcement, Ledger};
 use crate::policy::{self, Reason};
 use crate::settings::{Profiles, Tuning};
-use crate::shared::{bump, ClaimKey, Claims, Counters};
+use crate::shared::{bump, ClaimKey, Claims, Counters, Refusals};
 
 /// What became of one renewal attempt.
 #[derive(Debug, Clone)]
@@ -30,11 +31,15 @@ pub enum RenewOutcome {
     Skipped(Skip),
     /// Refused or failed with nothing billed; retried on the backoff unless it says otherwise.
     Failed(RenewFailure),
-    /// SCM or its token endpoint cannot be reached (or is failing): nothing was billed.
-    Unreachable(ScmError),
     /// The billable call may have reached SCM and its answer was lost: SCM may have renewed
     /// (and billed) it. Never renewed again automatically.
     Unknown(ScmError),
+    /// Not sent, nothing billed, and not the certificate's failure: SCM (or its token
+    /// endpoint) could not be reached, or refused the profile's credentials. The next cycle
+    /// (or `renew`) tries again at once: no backoff.
+    Deferred(ScmError),
+    /// A scheduled renewal waiting for the profile's daily budget (nothing sent).
+    Held(Usage),
 }
 
 /// Why nothing was sent.
@@ -70,9 +75,34 @@ impl std::fmt::Display for RenewOutcome {
             RenewOutcome::Requested { new_id } => write!(f, "requested as {new_id}"),
             RenewOutcome::Skipped(s) => write!(f, "not renewed: {s}"),
             RenewOutcome::Failed(e) => write!(f, "{e}"),
-            RenewOutcome::Unreachable(e) => write!(f, "{e}"),
             RenewOutcome::Unknown(e) => write!(f, "{e}"),
+            RenewOutcome::Deferred(e) => write!(f, "deferred: {e}"),
+            RenewOutcome::Held(u) => write!(
+                f,
+                "waiting for the daily budget ({} of {} renewals in 24 h)",
+                u.used,
+                u.limit.unwrap_or_default()
+            ),
         }
+    }
+}
+
+/// How a reason is written in the billing log.
+fn reason_name(r: Reason) -> &'static str {
+    match r {
+        Reason::Window => "window",
+        Reason::Forced => "forced",
+        Reason::Requested => "requested",
+        Reason::Operator => "operator",
+    }
+}
+
+/// The history line of a renewal deferred for `e` (the same line is not written twice in a
+/// row).
+fn deferral_note(e: &ScmError) -> String {
+    match e {
+        ScmError::Auth(_) => "deferred: SCM refuses the profile's credentials".to_string(),
+        _ => "deferred: SCM unreachable".to_string(),
     }
 }
 
@@ -96,6 +126,9 @@ struct Prepared {
     request: String,
     /// The new key (`key_rotation = "new"`), made before anything is reserved or sent.
     key: Option<sectigo_core::secret::Secret>,
+    /// The budget's ticket for the call.
+    ticket: Ticket,
+    reason: Reason,
 }
 
 #[derive(Clone)]
@@ -107,12 +140,26 @@ pub struct Renewer {
     pub(crate) profiles: Profiles,
     pub(crate) tuning: Tuning,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) budget: Budget,
+    pub(crate) refused: Refusals,
 }
 
 impl Renewer {
     /// Renews one certificate, journaling the billable call. [`Reason::Operator`] (`renew
     /// ID`) bypasses the backoff, the window, and a failed or unknown outcome.
     pub async fn renew(&self, id: &CertId, reason: Reason) -> Result<RenewOutcome, EngineError> {
+        self.renew_with(id, reason, None).await
+    }
+
+    /// [`Renewer::renew`] with the budget's ticket taken already (the cycle takes them in
+    /// expiry order). Without one, a scheduled renewal takes it here, or waits when the budget
+    /// is spent; any other is consented, and counted.
+    pub async fn renew_with(
+        &self,
+        id: &CertId,
+        reason: Reason,
+        ticket: Option<Ticket>,
+    ) -> Result<RenewOutcome, EngineError> {
         let Some(_claim) = self.claims.claim(ClaimKey::Cert(id.clone())) else {
             return Ok(RenewOutcome::Skipped(Skip::Busy));
         };
@@ -132,11 +179,19 @@ impl Renewer {
         if !renewable {
             return Ok(RenewOutcome::Skipped(Skip::State(rec.state.name())));
         }
-        let p = match self.prepare(rec, &profile).await? {
+        let ticket = match ticket {
+            Some(t) => t,
+            None if reason == Reason::Window => match self.budget.try_take(&rec.profile).await? {
+                Some(t) => t,
+                None => return Ok(RenewOutcome::Held(self.budget.usage(&rec.profile).await?)),
+            },
+            None => self.budget.take_consented(&rec.profile).await?,
+        };
+        let p = match self.prepare(rec, &profile, ticket, reason).await? {
             Ok(p) => p,
             Err(failure) => return Ok(RenewOutcome::Failed(failure)),
         };
-        self.send(p, reason).await
+        self.send(p).await
     }
 
     /// The request: a request id, the profile's fields, and a new key when the profile
@@ -145,6 +200,8 @@ impl Renewer {
         &self,
         rec: CertRecord,
         profile: &Profile,
+        ticket: Ticket,
+        reason: Reason,
     ) -> Result<Result<Prepared, RenewFailure>, EngineError> {
         let client = self.scm.get(&rec.profile)?;
         let request = request_id(&rec.id, self.ledger.now());
@@ -179,44 +236,61 @@ impl Renewer {
             req,
             request,
             key,
+            ticket,
+            reason,
         }))
     }
 
     /// Waits for the rate limit and a token, journals, sends, records the answer.
-    async fn send(&self, p: Prepared, reason: Reason) -> Result<RenewOutcome, EngineError> {
+    async fn send(&self, p: Prepared) -> Result<RenewOutcome, EngineError> {
         let Prepared {
             mut rec,
             client,
             req,
             request,
             key,
+            ticket,
+            reason,
         } = p;
         let due = rec.not_after;
         // The slot and the token before journaling: a crash while waiting then leaves nothing
-        // unknown behind. Failing to get them is a failed attempt, nothing sent or journaled.
-        let result = match client.reserve().await {
-            Err(e) => Err(e),
-            Ok(reserved) => {
-                // The new key, durably, before the billable call: a certificate SCM issues
-                // for it is never without it.
-                if let Some(k) = &key {
-                    if let Err(e) = self.store_key(&request, k).await {
-                        return Ok(RenewOutcome::Failed(RenewFailure::KeyNotStored(e)));
-                    }
-                }
-                self.journal(&mut rec, reason, &request).await?;
-                client.renew_reserved(Some(reserved), &rec.id, &req).await
-            }
+        // unknown behind. Failing to get them defers the renewal: nothing sent or journaled.
+        let reserved = match client.reserve().await {
+            Ok(r) => r,
+            Err(e) => return self.deferred(rec, e).await,
         };
+        self.credentials_work(&rec.profile);
+        // The new key, durably, before the billable call: a certificate SCM issues for it is
+        // never without it.
+        if let Some(k) = &key {
+            if let Err(e) = self.store_key(&request, k).await {
+                return Ok(RenewOutcome::Failed(RenewFailure::KeyNotStored(e)));
+            }
+        }
+        self.journal(&mut rec, reason, &request).await?;
+        let result = client.renew_reserved(Some(reserved), &rec.id, &req).await;
         let at = self.ledger.now();
+        let billed = |what: &CertRecord| sectigo_model::BillingEntry {
+            profile: what.profile.clone(),
+            at,
+            what: what.id.to_string(),
+            request: request.clone(),
+            reason: reason_name(reason).into(),
+        };
         let outcome = match result {
             Ok(new_id) => {
                 if key.is_some() {
                     self.move_key(&rec, &request, &new_id).await;
                 }
+                self.budget.spend(ticket, billed(&rec)).await?;
                 self.accepted(&mut rec, new_id, at)
             }
-            Err(e) if e.maybe_billed() => self.unknown(&mut rec, e, &request, due, at),
+            Err(e) if e.maybe_billed() => {
+                self.budget.spend(ticket, billed(&rec)).await?;
+                self.unknown(&mut rec, e, &request, due, at)
+            }
+            // SCM's outage (its host found down), not this renewal's own error.
+            Err(e) if e.is_unreachable() && client.host_down() => self.not_sent(&mut rec, e, at),
             Err(e @ ScmError::Refused { code: -130, .. }) if matches!(client.status(&rec.id).await, Ok(s) if s.eq_ignore_ascii_case("revoked")) => {
                 self.revoked_in_scm(&mut rec, &e, at)
             }
@@ -225,6 +299,72 @@ impl Renewer {
         let (outcome, news) = outcome;
         self.ledger.commit(vec![rec], news).await?;
         Ok(outcome)
+    }
+
+    /// Nothing was sent (no token, a host found down, credentials refused): not the
+    /// certificate's failure. Its history says so (once in a row); its backoff is untouched.
+    async fn deferred(
+        &self,
+        mut rec: CertRecord,
+        e: ScmError,
+    ) -> Result<RenewOutcome, EngineError> {
+        if let ScmError::Auth(why) = &e {
+            let now = self.ledger.now();
+            if self.refused.refused(&rec.profile, now, why) {
+                let file = self
+                    .profiles
+                    .get(&rec.profile)
+                    .map(|p| p.file.display().to_string())
+                    .unwrap_or_else(|| "its profile file".into());
+                let msg = format!("Needs a human: the token endpoint refuses the credentials of profile {} ({why}). Its renewals wait, and nothing else is sent for it until they work: fix client_id / client_secret in {file}, then reload.", rec.profile);
+                error!(profile = %rec.profile, "{msg}");
+                self.ledger.tell(Notification {
+                    event: "credentials_refused",
+                    cert_id: String::new(),
+                    profile: rec.profile.to_string(),
+                    message: msg,
+                });
+            }
+        }
+        let note = deferral_note(&e);
+        if rec.history.last().is_none_or(|h| h.event != note) {
+            rec.log(self.ledger.now(), note);
+            self.ledger.commit(vec![rec], Default::default()).await?;
+        }
+        Ok(RenewOutcome::Deferred(e))
+    }
+
+    /// The token endpoint gave a token: a refusal of the profile's credentials is over.
+    fn credentials_work(&self, profile: &sectigo_core::names::ProfileName) {
+        if let Some(since) = self.refused.accepted(profile) {
+            let msg = format!(
+                "the token endpoint accepts the credentials of profile {profile} again (refused since {}); its waiting renewals go now",
+                ts(since)
+            );
+            info!(profile = %profile, "{msg}");
+            self.ledger.tell(Notification {
+                event: "credentials_accepted",
+                cert_id: String::new(),
+                profile: profile.to_string(),
+                message: msg,
+            });
+        }
+    }
+
+    /// SCM could not be reached for the renew call itself, and cannot have acted on it (no
+    /// connection, a 5xx): not billed, not the certificate's failure. Back to active, no
+    /// backoff; the next cycle tries again.
+    fn not_sent(
+        &self,
+        rec: &mut CertRecord,
+        e: ScmError,
+        at: DateTime<Utc>,
+    ) -> (RenewOutcome, Announcement) {
+        rec.state = CertState::Active;
+        rec.last_error = Some(e.to_string());
+        rec.log(at, deferral_note(&e));
+        warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} not made: {e}; SCM cannot be reached, nothing was billed; the next cycle tries again", rec.subject_cn);
+        (RenewOutcome::Deferred(e), Announcement::default())
     }
 
     async fn store_key(
@@ -392,12 +532,7 @@ impl Renewer {
         } else {
             bump(&self.counters.failed);
         }
-        let outcome = if e.is_transient() {
-            RenewOutcome::Unreachable(e)
-        } else {
-            RenewOutcome::Failed(RenewFailure::Scm(e))
-        };
-        (outcome, news)
+        (RenewOutcome::Failed(RenewFailure::Scm(e)), news)
     }
 
     /// A failed attempt with nothing billed: back to active, the next attempt on the persisted

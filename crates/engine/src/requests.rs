@@ -228,6 +228,9 @@ impl Requests {
                 return Ok(IssueOutcome::Deferred(e.to_string()));
             }
         };
+        // Asked for from Jira (the issue's workflow, within the cap above): never held by the
+        // daily budget, but counted in it.
+        let ticket = self.enroller.budget.take_consented(&p.name).await?;
         rec.set_handled("enroll", Some(now));
         rec.waiting_until = None;
         starts.push(now);
@@ -236,7 +239,7 @@ impl Requests {
             .await?;
         let enrolled = self
             .enroller
-            .enroll(&mut rec, &p, csr, &client, reserved)
+            .enroll(&mut rec, &p, csr, &client, reserved, ticket)
             .await?;
         self.enrolled(rec, &p.name, csr, enrolled).await
     }
@@ -435,7 +438,19 @@ impl Requests {
         match self.renewer.renew(&cert.id, Reason::Requested).await {
             Ok(RenewOutcome::Requested { new_id }) => Ok(IssueOutcome::Done(new_id.to_string())),
             Ok(RenewOutcome::Failed(e)) => Ok(IssueOutcome::Done(format!("failed: {e}"))),
-            Ok(RenewOutcome::Unreachable(e)) => Ok(IssueOutcome::Done(format!("failed: {e}"))),
+            // Nothing was sent: the request waits for the next poll.
+            Ok(RenewOutcome::Deferred(e)) => {
+                let mut rec = rec;
+                rec.set_handled("renew", None);
+                self.ledger
+                    .commit_all(vec![], vec![rec], Default::default())
+                    .await?;
+                Ok(IssueOutcome::Deferred(e.to_string()))
+            }
+            Ok(RenewOutcome::Held(u)) => Ok(IssueOutcome::Deferred(format!(
+                "waiting for the daily budget ({} used)",
+                u.used
+            ))),
             Ok(RenewOutcome::Unknown(e)) => Ok(IssueOutcome::Unknown(e.to_string())),
             Ok(RenewOutcome::Skipped(why)) => {
                 let why = format!("certificate {} was not renewed: {why}", cert.id);

@@ -2,14 +2,17 @@
 //! the per-host request limits hold across it, two engines never work on one certificate at
 //! once, and the counters and the `[notify]` commands under way carry on.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
+
 use sectigo_core::config::Config;
-use sectigo_core::names::{CertId, IssueKey};
-use sectigo_scm::Limits;
+use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_model::Notification;
+use sectigo_scm::{HostEvent, Limits};
 
 use crate::notify::Notifier;
 
@@ -29,22 +32,45 @@ pub struct Shared {
     /// `[notify] command`, shared across reloads (its commands under way are waited for at
     /// shutdown).
     pub notifier: Notifier,
+    /// The daily budget's counts (see [`crate::budget`]).
+    pub(crate) budget: crate::budget::Windows,
+    /// Profiles whose credentials the token endpoint refuses, since when and why.
+    pub(crate) refused: Refusals,
 }
 
 impl Shared {
     pub fn new(cfg: &Config) -> Self {
+        let limits = Arc::new(Limits::new(
+            cfg.connector.scm.max_concurrent,
+            cfg.connector.scm.max_requests_per_second,
+        ));
+        let notifier = Notifier::new(cfg.connector.notify.clone());
+        // A host going down or coming back: one `[notify]` event each.
+        let n = notifier.clone();
+        limits.observe(Arc::new(move |ev: &HostEvent| {
+            n.send(host_notification(ev))
+        }));
         Shared {
-            limits: Arc::new(Limits::new(
-                cfg.connector.scm.max_concurrent,
-                cfg.connector.scm.max_requests_per_second,
-            )),
+            limits,
             outbox: Arc::default(),
             counters: Arc::default(),
             claims: Claims::default(),
             workflow: Arc::default(),
             hook_helper: None,
-            notifier: Notifier::new(cfg.connector.notify.clone()),
+            notifier,
+            budget: Default::default(),
+            refused: Refusals::default(),
         }
+    }
+
+    /// Every SCM host the clients talked to, and whether it can be reached.
+    pub fn hosts(&self) -> Vec<sectigo_scm::HostStatus> {
+        self.limits.hosts()
+    }
+
+    /// The profiles whose credentials are refused now: since when, and why.
+    pub fn refused_credentials(&self) -> Refused {
+        self.refused.lock().clone()
     }
 
     /// Hands `[deploy] hook`s to the root helper through `dir` (the helper protocol of the
@@ -57,6 +83,61 @@ impl Shared {
     /// Held for a whole Jira workflow poll (see the field).
     pub async fn workflow_poll(&self) -> tokio::sync::OwnedMutexGuard<()> {
         self.workflow.clone().lock_owned().await
+    }
+}
+
+/// The `[notify]` event of a host going down or coming back.
+fn host_notification(ev: &HostEvent) -> Notification {
+    let (event, message) = match ev {
+        HostEvent::Down { host, since, error } => (
+            "scm_unreachable",
+            format!(
+                "Needs a human: {host} (SCM or its token endpoint) cannot be reached since {} ({error}). Renewals wait; the connector probes it and tells when it answers again.",
+                sectigo_core::text::ts(*since)
+            ),
+        ),
+        HostEvent::Up { host, since, back } => (
+            "scm_reachable",
+            format!(
+                "{host} answers again at {} (unreachable since {}); waiting renewals go at the next cycle.",
+                sectigo_core::text::ts(*back),
+                sectigo_core::text::ts(*since)
+            ),
+        ),
+    };
+    Notification {
+        event,
+        cert_id: String::new(),
+        profile: String::new(),
+        message,
+    }
+}
+
+/// Each refused profile: since when, and the token endpoint's answer.
+type Refused = BTreeMap<ProfileName, (DateTime<Utc>, String)>;
+
+/// Profiles whose credentials are refused: one problem each, however many certificates wait.
+#[derive(Clone, Default)]
+pub(crate) struct Refusals(Arc<Mutex<Refused>>);
+
+impl Refusals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Refused> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a refusal; `true` when it is new (the first since the credentials worked).
+    pub(crate) fn refused(&self, p: &ProfileName, at: DateTime<Utc>, why: &str) -> bool {
+        let mut m = self.lock();
+        let new = !m.contains_key(p);
+        m.entry(p.clone())
+            .and_modify(|e| e.1 = why.to_string())
+            .or_insert((at, why.to_string()));
+        new
+    }
+
+    /// The credentials worked; `Some(since)` when that ends a refusal.
+    pub(crate) fn accepted(&self, p: &ProfileName) -> Option<DateTime<Utc>> {
+        self.lock().remove(p).map(|(since, _)| since)
     }
 }
 

@@ -2,6 +2,8 @@
 //! Ids, issue keys and names are their own types (`sectigo_core::names`): a record holding a
 //! bad one does not decode.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -219,6 +221,20 @@ pub struct ForceRun {
     pub cause: String,
 }
 
+/// One billable call the daemon sent (or may have sent: its answer was lost), for the daily
+/// budget and the operator's audit: which profile, when, for what, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingEntry {
+    pub profile: ProfileName,
+    pub at: DateTime<Utc>,
+    /// The certificate renewed (its id), or what was enrolled (an issue key, a name).
+    pub what: String,
+    /// The request id sent in `comments`.
+    pub request: String,
+    /// Why: `window`, `forced`, `operator`, `requested`, `enroll`.
+    pub reason: String,
+}
+
 /// What the last cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CycleSummary {
@@ -231,6 +247,39 @@ pub struct CycleSummary {
     pub skipped_no_auto_renew: u64,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Renewals not sent, by profile: SCM (or its token endpoint) could not be reached, or
+    /// refused the profile's credentials. Tried again at the next cycle, not failed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deferred: BTreeMap<ProfileName, u64>,
+    /// Scheduled renewals waiting for the daily budget, by profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<ProfileName, u64>,
+    /// What could not be reached, or refused the credentials, when the cycle ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<Outage>,
+}
+
+/// Something SCM-side that stops renewals: a host that cannot be reached, or a profile's
+/// credentials refused. One problem, however many certificates it holds up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outage {
+    pub kind: OutageKind,
+    /// The host (`host:port`), or the profile whose credentials are refused.
+    pub what: String,
+    pub since: DateTime<Utc>,
+    pub error: String,
+    /// Renewals it held up in the last cycle.
+    #[serde(default)]
+    pub waiting: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutageKind {
+    /// SCM's host, or its token endpoint's, cannot be reached.
+    Unreachable,
+    /// The profile's token endpoint refuses its credentials.
+    CredentialsRefused,
 }
 
 /// A Jira update waiting for delivery. Written in the same transaction as the state change it

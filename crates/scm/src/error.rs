@@ -45,6 +45,14 @@ pub enum ScmError {
         what: String,
         retry_after: Option<Duration>,
     },
+    /// The host (SCM's, or its token endpoint's) cannot be reached: another call found it down
+    /// and no probe is due. Nothing was sent.
+    #[error("{host} cannot be reached (down since {since}: {error}); nothing was sent, the next cycle tries again")]
+    HostDown {
+        host: String,
+        since: String,
+        error: String,
+    },
     /// The credentials were refused (token endpoint, or 401 again after re-authenticating).
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -57,8 +65,24 @@ impl ScmError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ScmError::Transient { .. } | ScmError::TokenUnavailable { .. }
+            ScmError::Transient { .. }
+                | ScmError::TokenUnavailable { .. }
+                | ScmError::HostDown { .. }
         )
+    }
+
+    /// Whether SCM (or its token endpoint) cannot be reached, with certainty that nothing was
+    /// acted on: no connection, a timeout before sending, a 5xx or 429 after the call's
+    /// retries, no token, a host found down. The certificate is not to blame: its renewal is
+    /// deferred, not failed.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ScmError::Transient {
+                maybe_processed, ..
+            } => !maybe_processed,
+            ScmError::TokenUnavailable { .. } | ScmError::HostDown { .. } => true,
+            _ => false,
+        }
     }
 
     /// For a billable call (renew, enroll): could SCM have acted on the request even though we

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod classify;
 mod error;
+pub mod health;
 pub mod limit;
 mod session;
 pub use sectigo_core::x509::pem;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 
 pub use classify::{Call, Class, ScmErrorBody};
 pub use error::ScmError;
+pub use health::{HostEvent, HostStatus, Observer};
 pub use limit::{HostLimiter, Limits};
 pub use pem::{parse_bundle, CertInfo, PemError};
 
@@ -112,7 +114,12 @@ struct TokenResponse {
 }
 
 /// A request slot on an SCM host, taken ahead of a billable call (see [`ScmClient::reserve`]).
-pub struct Reserved(limit::Permit);
+pub struct Reserved {
+    pub(crate) permit: limit::Permit,
+    /// The call's admission to the host, taken with the slot: the call never waits for a
+    /// probe's verdict while it holds a slot the probe may need.
+    pub(crate) admission: health::Admission,
+}
 
 /// A downloaded certificate: the PEM as SCM sent it, and what it says.
 #[derive(Debug, Clone)]
@@ -235,9 +242,16 @@ impl ScmClient {
         self.renew_reserved(None, cert_id, req).await
     }
 
+    /// Whether SCM's host or its token endpoint's cannot be reached now: an error that came
+    /// with it is SCM's outage, not the call's own.
+    pub fn host_down(&self) -> bool {
+        self.session.host_down()
+    }
+
     /// Gets a valid access token and a request slot on the SCM host, to hold while a billable
     /// call is journaled: the waits (rate limit, token endpoint) then come before the journal
     /// entry, and the window in which a crash leaves an unknown outcome is the call alone.
+    /// Fails at once, sending nothing, when the host is known to be down.
     pub async fn reserve(&self) -> Result<Reserved, ScmError> {
         self.session.reserve().await
     }

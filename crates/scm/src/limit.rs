@@ -9,10 +9,14 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::health::{Health, HostEvent, HostStatus, Observer};
+
 #[derive(Debug)]
 pub struct HostLimiter {
     slots: Arc<Semaphore>,
     window: Mutex<Window>,
+    /// Whether the host can be reached (see [`crate::health`]).
+    pub(crate) health: Arc<Health>,
 }
 
 #[derive(Debug)]
@@ -63,6 +67,10 @@ pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl HostLimiter {
     pub fn new(max_concurrent: usize, max_per_second: f64) -> Self {
+        HostLimiter::for_host("", max_concurrent, max_per_second)
+    }
+
+    fn for_host(host: &str, max_concurrent: usize, max_per_second: f64) -> Self {
         let (per_window, spacing) = if max_per_second >= 1.0 {
             (max_per_second.floor() as usize, None)
         } else {
@@ -79,6 +87,7 @@ impl HostLimiter {
                 spacing,
                 last: None,
             }),
+            health: Arc::new(Health::new(host)),
         }
     }
 
@@ -100,12 +109,23 @@ impl HostLimiter {
     }
 }
 
-/// The limiters of every host, created on first use.
-#[derive(Debug, Default)]
+/// The limiters of every host, created on first use, and what is told of hosts going down
+/// and coming back.
+#[derive(Default)]
 pub struct Limits {
     max_concurrent: usize,
     max_per_second: f64,
     hosts: Mutex<BTreeMap<String, Arc<HostLimiter>>>,
+    observer: Mutex<Option<Observer>>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_per_second", &self.max_per_second)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Limits {
@@ -114,14 +134,43 @@ impl Limits {
             max_concurrent,
             max_per_second,
             hosts: Mutex::new(BTreeMap::new()),
+            observer: Mutex::new(None),
         }
     }
 
     pub fn for_host(&self, host: &str) -> Arc<HostLimiter> {
-        let mut h = self.hosts.lock().expect("limits lock");
+        let mut h = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         h.entry(host.to_string())
-            .or_insert_with(|| Arc::new(HostLimiter::new(self.max_concurrent, self.max_per_second)))
+            .or_insert_with(|| {
+                Arc::new(HostLimiter::for_host(
+                    host,
+                    self.max_concurrent,
+                    self.max_per_second,
+                ))
+            })
             .clone()
+    }
+
+    /// Tells `observer` of every host going down or coming back (the engine's `[notify]`).
+    pub fn observe(&self, observer: Observer) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+    }
+
+    pub(crate) fn tell(&self, event: &HostEvent) {
+        let o = self
+            .observer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(o) = o {
+            o(event);
+        }
+    }
+
+    /// Every host the clients have talked to, and whether it can be reached.
+    pub fn hosts(&self) -> Vec<HostStatus> {
+        let h = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        h.values().map(|l| l.health.status()).collect()
     }
 }
 

@@ -21,6 +21,7 @@ use sectigo_core::clock::SharedClock;
 use sectigo_core::secret::Secret;
 
 use crate::classify::{self, Call};
+use crate::health::{Admission, HostEvent};
 use crate::{check_answer, parse_token, ClientSettings, HostLimiter, Limits, Reserved, ScmError};
 use crate::{TokenAnswer, MAX_BODY};
 
@@ -107,6 +108,9 @@ pub(crate) struct Session {
     /// For `Retry-After` given as an HTTP date.
     clock: SharedClock,
     token: Mutex<Option<CachedToken>>,
+    /// The token endpoint refused the credentials: when, and what it said. Not asked again
+    /// for every certificate: until `probe_every` has passed.
+    refused: std::sync::Mutex<Option<(Instant, ScmError)>>,
 }
 
 impl Session {
@@ -126,6 +130,7 @@ impl Session {
             limits,
             clock,
             token: Mutex::new(None),
+            refused: std::sync::Mutex::new(None),
         }
     }
 
@@ -146,9 +151,58 @@ impl Session {
     }
 
     /// A valid token and a request slot on the API's host (see [`crate::ScmClient::reserve`]).
+    /// Fails at once, sending nothing, when the API's host is known to be down.
     pub(crate) async fn reserve(&self) -> Result<Reserved, ScmError> {
-        self.token(false).await?;
-        Ok(Reserved(self.limiter_for(&self.url("/")).acquire().await))
+        let limiter = self.limiter_for(&self.url("/"));
+        let mut admission = limiter.health.admit(self.probe_every()).await?;
+        self.token(false, Some(&mut admission)).await?;
+        Ok(Reserved {
+            permit: limiter.acquire().await,
+            admission,
+        })
+    }
+
+    /// Whether the API's host or the token endpoint's is down now (an error of this session
+    /// was SCM being unreachable, not the call's own).
+    pub(crate) fn host_down(&self) -> bool {
+        let down = |url: &str| self.limiter_for(url).health.status().down_since.is_some();
+        down(&self.url("/")) || down(&self.account.token_url)
+    }
+
+    /// How long after a failed probe of a down host the next may go: the retry budget of one
+    /// call, so a cycle during an outage ends in about `retry_max`.
+    fn probe_every(&self) -> Duration {
+        self.settings.retry_max.max(Duration::from_secs(1))
+    }
+
+    /// Tells the log and the observer of a host going down or coming back.
+    fn report(&self, event: Option<HostEvent>) {
+        let Some(ev) = event else {
+            return;
+        };
+        match &ev {
+            HostEvent::Down { host, error, .. } => tracing::error!(profile = %self.account.profile,
+                "{host} ({}) cannot be reached: {error}; its calls wait for one probe and nothing else is sent until it answers", self.api.name()),
+            HostEvent::Up { host, since, .. } => tracing::info!(profile = %self.account.profile,
+                "{host} ({}) answers again (unreachable since {})", self.api.name(), sectigo_core::text::ts(*since)),
+        }
+        self.limits.tell(&ev);
+    }
+
+    /// What one attempt's result says of the host it went to. It cannot be reached: no
+    /// connection, a timeout, a broken answer, 502, 503 or 504, or a 500 that is not SCM's own
+    /// error (a proxy's page). Anything else is an answer: it is reached (SCM's own 500 is
+    /// that call's error, not an outage). `Err`: another call found the host down meanwhile;
+    /// stop.
+    fn note(&self, adm: &mut Admission, outcome: Result<&Answer, &str>) -> Result<(), ScmError> {
+        let now = self.clock.now();
+        let ev = match outcome {
+            Ok(a) if host_failed(a) => adm.unreachable(now, &format!("HTTP {}", a.status))?,
+            Ok(_) => adm.reached(now),
+            Err(what) => adm.unreachable(now, what)?,
+        };
+        self.report(ev);
+        Ok(())
     }
 
     /// One call with retries. Calls that bill nothing retry every transient error; billable
@@ -161,7 +215,6 @@ impl Session {
         reserved: Option<Reserved>,
     ) -> Result<Answer, ScmError> {
         let idempotent = !call.is_billable();
-        let reserved = std::sync::Mutex::new(reserved);
         let policy = ExponentialBackoff {
             initial_interval: Duration::from_millis(500),
             max_interval: Duration::from_secs(60),
@@ -170,11 +223,26 @@ impl Session {
         };
         let profile = self.account.profile.clone();
         let api = self.api.name();
+        let (slot, adm) = match reserved {
+            Some(r) => (Some(r.permit), Some(r.admission)),
+            None => (None, None),
+        };
+        let adm = match adm {
+            Some(a) => a,
+            None => {
+                let host = self.limiter_for(&self.url("/"));
+                host.health.admit(self.probe_every()).await?
+            }
+        };
+        let slot = std::sync::Mutex::new(slot);
+        let adm = Mutex::new(adm);
         backoff::future::retry_notify(
             policy,
             || async {
-                let slot = reserved.lock().expect("reserved lock").take();
-                match self.call_authed(op, call, slot).await {
+                let mut adm = adm.lock().await;
+                adm.may_continue().map_err(backoff::Error::permanent)?;
+                let slot = slot.lock().expect("slot lock").take();
+                match self.call_authed(op, call, slot, &mut adm).await {
                     Ok(a) => Ok(a),
                     Err(e @ ScmError::Transient { .. }) if !idempotent && e.maybe_billed() => {
                         Err(backoff::Error::permanent(e))
@@ -201,10 +269,11 @@ impl Session {
         &self,
         op: &Op<'_>,
         call: Call,
-        slot: Option<Reserved>,
+        slot: Option<crate::limit::Permit>,
+        adm: &mut Admission,
     ) -> Result<Answer, ScmError> {
-        let token = self.token(false).await?;
-        let a = self.send(op, call, &token, slot).await?;
+        let token = self.token(false, Some(adm)).await?;
+        let a = self.send(op, call, &token, slot, adm).await?;
         if a.status != 401 {
             return finish(call, a);
         }
@@ -213,8 +282,8 @@ impl Session {
                 "{} refused the access token; its WWW-Authenticate names this token URL (configured: {})",
                 self.api.name(), self.account.token_url);
         }
-        let token = self.token(true).await?;
-        let a = self.send(op, call, &token, None).await?;
+        let token = self.token(true, Some(adm)).await?;
+        let a = self.send(op, call, &token, None, adm).await?;
         if a.status == 401 {
             return Err(ScmError::Auth(format!(
                 "{} refused a fresh access token for client_id {:?} (HTTP 401); {}",
@@ -231,7 +300,8 @@ impl Session {
         op: &Op<'_>,
         call: Call,
         token: &Secret,
-        slot: Option<Reserved>,
+        slot: Option<crate::limit::Permit>,
+        adm: &mut Admission,
     ) -> Result<Answer, ScmError> {
         let (method, path, body) = match op {
             Op::Get(p) => (reqwest::Method::GET, *p, None),
@@ -240,7 +310,7 @@ impl Session {
         };
         let url = self.url(path);
         let _permit = match slot {
-            Some(Reserved(p)) => p,
+            Some(p) => p,
             None => self.limiter_for(&url).acquire().await,
         };
         let mut rb = self
@@ -259,19 +329,77 @@ impl Session {
             rb = rb.json(b);
         }
         debug!(profile = %self.account.profile, "{} {method} {path}", self.api.name());
-        let resp = rb.send().await.map_err(|e| transport_error(&e, &url))?;
-        read_answer(resp, &self.clock).await
+        let read = match rb.send().await {
+            Ok(resp) => read_answer(resp, &self.clock).await,
+            Err(e) => Err(transport_error(&e, &url)),
+        };
+        match &read {
+            Ok(a) => self.note(adm, Ok(a))?,
+            Err(e) => self.note(adm, Err(&e.to_string()))?,
+        }
+        read
     }
 
     /// A valid access token: the cached one unless `refresh` or about to expire.
-    async fn token(&self, refresh: bool) -> Result<Secret, ScmError> {
-        let mut cached = self.token.lock().await;
+    /// `held`: the admission of the call asking, when it has one (its host may be the token
+    /// endpoint's too: the call must not wait for itself).
+    async fn token(&self, refresh: bool, held: Option<&mut Admission>) -> Result<Secret, ScmError> {
+        let valid = |c: &Option<CachedToken>| {
+            c.as_ref()
+                .filter(|t| Instant::now() < t.refresh_at)
+                .map(|t| t.token.clone())
+        };
         if !refresh {
-            if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-                return Ok(t.token.clone());
+            if let Some(t) = valid(&*self.token.lock().await) {
+                return Ok(t);
             }
         }
-        let t = self.fetch_token().await?;
+        if let Some((at, e)) = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            if at.elapsed() < self.probe_every() {
+                return Err(e);
+            }
+        }
+        // The token endpoint's admission before the token's lock: no call ever waits for a
+        // probe's verdict while holding the lock the probe may need.
+        let url = &self.account.token_url;
+        let limiter = self.limiter_for(url);
+        let mut own;
+        let adm: &mut Admission = match held {
+            Some(a) if a.is_for(&limiter.health) => a,
+            _ => {
+                own = limiter
+                    .health
+                    .admit(self.probe_every())
+                    .await
+                    .map_err(|e| ScmError::TokenUnavailable {
+                        what: format!("token endpoint {url}: {e}"),
+                        retry_after: None,
+                    })?;
+                &mut own
+            }
+        };
+        let mut cached = self.token.lock().await;
+        if !refresh {
+            // Another call may have fetched one meanwhile.
+            if let Some(t) = valid(&cached) {
+                return Ok(t);
+            }
+        }
+        let t = match self.fetch_token(adm).await {
+            Ok(t) => t,
+            Err(e @ ScmError::Auth(_)) => {
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), e.clone()));
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let token = t.token.clone();
         *cached = Some(t);
         Ok(token)
@@ -280,7 +408,7 @@ impl Session {
     /// Asks the token endpoint for a token, retrying for up to `retry_max`. Every failure is
     /// [`ScmError::Auth`] (the credentials were refused) or [`ScmError::TokenUnavailable`]:
     /// nothing was sent to SCM, so nothing can have been billed.
-    async fn fetch_token(&self) -> Result<CachedToken, ScmError> {
+    async fn fetch_token(&self, adm: &mut Admission) -> Result<CachedToken, ScmError> {
         let url = &self.account.token_url;
         let limiter = self.limiter_for(url);
         let policy = ExponentialBackoff {
@@ -295,9 +423,18 @@ impl Session {
                 None => backoff::Error::transient(e),
             }
         };
+        let adm = Mutex::new(adm);
+        let stop = |e: ScmError| {
+            backoff::Error::permanent(ScmError::TokenUnavailable {
+                what: format!("token endpoint {url}: {e}"),
+                retry_after: None,
+            })
+        };
         backoff::future::retry(policy, || async {
+            let mut adm = adm.lock().await;
+            adm.may_continue().map_err(stop)?;
             let _permit = limiter.acquire().await;
-            let resp = self
+            let sent = self
                 .http
                 .post(url)
                 .form(&[
@@ -306,11 +443,22 @@ impl Session {
                     ("client_secret", self.account.client_secret.expose()),
                 ])
                 .send()
-                .await
-                .map_err(|e| unavailable(transport_error(&e, url).to_string(), None))?;
-            let a = read_answer(resp, &self.clock)
-                .await
-                .map_err(|e| unavailable(e.to_string(), None))?;
+                .await;
+            let read = match sent {
+                Ok(resp) => read_answer(resp, &self.clock).await,
+                Err(e) => Err(transport_error(&e, url)),
+            };
+            let a = match read {
+                Ok(a) => {
+                    self.note(&mut adm, Ok(&a)).map_err(stop)?;
+                    a
+                }
+                Err(e) => {
+                    let what = e.to_string();
+                    self.note(&mut adm, Err(&what)).map_err(stop)?;
+                    return Err(unavailable(what, None));
+                }
+            };
             match parse_token(a.status, &a.body) {
                 Ok((token, life)) => {
                     debug!(profile = %self.account.profile, "new {} access token, valid {}s", self.api.name(), life.as_secs());
@@ -397,6 +545,15 @@ async fn read_answer(mut resp: reqwest::Response, clock: &SharedClock) -> Result
         total_count,
         body,
     })
+}
+
+/// Whether an answer says its host failed (not SCM's application answering): 502, 503, 504,
+/// or a 500 without SCM's JSON error body.
+fn host_failed(a: &Answer) -> bool {
+    // A 5xx that carries SCM's own error body is SCM answering (the error table says what it
+    // means on each call); a bare 500 or a proxy's 502-504 is the host failing.
+    matches!(a.status, 500 | 502..=504)
+        && serde_json::from_slice::<classify::ScmErrorBody>(&a.body).is_err()
 }
 
 /// Classifies an answer: the answer itself on success, the classified error otherwise.

@@ -109,6 +109,9 @@ pub struct Faults {
     pub token_revoke_after: Option<Duration>,
     /// The token endpoint answers 503.
     pub token_endpoint_down: bool,
+    /// Every API request is answered 503 with a proxy's HTML page (SCM down behind its load
+    /// balancer), before doing anything.
+    pub api_down: bool,
     /// The token endpoint drops every connection after its headers (an outage mid-answer).
     pub token_endpoint_drop: bool,
     /// Certificate id → (HTTP status, SCM code, description) answered to every call on it.
@@ -710,6 +713,14 @@ async fn admit_on(
                     .expect("response")
             }
         });
+    }
+    if faults.api_down {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/html")],
+            "<html><body><h1>503 Service Unavailable</h1></body></html>",
+        )
+            .into_response());
     }
     let roll: f64 = rand::thread_rng().gen();
     if roll < faults.rate_429 {

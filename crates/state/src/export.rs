@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Entry, KeyStore, Record, Store, StoreError, SCHEMA_VERSION};
 use sectigo_core::names::{IssueKey, ProfileName};
-use sectigo_model::{CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState};
+use sectigo_model::{
+    BillingEntry, CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+};
 
 /// The `format` of the header line.
 pub const FORMAT: &str = "sectigo-connector-state";
@@ -66,6 +68,9 @@ pub struct Counts {
     pub keys: u64,
     /// The last cycle and the enrollment starts, when present.
     pub meta: u64,
+    /// Entries of the billing log (the daily budget's memory).
+    #[serde(default)]
+    pub billing: u64,
 }
 
 impl Counts {
@@ -78,6 +83,7 @@ impl Counts {
             + self.markers
             + self.keys
             + self.meta
+            + self.billing
     }
 }
 
@@ -102,6 +108,7 @@ pub enum Line {
     },
     LastCycle(CycleSummary),
     EnrollmentStarts(Vec<DateTime<Utc>>),
+    Billing(Box<BillingEntry>),
     /// A private key the daemon made, under its certificate's (or request's) id.
     Key {
         name: String,
@@ -238,6 +245,10 @@ pub fn export(
                 counts.meta += 1;
                 w(out, &[b"{\"enrollment_starts\":", v, b"}"]).map_err(io("writing the export"))
             }
+            Entry::Billing(v) => {
+                counts.billing += 1;
+                w(out, &[b"{\"billing\":", v, b"}"]).map_err(io("writing the export"))
+            }
             // Still alone with the state: the keys belong to the same moment.
             Entry::Done => export_keys(keys, with_keys, out, &mut counts),
         };
@@ -341,6 +352,7 @@ pub fn import<R: BufRead>(
             Line::Marker { marker, seq } => Record::Marker { marker, seq },
             Line::LastCycle(c) => Record::LastCycle(c),
             Line::EnrollmentStarts(s) => Record::EnrollmentStarts(s),
+            Line::Billing(e) => Record::Billing(e),
             Line::Key { name, pem } => {
                 return keys
                     .put(&name, &sectigo_core::secret::Secret::new(pem.0))
@@ -436,6 +448,7 @@ fn read(
             Line::Outbox(_) => counts.outbox += 1,
             Line::Marker { .. } => counts.markers += 1,
             Line::LastCycle(_) | Line::EnrollmentStarts(_) => counts.meta += 1,
+            Line::Billing(_) => counts.billing += 1,
             Line::Key { .. } => counts.keys += 1,
             Line::End(c) => end = Some((n, c.clone())),
         }

@@ -18,7 +18,9 @@ pub use export::{Counts, ExportError};
 pub use keys::KeyStore;
 // The records this store keeps are the model's; imported here for the trait's signatures.
 use sectigo_core::names::{CertId, IssueKey, ProfileName};
-use sectigo_model::{CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState};
+use sectigo_model::{
+    BillingEntry, CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+};
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,16 @@ pub trait Store: Send + Sync + 'static {
     fn rename_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize>;
     fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
+    /// Records a billable call in the billing log.
+    fn record_billing(&self, e: &BillingEntry) -> StoreResult<()>;
+    /// When the billable calls of `profile` since `since` were sent, oldest first.
+    fn billing_since(
+        &self,
+        profile: &ProfileName,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>>;
+    /// Forgets billing entries older than `before`; returns how many.
+    fn prune_billing(&self, before: DateTime<Utc>) -> StoreResult<usize>;
     /// When enrollments from Jira started, for the rolling daily cap (pruned by the caller).
     fn enrollment_starts(&self) -> StoreResult<Vec<DateTime<Utc>>>;
     fn put_enrollment_starts(&self, starts: &[DateTime<Utc>]) -> StoreResult<()>;
@@ -168,6 +180,8 @@ pub enum Entry<'a> {
     },
     LastCycle(&'a [u8]),
     EnrollmentStarts(&'a [u8]),
+    /// One entry of the billing log, as stored.
+    Billing(&'a [u8]),
     /// Every record was visited; writers are still held off.
     Done,
 }
@@ -192,6 +206,7 @@ pub enum Record {
     },
     LastCycle(CycleSummary),
     EnrollmentStarts(Vec<DateTime<Utc>>),
+    Billing(Box<BillingEntry>),
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -28,7 +28,9 @@ use sled::Transactional;
 
 use super::{Entry, Record, Store, StoreError, StoreResult};
 use sectigo_core::names::{CertId, IssueKey, ProfileName};
-use sectigo_model::{CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState};
+use sectigo_model::{
+    BillingEntry, CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -47,6 +49,8 @@ pub struct SledStore {
     issue_work: sled::Tree,
     issue_handled: sled::Tree,
     meta: sled::Tree,
+    /// The billing log: profile NUL time (8 bytes) request → BillingEntry.
+    billing: sled::Tree,
     dir: String,
     gate: std::sync::RwLock<()>,
 }
@@ -55,6 +59,15 @@ const RESTORE_UNFINISHED: &str = "restore_unfinished";
 
 fn time_key(t: DateTime<Utc>) -> [u8; 8] {
     ((t.timestamp() as u64) ^ (1u64 << 63)).to_be_bytes()
+}
+
+/// The billing log's key: the profile's entries together, in time order.
+fn billing_key(e: &BillingEntry) -> Vec<u8> {
+    let mut k = e.profile.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&time_key(e.at));
+    k.extend_from_slice(e.request.as_bytes());
+    k
 }
 
 fn na_key(r: &CertRecord) -> Vec<u8> {
@@ -165,6 +178,7 @@ impl SledStore {
             issue_work: db.open_tree("issue_work")?,
             issue_handled: db.open_tree("issue_handled")?,
             meta: db.open_tree("meta")?,
+            billing: db.open_tree("billing")?,
             db,
             dir: d.clone(),
             gate: std::sync::RwLock::new(()),
@@ -594,6 +608,45 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn record_billing(&self, e: &BillingEntry) -> StoreResult<()> {
+        let _w = self.writing();
+        self.billing.insert(billing_key(e), encode(e))?;
+        Ok(())
+    }
+
+    fn billing_since(
+        &self,
+        profile: &ProfileName,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let mut start = profile.as_bytes().to_vec();
+        start.push(0);
+        let mut end = start.clone();
+        *end.last_mut().expect("not empty") = 1;
+        start.extend_from_slice(&time_key(since));
+        let mut out = Vec::new();
+        for kv in self.billing.range(start..end) {
+            let (k, v) = kv?;
+            let e: BillingEntry = decode(&k, &v)?;
+            out.push(e.at);
+        }
+        Ok(out)
+    }
+
+    fn prune_billing(&self, before: DateTime<Utc>) -> StoreResult<usize> {
+        let _w = self.writing();
+        let mut n = 0;
+        for kv in self.billing.iter() {
+            let (k, v) = kv?;
+            let e: BillingEntry = decode(&k, &v)?;
+            if e.at < before {
+                self.billing.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn flush(&self) -> StoreResult<()> {
         self.db.flush()?;
         Ok(())
@@ -644,6 +697,9 @@ impl Store for SledStore {
         if let Some(v) = self.meta.get("enrollment_starts")? {
             f(Entry::EnrollmentStarts(&v))?;
         }
+        for kv in self.billing.iter() {
+            f(Entry::Billing(&kv?.1))?;
+        }
         f(Entry::Done)
     }
 
@@ -664,6 +720,7 @@ impl Store for SledStore {
                 &self.csrs,
                 &self.issue_work,
                 &self.issue_handled,
+                &self.billing,
             ] {
                 t.clear()?;
             }
@@ -676,9 +733,10 @@ impl Store for SledStore {
                     held.join(", ")
                 )));
             }
-            // A state that tracks nothing may still remember profiles and a last cycle: the
-            // import's take their place.
+            // A state that tracks nothing may still remember profiles, a last cycle and a
+            // billing log: the import's take their place.
             self.profiles.clear()?;
+            self.billing.clear()?;
         }
         self.meta.remove("last_cycle")?;
         self.meta.remove("enrollment_starts")?;
@@ -689,6 +747,11 @@ impl Store for SledStore {
 
     fn restore(&self, recs: Vec<Record>) -> StoreResult<()> {
         let _w = self.writing();
+        for r in &recs {
+            if let Record::Billing(e) = r {
+                self.billing.insert(billing_key(e), encode(&**e))?;
+            }
+        }
         let max_seq = recs
             .iter()
             .filter_map(|r| match r {
@@ -737,6 +800,8 @@ impl Store for SledStore {
                             Record::EnrollmentStarts(s) => {
                                 meta.insert("enrollment_starts", encode(s))?;
                             }
+                            // Written before the transaction (its own tree).
+                            Record::Billing(_) => {}
                         }
                     }
                     Ok(())

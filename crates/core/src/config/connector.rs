@@ -91,6 +91,9 @@ pub struct RenewalConfig {
     pub collect_poll_secs: u64,
     /// A renewal or enrollment accepted but not issued after this long is reported as stalled.
     pub collect_timeout_hours: u64,
+    /// Per profile, in a rolling 24 h: scheduled renewals beyond this many wait (0: no
+    /// limit). A profile's `max_renewals_per_day` overrides it.
+    pub max_per_day: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +254,7 @@ impl ConnectorConfig {
             retry_max_hours: r.or("renewal.retry_max_hours", 32u64),
             collect_poll_secs: r.or("renewal.collect_poll_secs", 60u64),
             collect_timeout_hours: r.or("renewal.collect_timeout_hours", 24u64),
+            max_per_day: r.or("renewal.max_per_day", 100u32),
         };
         if !(1..=1440).contains(&renewal.retry_initial_mins) {
             r.error(

@@ -31,6 +31,9 @@ pub struct Profile {
     pub force_renewal: bool,
     pub expiry_window_days: i64,
     pub auto_renew: bool,
+    /// Scheduled renewals in a rolling 24 h beyond which the others wait (0: no limit);
+    /// `None`: `[renewal] max_per_day`.
+    pub max_renewals_per_day: Option<u32>,
     pub scm_profile_id: Option<i64>,
     pub custom_fields: BTreeMap<String, String>,
     /// Names a certificate of this profile may carry when enrolled from Jira; `None`: any.
@@ -331,6 +334,7 @@ impl Profile {
         let force_renewal: bool = r.or("force_renewal", false);
         let expiry_window_days: i64 = r.or("expiry_window_days", 30i64);
         let auto_renew: bool = r.or("auto_renew", true);
+        let max_renewals_per_day: Option<u32> = r.opt("max_renewals_per_day");
         let scm_profile_id: Option<i64> = r.opt("scm_profile_id");
         let custom_fields: BTreeMap<String, String> = r.or("custom_fields", BTreeMap::new());
         let allowed_domains: Option<Vec<String>> = r.opt("allowed_domains");
@@ -443,6 +447,7 @@ impl Profile {
             force_renewal,
             expiry_window_days,
             auto_renew,
+            max_renewals_per_day,
             scm_profile_id,
             custom_fields,
             allowed_domains: allowed_domains.map(|v| {
