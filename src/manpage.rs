@@ -20,8 +20,15 @@ fn roff_literal(text: &str) -> String {
         .join("\n")
 }
 
-/// sectigo-connector(8), from the command line's definition `cmd`.
+/// sectigo-connector(8), from the command line's definition `cmd`. The page is the packaged
+/// binary's: `demo`, which only a build from source has (the packages hold no simulators), is
+/// left out of the commands and named in NOTES as a source build's.
 pub fn page8(cmd: clap::Command) -> String {
+    let cmd = if cmd.find_subcommand("demo").is_some() {
+        cmd.mut_subcommand("demo", |c| c.hide(true))
+    } else {
+        cmd
+    };
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone())
         .section("8")
@@ -147,6 +154,10 @@ SIGTERM and SIGINT stop the daemon after renew calls in flight are answered.
 .SH EXIT STATUS
 0 success; 1 the work failed; 2 usage error; 75 temporary failure (state locked, SCM
 unreachable); 78 configuration error (the message names the file and the key).
+.SH NOTES
+A build from source (\fBcargo run \-\- demo\fR in a checkout) also has \fBdemo\fR: the daemon's
+engine against its own SCM and Jira simulators on loopback, with sample certificates. The
+packaged binary has no simulators, and no \fBdemo\fR.
 .SH SEE ALSO
 sectigo-connector.toml(5), systemctl(1), journalctl(1)
 "#,
@@ -195,7 +206,7 @@ sectigo-connector.toml \- configuration of sectigo-connector
 sectigo-connector reads TOML files from its configuration directory: connector.toml for the
 global settings, and one file per Sectigo profile in profiles.d/, whose stem is the profile's
 name. Files in profiles.d/ not ending in .toml are skipped with a warning that names them (hidden
-files silently). Unknown keys,
+files silently), but for the secret files a profile names (client_secret_file). Unknown keys,
 wrong types and out-of-range values are errors that name the file and the key; every error
 of every file is reported at once, and the daemon exits 78 (or, on reload, keeps the running
 configuration). Check a configuration with \fBsectigo-connector check-config\fR.
@@ -207,7 +218,14 @@ Secrets (client_secret, the Jira token) can be given inline, in a file (client_s
 token_file; a relative path is looked up in $CREDENTIALS_DIRECTORY, then beside the file), or
 as systemd credentials named \fINAME\fR.client_secret, \fINAME\fR.admin_client_secret (a profile's
 [admin] account) and jira.token. A profile file holding
-an inline secret and readable by other users gets a warning.
+an inline secret and readable by other users gets a warning. When SCM refuses a secret from a
+client_secret_file, the daemon reads the file again before it reports the refusal: a fixed file
+takes effect without a reload.
+.PP
+The daemon runs as the service user (the owner of [state] dir; the packages' sectigo-connector),
+and must be able to read every file named here: \fBsectigo-connector check-config\fR run as root
+checks them as that user and names the fix, e.g.
+\fBchgrp sectigo-connector FILE && chmod 0640 FILE\fR.
 .SH CONNECTOR.TOML
 Every key, with its default:
 .PP

@@ -1,6 +1,6 @@
 //! The requests that read: `status`, `certs list`, `certs show`, `profiles list` and the dry
-//! run. Nothing here writes to the state or SCM (the dry run asks each renewing profile's token
-//! endpoint for a token, which is free).
+//! run. Nothing here writes to the state or SCM (the dry run asks each profile's token endpoint
+//! for a token, which is free).
 
 use std::collections::BTreeMap;
 
@@ -23,13 +23,19 @@ pub(super) async fn dry_run(engine: &Engine) -> Result<Response, EngineError> {
         .cycle()
         .run(Mode::DryRun, &tokio_util::sync::CancellationToken::new())
         .await?;
-    let mut profiles: Vec<&ProfileName> = report.planned.iter().map(|p| &p.profile).collect();
-    profiles.sort();
-    profiles.dedup();
+    // Every profile's credentials, not only those with work planned: a dry run with nothing
+    // due still proves that the next renewal would be taken.
     let mut credentials = Vec::new();
-    for p in profiles {
-        let refused = engine.check_token(p).await.err().map(|e| e.to_string());
-        credentials.push((p.clone(), refused));
+    for p in engine.profiles().values() {
+        let refused = engine.check_token(&p.name).await.err().map(|e| match e {
+            EngineError::Scm(e @ sectigo_scm::ScmError::Auth(_)) => format!(
+                "{e}; fix `client_id` or {} in {}",
+                p.client_secret_from.describe("client_secret"),
+                p.file.display()
+            ),
+            e => e.to_string(),
+        });
+        credentials.push((p.name.clone(), refused));
     }
     Ok(Response::DryRun(DryRunReport {
         planned: report

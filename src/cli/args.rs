@@ -61,10 +61,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
-    /// Validate connector.toml and every profile; print the profiles (secrets masked).
+    /// Validate connector.toml and every profile; print the profiles (secrets masked). Run as
+    /// root, every file the daemon reads is checked as the service user (the owner of [state]
+    /// dir) will find it: one it cannot read is an error naming the fix (exit 78).
     CheckConfig {
-        /// Also ask each profile's token endpoint for a token (free), and Jira whose
-        /// credentials these are; report what is refused (exit 1).
+        /// Also ask each profile's token endpoint for a token (free; its [admin] account's
+        /// too), and Jira whose credentials these are. Each answers or is reported within
+        /// [scm] timeout_secs and a few seconds: exit 78 when credentials are refused (naming
+        /// the file and key), 75 when an endpoint cannot be reached.
         #[arg(long)]
         online: bool,
         /// With --online: check the configured transition names against the transitions
@@ -124,6 +128,8 @@ pub enum Command {
     /// sample profiles, certificates and issues, and show the renewals and Jira updates happen.
     /// Touches nothing outside a temporary directory, which is deleted at the end unless
     /// --keep. The daemon's log goes to a file in it (named at the start) unless --verbose.
+    // Only a build from source has it: the packaged binary (no `demo` feature) hides it.
+    #[command(hide = !cfg!(feature = "demo"))]
     Demo {
         /// Show the daemon's log lines on standard error as well.
         #[arg(long)]

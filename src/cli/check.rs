@@ -1,21 +1,23 @@
-//! `check-config` (and `--online`): every file checked as the daemon reads them, what they
-//! say (secrets masked), the warnings, and with `--online` whether SCM and Jira take the
-//! credentials.
+//! `check-config` (and `--online`, in `online.rs`): every file checked as the daemon reads
+//! them, and run as root, as the service user the daemon runs as will find them (a file it
+//! cannot read is an error naming the file, the user and the fix); what they say (secrets
+//! masked), the warnings, and with `--online` whether SCM and Jira take the credentials.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use sectigo_core::config::Config;
+use sectigo_core::config::access::{self, Account, ServiceUser};
+use sectigo_core::config::{Config, ConfigErrors};
 use sectigo_core::names::IssueKey;
-use sectigo_engine::{Engine, ScmClients, Shared};
+use sectigo_engine::{Engine, Shared};
 
 use super::output::write_out;
 use super::runtime;
 use crate::api::{DueChangeReport, Request, Response};
-use crate::exit::{CliError, Exit};
+use crate::exit::CliError;
 
-/// What `check-config` says of `connector.toml`.
-fn describe_connector(dir: &Path, cfg: &Config) -> String {
+/// What `check-config` says of `connector.toml`; `service`: who the files were checked for.
+fn describe_connector(dir: &Path, cfg: &Config, service: Option<&ServiceUser>) -> String {
     let mut o = String::new();
     macro_rules! say {
         ($($t:tt)*) => {{
@@ -24,6 +26,13 @@ fn describe_connector(dir: &Path, cfg: &Config) -> String {
     }
     let c = &cfg.connector;
     say!("configuration in {}: OK", dir.display());
+    if let Some(s) = service {
+        say!(
+            "  read as:   user {} ({}): every file the daemon reads is readable to it",
+            s.account.name,
+            s.why
+        );
+    }
     say!(
         "  state:     {} (cache {} MiB)",
         c.state.dir.display(),
@@ -183,7 +192,19 @@ fn describe_profiles(cfg: &Config) -> String {
 /// warnings; with `--online`, the credentials asked.
 pub fn check_config(dir: &Path, online: bool, issue: Option<&IssueKey>) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
-    let mut o = describe_connector(dir, &cfg);
+    // Run as root, the files are checked as the daemon's user will find them: root reads
+    // everything, the daemon does not. (Run as another user, the load above read as that user.)
+    let service = Account::current()
+        .filter(Account::is_root)
+        .and_then(|_| access::service_user(&cfg.connector.state.dir))
+        .filter(|s| !s.account.is_root());
+    if let Some(s) = &service {
+        let errors = cfg.unreadable_by(s);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).into());
+        }
+    }
+    let mut o = describe_connector(dir, &cfg, service.as_ref());
     o.push_str(&describe_profiles(&cfg));
     macro_rules! say {
         ($($t:tt)*) => {{
@@ -199,7 +220,7 @@ pub fn check_config(dir: &Path, online: bool, issue: Option<&IssueKey>) -> Resul
     write_out(&o);
     write_out(&due_change(dir, &cfg));
     if online {
-        return check_online(&cfg, issue);
+        return super::online::check_online(&cfg, issue);
     }
     Ok(0)
 }
@@ -247,106 +268,6 @@ fn due_change(dir: &Path, cfg: &Config) -> String {
         Err(why) => format!("due: not counted: {why}\n"),
     }
 }
-
-/// `check-config --online`: each profile's token endpoint, and Jira's authentication.
-fn check_online(cfg: &Config, issue: Option<&IssueKey>) -> Result<i32, CliError> {
-    let mut refused = 0;
-    let mut lines = String::new();
-    runtime()?.block_on(async {
-        // SCM clients alone: the state (which a running daemon holds) is not opened.
-        let clock = sectigo_core::clock::system();
-        let limits = std::sync::Arc::new(sectigo_scm::Limits::new(
-            cfg.connector.scm.max_concurrent,
-            cfg.connector.scm.max_requests_per_second,
-        ));
-        let clients = ScmClients::new(cfg, limits, clock.clone())?;
-        for p in cfg.profiles.values() {
-            match clients.get(&p.name)?.reserve().await {
-                Ok(_) => {
-                    let _ = writeln!(
-                        lines,
-                        "online: profile {}: the token endpoint {} gave a token",
-                        p.name, p.token_url
-                    );
-                }
-                Err(e) => {
-                    refused += 1;
-                    let _ = writeln!(
-                        lines,
-                        "online: profile {}: REFUSED by {}: {e}",
-                        p.name, p.token_url
-                    );
-                }
-            }
-        }
-        if let Some(jc) = &cfg.connector.jira {
-            let client = sectigo_jira::JiraClient::new(jc, clock.clone())
-                .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("[jira]: {e}")))?;
-            match client.myself().await {
-                Ok((name, account)) => {
-                    let _ = writeln!(
-                        lines,
-                        "online: jira {}: credentials taken, for {name} ({account})",
-                        jc.url
-                    );
-                }
-                Err(e) => {
-                    refused += 1;
-                    let _ = writeln!(lines, "online: jira {}: REFUSED: {e}", jc.url);
-                }
-            }
-            let mut configured: Vec<(String, String)> = jc
-                .transitions
-                .iter()
-                .map(|(ev, name)| (format!("[jira.transitions] {ev}"), name.clone()))
-                .collect();
-            if let Some(w) = &jc.workflow {
-                configured.extend(w.transitions().iter().map(|(ev, name)| {
-                    (format!("[jira.workflow] {ev}"), name.to_string())
-                }));
-            }
-            match issue {
-                _ if configured.is_empty() => {}
-                None => {
-                    let _ = writeln!(
-                        lines,
-                        "online: jira: the {} configured transitions are not checked: which Jira offers depends on an issue's status; `--issue KEY` checks them against one issue",
-                        configured.len()
-                    );
-                }
-                Some(key) => match client.transitions(key).await {
-                    Ok(offered) => {
-                        let names: Vec<String> = offered
-                            .iter()
-                            .map(|t| format!("{:?} (to {:?})", t.name, t.to))
-                            .collect();
-                        let _ = writeln!(
-                            lines,
-                            "online: jira: {key} offers {}",
-                            if names.is_empty() { "no transition".to_string() } else { names.join(", ") }
-                        );
-                        for (what, name) in &configured {
-                            let ok = offered.iter().any(|t| t.answers_to(name));
-                            let _ = writeln!(
-                                lines,
-                                "online: jira: {what} = {name:?}: {}",
-                                if ok { format!("offered on {key}") } else { format!("NOT offered on {key} in its status (a typo, or offered only from another status)") }
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        refused += 1;
-                        let _ = writeln!(lines, "online: jira: {key}: REFUSED: {e}");
-                    }
-                },
-            }
-        }
-        Ok::<(), CliError>(())
-    })?;
-    write_out(&lines);
-    Ok(if refused > 0 { Exit::Failed.code() } else { 0 })
-}
-
 /// The paths the installed unit's sandbox may write: its `ReadWritePaths=` and its state
 /// directory. `None` when no sectigo-connector unit is loaded (not under systemd).
 fn unit_writable_paths() -> Option<Vec<PathBuf>> {

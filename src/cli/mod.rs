@@ -8,6 +8,7 @@
 mod args;
 mod certs;
 mod check;
+mod online;
 pub mod output;
 mod run;
 mod state;

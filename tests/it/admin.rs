@@ -23,6 +23,7 @@ fn settings(retry_max: u64, clock: &ManualClock) -> ClientSettings {
         retry_max: Duration::from_secs(retry_max),
         ca_bundle: None,
         clock: clock.shared(),
+        interactive: false,
     }
 }
 
@@ -54,6 +55,7 @@ fn admin_with(
         token_url: sim.token_url(),
         client_id: id.into(),
         client_secret: Secret::new(secret),
+        client_secret_file: None,
     };
     AdminClient::new(http_client(&s).unwrap(), creds, s, limits)
 }
@@ -76,6 +78,7 @@ fn rest(sim: &ScmSim, limits: Arc<Limits>) -> ScmClient {
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
         client_secret: Secret::new("sim-secret"),
+        client_secret_file: None,
     };
     ScmClient::new(http_client(&s).unwrap(), creds, s, limits)
 }

@@ -197,6 +197,28 @@ fn each_error_names_file_and_key() {
             Some("client_secret"),
             "not both",
         ),
+        // A missing secret file is named by the key that names it (issue #27).
+        (
+            "web.toml",
+            "client_id = \"c\"\nclient_secret_file = \"web.secret\"\nscm_url = \"https://a.example\"\n".into(),
+            "web.toml",
+            Some("client_secret_file"),
+            "cannot read the secret file",
+        ),
+        (
+            "web.toml",
+            p("[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret_file = \"web.admin.secret\"\n"),
+            "web.toml",
+            Some("admin.client_secret_file"),
+            "cannot read the secret file",
+        ),
+        (
+            "connector.toml",
+            "[jira]\nurl = \"https://x.atlassian.net\"\nemail = \"a@b\"\ntoken_file = \"/nonexistent/jira.token\"\n".into(),
+            "connector.toml",
+            Some("jira.token_file"),
+            "cannot read the secret file /nonexistent/jira.token",
+        ),
         (
             "web.toml",
             GOOD_PROFILE.replace("https://acme", "http://acme"),
@@ -621,6 +643,34 @@ fn secrets_from_file_and_credentials_never_print() {
         serde_json::to_string(p).unwrap()
     );
     assert!(!all.contains("FILE-SECRET-9"), "secret printed");
+}
+
+/// A secret file the README puts beside its profile is that profile's, not a stray file: no
+/// "skipped" warning on every check, start and reload (issue #27). Other files still warn.
+#[test]
+fn secret_files_a_profile_names_are_not_stray_files() {
+    let d = dir_with(
+        None,
+        &[
+            ("web.toml", "client_id = \"c\"\nclient_secret_file = \"web.secret\"\nscm_url = \"https://a.enroll.enterprise.sectigo.com\"\n[admin]\nurl = \"https://admin.enterprise.sectigo.com\"\nclient_id = \"a\"\nclient_secret_file = \"web.admin.secret\"\n"),
+            ("web.secret", "s\n"),
+            ("web.admin.secret", "a\n"),
+            ("web.toml.bak", "old"),
+            ("gone.secret", "s\n"),
+        ],
+    );
+    let w = Config::load(d.path()).unwrap().warnings;
+    assert!(
+        !w.iter()
+            .any(|w| w.contains("web.secret") || w.contains("web.admin.secret")),
+        "{w:?}"
+    );
+    for stray in ["web.toml.bak", "gone.secret"] {
+        assert!(
+            w.iter().any(|w| w.contains(stray) && w.contains("skipped")),
+            "{stray}: {w:?}"
+        );
+    }
 }
 
 #[test]

@@ -33,6 +33,7 @@ async fn client() -> (ScmClient, ScmSim) {
         retry_max: Duration::from_secs(1),
         ca_bundle: None,
         clock: sectigo_core::clock::system(),
+        interactive: false,
     };
     let creds = ProfileCreds {
         profile: "contract".parse().unwrap(),
@@ -40,6 +41,7 @@ async fn client() -> (ScmClient, ScmSim) {
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
         client_secret: Secret::new("sim-secret"),
+        client_secret_file: None,
     };
     (
         ScmClient::new(
@@ -157,6 +159,7 @@ async fn jira_requests_match(
         flavor,
         email: email.map(str::to_string),
         token: Secret::new("contract-token"),
+        token_from: sectigo_core::config::SecretFrom::Inline,
         transitions: Default::default(),
         timeout_secs: 20,
         workflow: None,
@@ -304,6 +307,7 @@ async fn admin_client() -> (sectigo_scm::admin::AdminClient, ScmSim) {
         retry_max: Duration::from_secs(1),
         ca_bundle: None,
         clock: sectigo_core::clock::system(),
+        interactive: false,
     };
     let creds = sectigo_scm::admin::AdminCreds {
         profile: "contract".into(),
@@ -311,6 +315,7 @@ async fn admin_client() -> (sectigo_scm::admin::AdminClient, ScmSim) {
         token_url: sim.token_url(),
         client_id: "sim-admin".into(),
         client_secret: Secret::new("sim-admin-secret"),
+        client_secret_file: None,
     };
     let c = sectigo_scm::admin::AdminClient::new(
         http_client(&s).unwrap(),

@@ -837,7 +837,10 @@ async fn check_config_online_names_what_is_refused() {
         tokio::task::spawn_blocking(move || cli(&dir, &["check-config", "--online"]))
             .await
             .unwrap();
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        code, 78,
+        "refused credentials are a configuration error: {out}{err}"
+    );
     assert!(
         out.contains("online: profile good: the token endpoint"),
         "{out}"
@@ -968,6 +971,49 @@ async fn a_dry_run_proves_the_credentials() {
         0,
         "a dry run through the daemon bills nothing"
     );
+}
+
+/// A dry run with nothing due still proves every profile's credentials (issue #27): a wrong
+/// secret is named (the profile, its file and the key), exit 1, where it printed "0 would be
+/// renewed" and exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_with_nothing_due_still_proves_the_credentials() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    env.profile("web", "expiry_window_days = 30");
+    let secret = env.path().join("profiles.d/other.secret");
+    std::fs::write(&secret, "wrong-secret\n").unwrap();
+    std::fs::write(
+        env.path().join("profiles.d/other.toml"),
+        format!(
+            "client_id = \"sim-client\"\nclient_secret_file = \"other.secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\n",
+            env.sim.url(),
+            env.sim.token_url()
+        ),
+    )
+    .unwrap();
+    let dir = env.path().to_path_buf();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&dir, &["run", "--once", "--dry-run"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("dry run: 0 would be renewed"), "{out}");
+    assert!(
+        out.contains("dry run: profile web: credentials taken"),
+        "{out}"
+    );
+    let other = env.path().join("profiles.d/other.toml");
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("dry run: profile other: credentials REFUSED")
+                && l.contains("`client_secret_file`")
+                && l.contains(&secret.display().to_string())
+                && l.contains(&other.display().to_string())
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("wrong-secret"), "{out}");
+    assert_eq!(env.sim.billable_total(), 0);
 }
 
 /// A profile file renamed by hand after an import, before any daemon ran: `run --once`

@@ -15,6 +15,7 @@ fn client(sim: &ScmSim, timeout: u64) -> ScmClient {
         retry_max: Duration::from_millis(500),
         ca_bundle: None,
         clock: sectigo_core::clock::system(),
+        interactive: false,
     };
     let creds = ProfileCreds {
         profile: "web".parse().unwrap(),
@@ -22,6 +23,7 @@ fn client(sim: &ScmSim, timeout: u64) -> ScmClient {
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
         client_secret: Secret::new("sim-secret"),
+        client_secret_file: None,
     };
     ScmClient::new(
         http_client(&s).unwrap(),

@@ -396,6 +396,7 @@ async fn the_simulator_lists_attachments_as_jira_does() {
             flavor,
             email: (flavor == JiraFlavor::Cloud).then(|| "bot@example.com".to_string()),
             token: sectigo_core::secret::Secret::new("api-token"),
+            token_from: sectigo_core::config::SecretFrom::Inline,
             transitions: Default::default(),
             timeout_secs: 5,
             workflow: None,

@@ -8,6 +8,7 @@
 // simulators beside it; where time must move faster, a test takes `Env::manual`'s clock.
 #![allow(clippy::disallowed_methods)]
 
+mod access;
 mod admin;
 mod backup;
 mod common;
@@ -24,6 +25,7 @@ mod hostile;
 mod jira;
 mod layers;
 mod man;
+mod online;
 mod outage;
 mod pem;
 mod scm;

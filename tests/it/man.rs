@@ -32,6 +32,17 @@ fn page8_is_current() {
     ] {
         assert!(page.contains(want), "page 8 lacks {want}");
     }
+    // The packaged binary has no demo: the page says it is a source build's, and documents
+    // no `demo` command (issue #27).
+    assert!(!page.contains("COMMAND: DEMO"), "page 8 documents demo");
+    assert!(
+        !page.contains("sectigo\\-connector demo"),
+        "page 8 lists demo among the commands"
+    );
+    assert!(
+        page.contains("A build from source"),
+        "page 8 lacks the demo note"
+    );
     check("sectigo-connector.8", page);
 }
 

@@ -17,6 +17,7 @@ fn settings(retry_max: u64) -> ClientSettings {
         retry_max: Duration::from_secs(retry_max),
         ca_bundle: None,
         clock: sectigo_core::clock::system(),
+        interactive: false,
     }
 }
 
@@ -28,6 +29,7 @@ fn client_with(sim: &ScmSim, secret: &str, limits: Arc<Limits>, retry_max: u64) 
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
         client_secret: Secret::new(secret),
+        client_secret_file: None,
     };
     ScmClient::new(http_client(&s).unwrap(), creds, s, limits)
 }

@@ -269,6 +269,7 @@ fn client(sim: &ScmSim) -> ScmClient {
         retry_max: Duration::from_secs(2),
         ca_bundle: None,
         clock: sectigo_core::clock::system(),
+        interactive: false,
     };
     let creds = ProfileCreds {
         profile: "web".parse().unwrap(),
@@ -276,6 +277,7 @@ fn client(sim: &ScmSim) -> ScmClient {
         token_url: sim.token_url(),
         client_id: "sim-client".into(),
         client_secret: Secret::new("sim-secret"),
+        client_secret_file: None,
     };
     ScmClient::new(
         http_client(&s).unwrap(),

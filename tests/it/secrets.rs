@@ -107,3 +107,83 @@ async fn nothing_secret_at_trace() {
         );
     }
 }
+
+/// A fixed secret file takes effect without a reload (issue #27): the daemon reads its
+/// `client_secret_file` again when the token endpoint refuses the secret, before it reports
+/// refused credentials; the refusal says that the file was read again. The same for the
+/// `[admin]` account's file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_secret_file_is_taken_without_a_reload() {
+    use sectigo_core::names::ProfileName;
+    use sectigo_engine::ImportLine;
+    let env = Env::new(ScmSimConfig::default()).await;
+    let secret = env.path().join("profiles.d/web.secret");
+    let admin_secret = env.path().join("profiles.d/web.admin.secret");
+    std::fs::write(&secret, "a-wrong-secret\n").unwrap();
+    std::fs::write(&admin_secret, "a-wrong-admin-secret\n").unwrap();
+    std::fs::write(
+        env.path().join("profiles.d/web.toml"),
+        format!(
+            "client_id = \"sim-client\"\nclient_secret_file = \"web.secret\"\nscm_url = \"{}\"\ntoken_url = \"{}\"\n[admin]\nurl = \"{}\"\nclient_id = \"sim-admin\"\nclient_secret_file = \"web.admin.secret\"\n",
+            env.sim.url(),
+            env.sim.token_url(),
+            env.sim.admin_url()
+        ),
+    )
+    .unwrap();
+    // One engine, as the running daemon holds it: no reload between the calls.
+    let engine = env.engine_with(env.store());
+    let web = ProfileName::parse("web").unwrap();
+    let line = |id: &sectigo_core::names::CertId| ImportLine {
+        cert_id: id.clone(),
+        issue: None,
+        name: None,
+    };
+    let id = env.sim_cert("shop.example.com", 60);
+    let s = engine
+        .importer()
+        .import(&web, vec![line(&id)])
+        .await
+        .unwrap();
+    assert!(s.imported.is_empty(), "{s:?}");
+    let why = &s.failed[0].1;
+    assert!(
+        why.contains("refused")
+            && why.contains(&format!(
+                "client_secret_file {} was read again",
+                secret.display()
+            )),
+        "{why}"
+    );
+    assert!(!why.contains("a-wrong-secret"), "{why}");
+
+    // The operator fixes the file; the next call takes it.
+    std::fs::write(&secret, "sim-secret\n").unwrap();
+    let s = engine
+        .importer()
+        .import(&web, vec![line(&id)])
+        .await
+        .unwrap();
+    assert_eq!(s.imported, vec![id.clone()], "{s:?}");
+
+    // The [admin] account, built from the loaded profile as the daemon builds it.
+    let cfg = env.config();
+    let creds = sectigo_scm::admin::AdminCreds::from_profile(&cfg.profiles["web"]).unwrap();
+    let settings = sectigo_engine::ScmClients::settings(&cfg, env.clock.clone());
+    let admin = sectigo_scm::admin::AdminClient::new(
+        sectigo_scm::http_client(&settings).unwrap(),
+        creds,
+        settings,
+        std::sync::Arc::new(sectigo_scm::Limits::new(4, 100.0)),
+    );
+    let e = admin.check_token().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "[admin] client_secret_file {} was read again",
+            admin_secret.display()
+        )),
+        "{e}"
+    );
+    std::fs::write(&admin_secret, "sim-admin-secret\n").unwrap();
+    admin.check_token().await.unwrap();
+}

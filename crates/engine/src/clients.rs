@@ -20,12 +20,27 @@ impl ScmClients {
         limits: Arc<Limits>,
         clock: SharedClock,
     ) -> Result<ScmClients, EngineError> {
-        let settings = ClientSettings {
+        ScmClients::with_settings(cfg, limits, ScmClients::settings(cfg, clock))
+    }
+
+    /// The daemon's client settings under `cfg`'s `[scm]` (a command a person waits on takes
+    /// [`ClientSettings::interactive`] of them).
+    pub fn settings(cfg: &Config, clock: SharedClock) -> ClientSettings {
+        ClientSettings {
             timeout: std::time::Duration::from_secs(cfg.connector.scm.timeout_secs),
             retry_max: std::time::Duration::from_secs(cfg.connector.scm.retry_max_secs),
             ca_bundle: cfg.connector.scm.ca_bundle.clone(),
             clock,
-        };
+            interactive: false,
+        }
+    }
+
+    /// The clients of `cfg`'s profiles, with these settings.
+    pub fn with_settings(
+        cfg: &Config,
+        limits: Arc<Limits>,
+        settings: ClientSettings,
+    ) -> Result<ScmClients, EngineError> {
         let http = sectigo_scm::http_client(&settings)?;
         let clients = cfg
             .profiles
@@ -37,6 +52,7 @@ impl ScmClients {
                     token_url: p.token_url.clone(),
                     client_id: p.client_id.clone(),
                     client_secret: p.client_secret.clone(),
+                    client_secret_file: p.client_secret_from.file().map(Into::into),
                 };
                 let c = ScmClient::new(http.clone(), creds, settings.clone(), limits.clone());
                 (p.name.clone(), Arc::new(c))
@@ -51,6 +67,11 @@ impl ScmClients {
             .get(profile)
             .cloned()
             .ok_or_else(|| EngineError::unknown_profile(profile))
+    }
+
+    /// The configured profiles' names.
+    pub fn names(&self) -> impl Iterator<Item = &ProfileName> {
+        self.0.keys()
     }
 
     /// Whether the profile is configured (its certificates are not orphaned).

@@ -66,6 +66,9 @@ pub struct AdminCreds {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: Secret,
+    /// The `[admin] client_secret_file` the secret came from: read again when the token
+    /// endpoint refuses the secret.
+    pub client_secret_file: Option<std::path::PathBuf>,
 }
 
 impl AdminCreds {
@@ -78,6 +81,7 @@ impl AdminCreds {
             token_url: a.token_url.clone(),
             client_id: a.client_id.clone(),
             client_secret: a.client_secret.clone(),
+            client_secret_file: a.client_secret_from.file().map(Into::into),
         })
     }
 }
@@ -161,6 +165,7 @@ impl AdminClient {
             token_url: creds.token_url,
             client_id: creds.client_id,
             client_secret: creds.client_secret,
+            client_secret_file: creds.client_secret_file,
         };
         AdminClient {
             session: Session::new(http, Api::Admin, account, settings, limits, clock),
@@ -169,6 +174,12 @@ impl AdminClient {
 
     pub fn profile(&self) -> &str {
         &self.session.account.profile
+    }
+
+    /// Asks the token endpoint for a token (free; `check-config --online`): `Ok` when the
+    /// admin account's credentials are taken.
+    pub async fn check_token(&self) -> Result<(), ScmError> {
+        self.session.reserve().await.map(|_| ())
     }
 
     async fn get(&self, path: &str, call: Call) -> Result<Answer, ScmError> {

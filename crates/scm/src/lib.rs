@@ -42,6 +42,26 @@ pub struct ClientSettings {
     pub ca_bundle: Option<std::path::PathBuf>,
     /// For a `Retry-After` given as a date.
     pub clock: sectigo_core::clock::SharedClock,
+    /// A client for a command a person waits on (`check-config --online`), see
+    /// [`ClientSettings::interactive`]; `false`: the daemon's.
+    pub interactive: bool,
+}
+
+/// How long an interactive client retries transient errors (a 503, a dropped connection):
+/// with the request timeout, what a person waits at most for one endpoint.
+pub const INTERACTIVE_RETRY: Duration = Duration::from_secs(3);
+
+impl ClientSettings {
+    /// The settings of a command a person waits on: a token endpoint that cannot be reached
+    /// (connection refused, a name that does not resolve) is reported at once, and other
+    /// transient errors are retried for [`INTERACTIVE_RETRY`] at most instead of `retry_max`
+    /// (the daemon's, minutes). Each endpoint answers or is reported within the request
+    /// timeout plus a few seconds.
+    pub fn interactive(mut self) -> Self {
+        self.interactive = true;
+        self.retry_max = self.retry_max.min(INTERACTIVE_RETRY);
+        self
+    }
 }
 
 /// The per-profile parameters of a client.
@@ -52,6 +72,9 @@ pub struct ProfileCreds {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: Secret,
+    /// The `client_secret_file` the secret came from: read again when the token endpoint
+    /// refuses the secret, so that a fixed file takes effect without a reload.
+    pub client_secret_file: Option<std::path::PathBuf>,
 }
 
 /// The body of a renew call.
@@ -194,6 +217,7 @@ impl ScmClient {
             token_url: creds.token_url,
             client_id: creds.client_id,
             client_secret: creds.client_secret,
+            client_secret_file: creds.client_secret_file,
         };
         let clock = settings.clock.clone();
         ScmClient {

@@ -7,6 +7,10 @@
 //!
 //! Invariant: a billable call is never repeated when SCM may have acted on it
 //! ([`ScmError::maybe_billed`]); every other transient error is retried.
+//!
+//! A secret from a `client_secret_file` is read from that file again when the token endpoint
+//! refuses it, before the refusal is reported: an operator who fixes the file sees the fix
+//! taken at the next call, without a reload, and a refusal says that the file was read again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +19,7 @@ use backoff::ExponentialBackoff;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use sectigo_core::clock::SharedClock;
 use sectigo_core::secret::Secret;
@@ -51,6 +55,14 @@ impl Api {
         }
     }
 
+    /// The key naming the secret's file, for messages.
+    fn secret_file_key(self) -> &'static str {
+        match self {
+            Api::Enrollment => "client_secret_file",
+            Api::Admin => "[admin] client_secret_file",
+        }
+    }
+
     /// What to check when the API refuses a fresh token.
     fn refused_token(self) -> &'static str {
         match self {
@@ -73,7 +85,10 @@ pub(crate) struct Account {
     pub base_url: String,
     pub token_url: String,
     pub client_id: String,
+    /// The secret as first read; the session keeps the current one (`Session::secret`).
     pub client_secret: Secret,
+    /// The file the secret came from, read again when the token endpoint refuses the secret.
+    pub client_secret_file: Option<std::path::PathBuf>,
 }
 
 struct CachedToken {
@@ -111,6 +126,9 @@ pub(crate) struct Session {
     /// The token endpoint refused the credentials: when, and what it said. Not asked again
     /// for every certificate: until `probe_every` has passed.
     refused: std::sync::Mutex<Option<(Instant, ScmError)>>,
+    /// The secret sent to the token endpoint: the account's, or what its file holds since it
+    /// was read again.
+    secret: std::sync::Mutex<Secret>,
 }
 
 impl Session {
@@ -125,12 +143,13 @@ impl Session {
         Session {
             http,
             api,
-            account,
             settings,
             limits,
             clock,
             token: Mutex::new(None),
             refused: std::sync::Mutex::new(None),
+            secret: std::sync::Mutex::new(account.client_secret.clone()),
+            account,
         }
     }
 
@@ -360,7 +379,9 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
         {
-            if at.elapsed() < self.probe_every() {
+            // Not asked again for every certificate; unless the secret's file holds another
+            // secret now (the operator fixed it: try it at once).
+            if at.elapsed() < self.probe_every() && !self.secret_file_changed() {
                 return Err(e);
             }
         }
@@ -405,10 +426,60 @@ impl Session {
         Ok(token)
     }
 
+    /// Asks the token endpoint for a token (see [`Session::fetch_token_retrying`]). When the
+    /// endpoint refuses the secret and it came from a file, the file is read again: a secret
+    /// changed since it was read is tried at once; the refusal reported says the file was
+    /// read again, and what it held.
+    async fn fetch_token(&self, adm: &mut Admission) -> Result<CachedToken, ScmError> {
+        let refused = match self.fetch_token_retrying(adm).await {
+            Err(ScmError::Auth(msg)) => msg,
+            other => return other,
+        };
+        let Some(path) = &self.account.client_secret_file else {
+            return Err(ScmError::Auth(refused));
+        };
+        let key = self.api.secret_file_key();
+        let current = self.current_secret();
+        match sectigo_core::config::read_secret_file(path) {
+            Ok(new) if new != current => {
+                info!(profile = %self.account.profile,
+                    "{} refused the secret; {key} {} holds another one since it was read: trying it",
+                    self.api.name(), path.display());
+                *self.secret.lock().expect("secret lock") = new;
+                match self.fetch_token_retrying(adm).await {
+                    Err(ScmError::Auth(again)) => Err(ScmError::Auth(format!(
+                        "{again} ({key} {} was read again after the refusal: the secret it holds now was refused too)",
+                        path.display()
+                    ))),
+                    other => other,
+                }
+            }
+            Ok(_) => Err(ScmError::Auth(format!(
+                "{refused} ({key} {} was read again after the refusal: it holds the same secret; put the account's current secret in it)",
+                path.display()
+            ))),
+            Err(e) => Err(ScmError::Auth(format!(
+                "{refused} ({key} was read again after the refusal: {e})"
+            ))),
+        }
+    }
+
+    /// The secret's file (if it came from one) holds another secret than the one sent.
+    fn secret_file_changed(&self) -> bool {
+        self.account.client_secret_file.as_ref().is_some_and(|p| {
+            sectigo_core::config::read_secret_file(p).is_ok_and(|s| s != self.current_secret())
+        })
+    }
+
+    fn current_secret(&self) -> Secret {
+        self.secret.lock().expect("secret lock").clone()
+    }
+
     /// Asks the token endpoint for a token, retrying for up to `retry_max`. Every failure is
     /// [`ScmError::Auth`] (the credentials were refused) or [`ScmError::TokenUnavailable`]:
-    /// nothing was sent to SCM, so nothing can have been billed.
-    async fn fetch_token(&self, adm: &mut Admission) -> Result<CachedToken, ScmError> {
+    /// nothing was sent to SCM, so nothing can have been billed. An interactive client
+    /// ([`ClientSettings::interactive`]) reports an endpoint it cannot connect to at once.
+    async fn fetch_token_retrying(&self, adm: &mut Admission) -> Result<CachedToken, ScmError> {
         let url = &self.account.token_url;
         let limiter = self.limiter_for(url);
         let policy = ExponentialBackoff {
@@ -430,23 +501,29 @@ impl Session {
                 retry_after: None,
             })
         };
+        let fail_fast = self.settings.interactive;
         backoff::future::retry(policy, || async {
             let mut adm = adm.lock().await;
             adm.may_continue().map_err(stop)?;
             let _permit = limiter.acquire().await;
+            let secret = self.current_secret();
             let sent = self
                 .http
                 .post(url)
                 .form(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", self.account.client_id.as_str()),
-                    ("client_secret", self.account.client_secret.expose()),
+                    ("client_secret", secret.expose()),
                 ])
                 .send()
                 .await;
+            let mut unconnected = false;
             let read = match sent {
                 Ok(resp) => read_answer(resp, &self.clock).await,
-                Err(e) => Err(transport_error(&e, url)),
+                Err(e) => {
+                    unconnected = e.is_connect();
+                    Err(transport_error(&e, url))
+                }
             };
             let a = match read {
                 Ok(a) => {
@@ -456,6 +533,13 @@ impl Session {
                 Err(e) => {
                     let what = e.to_string();
                     self.note(&mut adm, Err(&what)).map_err(stop)?;
+                    if fail_fast && unconnected {
+                        // Refused, or no such host: asking again in a second will not help.
+                        return Err(backoff::Error::permanent(ScmError::TokenUnavailable {
+                            what,
+                            retry_after: None,
+                        }));
+                    }
                     return Err(unavailable(what, None));
                 }
             };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::reader::KeyReader;
-use super::secret_source::{read_secret, SecretSpec};
+use super::secret_source::{read_secret, SecretFrom, SecretSpec};
 use super::url_check::check_url;
 use crate::secret::Secret;
 
@@ -109,6 +109,9 @@ pub struct JiraConfig {
     pub flavor: JiraFlavor,
     pub email: Option<String>,
     pub token: Secret,
+    /// Where the token was read from (what to name when Jira refuses it).
+    #[serde(skip)]
+    pub token_from: SecretFrom,
     /// Transition names per event (`renewal_started`, `renewed`, `renewal_failed`,
     /// `expiring_no_auto_renew`, `outcome_unknown`); absent = comment only.
     pub transitions: BTreeMap<String, String>,
@@ -237,7 +240,7 @@ impl ConnectorConfig {
         if let Some(ca) = &scm.ca_bundle {
             // The same file the SCM client loads: it must hold at least one CA certificate.
             let verdict = match crate::config::reader::read_config_file(ca) {
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(e.explained(ca)),
                 Ok(text) => match crate::x509::pem::count_certificates(text.as_bytes()) {
                     Ok(0) => Some("holds no PEM certificate".to_string()),
                     Ok(_) => None,
@@ -361,11 +364,16 @@ impl ConnectorConfig {
             credential: "jira.token",
         };
         let exposed = super::secret_source::exposed_file(&spec, r.file());
-        let token = match read_secret(&spec, r.file(), credentials_dir) {
+        let (token, token_from) = match read_secret(&spec, r.file(), credentials_dir) {
             Ok(t) => t,
-            Err(msg) => {
-                r.error("jira.token", msg);
-                Secret::new("")
+            Err(e) => {
+                let key = if e.is_about_the_file() {
+                    "jira.token_file"
+                } else {
+                    "jira.token"
+                };
+                r.error(key, e);
+                (Secret::new(""), SecretFrom::Inline)
             }
         };
         if token
@@ -392,6 +400,7 @@ impl ConnectorConfig {
             flavor,
             email,
             token,
+            token_from,
             transitions,
             timeout_secs,
             workflow,

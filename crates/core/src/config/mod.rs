@@ -3,6 +3,7 @@
 //! Loading reads every file key by key and reports every problem at once (file, key, what would
 //! be valid). Semantic checks run after parsing; nothing here touches the network or the state.
 
+pub mod access;
 mod connector;
 mod error;
 mod log_level;
@@ -28,7 +29,7 @@ pub use profile::{
     MAX_COMMENTS,
 };
 pub use reader::ENV_PREFIX;
-pub use secret_source::SecretError;
+pub use secret_source::{read_secret_file, SecretError, SecretFrom};
 pub use url_check::{check_url, is_loopback, UrlError};
 
 use reader::KeyReader;
@@ -116,6 +117,14 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
         let connector = connector.expect("no errors means connector.toml was read");
+        // A file a profile names (its secret files) is that profile's, not a stray file.
+        let named = named_files(&profiles, connector.jira.as_ref());
+        skipped.retain(|p| !named.iter().any(|n| same_file(n, p)));
+        let service = access::service_user(&connector.state.dir).map(|s| s.account);
+        let private_fix = |f: &Path| match &service {
+            Some(a) => a.private_fix(f),
+            None => format!("chmod o-r {}", f.display()),
+        };
         let mut warnings: Vec<String> = skipped
             .iter()
             .map(|p| {
@@ -128,10 +137,10 @@ impl Config {
         for p in profiles.values() {
             if let Some(f) = &p.secret_readable_by_others {
                 warnings.push(format!(
-                    "{}: holds profile {:?}'s client_secret and is readable by other users; run `chmod o-r {}` or use a systemd credential",
+                    "{}: holds profile {:?}'s client_secret and is readable by other users; run `{}` or use a systemd credential",
                     f.display(),
                     p.name,
-                    f.display()
+                    private_fix(f)
                 ));
             }
             if let Some(w) = token_url_warning(p) {
@@ -140,7 +149,7 @@ impl Config {
             for w in placeholder_warnings(p) {
                 warnings.push(w);
             }
-            warnings.extend(admin_warnings(p));
+            warnings.extend(admin_warnings(p, &private_fix));
         }
         if let Some(f) = connector
             .jira
@@ -148,9 +157,9 @@ impl Config {
             .and_then(|j| j.token_readable_by_others.as_ref())
         {
             warnings.push(format!(
-                "{}: holds the Jira token and is readable by other users; run `chmod o-r {}` or use a systemd credential (jira.token)",
+                "{}: holds the Jira token and is readable by other users; run `{}` or use a systemd credential (jira.token)",
                 f.display(),
-                f.display()
+                private_fix(f)
             ));
         }
         let mut by_identity: BTreeMap<(String, String), &str> = BTreeMap::new();
@@ -262,17 +271,17 @@ fn token_url_warning(p: &Profile) -> Option<String> {
 
 /// `[admin]`: its secret readable by other users; its token URL on a host that is neither
 /// Sectigo's nor the profile's SCM hosts (the admin secret would be sent there).
-fn admin_warnings(p: &Profile) -> Vec<String> {
+fn admin_warnings(p: &Profile, private_fix: &dyn Fn(&Path) -> String) -> Vec<String> {
     let Some(a) = &p.admin else {
         return Vec::new();
     };
     let mut w = Vec::new();
     if let Some(f) = &a.secret_readable_by_others {
         w.push(format!(
-            "{}: holds profile {:?}'s [admin] client_secret and is readable by other users; run `chmod o-r {}` or use a systemd credential ({}.admin_client_secret)",
+            "{}: holds profile {:?}'s [admin] client_secret and is readable by other users; run `{}` or use a systemd credential ({}.admin_client_secret)",
             f.display(),
             p.name,
-            f.display(),
+            private_fix(f),
             p.name
         ));
     }
@@ -307,6 +316,38 @@ impl Config {
         KeyReader::open(&dir.join(CONNECTOR_FILE), true, true, &mut errors)
             .and_then(|mut r| r.opt::<PathBuf>("control.socket"))
             .unwrap_or_else(|| PathBuf::from(connector::DEFAULT_CONTROL_SOCKET))
+    }
+}
+
+/// The secret files the profiles (and `[jira]`) name: `client_secret_file`, `[admin]
+/// client_secret_file`, `token_file`.
+fn named_files(
+    profiles: &BTreeMap<ProfileName, Profile>,
+    jira: Option<&JiraConfig>,
+) -> Vec<PathBuf> {
+    profiles
+        .values()
+        .flat_map(|p| {
+            [
+                p.client_secret_from.file(),
+                p.admin.as_ref().and_then(|a| a.client_secret_from.file()),
+            ]
+        })
+        .chain([jira.and_then(|j| j.token_from.file())])
+        .flatten()
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Whether two paths name one file (the same path, or the same file through another path).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
 }
 

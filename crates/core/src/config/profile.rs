@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::reader::KeyReader;
-use super::secret_source::{read_secret_named, SecretSpec};
+use super::secret_source::{read_secret_named, SecretFrom, SecretSpec};
 use super::url_check::check_url;
 use crate::secret::Secret;
 
@@ -25,6 +25,10 @@ pub struct Profile {
     pub file: PathBuf,
     pub client_id: String,
     pub client_secret: Secret,
+    /// Where the secret was read from (a `client_secret_file` is read again when SCM refuses
+    /// the secret).
+    #[serde(skip)]
+    pub client_secret_from: SecretFrom,
     pub scm_url: String,
     pub token_url: String,
     pub ssl_cert_comments: String,
@@ -57,6 +61,10 @@ pub struct AdminConfig {
     pub url: String,
     pub client_id: String,
     pub client_secret: Secret,
+    /// Where the secret was read from (`[admin] client_secret_file` is read again when SCM
+    /// refuses the secret).
+    #[serde(skip)]
+    pub client_secret_from: SecretFrom,
     /// The admin account's token endpoint; default: the profile's `token_url`.
     pub token_url: String,
     /// SCM's organisation id (`orgId` filter); `None`: every organisation the account sees.
@@ -234,8 +242,12 @@ fn read_admin(
     let credential = format!("{name}.admin_client_secret");
     let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
         Ok(s) => Some(s),
-        Err(msg) => {
-            r.error("admin.client_secret", msg);
+        Err(e) if e.is_about_the_file() => {
+            r.error("admin.client_secret_file", e);
+            None
+        }
+        Err(e) => {
+            r.error("admin.client_secret", e);
             None
         }
     };
@@ -253,10 +265,12 @@ fn read_admin(
             "must be a positive SCM certificate profile id",
         );
     }
+    let (client_secret, client_secret_from) = secret?;
     Some(AdminConfig {
         url: url.trim_end_matches('/').to_string(),
         client_id: client_id?,
-        client_secret: secret?,
+        client_secret,
+        client_secret_from,
         token_url: token_url.unwrap_or_else(|| profile_token_url.to_string()),
         org_id,
         ssl_type_id: ssl_type_id.or(scm_profile_id),
@@ -405,8 +419,13 @@ impl Profile {
         let exposed = super::secret_source::exposed_file(&spec, r.file());
         let secret = match read_secret_named(&spec, &credential, r.file(), credentials_dir) {
             Ok(s) => Some(s),
-            Err(msg) => {
-                r.error("client_secret", msg);
+            // A missing or unreadable file: the key to fix is the one that names it.
+            Err(e) if e.is_about_the_file() => {
+                r.error("client_secret_file", e);
+                None
+            }
+            Err(e) => {
+                r.error("client_secret", e);
                 None
             }
         };
@@ -436,11 +455,13 @@ impl Profile {
                 r.error("scm_profile_id", "must be a positive SCM profile id");
             }
         }
+        let (client_secret, client_secret_from) = secret?;
         Some(Profile {
             name: name.clone(),
             file: r.file().to_path_buf(),
             client_id: client_id?,
-            client_secret: secret?,
+            client_secret,
+            client_secret_from,
             scm_url: scm_url?.trim_end_matches('/').to_string(),
             token_url,
             ssl_cert_comments,

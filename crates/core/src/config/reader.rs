@@ -28,6 +28,17 @@ pub(crate) enum ReadError {
     NotText,
 }
 
+impl ReadError {
+    /// The error's text; when the system refused to open `path`, also who the process runs as
+    /// and the command that lets it read the file.
+    pub(crate) fn explained(&self, path: &Path) -> String {
+        match self {
+            ReadError::Io(e) => format!("{self}{}", super::access::denied_hint(path, e)),
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// A configuration file: a regular file of at most [`MAX_CONFIG_FILE`] bytes of UTF-8 (a
 /// device such as /dev/urandom, or a huge file, is refused before it is read).
 pub(crate) fn read_config_file(path: &Path) -> Result<String, ReadError> {
@@ -73,7 +84,7 @@ impl<'e> KeyReader<'e> {
                 String::new()
             }
             Err(e) => {
-                errors.push(ConfigError::file(path, e.to_string()));
+                errors.push(ConfigError::file(path, e.explained(path)));
                 return None;
             }
         };

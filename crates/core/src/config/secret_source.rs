@@ -17,10 +17,13 @@ pub enum SecretError {
     Empty,
     #[error("the secret file {0} is empty")]
     FileEmpty(PathBuf),
-    #[error("cannot read the secret file {path}: {source}")]
+    #[error("cannot read the secret file {path}: {source}{hint}")]
     Unreadable {
         path: PathBuf,
         source: std::io::Error,
+        /// Who the process runs as and the fix, when the system refused it (see
+        /// [`super::access::denied_hint`]).
+        hint: String,
     },
     #[error("the secret file {0} is not a regular file")]
     NotRegular(PathBuf),
@@ -30,6 +33,40 @@ pub enum SecretError {
     NotText(PathBuf),
     #[error("missing; set it inline, set its `_file` key to a file holding it, or provide the systemd credential `{0}` (LoadCredential=)")]
     Missing(String),
+}
+
+/// Where a secret was read from: what to name when it is refused, and the file to read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFrom {
+    /// Inline in the file that declares it.
+    Inline,
+    /// From its `*_file` key: this file (resolved: in `$CREDENTIALS_DIRECTORY`, or beside the
+    /// declaring file).
+    File(PathBuf),
+    /// From the systemd credential at this path (`$CREDENTIALS_DIRECTORY/NAME`).
+    Credential(PathBuf),
+}
+
+impl SecretFrom {
+    /// The file to read again when the secret is refused: a `*_file` only (systemd copies a
+    /// credential when the service starts; reading it again gives the same secret).
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            SecretFrom::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// What an operator edits to change the secret, for a secret whose inline key is `key`
+    /// (`client_secret`, `admin.client_secret`, `jira.token`): `` `client_secret` ``,
+    /// `` `client_secret_file` (/etc/...) ``, or the credential's path.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            SecretFrom::Inline => format!("`{key}`"),
+            SecretFrom::File(p) => format!("`{key}_file` ({})", p.display()),
+            SecretFrom::Credential(p) => format!("the systemd credential {}", p.display()),
+        }
+    }
 }
 
 pub struct SecretSpec {
@@ -45,7 +82,7 @@ pub fn read_secret(
     spec: &SecretSpec,
     declared_in: &Path,
     credentials_dir: Option<&Path>,
-) -> Result<Secret, SecretError> {
+) -> Result<(Secret, SecretFrom), SecretError> {
     read_secret_named(spec, spec.credential, declared_in, credentials_dir)
 }
 
@@ -54,11 +91,11 @@ pub fn read_secret_named(
     credential: &str,
     declared_in: &Path,
     credentials_dir: Option<&Path>,
-) -> Result<Secret, SecretError> {
+) -> Result<(Secret, SecretFrom), SecretError> {
     match (&spec.inline, &spec.file) {
         (Some(_), Some(_)) => Err(SecretError::Both),
         (Some(s), None) if s.is_empty() => Err(SecretError::Empty),
-        (Some(s), None) => Ok(s.clone()),
+        (Some(s), None) => Ok((s.clone(), SecretFrom::Inline)),
         (None, Some(f)) => {
             let path = if f.is_absolute() {
                 f.clone()
@@ -68,21 +105,43 @@ pub fn read_secret_named(
                     None => declared_in.parent().unwrap_or(Path::new(".")).join(f),
                 }
             };
-            read_file(&path)
+            let s = read_secret_file(&path)?;
+            Ok((s, SecretFrom::File(path)))
         }
         (None, None) => match credentials_dir
             .map(|d| d.join(credential))
             .filter(|p| p.exists())
         {
-            Some(p) => read_file(&p),
+            Some(p) => {
+                let s = read_secret_file(&p)?;
+                Ok((s, SecretFrom::Credential(p)))
+            }
             None => Err(SecretError::Missing(credential.to_string())),
         },
     }
 }
 
-fn read_file(path: &Path) -> Result<Secret, SecretError> {
-    let unreadable = |source| SecretError::Unreadable {
+impl SecretError {
+    /// Whether the error is about the `*_file` (so the error names that key).
+    pub fn is_about_the_file(&self) -> bool {
+        matches!(
+            self,
+            SecretError::FileEmpty(_)
+                | SecretError::Unreadable { .. }
+                | SecretError::NotRegular(_)
+                | SecretError::TooLarge(_)
+                | SecretError::NotText(_)
+        )
+    }
+}
+
+/// Reads a secret file: a regular file of at most [`MAX_SECRET_FILE`] bytes of UTF-8, its
+/// trailing line break dropped. The SCM client reads a `client_secret_file` again with it when
+/// the token endpoint refuses the secret.
+pub fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
+    let unreadable = |source: std::io::Error| SecretError::Unreadable {
         path: path.to_path_buf(),
+        hint: super::access::denied_hint(path, &source),
         source,
     };
     let meta = std::fs::metadata(path).map_err(unreadable)?;
