@@ -39,6 +39,8 @@ pub struct CycleReport {
     pub planned: Vec<Planned>,
     /// Deploys still owed at the end of the cycle.
     pub deploys_owed: u64,
+    /// What the declared certificates (`certificates.d/`) needed and got.
+    pub declared: crate::declared::ApplyReport,
 }
 
 /// At most this many error lines are kept in a cycle's summary.
@@ -53,6 +55,7 @@ pub struct Cycle {
     pub(crate) tuning: Tuning,
     pub(crate) budget: Budget,
     pub(crate) shared: Shared,
+    pub(crate) declared: crate::declared::DeclaredBook,
 }
 
 /// One renewal to send: the certificate, why, and its budget's ticket (taken in expiry
@@ -114,8 +117,15 @@ impl Cycle {
             report.summary.renewed += c.renewed;
             report.summary.failed += c.failed;
         }
+        // Declared certificates: enrolled, replaced (as consented); those whose file was
+        // removed are not renewed.
+        if mode == Mode::Live {
+            report.declared = self.declared.run(crate::declared::Consent::Daemon).await?.0;
+        }
+        let undeclared = self.declared.undeclared().await?;
         let pols = self.book.policies(mode, now).await?;
-        let candidates = candidates(&self.ledger, &[&pols], now).await?;
+        let mut candidates = candidates(&self.ledger, &[&pols], now).await?;
+        candidates.retain(|c| !undeclared.contains(&c.id));
         let to_renew = self.plan(&mut report, candidates, &pols, mode, now).await?;
         let to_renew = self.tickets(&mut report, to_renew, mode).await?;
         if mode == Mode::DryRun {

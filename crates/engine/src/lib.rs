@@ -21,6 +21,7 @@ pub mod clients;
 pub mod collect;
 mod cost;
 pub mod cycle;
+pub mod declared;
 pub mod deploy;
 pub mod enroll;
 pub mod error;
@@ -47,6 +48,7 @@ pub use budget::{Budget, Ticket, Usage};
 pub use clients::ScmClients;
 pub use collect::{CollectReport, Collector};
 pub use cycle::{Cycle, CycleReport, Planned};
+pub use declared::{Action, ApplyReport, Consent, DeclaredBook, PlanItem};
 pub use deploy::Deployer;
 pub use enroll::Enroller;
 pub use error::EngineError;
@@ -77,6 +79,7 @@ pub struct Engine {
     importer: Importer,
     operator: Operator,
     budget: Budget,
+    declared: DeclaredBook,
 }
 
 impl Engine {
@@ -111,6 +114,7 @@ impl Engine {
             claims: claims.clone(),
             keys: keys.clone(),
             profiles: profiles.clone(),
+            declared: Arc::new(cfg.declared.clone()),
             hook_helper: shared.hook_helper.clone(),
             counters: counters.clone(),
         };
@@ -146,9 +150,21 @@ impl Engine {
             tuning: tuning.clone(),
             counters,
             budget: budget.clone(),
+            keys: keys.clone(),
+        };
+        let declared = DeclaredBook {
+            ledger: ledger.clone(),
+            scm: scm.clone(),
+            profiles: profiles.clone(),
+            declared: deployer.declared.clone(),
+            enroller: enroller.clone(),
+            budget: budget.clone(),
+            book: book.clone(),
+            claims: claims.clone(),
         };
         Ok(Engine {
             cycle: Cycle {
+                declared: declared.clone(),
                 ledger: ledger.clone(),
                 renewer: renewer.clone(),
                 collector: collector.clone(),
@@ -187,6 +203,7 @@ impl Engine {
             ledger,
             scm,
             budget,
+            declared,
             book,
             renewer,
             collector,
@@ -285,6 +302,11 @@ impl Engine {
 
     pub fn operator(&self) -> &Operator {
         &self.operator
+    }
+
+    /// The certificates declared in `certificates.d/`.
+    pub fn declared(&self) -> &DeclaredBook {
+        &self.declared
     }
 }
 

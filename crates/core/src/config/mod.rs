@@ -5,6 +5,7 @@
 
 pub mod access;
 mod connector;
+mod declared;
 mod error;
 mod log_level;
 mod profile;
@@ -14,7 +15,7 @@ mod url_check;
 
 use std::collections::BTreeMap;
 
-use crate::names::ProfileName;
+use crate::names::{CertName, ProfileName};
 use std::path::{Path, PathBuf};
 
 pub use connector::{
@@ -22,6 +23,7 @@ pub use connector::{
     RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, WorkflowConfig, DEFAULT_POLL_CRON,
     JIRA_EVENTS,
 };
+pub use declared::{conflicts, Declared, EnrollMode, DECLARED_DIR};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{
@@ -45,6 +47,8 @@ pub struct Config {
     pub connector: ConnectorConfig,
     /// Profiles by name (the file stem).
     pub profiles: BTreeMap<ProfileName, Profile>,
+    /// Certificates declared in `certificates.d/NAME.toml`, by NAME.
+    pub declared: BTreeMap<CertName, Declared>,
     /// Things worth an operator's attention that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -113,6 +117,11 @@ impl Config {
             }
         }
 
+        let mut skipped_declared = Vec::new();
+        let declared_files =
+            profile_files(&dir.join(DECLARED_DIR), &mut skipped_declared, &mut errors);
+        let declared = declared::load(dir, &profiles, declared_files, &mut errors);
+
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -134,6 +143,22 @@ impl Config {
                 )
             })
             .collect();
+        warnings.extend(skipped_declared.iter().map(|p| {
+            format!(
+                "{}: skipped: only regular files named NAME.toml in {DECLARED_DIR}/ declare certificates",
+                p.display()
+            )
+        }));
+        for (name, holders) in conflicts(declared.values()) {
+            let files: Vec<String> = holders
+                .iter()
+                .map(|h| format!("{DECLARED_DIR}/{h}.toml"))
+                .collect();
+            warnings.push(format!(
+                "{name:?} is declared in {}: neither is enrolled until one file drops it",
+                files.join(" and ")
+            ));
+        }
         for p in profiles.values() {
             if let Some(f) = &p.secret_readable_by_others {
                 warnings.push(format!(
@@ -205,6 +230,7 @@ impl Config {
             dir: dir.to_path_buf(),
             connector,
             profiles,
+            declared,
             warnings,
         })
     }
