@@ -75,6 +75,11 @@ pub async fn execute(
         Request::Renew { ids, yes } => renew_all(engine, ids, yes).await,
         Request::ForceRenew { profile, yes } => force_renew(engine, profile, yes).await,
         Request::CertsForget { id, yes } => forget(engine, id, yes).await,
+        Request::CertsPlan => super::declared::plan(engine).await,
+        Request::CertsApply { yes } => super::declared::apply(engine, yes).await,
+        Request::CertsRevoke { id, reason, yes } => {
+            super::declared::revoke(engine, id, reason, yes).await
+        }
         Request::Reload => Err(ApiError::new(
             ErrorKind::TempFail,
             "the daemon is not running: nothing to reload (the next start reads the configuration)",
@@ -153,6 +158,9 @@ async fn plain(
         Request::Renew { .. }
         | Request::ForceRenew { .. }
         | Request::CertsForget { .. }
+        | Request::CertsPlan
+        | Request::CertsApply { .. }
+        | Request::CertsRevoke { .. }
         | Request::Reload => Err(EngineError::Invalid(
             "this request needs the operator's consent".into(),
         )),

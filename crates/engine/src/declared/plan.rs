@@ -238,15 +238,17 @@ fn decide(
         );
     };
     match &cert.state {
-        CertState::Revoked { at } => return (
-            Action::Revoked,
-            format!(
+        CertState::Revoked { at } => {
+            return (
+                Action::Revoked,
+                format!(
                 "{} was revoked at {}; remove certificates.d/{}.toml, or forget it to enroll anew",
                 cert.id,
                 ts(*at),
                 d.name
             ),
-        ),
+            )
+        }
         CertState::RenewRequested { .. } | CertState::Collecting { .. } => {
             return (
                 Action::Waiting,
