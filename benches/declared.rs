@@ -80,7 +80,9 @@ fn setup(dir: &Path, n: usize, tracked: bool) {
     for i in 0..n {
         std::fs::write(
             dir.join(format!("certificates.d/d{i}.toml")),
-            format!("profile = \"bench\"\nnames = [\"d{i}.example.com\", \"www.d{i}.example.com\"]\n"),
+            format!(
+                "profile = \"bench\"\nnames = [\"d{i}.example.com\", \"www.d{i}.example.com\"]\n"
+            ),
         )
         .unwrap();
     }
@@ -150,8 +152,13 @@ fn one(scenario: &str, n: usize) {
     let load = t.elapsed();
     assert_eq!(cfg.declared.len(), n);
     let store = sectigo_state::open(&cfg.connector.state).unwrap();
-    let engine =
-        Engine::new(&cfg, store, Shared::new(&cfg), sectigo_core::clock::system()).unwrap();
+    let engine = Engine::new(
+        &cfg,
+        store,
+        Shared::new(&cfg),
+        sectigo_core::clock::system(),
+    )
+    .unwrap();
     let mut plans = Vec::new();
     let mut items = Vec::new();
     for _ in 0..3 {
@@ -222,7 +229,11 @@ fn main() {
         return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![10_000]
+    } else {
+        sizes
+    };
     println!("| scenario | declared | billable | load config | certs plan (median of 3) | cycle | peak RSS |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for n in sizes {

@@ -143,6 +143,8 @@ impl Config {
                 )
             })
             .collect();
+        // The shipped `example.toml.example` (and any `*.example`) is documentation.
+        skipped_declared.retain(|p| p.extension().is_none_or(|e| e != "example"));
         warnings.extend(skipped_declared.iter().map(|p| {
             format!(
                 "{}: skipped: only regular files named NAME.toml in {DECLARED_DIR}/ declare certificates",
