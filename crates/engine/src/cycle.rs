@@ -119,10 +119,14 @@ impl Cycle {
         }
         // Declared certificates: enrolled, replaced (as consented); those whose file was
         // removed are not renewed.
-        if mode == Mode::Live {
-            report.declared = self.declared.run(crate::declared::Consent::Daemon).await?.0;
-        }
-        let undeclared = self.declared.undeclared().await?;
+        let undeclared = match mode {
+            Mode::Live => {
+                let (r, held) = self.declared.run(crate::declared::Consent::Daemon).await?;
+                report.declared = r;
+                held
+            }
+            Mode::DryRun => self.declared.not_renewed().await?,
+        };
         let pols = self.book.policies(mode, now).await?;
         let mut candidates = candidates(&self.ledger, &[&pols], now).await?;
         candidates.retain(|c| !undeclared.contains(&c.id));

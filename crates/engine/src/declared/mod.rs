@@ -76,6 +76,23 @@ fn rank(c: &CertRecord) -> (u8, chrono::DateTime<chrono::Utc>) {
     (class, c.not_after)
 }
 
+/// The certificates the cycle must not renew: undeclared ones, and those whose replacement is
+/// journaled (a renewal beside it would bill twice for one declaration).
+fn held_back(records: &BTreeMap<CertName, DeclaredRecord>, items: &[PlanItem]) -> BTreeSet<CertId> {
+    let mut out: BTreeSet<CertId> = items
+        .iter()
+        .filter(|i| i.action == Action::Undeclared)
+        .filter_map(|i| i.cert_id.clone())
+        .collect();
+    for r in records.values() {
+        let pending = r.in_flight() || matches!(r.enroll, Some(EnrollState::OutcomeUnknown { .. }));
+        if let (true, Some(DeclaredOp::Replace { old })) = (pending, &r.op) {
+            out.insert(old.clone());
+        }
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct DeclaredBook {
     pub(crate) ledger: Ledger,
@@ -212,19 +229,16 @@ impl DeclaredBook {
         Ok(plan::plan(&self.declared, &g.records, &g.certs, &pols, now))
     }
 
-    /// The certificates whose declaration was removed: the cycle does not renew them.
-    pub async fn undeclared(&self) -> Result<BTreeSet<CertId>, EngineError> {
+    /// The certificates the cycle must not renew: those whose declaration was removed, and
+    /// those a replacement is under way for (or whose replacement's outcome is unknown).
+    pub async fn not_renewed(&self) -> Result<BTreeSet<CertId>, EngineError> {
         if self.declared.is_empty() && self.ledger.read(|s| s.declared_records()).await?.is_empty()
         {
             return Ok(BTreeSet::new());
         }
-        Ok(self
-            .plan()
-            .await?
-            .into_iter()
-            .filter(|i| i.action == Action::Undeclared)
-            .filter_map(|i| i.cert_id)
-            .collect())
+        let g = self.gather().await?;
+        let items = self.plan_of(&g).await?;
+        Ok(held_back(&g.records, &items))
     }
 
     /// Reconciles: collects what SCM accepted, takes the billable steps `consent` allows,
@@ -280,7 +294,9 @@ impl DeclaredBook {
             self.tell_waiting(&report.waiting_consent).await?;
         }
         report.issued += self.collect().await?;
-        Ok((report, items))
+        let records = self.ledger.read(|s| s.declared_records()).await?;
+        let records = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+        Ok((report, held_back(&records, &items)))
     }
 
     /// `[notify]`, once per declaration, of a billable step waiting for `certs apply`.
@@ -475,5 +491,53 @@ impl DeclaredBook {
         };
         self.ledger.commit(vec![cert.clone()], news).await?;
         Ok(cert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_under_way_holds_its_old_certificate_back_from_renewal() {
+        let t = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let mut r = DeclaredRecord::new(&"w".parse().unwrap(), &"web".parse().unwrap());
+        r.op = Some(DeclaredOp::Replace {
+            old: "1".parse().unwrap(),
+        });
+        let recs = |r: &DeclaredRecord| BTreeMap::from([(r.name.clone(), r.clone())]);
+        for (state, held) in [
+            (
+                EnrollState::Requested {
+                    profile: "web".parse().unwrap(),
+                    at: t,
+                    request: None,
+                },
+                true,
+            ),
+            (
+                EnrollState::OutcomeUnknown {
+                    profile: "web".parse().unwrap(),
+                    at: t,
+                    request: None,
+                },
+                true,
+            ),
+            (
+                EnrollState::Rejected {
+                    reason: "no".into(),
+                    at: t,
+                },
+                false,
+            ),
+        ] {
+            r.enroll = Some(state);
+            assert_eq!(
+                held_back(&recs(&r), &[]).len(),
+                usize::from(held),
+                "{:?}",
+                r.enroll
+            );
+        }
     }
 }
