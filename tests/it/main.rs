@@ -28,6 +28,7 @@ mod pem;
 mod scm;
 mod scm_answers;
 mod secrets;
+mod security;
 mod state;
 mod systemd;
 mod untrusted;
