@@ -133,18 +133,16 @@ pub fn export(dir: &Path, file: Option<&Path>) -> Result<i32, CliError> {
 
 /// The export, through the daemon when it runs (it holds the state), else from the state.
 async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
-    let socket = Config::control_socket(dir);
+    let daemon = crate::api::client::Endpoint::of(dir);
     // Asks for the keys; the daemon gives them only to root and its own user.
     let req = Request::StateExport { keys: true };
-    match crate::api::client::send_to(&socket, &req, out.writer()).await {
+    match crate::api::client::send_to(&daemon, &req, out.writer()).await {
         Ok(Some(reply)) => return Ok(reply),
         Ok(None) => {}
         Err(e) => {
-            return Err(CliError::temp(format!(
-                "state export through the daemon ({}) into {}: {e}",
-                socket.display(),
-                out.name()
-            )))
+            let mut e = CliError::from(e);
+            e.error = e.error.context(format!("state export into {}", out.name()));
+            return Err(e);
         }
     }
     let cfg = Config::load(dir)?;

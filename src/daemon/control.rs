@@ -1,17 +1,22 @@
 //! The control socket: a Unix socket under /run/sectigo-connector/ through which commands reach
-//! the running daemon (which holds the state database). One JSON request line, one JSON reply;
-//! after a `state-exported` reply, the snapshot's bytes (as many as it says) until the end.
+//! the running daemon (which holds the state database). On each connection the daemon first
+//! says which state it serves (a [`Hello`] line), then reads one JSON request line and writes
+//! one JSON reply; after a `state-exported` reply, the snapshot's bytes (as many as it says)
+//! until the end.
+//!
 //! Access is by file permissions: the socket is 0660, owned by the service user and group.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::api::{ApiError, ErrorKind, Reply, Request, Response};
+use crate::api::{ApiError, ErrorKind, Hello, Reply, Request, Response};
 
 /// Largest request accepted (an import list of ~40,000 lines fits).
 const MAX_REQUEST: usize = 1024 * 1024;
@@ -23,15 +28,24 @@ const MAX_CONNECTIONS: usize = 32;
 /// A request from the socket, with where to send the reply.
 pub type Incoming = (Request, oneshot::Sender<Reply>);
 
-/// Listens on `path`; forwards each request to `tx` until `cancel`. Returns the listener task.
+/// Listens on `path`; greets each connection with `hello` and forwards each request to `tx`
+/// until `cancel`. Returns the listener task. A daemon already answering on `path` (another
+/// configuration's, with the same `[control] socket`) keeps it: this is an error.
 pub fn serve(
     path: &Path,
+    hello: Hello,
     tx: mpsc::Sender<Incoming>,
     cancel: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    if path.exists() {
+    if std::fs::symlink_metadata(path).is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another daemon answers on it (another configuration with the same [control] socket?); give each configuration its own [control] socket",
+            ));
+        }
         // A socket left by a daemon that did not stop cleanly (we hold the state lock, so no
-        // other daemon is running).
+        // other daemon of this state is running).
         std::fs::remove_file(path)?;
     }
     if let Some(dir) = path.parent() {
@@ -44,7 +58,9 @@ pub fn serve(
     }
     // Removed when the task ends, at shutdown.
     let socket = SocketFile(path.to_path_buf());
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let own_uid = rustix::process::getuid().as_raw();
+    let hello = Arc::new(hello);
     Ok(tokio::spawn(async move {
         let _socket = socket;
         loop {
@@ -57,7 +73,7 @@ pub fn serve(
                 Err(e) => {
                     // Out of file handles, say: pause rather than spin.
                     warn!("control socket: accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
@@ -65,9 +81,14 @@ pub fn serve(
                 debug!("control socket: {MAX_CONNECTIONS} connections open; closing a new one");
                 continue;
             };
-            let tx = tx.clone();
+            // Root and the service user may have the private keys the daemon made; the
+            // socket's group may not.
+            let privileged = stream
+                .peer_cred()
+                .is_ok_and(|c| c.uid() == 0 || c.uid() == own_uid);
+            let (tx, hello) = (tx.clone(), hello.clone());
             tokio::spawn(async move {
-                if let Err(e) = handle(stream, tx).await {
+                if let Err(e) = handle(stream, privileged, &hello, tx).await {
                     debug!("control connection: {e}");
                 }
                 drop(slot);
@@ -76,22 +97,24 @@ pub fn serve(
     }))
 }
 
-async fn handle(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
-    // Root and the service user may have the private keys the daemon made; the socket's
-    // group may not.
-    let privileged = stream
-        .peer_cred()
-        .is_ok_and(|c| c.uid() == 0 || c.uid() == rustix::process::getuid().as_raw());
+async fn handle(
+    stream: UnixStream,
+    privileged: bool,
+    hello: &Hello,
+    tx: mpsc::Sender<Incoming>,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
+    let mut greeting = serde_json::to_vec(hello)?;
+    greeting.push(b'\n');
+    w.write_all(&greeting).await?;
     let mut line = String::new();
     let mut reader = BufReader::new(r).take(MAX_REQUEST as u64);
     // A client that connects and says nothing must not hold a task forever.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        reader.read_line(&mut line),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s"))??;
+    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 30 s")
+        })??;
     let reply: Reply = match serde_json::from_str::<Request>(&line) {
         Ok(mut req) => {
             match &mut req {

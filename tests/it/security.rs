@@ -223,3 +223,366 @@ fn links_planted_at_a_sets_names_are_not_followed() {
     assert_eq!(entries(&victim_dir), vec![victim_dir.join("keep")]);
     let _ = run_bounded;
 }
+
+/// A reply line a daemon could send for `certs export 77`, with these name and mode.
+fn exported(name: &str, mode: u32) -> String {
+    let c = rcgen::generate_simple_self_signed(vec!["x.example.com".into()]).unwrap();
+    serde_json::json!({"Ok": {"reply": "exported", "data": {
+        "id": "77", "name": name, "cert": c.cert.pem(), "chain": c.cert.pem(), "mode": mode,
+    }}})
+    .to_string()
+}
+
+/// A daemon of this process (root's, when the tests run as root) on `socket`, serving
+/// `state_dir` as far as its greeting says: it answers each connection's request with `reply`,
+/// then `tail` (`None`: an endless stream). A command that sends its request at once (one
+/// that does not wait for the greeting) is answered too.
+fn fake_daemon(
+    socket: &Path,
+    state_dir: &Path,
+    reply: String,
+    tail: Option<Vec<u8>>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    let hello = greeting(state_dir);
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            c.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            if r.read_line(&mut line).is_err() || line.is_empty() {
+                let _ = writeln!(c, "{hello}");
+                c.set_read_timeout(None).unwrap();
+                let _ = r.read_line(&mut line);
+            }
+            let _ = writeln!(c, "{reply}");
+            match &tail {
+                Some(t) => {
+                    let _ = c.write_all(t);
+                }
+                None => {
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while c.write_all(&chunk).is_ok() {}
+                }
+            }
+        }
+    })
+}
+
+/// The greeting of a daemon serving `state_dir` (its wire form, spelled out).
+fn greeting(state_dir: &Path) -> String {
+    let m = std::fs::metadata(state_dir).unwrap();
+    serde_json::json!({
+        "hello": "sectigo-connector",
+        "state_dir": std::fs::canonicalize(state_dir).unwrap(),
+        "dev": m.dev(),
+        "ino": m.ino(),
+    })
+    .to_string()
+}
+
+/// A configuration directory whose connector.toml names `socket` and `state_dir`.
+fn config_dir(at: &Path, socket: &Path, state_dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(at).unwrap();
+    std::fs::write(
+        at.join("connector.toml"),
+        format!("[state]\ndir = {state_dir:?}\n[control]\nsocket = {socket:?}\n"),
+    )
+    .unwrap();
+    at.to_path_buf()
+}
+
+fn cli(dir: &Path, args: &[&str]) -> crate::common::Output {
+    run_bounded(
+        Command::new(EXE).arg("--config-dir").arg(dir).args(args),
+        30,
+    )
+}
+
+/// What a daemon says is checked again where the command writes it: a certificate name that
+/// leaves the directory (`../x`) does not decode, a file mode over 0644 (setuid, world-writable)
+/// is refused, and a state export is never longer than announced (an endless one does not fill
+/// root's disk). Nothing is written.
+#[test]
+fn hostile_replies_from_the_socket_are_refused_and_nothing_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    for (n, (reply, why)) in [
+        (exported("../x", 0o644), "not a certificate name"),
+        (exported("x.example.com", 0o4777), "more than 0o644"),
+        (exported("x.example.com", 0o777), "more than 0o644"),
+        (exported("x.example.com", 0o666), "more than 0o644"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let socket = t.path().join(format!("s{n}.sock"));
+        let dir = config_dir(&t.path().join(format!("etc{n}")), &socket, &state);
+        let _d = fake_daemon(&socket, &state, reply, Some(Vec::new()));
+        let out = t.path().join(format!("out{n}"));
+        let o = cli(
+            &dir,
+            &["certs", "export", "77", "--out", out.to_str().unwrap()],
+        );
+        assert_ne!(o.code, 0, "{why}: {}{}", o.stdout, o.stderr);
+        assert!(o.stderr.contains(why), "{why}: {}", o.stderr);
+        assert!(!out.exists(), "{why}: something was written");
+        assert!(!t.path().join("x").exists(), "{why}: written outside --out");
+    }
+    // A state export that goes on past the bytes it announced.
+    let socket = t.path().join("export.sock");
+    let dir = config_dir(&t.path().join("etc-export"), &socket, &state);
+    let counts = serde_json::to_value(sectigo_state::Counts::default()).unwrap();
+    let reply = serde_json::json!({"Ok": {"reply": "state-exported", "data": {"counts": counts, "bytes": 10}}});
+    let _d = fake_daemon(&socket, &state, reply.to_string(), None);
+    let file = t.path().join("backup.jsonl");
+    let o = cli(&dir, &["state", "export", file.to_str().unwrap()]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("more than the 10 bytes"), "{}", o.stderr);
+    assert!(!file.exists());
+    assert_eq!(
+        entries(t.path())
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("backup.jsonl"))
+            .count(),
+        0,
+        "no partial file is left"
+    );
+}
+
+/// A certificate named `../x` reaches no path: a state record holding it does not decode
+/// (`certs export` as root refuses, nothing is written), nor does an import line (nothing is
+/// imported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_name_in_a_record_or_an_import_line_is_refused() {
+    use crate::common::Env;
+    let a = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    let b = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    a.profile("web", "");
+    b.profile("web", "");
+    let id = a.sim_cert("web.example.com", 100);
+    let (da, db) = (a.path().to_path_buf(), b.path().to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let o = cli(
+            &da,
+            &["certs", "import", "--profile", "web", "--cert-id", &id],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let backup = da.join("backup.jsonl");
+        let o = cli(&da, &["state", "export", backup.to_str().unwrap()]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+
+        // An import line: the certificate's record with a name that leaves the directory.
+        let text = std::fs::read_to_string(&backup).unwrap();
+        let hostile: String = text
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                if let Some(c) = v.get_mut("cert") {
+                    c["name"] = "../x".into();
+                }
+                format!("{v}\n")
+            })
+            .collect();
+        assert_ne!(hostile, text);
+        let forged = db.join("forged.jsonl");
+        std::fs::write(&forged, hostile).unwrap();
+        let o = cli(&db, &["state", "import", forged.to_str().unwrap()]);
+        assert_ne!(o.code, 0, "{}", o.stdout);
+        assert!(o.stderr.contains("not a certificate name"), "{}", o.stderr);
+        let o = cli(&db, &["certs", "list", "--json"]);
+        assert_eq!(o.stdout.trim(), "[]", "nothing imported: {}", o.stderr);
+
+        // A record in the state itself.
+        {
+            let db = sled::open(da.join("state").join("db")).unwrap();
+            let certs = db.open_tree("certs").unwrap();
+            let v = certs.get(id.as_bytes()).unwrap().unwrap();
+            let mut rec: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            rec["name"] = "../x".into();
+            certs
+                .insert(id.as_bytes(), serde_json::to_vec(&rec).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let out = da.join("out");
+        let o = cli(
+            &da,
+            &["certs", "export", &id, "--out", out.to_str().unwrap()],
+        );
+        assert_ne!(o.code, 0, "{}", o.stdout);
+        assert!(o.stderr.contains("not a certificate name"), "{}", o.stderr);
+        assert!(!da.join("x").exists() && !out.exists(), "nothing written");
+    })
+    .await
+    .unwrap();
+}
+
+/// A child process, killed when dropped (a failing test leaves none behind).
+pub struct Killed(pub std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A test user's daemon-like process serving `socket` with `line` as its first line, for as
+/// long as the returned child lives.
+fn socket_of_user(uid: u32, gid: u32, socket: &Path, line: &str) -> Killed {
+    use std::io::BufRead as _;
+    let script = r#"
+        use IO::Socket::UNIX; use Socket; $| = 1;
+        my ($p, $line) = @ARGV; unlink $p;
+        my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $p, Listen => 8) or die "listen $p: $!";
+        chmod 0777, $p; print "ready\n";
+        while (my $c = $s->accept) { print $c "$line\n"; sleep 1; close $c; }
+    "#;
+    let mut child = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--", "perl", "-e", script])
+        .arg(socket)
+        .arg(line)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("setpriv perl");
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let child = Killed(child);
+    assert_eq!(ready.trim(), "ready");
+    child
+}
+
+/// Root's command treats the control socket as untrusted: served by a user that is neither
+/// root nor the service user (the owner of `[state] dir`), it is refused before anything is
+/// sent, naming the socket and the uid found; the service user's own daemon is accepted.
+#[test]
+fn a_socket_served_by_another_user_is_refused() {
+    if !root_or_skip("a_socket_served_by_another_user_is_refused") {
+        return;
+    }
+    let (uid, gid) = test_user("sectest-other");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = t.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    chown_tree(&run, uid, gid);
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let socket = run.join("control.sock");
+    let dir = config_dir(&t.path().join("etc"), &socket, &state);
+    // It answers as a daemon would (to a command that sends its request at once).
+    let reply =
+        serde_json::json!({"Ok": {"reply": "certs", "data": {"records": [], "configured": []}}});
+    let _server = socket_of_user(uid, gid, &socket, &reply.to_string());
+    let o = cli(&dir, &["certs", "list"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    for want in [
+        socket.display().to_string(),
+        format!("uid {uid}"),
+        "neither root nor the service user".into(),
+    ] {
+        assert!(o.stderr.contains(&want), "{want}: {}", o.stderr);
+    }
+    // The same user owning the state: it is the service user, and its daemon is trusted (its
+    // greeting is then read).
+    chown_tree(&state, uid, gid);
+    let o = cli(&dir, &["certs", "list"]);
+    assert!(
+        !o.stderr.contains("neither root nor the service user"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// The daemon of the configuration in `dir`, logging to `log`; killed when dropped.
+fn daemon(dir: &Path, log: &Path) -> Killed {
+    Killed(
+        Command::new(EXE)
+            .arg("--config-dir")
+            .arg(dir)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Issue #23 item 11: two configurations with one `[control] socket`. A command of the second
+/// talked to the first one's daemon (`certs list` showed its certificates); now it refuses,
+/// naming both state directories and the key to set. The second daemon does not take the
+/// socket away from the first either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_configurations_sharing_a_socket_are_told_apart() {
+    use crate::common::Env;
+    let a = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    a.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+    a.profile("web", "");
+    let id = a.sim_cert("a-only.example.com", 100);
+    let t = tempfile::tempdir().unwrap();
+    let b_state = t.path().join("state-b");
+    let b = config_dir(&t.path().join("etc-b"), &a.socket(), &b_state);
+    std::fs::write(
+        b.join("connector.toml"),
+        format!(
+            "[state]\ndir = {b_state:?}\n[control]\nsocket = {:?}\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[log]\nformat = \"text\"\n",
+            a.socket()
+        ),
+    )
+    .unwrap();
+    let (da, socket) = (a.path().to_path_buf(), a.socket());
+    tokio::task::spawn_blocking(move || {
+        let o = cli(
+            &da,
+            &["certs", "import", "--profile", "web", "--cert-id", &id],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let _a = daemon(&da, &da.join("daemon.log"));
+        wait_for("daemon A's socket", 10, || socket.exists());
+        let o = cli(&b, &["certs", "list"]);
+        assert_eq!(o.code, 78, "{}{}", o.stdout, o.stderr);
+        assert!(!o.stdout.contains("a-only.example.com"), "{}", o.stdout);
+        let a_state = std::fs::canonicalize(da.join("state")).unwrap();
+        for want in [
+            a_state.display().to_string(),
+            b_state.display().to_string(),
+            "[control] socket".into(),
+        ] {
+            assert!(o.stderr.contains(&want), "{want}: {}", o.stderr);
+        }
+        // B's daemon starts beside A's: it leaves A's socket alone (and says why).
+        let b_log = t.path().join("daemon-b.log");
+        let _b = daemon(&b, &b_log);
+        wait_for("daemon B's start", 10, || {
+            std::fs::read_to_string(&b_log)
+                .unwrap_or_default()
+                .contains("another daemon answers on it")
+        });
+        let o = cli(&da, &["certs", "list"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(o.stdout.contains("a-only.example.com"), "{}", o.stdout);
+        assert_eq!(cli(&b, &["status"]).code, 78);
+    })
+    .await
+    .unwrap();
+}
