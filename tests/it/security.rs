@@ -586,3 +586,122 @@ async fn two_configurations_sharing_a_socket_are_told_apart() {
     .await
     .unwrap();
 }
+
+/// Idle connections of a member of the socket's group, as many as it can open, make root's
+/// command neither fail nor wait: root and the service user have connections of their own,
+/// and each other uid holds at most 8, so a second member is served too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_of_another_user_do_not_lock_root_out() {
+    use crate::common::Env;
+    if !root_or_skip("idle_connections_of_another_user_do_not_lock_root_out") {
+        return;
+    }
+    let (uid, _) = test_user("sectest-other");
+    let (uid2, _) = test_user("sectest-third");
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+    // The socket (0660, root's group, as the test runs the daemon as root) is reached by the
+    // members of group 0 below.
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, socket) = (env.path().to_path_buf(), env.socket());
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let _d = daemon(&dir, &dir.join("daemon.log"));
+        wait_for("the socket", 10, || socket.exists());
+        let as_member = |uid: u32, script: &str| {
+            Command::new("setpriv")
+                .arg(format!("--reuid={uid}"))
+                .args(["--regid=0", "--clear-groups", "--", "perl", "-e", script])
+                .arg(&socket)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("setpriv perl")
+        };
+        let hold = r#"
+            use IO::Socket::UNIX; use Socket; $| = 1; my @s;
+            for (1..64) { my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) or last; push @s, $c; }
+            print scalar(@s), "\n"; sleep 120;
+        "#;
+        let mut holder = Killed(as_member(uid, hold));
+        let mut opened = String::new();
+        std::io::BufReader::new(holder.0.stdout.as_mut().unwrap())
+            .read_line(&mut opened)
+            .unwrap();
+        assert!(opened.trim().parse::<u32>().unwrap() >= 40, "{opened}");
+        let t = std::time::Instant::now();
+        let o = cli(&dir, &["status"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(o.stdout.contains("daemon:        running"), "{}", o.stdout);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "answered in {:?}",
+            t.elapsed()
+        );
+        let ask = r#"
+            use IO::Socket::UNIX; use Socket; $| = 1;
+            my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) or die;
+            my $hello = <$c>; print $c "{\"cmd\":\"status\"}\n"; shutdown($c, 1);
+            my $r = <$c>; print $r;
+        "#;
+        let o = run_bounded(
+            Command::new("setpriv")
+                .arg(format!("--reuid={uid2}"))
+                .args(["--regid=0", "--clear-groups", "--", "perl", "-e", ask])
+                .arg(&socket),
+            20,
+        );
+        assert!(o.stdout.starts_with("{\"Ok\""), "{}{}", o.stdout, o.stderr);
+    })
+    .await
+    .unwrap();
+}
+
+/// `/metrics` cannot be starved for long by connections that say nothing (no uid is known on
+/// TCP, so each is dropped after the header deadline, 5 s): a scrape gets through within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_metrics() {
+    use crate::common::Env;
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let log = env.path().join("daemon.log");
+    let _d = daemon(env.path(), &log);
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("metrics", 10, || {
+            std::fs::read_to_string(&l)
+                .unwrap_or_default()
+                .contains("metrics on http://")
+        })
+    })
+    .await
+    .unwrap();
+    let port: u16 = std::fs::read_to_string(&log)
+        .unwrap()
+        .split("metrics on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            held.push(c);
+        }
+    }
+    let t = std::time::Instant::now();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    loop {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status().is_success() => break,
+            other => {
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(9),
+                    "no scrape within 9 s of 64 idle connections: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    drop(held);
+}
