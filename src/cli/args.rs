@@ -254,8 +254,9 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
-    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written as
-    /// FILE.partial and renamed when whole), or to standard output. Goes through the daemon
+    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written under a
+    /// new hidden name beside it, .FILE.RANDOM.partial, and renamed when whole), or to
+    /// standard output. Goes through the daemon
     /// while it runs (its work pauses only while the snapshot is spooled); the private keys go
     /// only to root and the service user, so run it as one of them.
     Export {

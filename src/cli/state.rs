@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt as _;
 
 use sectigo_core::config::Config;
+use sectigo_engine::safe_fs::Dir;
 use sectigo_engine::{Engine, Shared};
 use sectigo_state::ExportError;
 
@@ -13,11 +14,15 @@ use crate::api::{service, Reply, Request, Response};
 use crate::exit::{CliError, Exit};
 use crate::render;
 
-/// Where an export goes: FILE (written as `FILE.partial`, 0600, fsynced, then renamed, so FILE
-/// is a whole export or the one before), or standard output.
+/// Where an export goes: FILE, or standard output. FILE is written under a new name beside it
+/// (`.FILE.RANDOM.partial`, created `O_EXCL|O_NOFOLLOW` and made 0600 through its descriptor:
+/// nothing planted in FILE's directory is opened, truncated or left readable), fsynced, then
+/// renamed onto FILE, so FILE is a whole export or the one before.
 enum Output {
     File {
-        partial: PathBuf,
+        dir: Dir,
+        partial: String,
+        name: String,
         file: PathBuf,
         w: tokio::fs::File,
     },
@@ -29,28 +34,35 @@ impl Output {
         let Some(file) = file else {
             return Ok(Output::Stdout(tokio::io::stdout()));
         };
-        let mut partial = file.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let w = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .await
-            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", partial.display())))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            CliError::failed(format!("cannot write {}: {e}", file.display()))
+        };
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| cannot(&"not a file name (UTF-8, not a directory)"))?
+            .to_string();
+        let parent = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = Dir::open_named(parent).map_err(|e| cannot(&e))?;
+        let (partial, w) = dir
+            .create_temp(&format!(".{name}"), "partial", 0o600)
+            .map_err(|e| cannot(&e))?;
         Ok(Output::File {
+            dir,
             partial,
+            name,
             file: file.to_path_buf(),
-            w,
+            w: tokio::fs::File::from_std(w),
         })
     }
 
     /// Where it goes, for an error.
     fn name(&self) -> String {
         match self {
-            Output::File { partial, .. } => partial.display().to_string(),
+            Output::File { dir, partial, .. } => dir.show(partial).display().to_string(),
             Output::Stdout(_) => "standard output".into(),
         }
     }
@@ -71,7 +83,9 @@ impl Output {
                 Ok(None)
             }
             Output::File {
+                dir,
                 partial,
+                name,
                 file,
                 mut w,
             } => {
@@ -79,20 +93,16 @@ impl Output {
                 w.flush().await.map_err(fail)?;
                 w.sync_all().await.map_err(fail)?;
                 drop(w);
-                tokio::fs::rename(&partial, &file).await.map_err(fail)?;
-                if let Some(d) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::File::open(d)
-                        .and_then(|d| d.sync_all())
-                        .map_err(fail)?;
-                }
+                dir.rename(&partial, &name).map_err(fail)?;
+                dir.sync().map_err(fail)?;
                 Ok(Some(file))
             }
         }
     }
 
     fn discard(self) {
-        if let Output::File { partial, .. } = self {
-            let _ = std::fs::remove_file(partial);
+        if let Output::File { dir, partial, .. } = self {
+            let _ = dir.unlink(&partial);
         }
     }
 }

@@ -705,3 +705,58 @@ async fn idle_connections_cannot_starve_metrics() {
     }
     drop(held);
 }
+
+/// Root's `state export FILE` into a directory the service user can write (the packaged
+/// backup's /var/backups/sectigo-connector): a link planted at `FILE.partial` is not followed
+/// (its target keeps its content), a world-readable file planted there is not used, and FILE
+/// is a new file, 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_export_uses_nothing_planted_beside_its_file() {
+    use crate::common::Env;
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    let dir = env.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let backups = dir.join("backups");
+        std::fs::create_dir(&backups).unwrap();
+        let victim = dir.join("root-only.txt");
+        std::fs::write(&victim, "root's").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = backups.join("state.jsonl");
+        let partial = backups.join("state.jsonl.partial");
+        for planted in ["link", "world-readable file"] {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&file);
+            if planted == "link" {
+                std::os::unix::fs::symlink(&victim, &partial).unwrap();
+            } else {
+                std::fs::write(&partial, "old").unwrap();
+                std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            let o = cli(&dir, &["state", "export", file.to_str().unwrap()]);
+            assert_eq!(o.code, 0, "{planted}: {}", o.stderr);
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "root's",
+                "{planted}"
+            );
+            let m = std::fs::symlink_metadata(&file).unwrap();
+            assert!(m.is_file(), "{planted}: FILE is a new file, not the link");
+            assert_eq!(m.permissions().mode() & 0o777, 0o600, "{planted}");
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                text.contains("sectigo-connector-state"),
+                "{planted}: {text}"
+            );
+            // What was planted is left as it was.
+            let p = std::fs::symlink_metadata(&partial).unwrap();
+            assert_eq!(p.file_type().is_symlink(), planted == "link", "{planted}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&partial).unwrap(),
+            "old",
+            "the planted file was not used"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -80,6 +80,21 @@ impl Dir {
         })
     }
 
+    /// Opens the directory an operator named (a link in its path is followed: the operator
+    /// chose it); what is made in it after that is as safe as in [`Dir::open`]'s.
+    pub fn open_named(path: &Path) -> std::io::Result<Dir> {
+        let fd = rfs::openat(
+            rfs::CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The path it was opened at (for messages).
     pub fn path(&self) -> &Path {
         &self.path
