@@ -760,3 +760,199 @@ async fn state_export_uses_nothing_planted_beside_its_file() {
     .await
     .unwrap();
 }
+
+/// A configuration whose profile "web" deploys into `DIR/certs` with a hook that appends its
+/// certificate id to `DIR/hook.log`; returns (the hooks directory, the hook's log).
+fn hook_setup(env: &crate::common::Env) -> (PathBuf, PathBuf) {
+    let log = env.path().join("hook.log");
+    env.profile(
+        "web",
+        &format!(
+            "[deploy]\ndir = {:?}\nhook = [\"/bin/sh\", \"-c\", \"echo \\\"$SECTIGO_CERT_ID $SECTIGO_OLD_CERT_ID\\\" >> {}\"]",
+            env.path().join("certs"),
+            log.display()
+        ),
+    );
+    let hooks = env.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o750)).unwrap();
+    (hooks, log)
+}
+
+/// A request as the daemon writes it, for certificate `id`, with `edit` applied to its JSON.
+fn hook_request(id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v = serde_json::json!({
+        "cert_id": id, "old_cert_id": null, "profile": "web", "name": "web.example.com",
+        "names": ["web.example.com"], "not_after": "2027-01-01T00:00:00Z",
+        "at": chrono::Utc::now(),
+    });
+    edit(&mut v);
+    v.to_string()
+}
+
+fn run_hooks(dir: &Path, hooks: &Path) -> crate::common::Output {
+    run_bounded(
+        Command::new(EXE)
+            .arg("--config-dir")
+            .arg(dir)
+            .args(["run-hooks", "--from"])
+            .arg(hooks),
+        30,
+    )
+}
+
+fn names_in(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = entries(p)
+        .iter()
+        .map(|e| e.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The root helper reads nothing but the regular files of its directory: a FIFO named like a
+/// request does not hang it, a link to a root-only file is not read (nothing of it is echoed
+/// into the answer the service user reads), a directory named like a request and an oversized
+/// file are set aside (`*.rejected`, so the path unit stops starting it), and a request owned
+/// by another user is refused. The valid request among them is served.
+#[test]
+fn run_hooks_reads_only_the_regular_files_of_its_directory() {
+    use crate::common::Env;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(sectigo_sim::ScmSimConfig::default()));
+    let (hooks, log) = hook_setup(&env);
+    let secret = env.path().join("root-only.json");
+    std::fs::write(&secret, "{\"TOPSECRET_abc\": 1}").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(hooks.join("100.request"), hook_request("100", |_| {})).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(hooks.join("101.request"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::os::unix::fs::symlink(&secret, hooks.join("102.request")).unwrap();
+    std::fs::create_dir(hooks.join("103.request")).unwrap();
+    std::fs::write(hooks.join("104.request"), " ".repeat(200 * 1024)).unwrap();
+    if root_or_skip(
+        "run_hooks_reads_only_the_regular_files_of_its_directory (a request of another user)",
+    ) {
+        let (uid, gid) = test_user("sectest-other");
+        let p = hooks.join("105.request");
+        std::fs::write(&p, hook_request("105", |_| {})).unwrap();
+        chown_tree(&p, uid, gid);
+    }
+    let o = run_hooks(env.path(), &hooks);
+    assert_eq!(o.code, 1, "refusals are failures: {}", o.stderr);
+    assert!(!o.stderr.contains("TOPSECRET"), "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "100");
+    let left = names_in(&hooks);
+    assert!(
+        !left.iter().any(|n| n.ends_with(".request")),
+        "each request is gone or set aside: {left:?}"
+    );
+    for (id, why) in [
+        ("101", "a FIFO"),
+        ("102", "a symbolic link"),
+        ("103", "a directory"),
+        ("104", "larger than"),
+    ] {
+        assert!(
+            left.iter()
+                .any(|n| n.starts_with(&format!("{id}.request.")) && n.ends_with(".rejected")),
+            "{id} set aside: {left:?}"
+        );
+        let answer = std::fs::read_to_string(hooks.join(format!("{id}.result"))).unwrap();
+        let a: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(a["ok"], false, "{answer}");
+        assert!(a["message"].as_str().unwrap().contains(why), "{answer}");
+        assert!(!answer.contains("TOPSECRET"), "{answer}");
+    }
+    if left.iter().any(|n| n.starts_with("105.")) {
+        let answer = std::fs::read_to_string(hooks.join("105.result")).unwrap();
+        assert!(answer.contains("owned by uid"), "{answer}");
+    }
+    // A second run finds nothing to do.
+    let o = run_hooks(env.path(), &hooks);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+/// Every field of a request is checked before any hook runs: an old certificate id, a name or
+/// a DNS name carrying shell syntax or a newline, an unknown field, another certificate's
+/// id, a profile that does not deploy.
+#[test]
+fn run_hooks_refuses_forged_fields_before_any_hook_runs() {
+    use crate::common::Env;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(sectigo_sim::ScmSimConfig::default()));
+    let (hooks, log) = hook_setup(&env);
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let forged: Vec<(&str, Edit)> = vec![
+        ("200", Box::new(|v| v["old_cert_id"] = "$(id)".into())),
+        ("201", Box::new(|v| v["old_cert_id"] = "`id`".into())),
+        ("202", Box::new(|v| v["old_cert_id"] = "1\n2".into())),
+        ("203", Box::new(|v| v["name"] = "../../etc".into())),
+        (
+            "204",
+            Box::new(|v| v["names"] = serde_json::json!(["a.example.com", "$(reboot)"])),
+        ),
+        (
+            "205",
+            Box::new(|v| v["names"] = serde_json::json!(["a\nb.example.com"])),
+        ),
+        (
+            "206",
+            Box::new(|v| v["command"] = serde_json::json!(["/bin/sh"])),
+        ),
+        ("207", Box::new(|v| v["cert_id"] = "999".into())),
+        ("208", Box::new(|v| v["profile"] = "nope".into())),
+    ];
+    let ids: Vec<&str> = forged.iter().map(|(i, _)| *i).collect();
+    for (id, edit) in forged {
+        std::fs::write(hooks.join(format!("{id}.request")), hook_request(id, edit)).unwrap();
+    }
+    let o = run_hooks(env.path(), &hooks);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        !log.exists(),
+        "a hook ran: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    for id in ids {
+        let answer = std::fs::read_to_string(hooks.join(format!("{id}.result"))).unwrap();
+        assert!(answer.contains("\"ok\":false"), "{id}: {answer}");
+        assert!(!hooks.join(format!("{id}.request")).exists(), "{id}");
+    }
+}
+
+/// The request directory itself: swapped for a link to another directory, or writable by
+/// others, it is refused and nothing in it is read or run.
+#[test]
+fn run_hooks_refuses_a_directory_that_is_a_link_or_open_to_others() {
+    use crate::common::Env;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(sectigo_sim::ScmSimConfig::default()));
+    let (hooks, log) = hook_setup(&env);
+    std::fs::write(hooks.join("300.request"), hook_request("300", |_| {})).unwrap();
+    let link = env.path().join("hooks-link");
+    std::os::unix::fs::symlink(&hooks, &link).unwrap();
+    let o = run_hooks(env.path(), &link);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("refused"), "{}", o.stderr);
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = run_hooks(env.path(), &hooks);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("writable by nobody else"), "{}", o.stderr);
+    assert!(!log.exists(), "a hook ran");
+    assert!(hooks.join("300.request").exists(), "nothing was touched");
+    // Back to 0750: served.
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let o = run_hooks(env.path(), &hooks);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "300");
+    // The helper's unit cannot run for ever.
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/sectigo-connector-hooks.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("\nTimeoutStartSec="), "{unit}");
+}
