@@ -181,8 +181,22 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
 }
 
 /// `state import FILE`.
+///
+/// Run as root into a state directory another user owns (the service user's), the import
+/// refuses a `db` or `keys` there that is a link or another user's, and then runs as that
+/// user ([`as_owner_of`]): whatever that user planted in its directory, the import writes
+/// nowhere that user could not, and what it makes (the database, the keys) is that user's.
 pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
+    // Opened as the caller: root may read a file the service user may not.
+    let source = std::fs::File::open(file)
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let bytes = source
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let state_dir = cfg.connector.state.dir.clone();
+    let owner = as_owner_of(&state_dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = match sectigo_state::open_for_restore(&cfg.connector.state) {
         Err(e) if e.is_temporary() => {
@@ -192,12 +206,22 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         }
         r => r?,
     };
-    let keys = sectigo_state::KeyStore::new(&cfg.connector.state.dir);
-    let bytes = std::fs::metadata(file)
-        .map(|m| m.len())
-        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let keys = sectigo_state::KeyStore::new(&state_dir);
+    // Read twice (checked, then restored): from the start of the file opened above; a pipe
+    // (`/dev/stdin`) cannot go back, and is opened again as before.
+    let mut again = false;
     let counts = sectigo_state::export::import(&*store, &keys, &mut || {
-        std::fs::File::open(file).map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+        use std::io::Seek as _;
+        let mut f = source.try_clone()?;
+        if std::mem::replace(&mut again, true) {
+            match f.rewind() {
+                Err(e) if e.raw_os_error() == Some(29) => f = std::fs::File::open(file)?,
+                r => {
+                    r?;
+                }
+            }
+        }
+        Ok(std::io::BufReader::with_capacity(1 << 20, f))
     })
     .map_err(|e| match e {
         ExportError::Store(s) if s.is_temporary() => CliError::from(s),
@@ -219,12 +243,10 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     )?;
     let redeploy = runtime()?.block_on(engine.deployer().owe_missing_deploys())?;
     drop(engine);
-    let owner = give_to_owner(&cfg.connector.state.dir)
-        .map_err(|e| CliError::failed(format!("{}: {e}", cfg.connector.state.dir.display())))?;
     println!(
         "state imported from {} into {}{owner}: {}",
         file.display(),
-        cfg.connector.state.dir.display(),
+        state_dir.display(),
         render::exported(&counts, bytes)
     );
     if redeploy > 0 {
@@ -236,29 +258,76 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     Ok(Exit::Ok.code())
 }
 
-/// Run as root into a state directory another user owns (the service user's), what the import
-/// created (the database and the keys) is given to that user: the daemon must be able to open
-/// it. Nothing else in the directory (deployed files, say) is touched.
-fn give_to_owner(dir: &Path) -> std::io::Result<String> {
+/// Root importing into `dir`, a state directory another user owns: refuses a `db` or `keys`
+/// entry there that is a link, not a directory, or not that user's; then this thread (the
+/// only one yet: every thread the import starts is started by it) takes that user's uid and
+/// gid, for good. Returns what to say about it. Nothing to do for another caller, or for a
+/// directory of root's.
+fn as_owner_of(dir: &Path) -> Result<String, CliError> {
     use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(dir)?;
-    if !rustix::process::geteuid().is_root() || meta.uid() == 0 {
+    if !rustix::process::geteuid().is_root() {
         return Ok(String::new());
     }
-    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-        if std::fs::symlink_metadata(p)?.is_dir() {
-            for e in std::fs::read_dir(p)? {
-                walk(&e?.path(), uid, gid)?;
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(CliError::failed(format!("{}: {e}", dir.display()))),
+    };
+    let (uid, gid) = (meta.uid(), meta.gid());
+    for entry in ["db", "keys"] {
+        let p = dir.join(entry);
+        let why = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => "a symbolic link".to_string(),
+            Ok(m) if !m.is_dir() => "not a directory".to_string(),
+            Ok(m) if m.uid() != uid => {
+                format!(
+                    "owned by uid {}, not by the directory's owner (uid {uid})",
+                    m.uid()
+                )
             }
-        }
+            _ => continue,
+        };
+        return Err(CliError::failed(format!(
+            "{}: {why}: refused, nothing was imported (move it away: an import goes into an empty state)",
+            p.display()
+        )));
+    }
+    if uid == 0 {
+        return Ok(String::new());
+    }
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_string()))
+        });
+    if threads.as_deref() != Some("1") {
+        return Err(CliError::failed(format!(
+            "state import as root: cannot take uid {uid} (the owner of {}) with {} threads running; nothing was imported",
+            dir.display(),
+            threads.unwrap_or_else(|| "several".into())
+        )));
+    }
+    use rustix::fs::{Gid, Uid};
+    let become_owner = || -> std::io::Result<()> {
+        rustix::thread::set_thread_groups(&[Gid::from_raw(gid)])?;
+        rustix::thread::set_thread_res_gid(
+            Gid::from_raw(gid),
+            Gid::from_raw(gid),
+            Gid::from_raw(gid),
+        )?;
+        rustix::thread::set_thread_res_uid(
+            Uid::from_raw(uid),
+            Uid::from_raw(uid),
+            Uid::from_raw(uid),
+        )?;
         Ok(())
-    }
-    for made in ["db", "keys"] {
-        let p = dir.join(made);
-        if p.exists() {
-            walk(&p, meta.uid(), meta.gid())?;
-        }
-    }
-    Ok(format!(" (owned by uid {}, as the directory)", meta.uid()))
+    };
+    become_owner().map_err(|e| {
+        CliError::failed(format!(
+            "state import as root: cannot take uid {uid} (the owner of {}): {e}; nothing was imported",
+            dir.display()
+        ))
+    })?;
+    Ok(format!(" (as uid {uid}, the directory's owner)"))
 }

@@ -956,3 +956,153 @@ fn run_hooks_refuses_a_directory_that_is_a_link_or_open_to_others() {
     .unwrap();
     assert!(unit.contains("\nTimeoutStartSec="), "{unit}");
 }
+
+/// Root's `state import` into the service user's state directory: a `keys` or `db` planted
+/// there as a link to a directory of root's is refused before anything is written; a link
+/// planted deeper (`db/db` to a root-only file) is not written through either, because the
+/// import runs as the directory's owner; and a clean import leaves everything to that user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_import_as_root_follows_no_link_the_service_user_planted() {
+    use crate::common::Env;
+    if !root_or_skip("state_import_as_root_follows_no_link_the_service_user_planted") {
+        return;
+    }
+    let (uid, gid) = test_user("sectest-svc");
+    let a = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    let b = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    a.profile("web", "");
+    b.profile("web", "");
+    let id = a.sim_cert("web.example.com", 100);
+    let (da, db) = (a.path().to_path_buf(), b.path().to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let o = cli(
+            &da,
+            &["certs", "import", "--profile", "web", "--cert-id", &id],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let backup = da.join("backup.jsonl");
+        let o = cli(&da, &["state", "export", backup.to_str().unwrap()]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        // With a private key in it.
+        let pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let mut lines: Vec<serde_json::Value> = std::fs::read_to_string(&backup)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut end = lines.pop().unwrap();
+        end["end"]["keys"] = 1.into();
+        lines.push(serde_json::json!({"key": {"name": "r-1", "pem": pem}}));
+        lines.push(end);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&backup, text).unwrap();
+
+        // B's state directory is the service user's; B's own directory, root's, is
+        // traversable (as /var/lib is).
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state = db.join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
+        chown_tree(&state, uid, gid);
+        let root_dir = db.join("root-only");
+        std::fs::create_dir(&root_dir).unwrap();
+        std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let lchown = |p: &Path| std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+        for planted in ["keys", "db"] {
+            let link = state.join(planted);
+            std::os::unix::fs::symlink(&root_dir, &link).unwrap();
+            lchown(&link);
+            let o = cli(&db, &["state", "import", backup.to_str().unwrap()]);
+            assert_ne!(o.code, 0, "{planted}: {}", o.stdout);
+            assert!(
+                o.stderr
+                    .contains(&format!("{planted}: a symbolic link: refused")),
+                "{planted}: {}",
+                o.stderr
+            );
+            assert_eq!(entries(&root_dir), Vec::<PathBuf>::new(), "{planted}");
+            std::fs::remove_file(&link).unwrap();
+        }
+        // Deeper: the database's own file, a link to a root-only file.
+        let root_file = db.join("root-only.bin");
+        std::fs::write(&root_file, "root's").unwrap();
+        std::fs::set_permissions(&root_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir(state.join("db")).unwrap();
+        chown_tree(&state.join("db"), uid, gid);
+        for f in ["db", "conf"] {
+            let l = state.join("db").join(f);
+            std::os::unix::fs::symlink(&root_file, &l).unwrap();
+            lchown(&l);
+        }
+        let _ = cli(&db, &["state", "import", backup.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's");
+        assert_eq!(
+            std::fs::metadata(&root_file).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        std::fs::remove_dir_all(state.join("db")).unwrap();
+        let _ = std::fs::remove_dir_all(state.join("keys"));
+
+        // A clean import: everything it made is the service user's.
+        let o = cli(&db, &["state", "import", backup.to_str().unwrap()]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(o.stdout.contains(&format!("as uid {uid}")), "{}", o.stdout);
+        let find = Command::new("find")
+            .arg(&state)
+            .args(["!", "-uid", &uid.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&find.stdout),
+            "",
+            "not the service user's"
+        );
+        assert!(state.join("keys").join("r-1.key").is_file());
+    })
+    .await
+    .unwrap();
+}
+
+/// Root's commands do not write the daemon's `[log] file` directory, which the service user
+/// controls: not `run-hooks` (its journal only), not `certs list` run while the daemon is
+/// stopped. A link planted as the directory, or at the day's file name, is not followed.
+#[test]
+fn root_commands_write_no_log_file_in_the_service_users_directory() {
+    use crate::common::Env;
+    if !root_or_skip("root_commands_write_no_log_file_in_the_service_users_directory") {
+        return;
+    }
+    let (uid, gid) = test_user("sectest-svc");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(sectigo_sim::ScmSimConfig::default()));
+    let root_dir = env.path().join("root-only");
+    std::fs::create_dir(&root_dir).unwrap();
+    let logs = env.path().join("logs");
+    let (hooks, _) = hook_setup(&env);
+    for planted in ["directory link", "directory of the service user"] {
+        let _ = std::fs::remove_file(&logs);
+        let _ = std::fs::remove_dir_all(&logs);
+        if planted == "directory link" {
+            std::os::unix::fs::symlink(&root_dir, &logs).unwrap();
+        } else {
+            std::fs::create_dir(&logs).unwrap();
+            chown_tree(&logs, uid, gid);
+        }
+        env.connector("");
+        let toml = env.path().join("connector.toml");
+        let text = std::fs::read_to_string(&toml).unwrap().replace(
+            "format = \"text\"\n",
+            &format!("format = \"text\"\nfile = {logs:?}\n"),
+        );
+        std::fs::write(&toml, text).unwrap();
+        std::fs::write(hooks.join("400.request"), hook_request("400", |_| {})).unwrap();
+        let o = run_hooks(env.path(), &hooks);
+        assert_eq!(o.code, 0, "{planted}: {}", o.stderr);
+        let o = cli(env.path(), &["certs", "list"]);
+        assert_eq!(o.code, 0, "{planted}: {}", o.stderr);
+        assert_eq!(entries(&root_dir), Vec::<PathBuf>::new(), "{planted}");
+        if planted != "directory link" {
+            assert_eq!(entries(&logs), Vec::<PathBuf>::new(), "{planted}");
+        }
+    }
+}
