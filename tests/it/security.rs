@@ -1106,3 +1106,58 @@ fn root_commands_write_no_log_file_in_the_service_users_directory() {
         }
     }
 }
+
+/// A group for the tests, made once: its gid.
+fn test_group(name: &str) -> u32 {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _l = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let gid = || -> Option<u32> {
+        let o = Command::new("getent").args(["group", name]).output().ok()?;
+        String::from_utf8_lossy(&o.stdout)
+            .split(':')
+            .nth(2)?
+            .trim()
+            .parse()
+            .ok()
+    };
+    if gid().is_none() {
+        let _ = Command::new("groupadd").args(["--system", name]).status();
+    }
+    gid().expect("groupadd")
+}
+
+/// A deployed private key is the owner's alone (0600) unless `[deploy] group` names a group:
+/// then 0640, that group's, whatever `[deploy] mode` says (here 0644: the certificates are
+/// world-readable, the key is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_key_is_readable_by_the_deploy_group_only() {
+    use crate::common::Env;
+    if !root_or_skip("a_deployed_key_is_readable_by_the_deploy_group_only") {
+        return;
+    }
+    let gid = test_group("sectest-keys");
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    let out = env.path().join("certs");
+    env.profile(
+        "web",
+        &format!("key_rotation = \"new\"\nkey_type = \"ec-p256\"\n[deploy]\ndir = {out:?}\ngroup = \"sectest-keys\"\nmode = \"0644\""),
+    );
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.book().sync().await.unwrap();
+    env.seed(&engine, "web", &[5]).await;
+    engine
+        .cycle()
+        .run(
+            sectigo_engine::Mode::Live,
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let set = out.join("web-0.example.com");
+    let meta = |f: &str| std::fs::metadata(set.join(f)).unwrap();
+    assert_eq!(meta("privkey.pem").permissions().mode() & 0o7777, 0o640);
+    assert_eq!(meta("privkey.pem").gid(), gid);
+    assert_eq!(meta("cert.pem").permissions().mode() & 0o7777, 0o644);
+    assert_eq!(meta("cert.pem").gid(), gid);
+}
