@@ -148,6 +148,7 @@ pub fn init_with(cfg: &LogConfig, stderr: bool) -> Result<Logging, LogError> {
         } else {
             Box::new(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(escaped_fields())
                     .with_ansi(false)
                     .with_writer(writer),
             )
@@ -188,9 +189,34 @@ fn syslog_priorities() -> tracing_journald::PriorityMappings {
 fn text_layer() -> BoxedLayer {
     Box::new(
         tracing_subscriber::fmt::layer()
+            .fmt_fields(escaped_fields())
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal()),
     )
+}
+
+/// The fields of a text line (the message too), `name=value` as tracing-subscriber writes them,
+/// with every control character escaped: a certificate's CN, an SCM or Jira message or a
+/// hook's output logged anywhere can neither start a forged line nor reach the terminal as an
+/// escape sequence. (JSON escapes them itself; the journal keeps fields apart.)
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let name = field.name();
+        if name.starts_with("log.") {
+            // The log crate's target, file and line, as the default leaves them out.
+            return Ok(());
+        }
+        let text = format!("{value:?}");
+        let text = sectigo_core::text::Escaped(&text);
+        if name == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{name}={text}")
+        }
+    })
+    .delimited(" ")
 }
 
 #[cfg(test)]

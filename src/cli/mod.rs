@@ -42,7 +42,12 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sectigo-connector: {:#}", e.error);
+            // The error may quote SCM, Jira or a file: no terminal escape gets through.
+            let text = format!("{:#}", e.error);
+            eprintln!(
+                "sectigo-connector: {}",
+                sectigo_core::text::EscapedLines(&text)
+            );
             e.exit.code()
         }
     }

@@ -1161,3 +1161,67 @@ async fn a_deployed_key_is_readable_by_the_deploy_group_only() {
     assert_eq!(meta("cert.pem").permissions().mode() & 0o7777, 0o644);
     assert_eq!(meta("cert.pem").gid(), gid);
 }
+
+/// A certificate whose CN and SANs (SCM's text) hold a newline, ESC, BEL and NUL: `certs
+/// list`, `certs show`, `status` and the log of a cycle show them escaped (no forged line, no
+/// terminal escape), and the `[notify]` command still starts (a NUL in its environment kept it
+/// from starting, so the alert was never sent) and gets the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_from_scm_reach_no_terminal_log_or_notify_command() {
+    use crate::common::Env;
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    let marker = env.path().join("notified");
+    env.connector(&format!(
+        "[notify]\ncommand = [\"/bin/sh\", \"-c\", \"printf '%s' \\\"$SECTIGO_MESSAGE\\\" > {}\"]\n",
+        marker.display()
+    ));
+    env.profile("web", "auto_renew = false\nexpiry_window_days = 30");
+    let forged = "2026-12-01T00:00:00.000000Z  INFO sectigo: FORGED";
+    let cn = format!("evil\n{forged}\u{1b}[2J\u{0}.example.com");
+    let now = chrono::Utc::now();
+    let id = env.sim.add_certificate(
+        &cn,
+        &["www.example.com", "x\u{1b}]0;title\u{7}.example.com"],
+        now - chrono::Duration::days(300),
+        now + chrono::Duration::days(5),
+    );
+    let dir = env.path().to_path_buf();
+    let marker2 = marker.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = cli(
+            &dir,
+            &["certs", "import", "--profile", "web", "--cert-id", &id],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let mut all = String::new();
+        for args in [
+            vec!["certs", "list"],
+            vec!["certs", "show", &id],
+            vec!["certs", "list", "--json"],
+            vec!["run", "--once"],
+            vec!["status"],
+        ] {
+            let o = cli(&dir, &args);
+            all.push_str(&o.stdout);
+            all.push_str(&o.stderr);
+        }
+        assert!(all.contains("FORGED"), "the CN is shown: {all}");
+        for c in ['\u{1b}', '\u{0}', '\u{7}', '\r'] {
+            assert!(!all.contains(c), "{c:?} reached the output:\n{all}");
+        }
+        for l in all.lines() {
+            assert!(!l.starts_with(forged), "a forged line: {l}");
+        }
+        let message = std::fs::read_to_string(&marker2).expect("the notify command ran");
+        assert!(
+            message.contains("FORGED") && message.contains("Auto Renew off"),
+            "{message}"
+        );
+        assert!(
+            !message.contains('\u{0}') && !message.contains('\u{1b}'),
+            "{message:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
