@@ -128,7 +128,7 @@ fn io(dir: &Path, what: &'static str, path: &Path) -> impl FnOnce(std::io::Error
 /// Writes `set` as `cfg.dir/name/` (see the module's comment); returns that path. `stamp`
 /// makes the version directory's name unique (the time, in nanoseconds).
 ///
-/// `cfg.dir` is opened once (not through a link); everything below is made relative to it,
+/// `cfg.dir` (the operator's choice) is opened once; everything below is made relative to it,
 /// created new (`O_EXCL|O_NOFOLLOW`, temporary names with a random part) and given its owner
 /// and mode through its descriptor, so nothing planted in `cfg.dir` (a link at a temporary
 /// name, a directory swapped for a link while the set is written) is followed: root's
@@ -142,7 +142,8 @@ pub fn write_set(
 ) -> Result<PathBuf, DeployError> {
     let dir = &cfg.dir;
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create", dir))?;
-    let d = Dir::open(dir).map_err(io(dir, "cannot open the directory", dir))?;
+    // The directory the operator named (a link there is the operator's choice).
+    let d = Dir::open_named(dir).map_err(io(dir, "cannot open the directory", dir))?;
     let ids = owner_ids(cfg)?;
     let version = format!(".{name}.{id}.{stamp}");
     let staging = format!("{version}.{}.tmp", safe_fs::random_hex());
