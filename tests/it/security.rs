@@ -1225,3 +1225,85 @@ async fn control_characters_from_scm_reach_no_terminal_log_or_notify_command() {
     .await
     .unwrap();
 }
+
+/// The socket's group may use the daemon but never gets a private key it made: `certs export`
+/// asked with the key by a member of the group comes without it (root's comes with it), and
+/// `state export` of a state holding keys is refused to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sockets_group_never_gets_a_private_key() {
+    use crate::common::Env;
+    if !root_or_skip("the_sockets_group_never_gets_a_private_key") {
+        return;
+    }
+    let (uid, _) = test_user("sectest-other");
+    let env = Env::new(sectigo_sim::ScmSimConfig::default()).await;
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+    env.profile(
+        "web",
+        &format!(
+            "key_rotation = \"new\"\nkey_type = \"ec-p256\"\n[deploy]\ndir = {:?}",
+            env.path().join("certs")
+        ),
+    );
+    let new_id = {
+        let store = env.store();
+        let engine = env.engine_with(store.clone());
+        engine.book().sync().await.unwrap();
+        let ids = env.seed(&engine, "web", &[5]).await;
+        engine
+            .cycle()
+            .run(
+                sectigo_engine::Mode::Live,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        match crate::common::get(&store, &ids[0]).state {
+            sectigo_model::CertState::Superseded { by, .. } => by,
+            s => panic!("{s:?}"),
+        }
+    };
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, socket) = (env.path().to_path_buf(), env.socket());
+    tokio::task::spawn_blocking(move || {
+        let _d = daemon(&dir, &dir.join("daemon.log"));
+        wait_for("the socket", 10, || socket.exists());
+        let ask = r#"
+            use IO::Socket::UNIX; use Socket; $| = 1;
+            my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) or die;
+            my $hello = <$c>; print $c "$ARGV[1]\n"; shutdown($c, 1);
+            my $r = <$c>; print $r;
+        "#;
+        let member = |req: &str| {
+            run_bounded(
+                Command::new("setpriv")
+                    .arg(format!("--reuid={uid}"))
+                    .args(["--regid=0", "--clear-groups", "--", "perl", "-e", ask])
+                    .arg(&socket)
+                    .arg(req),
+                30,
+            )
+            .stdout
+        };
+        let export = format!("{{\"cmd\":\"certs-export\",\"id\":\"{new_id}\",\"key\":true}}");
+        let reply = member(&export);
+        assert!(
+            reply.starts_with("{\"Ok\":{\"reply\":\"exported\""),
+            "{reply}"
+        );
+        assert!(!reply.contains("PRIVATE KEY"), "{reply}");
+        let reply = member("{\"cmd\":\"state-export\",\"keys\":true}");
+        assert!(reply.starts_with("{\"Err\""), "{reply}");
+        assert!(!reply.contains("PRIVATE KEY"), "{reply}");
+        // Root's export has it.
+        let out = dir.join("out");
+        let o = cli(
+            &dir,
+            &["certs", "export", &new_id, "--out", out.to_str().unwrap()],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(out.join("web-0.example.com/privkey.pem").is_file());
+    })
+    .await
+    .unwrap();
+}
