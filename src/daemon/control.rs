@@ -42,18 +42,21 @@ pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 /// A request from the socket, with where to send the reply.
 pub type Incoming = (Request, oneshot::Sender<Reply>);
 
+/// Connections held, by uid (root's and the service user's are not counted).
+type PerUid = Arc<Mutex<HashMap<u32, usize>>>;
+
 /// Who may hold which connections.
 struct Slots {
     reserved: Arc<Semaphore>,
     others: Arc<Semaphore>,
-    per_uid: Arc<Mutex<HashMap<u32, usize>>>,
+    per_uid: PerUid,
     own_uid: u32,
 }
 
 /// A connection's place, given back when it closes.
 struct Slot {
     _permit: OwnedSemaphorePermit,
-    uid: Option<(u32, Arc<Mutex<HashMap<u32, usize>>>)>,
+    uid: Option<(u32, PerUid)>,
 }
 
 impl Drop for Slot {

@@ -53,13 +53,13 @@ pub fn random_hex() -> String {
     use ring::rand::SecureRandom as _;
     let mut r = [0u8; 8];
     if ring::rand::SystemRandom::new().fill(&mut r).is_err() {
-        // No randomness: the time, which still differs between two calls (and O_EXCL still
-        // refuses whatever is already there).
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        r = (t as u64).to_le_bytes();
+        // No randomness from the system: std's per-process hash keys, which differ between
+        // two calls (and O_EXCL still refuses whatever is already there).
+        use std::hash::{BuildHasher as _, Hasher as _};
+        r = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            .to_le_bytes();
     }
     r.iter().map(|b| format!("{b:02x}")).collect()
 }
