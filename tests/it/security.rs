@@ -221,7 +221,6 @@ fn links_planted_at_a_sets_names_are_not_followed() {
         0o600
     );
     assert_eq!(entries(&victim_dir), vec![victim_dir.join("keep")]);
-    let _ = run_bounded;
 }
 
 /// A reply line a daemon could send for `certs export 77`, with these name and mode.
