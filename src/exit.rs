@@ -120,6 +120,20 @@ impl From<sectigo_jira::ClientError> for CliError {
     }
 }
 
+impl From<crate::api::client::ClientError> for CliError {
+    fn from(e: crate::api::client::ClientError) -> Self {
+        use crate::api::client::ClientError as C;
+        let exit = match &e {
+            // The daemon may come back, or answer next time.
+            C::Io { .. } => Exit::TempFail,
+            // The configuration names a socket another configuration's daemon serves.
+            C::OtherState { .. } => Exit::Config,
+            C::Untrusted { .. } | C::Malformed { .. } => Exit::Failed,
+        };
+        CliError::new(exit, e)
+    }
+}
+
 impl From<DaemonError> for CliError {
     fn from(e: DaemonError) -> Self {
         let exit = match &e {

@@ -1,5 +1,10 @@
 //! How replies look: text for a person at a terminal, or, with `--json`, the serialization of
 //! the reply's own type. Pure functions of the reply (and `now`, for ages).
+//!
+//! Text that comes from SCM or Jira (a certificate's CN and SANs, its serial, error messages,
+//! history entries, which quote them) is shown through [`E`] (`Escaped`): a control character
+//! in it can neither start a line of its own nor reach the terminal as an escape sequence.
+//! (`--json` escapes them as JSON does.)
 
 use std::fmt::Write as _;
 
@@ -16,6 +21,7 @@ use sectigo_core::names::ProfileName;
 use sectigo_engine::policy::DueChange;
 
 pub use sectigo_core::text::ts;
+use sectigo_core::text::Escaped as E;
 
 /// `n thing` or `n things`.
 pub use sectigo_core::text::count as plural;
@@ -50,7 +56,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         Response::Imported(s) => {
             let mut err = String::new();
             for (id, e) in &s.failed {
-                writeln!(err, "failed: {id}: {e}").ok();
+                writeln!(err, "failed: {id}: {}", E(e)).ok();
             }
             return (
                 format!(
@@ -75,9 +81,10 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
             None => format!("certificate {id} linked to {key}\n"),
         },
-        Response::Resolved(r) => format!("{}: {}\n", r.target, r.outcome),
+        Response::Resolved(r) => format!("{}: {}\n", r.target, E(&r.outcome.to_string())),
         Response::Forgotten { id, subject_cn } => format!(
-            "stopped tracking certificate {id} ({subject_cn}); its history was written to the log\n"
+            "stopped tracking certificate {id} ({}); its history was written to the log\n",
+            E(subject_cn)
         ),
         Response::Renewed { id, new_id, issued } => format!(
             "certificate {id} renewed: new certificate {new_id} ({})\n",
@@ -94,7 +101,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             }
             let mut err = String::new();
             for (id, e) in failed {
-                writeln!(err, "certificate {id}: {e}").ok();
+                writeln!(err, "certificate {id}: {}", E(e)).ok();
             }
             return (out, err);
         }
@@ -127,9 +134,9 @@ fn dry_run(d: &crate::api::DryRunReport) -> String {
             "{:<12} {:<16} {:<30} expires {}  {}",
             p.id,
             p.profile,
-            p.subject_cn,
+            E(&p.subject_cn).to_string(),
             ts(p.not_after),
-            p.action
+            E(&p.action)
         )
         .ok();
     }
@@ -141,7 +148,8 @@ fn dry_run(d: &crate::api::DryRunReport) -> String {
             ),
             Some(e) => writeln!(
                 o,
-                "dry run: profile {p}: credentials REFUSED: {e}; its renewals would fail"
+                "dry run: profile {p}: credentials REFUSED: {}; its renewals would fail",
+                E(e)
             ),
         }
         .ok();
@@ -242,7 +250,7 @@ fn reload(r: &ReloadReport) -> String {
             r.config_dir.display()
         );
         for e in &r.errors {
-            writeln!(o, "  {e}").ok();
+            writeln!(o, "  {}", E(e)).ok();
         }
         o
     }
@@ -272,7 +280,7 @@ fn status_daemon(s: &StatusReport) -> String {
         let verdict = if r.applied() {
             "applied".to_string()
         } else {
-            format!("refused: {}", r.errors.join("; "))
+            format!("refused: {}", E(&r.errors.join("; ")))
         };
         writeln!(o, "last reload:   {} ({}): {verdict}", ts(r.at), r.cause).ok();
     }
@@ -393,7 +401,7 @@ fn status_certificates(s: &StatusReport) -> String {
             p.id,
             p.profile,
             p.state,
-            p.last_error.as_deref().unwrap_or("-")
+            E(p.last_error.as_deref().unwrap_or("-"))
         )
         .ok();
     }
@@ -493,7 +501,7 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
             ts(r.not_after),
             (r.not_after - now).num_days(),
             r.jira_issue.as_deref().unwrap_or("-"),
-            r.subject_cn
+            E(&r.subject_cn)
         )
         .ok();
     }
@@ -517,7 +525,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "configuration: the last reload ({}, {}) was refused: {}",
             r.cause,
             ts(r.at),
-            r.errors.join("; ")
+            E(&r.errors.join("; "))
         ));
     }
     for p in &s.inventory.problems {
@@ -538,7 +546,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "certificate {} ({}): {what}: {}",
             p.id,
             p.profile,
-            p.last_error.as_deref().unwrap_or("-")
+            E(p.last_error.as_deref().unwrap_or("-"))
         ));
     }
     if s.inventory.stalled > 0 {
@@ -581,18 +589,18 @@ fn cert(c: &CertDetail) -> String {
     let mut o = String::new();
     writeln!(o, "certificate:  {}", r.id).ok();
     writeln!(o, "profile:      {}", r.profile).ok();
-    writeln!(o, "subject:      CN={}", r.subject_cn).ok();
+    writeln!(o, "subject:      CN={}", E(&r.subject_cn)).ok();
     writeln!(
         o,
         "SANs:         {}",
         if r.sans.is_empty() {
             "-".into()
         } else {
-            r.sans.join(", ")
+            E(&r.sans.join(", ")).to_string()
         }
     )
     .ok();
-    writeln!(o, "serial:       {}", r.serial).ok();
+    writeln!(o, "serial:       {}", E(&r.serial)).ok();
     writeln!(
         o,
         "valid:        {} .. {}",
@@ -612,9 +620,10 @@ fn cert(c: &CertDetail) -> String {
         match (&j.last_error, j.next_attempt) {
             (Some(e), Some(t)) => writeln!(
                 o,
-                "deploy:       {what} failed {} {} ({e}); next try at {}",
+                "deploy:       {what} failed {} {} ({}); next try at {}",
                 j.attempts,
                 if j.attempts == 1 { "time" } else { "times" },
+                E(e),
                 ts(t)
             ),
             _ => writeln!(o, "deploy:       {what} owed since {}", ts(j.since)),
@@ -627,13 +636,13 @@ fn cert(c: &CertDetail) -> String {
             ts(*at)
         ),
         CertState::Superseded { by, at } => format!("superseded by {by} at {}", ts(*at)),
-        CertState::Failed { reason, at } => format!("failed at {}: {reason}", ts(*at)),
+        CertState::Failed { reason, at } => format!("failed at {}: {}", ts(*at), E(reason)),
         CertState::OutcomeUnknown { at, request, .. } => {
             let find = match request {
                 Some(r) => format!("in SCM, search the certificates' comments for \"{r}\""),
                 None => format!(
                     "in SCM, look for a certificate for CN={} issued after {}",
-                    r.subject_cn,
+                    E(&r.subject_cn),
                     ts(*at)
                 ),
             };
@@ -657,14 +666,14 @@ fn cert(c: &CertDetail) -> String {
             o,
             "failures:     {} (last: {})",
             r.failures,
-            r.last_error.as_deref().unwrap_or("-")
+            E(r.last_error.as_deref().unwrap_or("-"))
         )
         .ok();
     }
-    writeln!(o, "next action:  {}", c.next_action).ok();
+    writeln!(o, "next action:  {}", E(&c.next_action)).ok();
     writeln!(o, "history:").ok();
     for h in &r.history {
-        writeln!(o, "  {}  {}", ts(h.at), h.event).ok();
+        writeln!(o, "  {}  {}", ts(h.at), E(&h.event)).ok();
     }
     o
 }

@@ -242,6 +242,42 @@ impl ApiError {
 
 pub type Reply = Result<Response, ApiError>;
 
+/// The daemon's first line on every control connection, before it reads the request: which
+/// state it serves. A command whose configuration names another state refuses to go on (two
+/// configurations sharing one `[control] socket`), before it has sent anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// `sectigo-connector X.Y.Z`.
+    pub hello: String,
+    /// `[state] dir`, made absolute and free of links where it could be.
+    pub state_dir: PathBuf,
+    /// The directory's device and inode: the same directory, whatever the path it is named by.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Hello {
+    /// What a daemon serving the state in `state_dir` says.
+    pub fn of(state_dir: &std::path::Path) -> Hello {
+        use std::os::unix::fs::MetadataExt as _;
+        let (dev, ino) = std::fs::metadata(state_dir).map_or((0, 0), |m| (m.dev(), m.ino()));
+        Hello {
+            hello: concat!("sectigo-connector ", env!("CARGO_PKG_VERSION")).into(),
+            state_dir: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.into()),
+            dev,
+            ino,
+        }
+    }
+
+    /// Whether this daemon serves the state in `state_dir` (as this process sees it): the
+    /// same directory (device and inode), or the same path.
+    pub fn serves(&self, state_dir: &std::path::Path) -> bool {
+        let mine = Hello::of(state_dir);
+        (mine.ino != 0 && (mine.dev, mine.ino) == (self.dev, self.ino))
+            || mine.state_dir == self.state_dir
+    }
+}
+
 /// What the daemon knows that the state does not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonInfo {

@@ -166,7 +166,9 @@ async fn export(engine: &Engine, id: CertId, key: bool) -> Result<Response, Engi
         name: rec.dir_name(),
         cert: set.cert,
         chain: set.chain,
-        mode,
+        // An export's copies are never more open than 0644 (the command refuses a reply that
+        // says otherwise); a group-writable [deploy] mode stays the deploy directory's.
+        mode: mode & crate::api::client::MAX_EXPORT_MODE,
         private_key: set.key.filter(|_| key).map(|k| k.expose().to_string()),
     })
 }

@@ -56,6 +56,9 @@ pub enum Command {
     },
     /// Run the deploy hooks the daemon asked for through DIR (`run --hooks-via DIR`), each as
     /// its profile configures it, and answer. Run as root by sectigo-connector-hooks.service.
+    /// DIR must be root's or the service user's, not a link, writable by nobody else; only
+    /// regular files are read, what cannot be served is renamed *.rejected. Logs to standard
+    /// error (the unit's journal), never to [log] file.
     RunHooks {
         /// The directory the daemon writes its requests into (`run --hooks-via DIR`).
         #[arg(long, value_name = "DIR")]
@@ -260,10 +263,11 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
-    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written as
-    /// FILE.partial and renamed when whole), or to standard output. Goes through the daemon
-    /// while it runs (its work pauses only while the snapshot is spooled); the private keys go
-    /// only to root and the service user, so run it as one of them.
+    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written under a
+    /// new hidden name beside it, .FILE.RANDOM.partial, and renamed when whole), or to
+    /// standard output. Goes through the daemon while it runs (its work pauses only while the
+    /// snapshot is spooled); the private keys go only to root and the service user, so run it
+    /// as one of them.
     Export {
         /// Where to write (default: standard output, when it is not a terminal).
         #[arg(value_name = "FILE")]
@@ -271,7 +275,9 @@ pub enum StateCommand {
     },
     /// Restore an export into an empty state, with the daemon stopped. The whole file is
     /// checked before anything is written; a file cut short, edited or from another format
-    /// version is refused and nothing is imported.
+    /// version is refused and nothing is imported. Run as root into the service user's state
+    /// directory, it reads FILE as root and then writes as that user (a db/ or keys/ there
+    /// that is a link, or another user's, is refused).
     Import {
         /// A file written by `state export`.
         #[arg(value_name = "FILE")]

@@ -43,7 +43,12 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sectigo-connector: {:#}", e.error);
+            // The error may quote SCM, Jira or a file: no terminal escape gets through.
+            let text = format!("{:#}", e.error);
+            eprintln!(
+                "sectigo-connector: {}",
+                sectigo_core::text::EscapedLines(&text)
+            );
             e.exit.code()
         }
     }
@@ -231,32 +236,25 @@ fn shown(reply: Reply, show: &Show) -> i32 {
 /// Carries out `request`: through the running daemon, or against the state when none runs.
 /// A request that needs consent is asked again with `yes` after a yes at a terminal.
 fn ask(dir: &Path, request: Request, show: Show) -> Result<i32, CliError> {
-    let socket = Config::control_socket(dir);
+    let daemon = crate::api::client::Endpoint::of(dir);
     runtime()?.block_on(async move {
         let mut request = request;
-        let mut reply = crate::api::client::send(&socket, &request).await;
-        if let Ok(Some(Err(e))) = &reply {
+        let mut reply = crate::api::client::send(&daemon, &request).await?;
+        if let Some(Err(e)) = &reply {
             if e.kind == ErrorKind::Confirm {
                 if let Some(yes) = confirmed(&request, &e.message) {
                     request = yes;
-                    reply = crate::api::client::send(&socket, &request).await;
+                    reply = crate::api::client::send(&daemon, &request).await?;
                 }
             }
         }
-        match reply {
-            Ok(Some(reply)) => return Ok(shown(reply, &show)),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(CliError::temp(format!(
-                    "cannot talk to the daemon through {}: {e}",
-                    socket.display()
-                )))
-            }
+        if let Some(reply) = reply {
+            return Ok(shown(reply, &show));
         }
         if request == Request::Reload {
             return Err(CliError::temp(format!(
                 "no daemon is running (no control socket at {}): nothing to reload; `check-config` validates the files",
-                socket.display()
+                daemon.socket.display()
             )));
         }
         let reply = locally(dir, request).await?;

@@ -12,15 +12,31 @@ use crate::exit::{CliError, Exit};
 use crate::lifecycle::{Connector, OnceReport};
 use crate::render;
 
-/// `run-hooks --from DIR`: exit 1 when any hook failed (the count in its last line).
+/// `run-hooks --from DIR`: exit 1 when any hook failed or a request was refused (the counts
+/// in its last line), or DIR itself was refused.
 pub fn hooks(dir: &Path, from: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log)?;
-    let s = runtime()?.block_on(crate::hooks::serve(from, &cfg));
-    if s.ran > 0 {
-        tracing::info!("deploy hooks: {} run, {} failed", s.ran, s.failed);
+    // Root's helper logs to its unit's journal (or standard error) only: never into the
+    // daemon's `[log] file` directory, which the service user controls.
+    let mut log = cfg.connector.log.clone();
+    log.file = None;
+    let _log = crate::logging::init(&log)?;
+    let s = runtime()?
+        .block_on(crate::hooks::serve(from, &cfg))
+        .map_err(CliError::failed)?;
+    if s.ran > 0 || s.rejected > 0 {
+        tracing::info!(
+            "deploy hooks: {} run, {} failed; {} refused",
+            s.ran,
+            s.failed,
+            sectigo_core::text::count(s.rejected as u64, "request", "requests")
+        );
     }
-    Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
+    Ok(if s.failed > 0 || s.rejected > 0 {
+        Exit::Failed.code()
+    } else {
+        0
+    })
 }
 
 pub fn daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {

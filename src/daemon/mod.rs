@@ -524,7 +524,8 @@ impl Daemon {
     fn spawn_control(&self, tx: mpsc::Sender<control::Incoming>) -> Option<Task> {
         let path = &self.conn.config().connector.control.socket;
         let cancel = self.root.child_token();
-        match control::serve(path, tx, cancel.clone()) {
+        let hello = crate::api::Hello::of(&self.conn.config().connector.state.dir);
+        match control::serve(path, hello, tx, cancel.clone()) {
             Ok(handle) => Some(Task {
                 name: "control socket",
                 cancel,

@@ -31,6 +31,7 @@ mod pem;
 mod scm;
 mod scm_answers;
 mod secrets;
+mod security;
 mod state;
 mod systemd;
 mod untrusted;
