@@ -98,14 +98,21 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             ts(*deadline)
         ),
         Response::Profiles(rows) => profiles(rows),
-        Response::Renamed(r) => format!(
-            "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
-            r.old,
-            r.new,
-            r.from.display(),
-            r.to.display(),
-            plural(r.moved as u64, "certificate", "certificates")
-        ),
+        Response::Renamed(r) => {
+            let n = &r.renamed;
+            let mut out = format!(
+                "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
+                n.old,
+                n.new,
+                n.from.display(),
+                n.to.display(),
+                plural(n.moved as u64, "certificate", "certificates")
+            );
+            if let Some(rl) = &r.reload {
+                out.push_str(&reload(rl));
+            }
+            out
+        }
         Response::Reloaded(r) => reload(r),
         Response::DryRun(d) => dry_run(d),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
@@ -280,7 +287,10 @@ fn status_certificates(s: &StatusReport) -> String {
         .ok();
     }
     for (p, n) in &s.orphaned {
-        writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
+        match s.unsettled_renames.get(p) {
+            Some(c) => writeln!(o, "orphaned:      {} of profile {p:?}, {}", plural(*n, "certificate", "certificates"), rename_hint(p, c)).ok(),
+            None => writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok(),
+        };
     }
     for (name, f) in &s.force_renewals {
         match f.completed {
@@ -420,6 +430,27 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
 }
 
 /// `status --check`: one line per thing that needs a person (empty: nothing does).
+/// What to run when a profile's file went away while several with its client_id and scm_url
+/// appeared (or several went for one): the exact `profiles rename` for each candidate.
+fn rename_hint(
+    old: &sectigo_core::names::ProfileName,
+    cands: &[sectigo_core::names::ProfileName],
+) -> String {
+    let runs = cands
+        .iter()
+        .map(|c| format!("`sectigo-connector profiles rename {old} {c}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!(
+        "whose file is gone while profiles.d/ gained {} with its client_id and scm_url: if one is its file renamed, run {runs} (nothing was moved: which one could not be told)",
+        cands
+            .iter()
+            .map(|c| format!("{c}.toml"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )
+}
+
 pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
     let mut out = Vec::new();
     if s.daemon.is_none() {
@@ -469,10 +500,17 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
         }
     }
     for (p, n) in &s.orphaned {
-        out.push(format!(
-            "orphaned: {} of profile {p:?}, which is no longer configured",
-            plural(*n, "certificate", "certificates")
-        ));
+        out.push(match s.unsettled_renames.get(p) {
+            Some(c) => format!(
+                "orphaned: {} of profile {p:?}, {}",
+                plural(*n, "certificate", "certificates"),
+                rename_hint(p, c)
+            ),
+            None => format!(
+                "orphaned: {} of profile {p:?}, which is no longer configured",
+                plural(*n, "certificate", "certificates")
+            ),
+        });
     }
     if s.jira.undeliverable > 0 {
         out.push(format!(
@@ -640,6 +678,7 @@ mod tests {
             due_no_auto_renew: 0,
             stalled: 0,
             orphaned: BTreeMap::new(),
+            unsettled_renames: BTreeMap::new(),
             force_renewals: BTreeMap::new(),
             problems: vec![],
             jira: JiraStatus {
@@ -747,6 +786,16 @@ mod tests {
         ] {
             assert!(lines.contains(want), "{want}: {lines}");
         }
+        // A rename that could not be told apart names the commands that settle it.
+        s.unsettled_renames.insert(
+            "old".parse().unwrap(),
+            vec!["x".parse().unwrap(), "y".parse().unwrap()],
+        );
+        let lines = needs_a_person(&s).join("\n");
+        assert!(
+            lines.contains("run `sectigo-connector profiles rename old x` or `sectigo-connector profiles rename old y`"),
+            "{lines}"
+        );
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub enum Request {
         yes: bool,
     },
     ProfilesList,
+    /// The state's side of `profiles rename OLD NEW`, once the command has renamed the file
+    /// (it is refused unless profiles.d/OLD.toml is gone and NEW.toml there): OLD's
+    /// certificates move to NEW; the daemon then reloads and reports the verdict.
     ProfilesRename {
         old: ProfileName,
         new: ProfileName,
@@ -147,7 +150,7 @@ pub enum Response {
         failed: Vec<(CertId, String)>,
     },
     Profiles(Vec<ProfileRow>),
-    Renamed(Renamed),
+    Renamed(RenameReport),
     Reloaded(ReloadReport),
     DryRun(DryRunReport),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
@@ -266,6 +269,10 @@ pub struct StatusReport {
     #[serde(default)]
     pub stalled: u64,
     pub orphaned: BTreeMap<ProfileName, u64>,
+    /// Orphaned profiles whose file went away while others with their client_id and scm_url
+    /// appeared, which could not be told apart: the candidates for `profiles rename OLD NEW`.
+    #[serde(default)]
+    pub unsettled_renames: BTreeMap<ProfileName, Vec<ProfileName>>,
     pub force_renewals: BTreeMap<ProfileName, ForceRun>,
     pub problems: Vec<Problem>,
     pub jira: JiraStatus,
@@ -322,6 +329,17 @@ pub struct ProfileSettings {
     pub expiry_window_days: i64,
     pub auto_renew: bool,
     pub scm_url: String,
+}
+
+/// `profiles rename`: what moved, and the reload that followed (through the daemon).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameReport {
+    #[serde(flatten)]
+    pub renamed: Renamed,
+    /// The daemon's reload after the move; `None` when no daemon runs (the next start reads
+    /// the configuration).
+    #[serde(default)]
+    pub reload: Option<ReloadReport>,
 }
 
 /// The verdict of a configuration reload.

@@ -104,6 +104,7 @@ pub(super) async fn status(
         due_no_auto_renew: inv.due_no_auto_renew,
         stalled: inv.stalled,
         orphaned: inv.orphaned,
+        unsettled_renames: engine.book().unresolved_renames().await?,
         force_renewals: states
             .into_iter()
             .filter_map(|(n, s)| s.force.map(|f| (n, f)))

@@ -136,7 +136,12 @@ async fn plain(
             .operator()
             .rename_profile(config, &old, &new)
             .await
-            .map(Response::Renamed),
+            .map(|renamed| {
+                Response::Renamed(super::RenameReport {
+                    renamed,
+                    reload: None,
+                })
+            }),
         Request::Renew { .. }
         | Request::ForceRenew { .. }
         | Request::CertsForget { .. }

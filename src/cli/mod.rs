@@ -9,6 +9,7 @@ mod args;
 mod certs;
 mod check;
 pub mod output;
+mod profiles;
 mod run;
 mod state;
 
@@ -86,6 +87,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ..
         } => return run::once(&dir),
         Command::RunHooks { from } => return run::hooks(&dir, &from),
+        Command::Profiles {
+            command: ProfilesCommand::Rename { old, new },
+        } => return profiles::rename(&dir, old, new),
         Command::State {
             command: StateCommand::Export { file },
         } => return state::export(&dir, file.as_deref()),
@@ -120,9 +124,6 @@ fn simple_request(c: Command) -> Request {
         Command::Profiles {
             command: ProfilesCommand::List,
         } => Request::ProfilesList,
-        Command::Profiles {
-            command: ProfilesCommand::Rename { old, new },
-        } => Request::ProfilesRename { old, new },
         // The others were dispatched before.
         _ => Request::Status,
     }

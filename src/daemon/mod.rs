@@ -71,7 +71,6 @@ enum Pass {
 
 /// What a control request asks of the daemon after it was carried out.
 enum FollowUp {
-    Reload(&'static str),
     CycleNow,
 }
 
@@ -363,6 +362,18 @@ impl Daemon {
             let _ = reply.send(Ok(Response::Reloaded(r)));
             return;
         }
+        if let Request::ProfilesRename { .. } = &req {
+            // The command renamed the file; the state moves here, then the configuration is
+            // read again, and the command hears both.
+            let engine = self.conn.engine().clone();
+            let cfg = self.conn.config().clone();
+            let mut r = service::execute(req, &engine, &cfg, None).await;
+            if let Ok(Response::Renamed(rep)) = &mut r {
+                rep.reload = Some(self.reload("a profile rename").await);
+            }
+            let _ = reply.send(r);
+            return;
+        }
         let engine = self.conn.engine().clone();
         let cfg = self.conn.config().clone();
         let info = self.info();
@@ -370,7 +381,6 @@ impl Daemon {
         self.in_progress.spawn(async move {
             let r = service::execute(req, &engine, &cfg, Some(&info)).await;
             let f = match &r {
-                Ok(Response::Renamed(_)) => Some(FollowUp::Reload("a profile rename")),
                 Ok(Response::ForceRenewStarted { .. }) => Some(FollowUp::CycleNow),
                 _ => None,
             };
@@ -385,9 +395,6 @@ impl Daemon {
 
     async fn handle_follow_up(&mut self, f: FollowUp) {
         match f {
-            FollowUp::Reload(cause) => {
-                self.reload(cause).await;
-            }
             FollowUp::CycleNow => {
                 info!("a force renewal was started: running a cycle now");
                 self.handle_tick(Tick::Cycle);

@@ -1,0 +1,243 @@
+//! The operator's first hour (issue #27), the daemon's side, with the real binary: profiles
+//! renamed by hand and by command (also as root against a daemon run as a service user),
+//! `run --once` and a due import while the daemon runs, fixes that take effect at once,
+//! `certs deploy`, and certificates named by their NAME.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{signal, wait_bounded, Env};
+use crate::daemon::{cli, import, log_has, spawn, wait_for, LogOnPanic};
+use sectigo_sim::ScmSimConfig;
+
+/// One command, off the test's runtime.
+async fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let d = dir.to_path_buf();
+    let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        cli(&d, &a)
+    })
+    .await
+    .unwrap()
+}
+
+/// A daemon on `env`'s directory, logging to `daemon.log`, whose schedule never fires by
+/// itself; waits until its control socket answers.
+fn start_daemon(env: &Env) -> (std::process::Child, PathBuf) {
+    let log = env.path().join("daemon.log");
+    let child = spawn(env.path(), &log, None);
+    wait_for("the daemon's start", 20, || log_has(&log, "started:"));
+    wait_for("the control socket", 5, || env.socket().exists());
+    (child, log)
+}
+
+fn quiet_schedule(env: &Env) {
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n");
+}
+
+fn stop(mut child: std::process::Child) {
+    signal(&child, "TERM");
+    assert!(
+        wait_bounded(&mut child, 30).is_some(),
+        "the daemon stops on SIGTERM"
+    );
+}
+
+/// The issue's case: a profile `db` with the same client_id and scm_url as `web` was removed
+/// by an earlier reload; `mv web.toml frontend.toml` then moves web's certificates to
+/// `frontend` (never db's). Two candidates move nothing, and `status --check` names the
+/// `profiles rename` that settles it; that command then moves the state only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_by_hand_is_never_taken_for_a_profile_removed_earlier() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    quiet_schedule(&env);
+    env.profile("web", "");
+    env.profile("db", "");
+    let dir = env.path().to_path_buf();
+    let pd = dir.join("profiles.d");
+    let id = env.sim_cert("shop.example.com", 200).to_string();
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    let (d, i) = (dir.clone(), id.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+
+    // The first reload: db is removed.
+    std::fs::remove_file(pd.join("db.toml")).unwrap();
+    let (code, out, err) = run(&dir, &["reload"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    // The second: web's file is renamed by hand.
+    std::fs::rename(pd.join("web.toml"), pd.join("frontend.toml")).unwrap();
+    let (code, out, err) = run(&dir, &["reload"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("profile file renamed by hand: \"web\" is now \"frontend\""),
+        "{text}"
+    );
+    assert!(!text.contains("\"db\" is now"), "{text}");
+    let (_, out, _) = run(&dir, &["certs", "show", &id]).await;
+    assert!(out.contains("profile:      frontend"), "{out}");
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // Two candidates in one reload: nothing moves; the problem names the command.
+    std::fs::rename(pd.join("frontend.toml"), pd.join("x.toml")).unwrap();
+    env.profile("y", "");
+    let (code, out, err) = run(&dir, &["reload"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        log_has(
+            &log,
+            "run `sectigo-connector profiles rename frontend NEW` with NEW its new name"
+        ),
+        "the log names the command"
+    );
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("orphaned: 1 certificate of profile \"frontend\"")
+            && out.contains("`sectigo-connector profiles rename frontend x`")
+            && out.contains("`sectigo-connector profiles rename frontend y`"),
+        "{out}"
+    );
+    let (_, out, _) = run(&dir, &["status"]).await;
+    assert!(
+        out.contains("`sectigo-connector profiles rename frontend x`"),
+        "{out}"
+    );
+
+    // The command it names: the file was renamed already, so only the state moves.
+    let (code, out, err) = run(&dir, &["profiles", "rename", "frontend", "x"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 certificate moved") && out.contains("configuration reloaded"),
+        "{out}"
+    );
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = run(&dir, &["certs", "show", &id]).await;
+    assert!(out.contains("profile:      x"), "{out}");
+
+    // A NEW that exists is refused, and nothing changes.
+    let (code, _, err) = run(&dir, &["profiles", "rename", "x", "y"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("y.toml already exists"), "{err}");
+    assert!(pd.join("x.toml").exists() && pd.join("y.toml").exists());
+    stop(child);
+}
+
+/// Whether the tests run as root (CI does).
+fn root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The packaged layout: the configuration root's (0755 directories, profiles 0640 root:GROUP),
+/// the daemon run as a service user owning the state; `profiles rename` run as root renames
+/// the file itself, and the daemon moves the state and reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_rename_works_as_root_against_a_daemon_run_as_the_service_user() {
+    if !root() {
+        eprintln!("not root: the packaged layout (a service user) cannot be made; skipped");
+        return;
+    }
+    const USER: &str = "sectigo-it-svc";
+    let exists = std::process::Command::new("id")
+        .arg("-u")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let ok = std::process::Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--shell", "/usr/sbin/nologin", USER])
+            .status()
+            .is_ok_and(|s| s.success());
+        // A parallel run may have made it meanwhile.
+        assert!(
+            ok || std::process::Command::new("id")
+                .arg("-u")
+                .arg(USER)
+                .status()
+                .is_ok_and(|s| s.success()),
+            "useradd {USER}"
+        );
+    }
+    let env = Env::new(ScmSimConfig::default()).await;
+    let dir = env.path().to_path_buf();
+    let (state, run_dir) = (dir.join("state"), dir.join("run"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let sh = |script: &str| {
+        let ok = std::process::Command::new("sh")
+            .args(["-c", script])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{script}");
+    };
+    std::fs::write(
+        dir.join("connector.toml"),
+        format!(
+            "[state]\ndir = {state:?}\ncache_mb = 16\n[scm]\ntimeout_secs = 5\n[renewal]\ncollect_poll_secs = 1\n[control]\nsocket = {:?}\n[log]\nlevel = \"debug\"\nformat = \"text\"\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n",
+            run_dir.join("control.sock")
+        ),
+    )
+    .unwrap();
+    env.profile("web", "");
+    let d = dir.display();
+    sh(&format!(
+        "chown -R root:root {d} && chmod 0755 {d} {d}/profiles.d \
+         && chgrp {USER} {d}/connector.toml {d}/profiles.d/web.toml \
+         && chmod 0640 {d}/connector.toml {d}/profiles.d/web.toml \
+         && chown {USER}:{USER} {d}/state {d}/run && chmod 0750 {d}/state {d}/run"
+    ));
+    let log = dir.join("daemon.log");
+    let _show = LogOnPanic(&log);
+    let mut child = std::process::Command::new("runuser")
+        .args(["-u", USER, "--"])
+        .arg(crate::daemon::EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon's start", 20, || log_has(&log, "started:"));
+    let id = env.sim_cert("shop.example.com", 200).to_string();
+    let (d, i) = (dir.clone(), id.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+
+    let (code, out, err) = run(&dir, &["profiles", "rename", "web", "www"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 certificate moved") && out.contains("configuration reloaded"),
+        "{out}"
+    );
+    let pd = dir.join("profiles.d");
+    assert!(pd.join("www.toml").exists() && !pd.join("web.toml").exists());
+    let (_, out, _) = run(&dir, &["certs", "show", &id]).await;
+    assert!(out.contains("profile:      www"), "{out}");
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // Asked through the socket to move a state that the files do not show renamed, the
+    // daemon refuses, and nothing moves.
+    let req = sectigo::api::Request::ProfilesRename {
+        old: crate::common::pn("www"),
+        new: crate::common::pn("other"),
+    };
+    let reply = sectigo::api::client::send(&run_dir.join("control.sock"), &req)
+        .await
+        .unwrap()
+        .expect("the daemon answers");
+    let e = reply.unwrap_err();
+    assert!(e.message.contains("www.toml is still there"), "{e}");
+    let (_, out, _) = run(&dir, &["certs", "show", &id]).await;
+    assert!(out.contains("profile:      www"), "{out}");
+    signal(&child, "TERM");
+    assert!(wait_bounded(&mut child, 30).is_some());
+}
