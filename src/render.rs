@@ -71,6 +71,31 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             None => format!("certificate {id} linked to {key}\n"),
         },
         Response::Resolved(r) => format!("{}: {}\n", r.target, r.outcome),
+        Response::Deployed { id, deployed } => {
+            use sectigo_engine::deploy::Redeploy;
+            let dir = deployed.dir.display();
+            match &deployed.outcome {
+                Redeploy::Done if deployed.hook => {
+                    format!("certificate {id} deployed to {dir}; its hook succeeded\n")
+                }
+                Redeploy::Done => format!("certificate {id} deployed to {dir} (no hook)\n"),
+                Redeploy::HookWithHelper => format!(
+                    "certificate {id} deployed to {dir}; its hook was handed to the root helper (sectigo-connector-hooks.path): the log and `status` tell its result\n"
+                ),
+                Redeploy::Failed { error, retry_at } => {
+                    return (
+                        String::new(),
+                        format!(
+                            "certificate {id}: deploy to {dir} failed: {error}; {}\n",
+                            retry_at.map_or("it is tried again".to_string(), |t| format!(
+                                "it is tried again at {}",
+                                ts(t)
+                            ))
+                        ),
+                    )
+                }
+            }
+        }
         Response::Forgotten { id, subject_cn } => format!(
             "stopped tracking certificate {id} ({subject_cn}); its history was written to the log\n"
         ),

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, CertRef, IssueKey, ProfileName};
+use sectigo_engine::deploy::Redeployed;
 use sectigo_engine::{ImportLine, ImportSummary, Problem, Renamed, Resolved, Target};
 use sectigo_model::{CertRecord, CycleSummary, ForceRun};
 
@@ -34,7 +35,7 @@ pub enum Request {
         all: bool,
     },
     CertsShow {
-        id: String,
+        id: CertRef,
     },
     CertsImport {
         profile: ProfileName,
@@ -55,9 +56,14 @@ pub enum Request {
     /// private key the daemon made, when `key` (the daemon clears it for a caller that is
     /// neither root nor the service user).
     CertsExport {
-        id: CertId,
+        id: CertRef,
         #[serde(default)]
         key: bool,
+    },
+    /// `certs deploy`: the certificate's files written to its profile's `[deploy] dir` again
+    /// and its hook run, as after a renewal.
+    CertsDeploy {
+        id: CertRef,
     },
     /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
     /// not act on the lost request.
@@ -68,7 +74,7 @@ pub enum Request {
     /// Renew now (billable). Without `yes`, refused with what it would bill when that is
     /// more than one certificate or one outside its expiry window.
     Renew {
-        ids: Vec<CertId>,
+        ids: Vec<CertRef>,
         #[serde(default)]
         yes: bool,
     },
@@ -134,6 +140,11 @@ pub enum Response {
         private_key: Option<String>,
     },
     Resolved(Resolved),
+    /// `certs deploy`: where the files went and what became of the hook.
+    Deployed {
+        id: CertId,
+        deployed: Redeployed,
+    },
     Renewed {
         id: CertId,
         new_id: CertId,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use sectigo_core::config::Config;
-use sectigo_core::names::ProfileName;
+use sectigo_core::names::{CertRef, ProfileName};
 use sectigo_core::schedule::Schedule;
 use sectigo_engine::policy::{self, Decision};
 use sectigo_engine::{explain, Engine, EngineError, Mode};
@@ -181,8 +181,8 @@ pub(super) async fn certs_list(
 }
 
 /// The certificate `id` names: its SCM id, else the CN or `--name` of one live certificate.
-pub(super) async fn find(engine: &Engine, id: &str) -> Result<CertRecord, EngineError> {
-    if let Ok(cert_id) = sectigo_core::names::CertId::parse(id) {
+pub(super) async fn find(engine: &Engine, id: &CertRef) -> Result<CertRecord, EngineError> {
+    if let Some(cert_id) = id.as_id() {
         match engine.operator().certificate(&cert_id).await {
             Err(EngineError::UnknownCert(_)) if !id.chars().all(|c| c.is_ascii_digit()) => {}
             r => return r,
@@ -205,7 +205,7 @@ pub(super) async fn find(engine: &Engine, id: &str) -> Result<CertRecord, Engine
     }
 }
 
-pub(super) async fn certs_show(engine: &Engine, id: &str) -> Result<Response, EngineError> {
+pub(super) async fn certs_show(engine: &Engine, id: &CertRef) -> Result<Response, EngineError> {
     let record = find(engine, id).await?;
     let next_action = match engine.book().explain(&record).await? {
         Some(d) => explain(&d),

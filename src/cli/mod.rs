@@ -149,6 +149,7 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
             Show { json, ..plain() },
         ),
         CertsCommand::Show { id, json } => (Request::CertsShow { id }, Show { json, ..plain() }),
+        CertsCommand::Deploy { id } => (Request::CertsDeploy { id }, plain()),
         CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, plain()),
         CertsCommand::Forget { id, yes } => (Request::CertsForget { id, yes }, plain()),
         CertsCommand::Export { id, out } => (

@@ -241,3 +241,99 @@ async fn profiles_rename_works_as_root_against_a_daemon_run_as_the_service_user(
     signal(&child, "TERM");
     assert!(wait_bounded(&mut child, 30).is_some());
 }
+
+/// `certs deploy ID|NAME`: a certificate imported before its profile had `[deploy]` is put in
+/// place (files, then the hook, with certbot's variables) through the daemon, and again by the
+/// command itself when no daemon runs; `certs export` and `renew` take the NAME too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certs_deploy_puts_a_certificate_in_place_by_its_name() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    quiet_schedule(&env);
+    env.profile("web", "expiry_window_days = 30");
+    let dir = env.path().to_path_buf();
+    let id = env.sim_cert("shop.example.com", 5).to_string();
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--cert-id",
+            &id,
+            "--name",
+            "shop",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+
+    // No [deploy] yet: the command says where to add it.
+    let (code, _, err) = run(&dir, &["certs", "deploy", "shop"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has no [deploy] section") && err.contains("web.toml"),
+        "{err}"
+    );
+
+    let out_dir = dir.join("certs");
+    let hook_log = dir.join("hook.log");
+    env.profile(
+        "web",
+        &format!(
+            "expiry_window_days = 30\n[deploy]\ndir = {out_dir:?}\nhook = [\"/bin/sh\", \"-c\", \"echo \\\"$RENEWED_LINEAGE $RENEWED_DOMAINS $SECTIGO_CERT_ID\\\" >> {}\"]",
+            hook_log.display()
+        ),
+    );
+    let (code, out, err) = run(&dir, &["reload"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&dir, &["certs", "deploy", "shop"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("certificate {id} deployed to"))
+            && out.contains("its hook succeeded"),
+        "{out}"
+    );
+    let lineage = out_dir.join("shop");
+    for f in ["cert.pem", "chain.pem", "fullchain.pem"] {
+        assert!(lineage.join(f).exists(), "{f}");
+    }
+    let hooked = std::fs::read_to_string(&hook_log).unwrap();
+    assert_eq!(
+        hooked.trim(),
+        format!("{} shop.example.com {id}", lineage.display())
+    );
+    let (_, out, _) = run(&dir, &["certs", "show", "shop"]).await;
+    assert!(out.contains("deployed to"), "the history says so: {out}");
+
+    // `certs export NAME` through the daemon.
+    let exported = dir.join("exported");
+    std::fs::create_dir_all(&exported).unwrap();
+    let out_arg = exported.display().to_string();
+    let (code, out, err) = run(&dir, &["certs", "export", "shop", "--out", &out_arg]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(exported.join("shop/fullchain.pem").exists());
+
+    // `renew NAME`: the certificate is due, so no --yes is needed.
+    let (code, out, err) = run(&dir, &["renew", "shop"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("certificate {id} renewed")), "{out}");
+    assert_eq!(env.sim.billable_count(&id), 1);
+    // A name that names nothing renews nothing.
+    let (code, _, err) = run(&dir, &["renew", "nosuch.example.com", "--yes"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no certificate with id or name"), "{err}");
+    stop(child);
+
+    // The daemon stopped: the command deploys itself (a server rebuilt: the files are gone).
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    std::fs::remove_file(&hook_log).unwrap();
+    let (code, out, err) = run(&dir, &["certs", "deploy", "shop"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out_dir.join("shop/fullchain.pem").exists());
+    assert!(std::fs::read_to_string(&hook_log)
+        .unwrap()
+        .contains("shop.example.com"));
+}
