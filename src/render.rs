@@ -140,9 +140,35 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         }
         Response::Reloaded(r) => reload(r),
         Response::DryRun(d) => dry_run(d),
+        Response::Cycle(c) => return cycle_run(c),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
     };
     (out, String::new())
+}
+
+/// A cycle that ran (`run --once`): the certificates it acted on, its summary line; the
+/// failures on standard error.
+pub fn cycle_run(c: &crate::api::CycleRun) -> (String, String) {
+    let mut o = String::new();
+    for p in &c.planned {
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<30} expires {}  {}",
+            p.id,
+            p.profile,
+            sectigo_core::text::Escaped(&p.subject_cn),
+            ts(p.not_after),
+            p.action
+        )
+        .ok();
+    }
+    let s = &c.summary;
+    writeln!(o, "cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew).ok();
+    let mut err = String::new();
+    for e in &s.errors {
+        writeln!(err, "failed: {}", sectigo_core::text::Escaped(e)).ok();
+    }
+    (o, err)
 }
 
 fn dry_run(d: &crate::api::DryRunReport) -> String {

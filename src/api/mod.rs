@@ -95,6 +95,9 @@ pub enum Request {
     },
     /// Re-read the configuration (the daemon only) and report the verdict.
     Reload,
+    /// `run --once` while the daemon runs: the daemon runs one cycle now (after the one under
+    /// way, if any) and answers with what it did.
+    RunOnce,
     /// `run --once --dry-run`: what a cycle would do, decided against the state, with each
     /// renewing profile's credentials proved by a (free) token; nothing billable is sent and
     /// nothing written.
@@ -164,6 +167,8 @@ pub enum Response {
     Renamed(RenameReport),
     Reloaded(ReloadReport),
     DryRun(DryRunReport),
+    /// `run --once` through the daemon: the cycle it ran.
+    Cycle(CycleRun),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
     /// follow the reply line, in-process they are in `spool`.
     StateExported {
@@ -182,6 +187,34 @@ pub struct DryRunReport {
     pub due_no_auto_renew: u64,
     /// Each profile that would renew: `None` when its token endpoint gave a token, else why not.
     pub credentials: Vec<(ProfileName, Option<String>)>,
+}
+
+/// A cycle that ran: what it acted on (in words) and its summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleRun {
+    pub planned: Vec<PlannedRow>,
+    pub summary: CycleSummary,
+}
+
+impl CycleRun {
+    pub fn of(r: &sectigo_engine::CycleReport) -> CycleRun {
+        CycleRun {
+            planned: r.planned.iter().map(PlannedRow::of).collect(),
+            summary: r.summary.clone(),
+        }
+    }
+}
+
+impl PlannedRow {
+    pub fn of(p: &sectigo_engine::Planned) -> PlannedRow {
+        PlannedRow {
+            id: p.id.clone(),
+            profile: p.profile.clone(),
+            subject_cn: p.subject_cn.clone(),
+            not_after: p.not_after,
+            action: sectigo_engine::explain(&p.decision),
+        }
+    }
 }
 
 /// One certificate a cycle would act on, and what it would do, in words.

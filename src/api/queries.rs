@@ -32,17 +32,7 @@ pub(super) async fn dry_run(engine: &Engine) -> Result<Response, EngineError> {
         credentials.push((p.clone(), refused));
     }
     Ok(Response::DryRun(DryRunReport {
-        planned: report
-            .planned
-            .iter()
-            .map(|p| PlannedRow {
-                id: p.id.clone(),
-                profile: p.profile.clone(),
-                subject_cn: p.subject_cn.clone(),
-                not_after: p.not_after,
-                action: explain(&p.decision),
-            })
-            .collect(),
+        planned: report.planned.iter().map(PlannedRow::of).collect(),
         would_renew: report.summary.requested,
         due_no_auto_renew: report.summary.skipped_no_auto_renew,
         credentials,

@@ -8,7 +8,8 @@
 use sectigo_core::config::Config;
 use sectigo_core::names::{CertId, CertRef, ProfileName};
 use sectigo_core::text::{count, ts};
-use sectigo_engine::{Engine, EngineError, Finding, Reason, RenewOutcome};
+use sectigo_engine::policy::{self, Decision};
+use sectigo_engine::{Engine, EngineError, Finding, Mode, Reason, RenewOutcome};
 use sectigo_model::CertState;
 
 use super::queries::{self, is_due};
@@ -86,6 +87,10 @@ pub async fn execute(
             ErrorKind::TempFail,
             "the daemon is not running: nothing to reload (the next start reads the configuration)",
         )),
+        Request::RunOnce => Err(ApiError::new(
+            ErrorKind::TempFail,
+            "the daemon is not running: `run --once` runs the cycle itself",
+        )),
         other => plain(other, engine, config, daemon)
             .await
             .map_err(engine_error),
@@ -153,10 +158,28 @@ async fn plain(
         | Request::CertsDeploy { .. }
         | Request::ForceRenew { .. }
         | Request::CertsForget { .. }
+        | Request::RunOnce
         | Request::Reload => Err(EngineError::Invalid(
             "this request needs the operator's consent".into(),
         )),
     }
+}
+
+/// Whether a cycle now would renew one of `ids` (just imported): the daemon then runs one at
+/// once, so that what `certs show` says ("renew now") is true.
+pub async fn any_renewed_now(engine: &Engine, ids: &[CertId]) -> Result<bool, EngineError> {
+    let now = engine.clock().now();
+    let policies = engine.book().policies(Mode::Live, now).await?;
+    for id in ids {
+        let r = engine.operator().certificate(id).await?;
+        if policies
+            .get(&r.profile)
+            .is_some_and(|p| matches!(policy::decide(&r, p, now), Decision::Renew { .. }))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn export(engine: &Engine, id: CertId, key: bool) -> Result<Response, EngineError> {

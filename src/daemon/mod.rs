@@ -71,7 +71,8 @@ enum Pass {
 
 /// What a control request asks of the daemon after it was carried out.
 enum FollowUp {
-    CycleNow,
+    /// Run a cycle now (after the one under way), for this reason.
+    CycleNow(&'static str),
 }
 
 /// SIGTERM and SIGINT stop, SIGHUP reloads; created once.
@@ -129,6 +130,10 @@ pub struct Daemon {
     pass: Option<JoinHandle<Result<Pass, EngineError>>>,
     /// A cycle tick came while a pass ran: run a cycle when it ends.
     cycle_wanted: bool,
+    /// `run --once` requests waiting for the next cycle to start, and those waiting for the
+    /// one under way to end (they hear its report).
+    once_next: Vec<oneshot::Sender<Reply>>,
+    once_current: Vec<oneshot::Sender<Reply>>,
     collect_at: Option<tokio::time::Instant>,
     last_summary: Option<String>,
     last_reload: Option<ReloadReport>,
@@ -178,6 +183,8 @@ impl Daemon {
             poll: None,
             pass: None,
             cycle_wanted: false,
+            once_next: Vec::new(),
+            once_current: Vec::new(),
             collect_at: None,
             last_summary: None,
             last_reload: None,
@@ -278,16 +285,27 @@ impl Daemon {
         }
     }
 
-    /// Starts a cycle (`true`) or a collection pass.
+    /// Starts a cycle (`true`) or a collection pass. A cycle that `run --once` waits for
+    /// also waits briefly for SCM to issue what it renewed, as `run --once` alone does.
     fn start_pass(&mut self, cycle: bool) {
         self.collect_at = None;
         self.cycle_wanted = false;
         let e = self.conn.engine().clone();
         let cancel = self.root.child_token();
+        let settle = if cycle && !self.once_next.is_empty() {
+            self.once_current.append(&mut self.once_next);
+            Some(self.conn.config().connector.renewal.collect_poll_secs)
+        } else {
+            None
+        };
         self.pass = Some(tokio::spawn(async move {
             if cycle {
                 info!("cycle started");
-                return e.cycle().run(Mode::Live, &cancel).await.map(Pass::Cycle);
+                let mut rep = e.cycle().run(Mode::Live, &cancel).await?;
+                if let Some(secs) = settle {
+                    crate::lifecycle::settle(&e, &mut rep, secs, &cancel).await?;
+                }
+                return Ok(Pass::Cycle(rep));
             }
             let mut r = e.collector().collect_pending().await?;
             r.pending = e.in_flight().await?;
@@ -300,6 +318,23 @@ impl Daemon {
 
     fn handle_pass_done(&mut self, r: Result<Result<Pass, EngineError>, tokio::task::JoinError>) {
         self.pass = None;
+        // `run --once` hears the cycle it waited for (a collection pass is not one).
+        if !matches!(r, Ok(Ok(Pass::Collect(_)))) {
+            let answer: Reply = match &r {
+                Ok(Ok(Pass::Cycle(rep))) => Ok(Response::Cycle(crate::api::CycleRun::of(rep))),
+                Ok(Err(e)) => Err(crate::api::ApiError::new(
+                    crate::api::ErrorKind::Failed,
+                    format!("the cycle failed: {e:#}"),
+                )),
+                _ => Err(crate::api::ApiError::new(
+                    crate::api::ErrorKind::Failed,
+                    "the cycle ended abnormally (see the log)",
+                )),
+            };
+            for w in self.once_current.drain(..) {
+                let _ = w.send(answer.clone());
+            }
+        }
         let pending = match r {
             Ok(Ok(Pass::Cycle(rep))) => {
                 let s = &rep.summary;
@@ -362,6 +397,12 @@ impl Daemon {
             let _ = reply.send(Ok(Response::Reloaded(r)));
             return;
         }
+        if req == Request::RunOnce {
+            info!("run --once: running a cycle now, as asked");
+            self.once_next.push(reply);
+            self.handle_tick(Tick::Cycle);
+            return;
+        }
         if let Request::ProfilesRename { .. } = &req {
             // The command renamed the file; the state moves here, then the configuration is
             // read again, and the command hears both.
@@ -381,7 +422,18 @@ impl Daemon {
         self.in_progress.spawn(async move {
             let r = service::execute(req, &engine, &cfg, Some(&info)).await;
             let f = match &r {
-                Ok(Response::ForceRenewStarted { .. }) => Some(FollowUp::CycleNow),
+                Ok(Response::ForceRenewStarted { .. }) => {
+                    Some(FollowUp::CycleNow("a force renewal was started"))
+                }
+                // An imported certificate that is due is renewed now, not at the next tick:
+                // `certs show` says "renew now".
+                Ok(Response::Imported(s))
+                    if service::any_renewed_now(&engine, &s.imported)
+                        .await
+                        .unwrap_or(false) =>
+                {
+                    Some(FollowUp::CycleNow("an imported certificate is due"))
+                }
                 _ => None,
             };
             if let Some(f) = f {
@@ -395,8 +447,8 @@ impl Daemon {
 
     async fn handle_follow_up(&mut self, f: FollowUp) {
         match f {
-            FollowUp::CycleNow => {
-                info!("a force renewal was started: running a cycle now");
+            FollowUp::CycleNow(why) => {
+                info!("{why}: running a cycle now");
                 self.handle_tick(Tick::Cycle);
             }
         }

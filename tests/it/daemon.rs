@@ -101,10 +101,27 @@ async fn start_commands_reload_and_stop() {
     let env = Env::new(ScmSimConfig::default()).await;
     // Port 0: the daemon binds a free port and logs it (a port picked here and released could
     // be taken by another test's server before the daemon binds it).
-    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     env.profile("web", "expiry_window_days = 30");
     let cert = env.sim_cert("due.example.com", 5);
     let later = env.sim_cert("later.example.com", 200);
+    // Imported before the daemon starts (with the daemon running, a due import is renewed at
+    // once: `first_hour` tests that); `renew` renews it through the daemon below.
+    let (code, out, err) = cli(
+        env.path(),
+        &[
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--cert-id",
+            &cert,
+            "--issue",
+            "CERT-7",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 1"), "{out}");
     let log = env.path().join("daemon.log");
     let _show = LogOnPanic(&log);
     let notify_path = env.path().join("notify.sock");
@@ -146,29 +163,8 @@ async fn start_commands_reload_and_stop() {
 
     // Commands go through the running daemon (it holds the state).
     let d = dir.clone();
-    let c = cert.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        cli(
-            &d,
-            &[
-                "certs",
-                "import",
-                "--profile",
-                "web",
-                "--cert-id",
-                &c,
-                "--issue",
-                "CERT-7",
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("imported 1"), "{out}");
-    let d = dir.clone();
     let l = later.clone();
-    tokio::task::spawn_blocking(move || {
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
         cli(
             &d,
             &["certs", "import", "--profile", "web", "--cert-id", &l],
@@ -176,6 +172,8 @@ async fn start_commands_reload_and_stop() {
     })
     .await
     .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 1"), "{out}");
     let d = dir.clone();
     let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"]))
         .await

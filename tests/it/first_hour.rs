@@ -337,3 +337,95 @@ async fn certs_deploy_puts_a_certificate_in_place_by_its_name() {
         .unwrap()
         .contains("shop.example.com"));
 }
+
+/// `certs import` of a certificate that is due, through the daemon: the daemon renews it now,
+/// not at its next scheduled cycle (here a year away), so `certs show`'s "renew now" is true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_import_through_the_daemon_is_renewed_now() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    quiet_schedule(&env);
+    env.profile("web", "expiry_window_days = 30");
+    let dir = env.path().to_path_buf();
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    let later = env.sim_cert("later.example.com", 200).to_string();
+    let (d, l) = (dir.clone(), later.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &l))
+        .await
+        .unwrap();
+    assert!(
+        !log_has(&log, "cycle started"),
+        "a certificate not due starts no cycle"
+    );
+    let due = env.sim_cert("due.example.com", 5).to_string();
+    let (d, i) = (dir.clone(), due.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+    let sim = &env.sim;
+    wait_for("the renewal of the due import", 15, || {
+        sim.billable_count(&due) == 1
+    });
+    assert!(log_has(
+        &log,
+        "an imported certificate is due: running a cycle now"
+    ));
+    assert_eq!(env.sim.billable_count(&later), 0);
+    stop(child);
+}
+
+/// `run --once` while the daemon runs: the daemon runs one cycle now and the command prints
+/// its summary, with `run --once`'s exit codes (1 when something failed or needs a person, 0
+/// when nothing does), instead of exit 75.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_while_the_daemon_runs_is_a_cycle_of_the_daemon() {
+    let (env, dir, bad) = crate::daemon::one_due_certificate().await;
+    quiet_schedule(&env);
+    let ok = env.sim_cert("ok.example.com", 4).to_string();
+    let (d, i) = (dir.clone(), ok.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    assert_eq!(env.sim.billable_total(), 0, "nothing runs by itself");
+
+    // SCM refuses one of the two: the cycle renews the other, and the command exits 1.
+    let mut f = sectigo_sim::Faults::default();
+    f.permanent.insert(
+        bad.clone(),
+        (
+            400,
+            -180,
+            "The certificate profile does not allow renewal".into(),
+        ),
+    );
+    env.sim.set_faults(f);
+    let (code, out, err) = run(&dir, &["run", "--once"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&ok)
+            && out.contains("renew now: inside the expiry window")
+            && out.contains("cycle: 1 renewed, 1 renewal requests, 1 failed"),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!("failed: {bad}:"))
+            && err.contains(&format!("needs a person: certificate {bad} (web)")),
+        "{err}"
+    );
+    assert_eq!(env.sim.billable_count(&ok), 1);
+    assert!(log_has(&log, "run --once: running a cycle now"));
+
+    // Fixed in SCM and renewed by hand: nothing needs a person, exit 0.
+    env.sim.set_faults(sectigo_sim::Faults::default());
+    let (code, out, err) = run(&dir, &["renew", &bad, "--yes"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&dir, &["run", "--once"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("cycle: 0 renewed, 0 renewal requests, 0 failed"),
+        "{out}"
+    );
+    stop(child);
+}
