@@ -73,6 +73,8 @@ enum Pass {
 enum FollowUp {
     /// Run a cycle now (after the one under way), for this reason.
     CycleNow(&'static str),
+    /// A command finished: it may have handed a hook to the root helper.
+    CheckHooks,
 }
 
 /// SIGTERM and SIGINT stop, SIGHUP reloads; created once.
@@ -122,6 +124,9 @@ pub struct Daemon {
     control: Option<Task>,
     metrics: Option<Task>,
     delivery: Option<Task>,
+    /// Held by the Jira delivery at work: the one a reload starts waits for the one it
+    /// replaces to finish its pass before it retries what waits (one deliverer at a time).
+    delivery_turn: Arc<tokio::sync::Mutex<()>>,
     /// Tasks of a configuration replaced by a reload, still finishing; joined at shutdown.
     retired: Vec<Task>,
     /// Control requests being carried out.
@@ -135,6 +140,14 @@ pub struct Daemon {
     once_next: Vec<oneshot::Sender<Reply>>,
     once_current: Vec<oneshot::Sender<Reply>>,
     collect_at: Option<tokio::time::Instant>,
+    /// `run --hooks-via DIR`: where hooks go to the root helper, and whether one is handed
+    /// and not answered yet (the directory is then looked at every second, so its answer is
+    /// taken at once; not at all otherwise).
+    hooks_via: Option<PathBuf>,
+    hooks_waiting: bool,
+    /// Answers a pass was started for: one that pass could not take (its profile gone, say)
+    /// starts no other.
+    hook_answers_seen: std::collections::BTreeSet<std::ffi::OsString>,
     last_summary: Option<String>,
     last_reload: Option<ReloadReport>,
 }
@@ -152,8 +165,8 @@ impl Daemon {
         hooks_via: Option<PathBuf>,
         clock: SharedClock,
     ) -> Result<Daemon, DaemonError> {
-        let shared = match hooks_via {
-            Some(h) => Shared::new(&cfg).with_hook_helper(h),
+        let shared = match &hooks_via {
+            Some(h) => Shared::new(&cfg).with_hook_helper(h.clone()),
             None => Shared::new(&cfg),
         };
         let (conn, _forced) = Connector::start(cfg, store, shared, clock.clone()).await?;
@@ -178,6 +191,7 @@ impl Daemon {
             control: None,
             metrics: None,
             delivery: None,
+            delivery_turn: Arc::new(tokio::sync::Mutex::new(())),
             retired: Vec::new(),
             in_progress: JoinSet::new(),
             poll: None,
@@ -186,13 +200,16 @@ impl Daemon {
             once_next: Vec::new(),
             once_current: Vec::new(),
             collect_at: None,
+            hooks_waiting: false,
+            hook_answers_seen: Default::default(),
+            hooks_via,
             last_summary: None,
             last_reload: None,
             root: CancellationToken::new(),
         };
         d.control = d.spawn_control(req_tx);
         d.metrics = d.spawn_metrics().await;
-        d.delivery = d.spawn_delivery();
+        d.delivery = d.spawn_delivery(false);
         d.set_poll_schedule().await?;
         let schedule = &d.conn.config().connector.schedule;
         if schedule.run_at_start {
@@ -236,6 +253,9 @@ impl Daemon {
         let mut signals = Signals::new().map_err(DaemonError::Signals)?;
         let watchdog = notify::watchdog_interval();
         let mut wd = tokio::time::interval(watchdog.map_or(Duration::from_secs(86_400), |d| d / 2));
+        let mut hooks = tokio::time::interval(HOOK_ANSWER_POLL);
+        hooks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.check_hooks();
         notify::ready(&self.status_line());
         loop {
             tokio::select! {
@@ -249,6 +269,7 @@ impl Daemon {
                 r = async { self.pass.as_mut().expect("guarded").await }, if self.pass.is_some() => self.handle_pass_done(r),
                 _ = sleep_until(self.collect_at), if self.collect_at.is_some() && self.pass.is_none() => self.start_pass(false),
                 _ = wd.tick(), if watchdog.is_some() => notify::watchdog(),
+                _ = hooks.tick(), if self.hooks_waiting => self.take_hook_answers(),
             }
         }
         self.shutdown().await
@@ -364,6 +385,7 @@ impl Daemon {
                 0
             }
         };
+        self.check_hooks();
         if self.cycle_wanted {
             self.start_pass(true);
         } else if pending > 0 {
@@ -440,13 +462,46 @@ impl Daemon {
                 let _ = follow_ups.send(f).await;
             }
             let _ = reply.send(r);
+            let _ = follow_ups.send(FollowUp::CheckHooks).await;
         });
         // Reap the requests already answered.
         while self.in_progress.try_join_next().is_some() {}
     }
 
+    /// Whether a hook handed to the root helper awaits its answer (or an answer awaits the
+    /// daemon): then its directory is looked at every second.
+    fn check_hooks(&mut self) {
+        let Some(dir) = self.hooks_via.as_deref() else {
+            return;
+        };
+        let (asked, answers) = hook_files(dir);
+        // An answer taken is gone: the same certificate's next answer is new again.
+        self.hook_answers_seen.retain(|a| answers.contains(a));
+        self.hooks_waiting = asked || answers.iter().any(|a| !self.hook_answers_seen.contains(a));
+    }
+
+    /// The root helper answered: a collection pass takes the answer now (it runs the deploys
+    /// owed), rather than at the next poll.
+    fn take_hook_answers(&mut self) {
+        let Some(dir) = self.hooks_via.as_deref() else {
+            self.hooks_waiting = false;
+            return;
+        };
+        let (asked, answers) = hook_files(dir);
+        let new = answers.iter().any(|a| !self.hook_answers_seen.contains(a));
+        if new && self.pass.is_none() {
+            debug!("the hook helper answered: taking its answers now");
+            self.hook_answers_seen = answers.into_iter().collect();
+            self.start_pass(false);
+            self.hooks_waiting = asked;
+        } else {
+            self.hooks_waiting = asked || new;
+        }
+    }
+
     async fn handle_follow_up(&mut self, f: FollowUp) {
         match f {
+            FollowUp::CheckHooks => self.check_hooks(),
             FollowUp::CycleNow(why) => {
                 info!("{why}: running a cycle now");
                 self.handle_tick(Tick::Cycle);
@@ -520,13 +575,14 @@ impl Daemon {
         }
         self.conn = new;
         self.engines.send_replace(self.conn.engine().clone());
-        // The old deliverer finishes its pass; the new one starts with the new settings.
+        // The old deliverer finishes its pass; the new one starts with the new settings and
+        // tries what waits at once: a reload is how a fixed Jira token takes effect.
         self.retired.retain(|t| !t.handle.is_finished());
         if let Some(old) = self.delivery.take() {
             old.cancel.cancel();
             self.retired.push(old);
         }
-        self.delivery = self.spawn_delivery();
+        self.delivery = self.spawn_delivery(true);
         // A poll under way finishes with the old poller; the next uses the new one (one poll
         // at a time, see `Shared`).
         self.set_poll_schedule().await?;
@@ -548,18 +604,34 @@ impl Daemon {
         Ok(())
     }
 
-    fn spawn_delivery(&self) -> Option<Task> {
+    /// Starts the Jira delivery of the configuration at work. `retry`: after a reload, the
+    /// updates waiting for their retry time (a refused token, say) are tried at once.
+    fn spawn_delivery(&self, retry: bool) -> Option<Task> {
         let d = self.conn.deliverer()?;
         if let Some(jc) = &self.conn.config().connector.jira {
             info!("delivering Jira updates to {} ({:?})", jc.url, jc.flavor);
         }
         let cancel = self.root.child_token();
         let wake = self.conn.engine().shared().outbox.clone();
+        let turn = self.delivery_turn.clone();
         let c = cancel.clone();
         Some(Task {
             name: "Jira delivery",
             cancel,
-            handle: tokio::spawn(async move { d.run(&wake, &c).await }),
+            handle: tokio::spawn(async move {
+                let _turn = tokio::select! {
+                    _ = c.cancelled() => return,
+                    t = turn.lock_owned() => t,
+                };
+                if retry {
+                    match d.retry_now().await {
+                        Ok(0) => {}
+                        Ok(n) => info!("configuration reloaded: the {n} Jira updates waiting for a retry are tried now"),
+                        Err(e) => error!("Jira delivery: state error: {e}"),
+                    }
+                }
+                d.run(&wake, &c).await
+            }),
         })
     }
 
@@ -646,6 +718,27 @@ impl Daemon {
         notify::flush();
         Ok(())
     }
+}
+
+/// How often the hooks directory is looked at while a hook awaits the root helper's answer.
+const HOOK_ANSWER_POLL: Duration = Duration::from_secs(1);
+
+/// Whether the hooks directory holds requests (`*.request`: handed, not answered), and its
+/// answers (`*.result`: not taken yet).
+fn hook_files(dir: &std::path::Path) -> (bool, Vec<std::ffi::OsString>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (false, Vec::new());
+    };
+    let (mut asked, mut answers) = (false, Vec::new());
+    for e in entries.flatten() {
+        let p = e.path();
+        match p.extension().and_then(|x| x.to_str()) {
+            Some("request") => asked = true,
+            Some("result") => answers.push(e.file_name()),
+            _ => {}
+        }
+    }
+    (asked, answers)
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

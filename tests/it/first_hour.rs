@@ -416,6 +416,24 @@ async fn run_once_while_the_daemon_runs_is_a_cycle_of_the_daemon() {
     );
     assert_eq!(env.sim.billable_count(&ok), 1);
     assert!(log_has(&log, "run --once: running a cycle now"));
+    // The log and `certs show` say the same next step (one source: the record's next attempt
+    // and the policy).
+    let (_, shown, _) = run(&dir, &["certs", "show", &bad]).await;
+    let next = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("next action:  "))
+        .expect("a next action")
+        .to_string();
+    assert!(next.starts_with("renew at "), "{next}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refused = text
+        .lines()
+        .find(|l| l.contains("refused by SCM (attempt 1)"))
+        .expect("the refusal in the log");
+    assert!(
+        refused.contains(&format!("next action: {next}")),
+        "{refused} / {next}"
+    );
 
     // Fixed in SCM and renewed by hand: nothing needs a person, exit 0.
     env.sim.set_faults(sectigo_sim::Faults::default());
@@ -427,5 +445,170 @@ async fn run_once_while_the_daemon_runs_is_a_cycle_of_the_daemon() {
         out.contains("cycle: 0 renewed, 0 renewal requests, 0 failed"),
         "{out}"
     );
+    stop(child);
+}
+
+/// A fixed Jira token takes effect at `reload`, and the updates that waited for their retry
+/// (5 minutes after a refused token) are delivered then, not at their backoff time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_jira_token_takes_effect_at_reload() {
+    let jira = sectigo_sim::JiraSim::start(
+        sectigo_core::config::JiraFlavor::Cloud,
+        "bot@example.com",
+        "jira-token",
+    )
+    .await
+    .unwrap();
+    jira.add_issue("CERT-1");
+    let (env, dir, id) = crate::daemon::one_due_certificate().await;
+    let jira_cfg = |token: &str| {
+        format!(
+            "[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[jira]\nurl = \"{}\"\nemail = \"bot@example.com\"\ntoken = \"{token}\"\n",
+            jira.url()
+        )
+    };
+    env.connector(&jira_cfg("wrong-token"));
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    let (code, out, err) = run(&dir, &["certs", "link", &id, "CERT-1"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&dir, &["renew", &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("the refused token", 15, || {
+        log_has(&log, "Jira updates wait, next try at")
+    });
+    assert!(jira.issue("CERT-1").unwrap().comments.is_empty());
+
+    env.connector(&jira_cfg("jira-token"));
+    let (code, out, err) = run(&dir, &["reload"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("the Jira comments after the reload", 20, || {
+        jira.issue("CERT-1").is_some_and(|i| !i.comments.is_empty())
+    });
+    assert!(log_has(
+        &log,
+        "Jira updates waiting for a retry are tried now"
+    ));
+    stop(child);
+}
+
+/// A renewal asked for by hand (`renew ID --yes`) of a certificate that is not due, which SCM
+/// refuses: the person who asked hears it (exit 1), its history keeps it, and it is not a
+/// standing problem: `status --check` stays green, nothing waits out a backoff, and the log
+/// and `certs show` say the same next step (the window's opening).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_renewal_by_hand_of_a_certificate_not_due_is_no_standing_problem() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    quiet_schedule(&env);
+    env.profile("web", "expiry_window_days = 30");
+    let dir = env.path().to_path_buf();
+    let id = env.sim_cert("later.example.com", 120).to_string();
+    let (d, i) = (dir.clone(), id.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+    let (child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    let mut f = sectigo_sim::Faults::default();
+    f.permanent.insert(
+        id.clone(),
+        (
+            400,
+            -180,
+            "The certificate profile does not allow renewal".into(),
+        ),
+    );
+    env.sim.set_faults(f);
+    let (code, out, err) = run(&dir, &["renew", &id, "--yes"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("does not allow renewal"), "{err}");
+
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 0, "not a standing problem: {out}");
+    let (code, out, err) = run(&dir, &["certs", "show", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("state:        active")
+            && out.contains("renewal asked for by hand not made")
+            && out.contains("when the expiry window opens"),
+        "{out}"
+    );
+    // One next step, said the same way by the log and by `certs show`.
+    let window = out
+        .lines()
+        .find_map(|l| l.strip_prefix("next action:  renew at "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(|w| w.trim_end_matches(':').to_string())
+        .expect("the window's date");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("asked for by hand not made"))
+        .expect("the log says so");
+    assert!(
+        line.contains(&format!("not due before {window}")),
+        "{line} / {window}"
+    );
+    assert!(!line.contains("next attempt"), "{line}");
+    stop(child);
+}
+
+/// Under the packaged unit hooks go to the root helper: when it answers, the daemon takes the
+/// answer at once (it looks at the hooks directory while a hook is handed), not at its next
+/// collection pass (here an hour away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_helpers_answer_is_taken_at_once() {
+    let env = Env::new(ScmSimConfig::default()).await;
+    quiet_schedule(&env);
+    let conn = env.path().join("connector.toml");
+    let text = std::fs::read_to_string(&conn)
+        .unwrap()
+        .replace("collect_poll_secs = 1", "collect_poll_secs = 3600");
+    std::fs::write(&conn, text).unwrap();
+    let dir = env.path().to_path_buf();
+    let (out_dir, hooks, hook_log) = (dir.join("certs"), dir.join("hooks"), dir.join("hook.log"));
+    env.profile(
+        "web",
+        &format!(
+            "expiry_window_days = 30\n[deploy]\ndir = {out_dir:?}\nhook = [\"/bin/sh\", \"-c\", \"echo $SECTIGO_CERT_ID >> {}\"]",
+            hook_log.display()
+        ),
+    );
+    let id = env.sim_cert("shop.example.com", 5).to_string();
+    let (d, i) = (dir.clone(), id.clone());
+    tokio::task::spawn_blocking(move || import(&d, "web", &i))
+        .await
+        .unwrap();
+    let log = dir.join("daemon.log");
+    let _show = LogOnPanic(&log);
+    let child = std::process::Command::new(crate::daemon::EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .arg("run")
+        .arg("--hooks-via")
+        .arg(&hooks)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon's start", 20, || log_has(&log, "started:"));
+    wait_for("the control socket", 5, || env.socket().exists());
+
+    let (code, out, err) = run(&dir, &["renew", &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("the hook handed to the helper", 15, || {
+        std::fs::read_dir(&hooks).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "request")))
+        })
+    });
+    // The helper (root, in the package) runs the hook and answers.
+    let (code, out, err) = run(&dir, &["run-hooks", "--from", hooks.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(hook_log.exists());
+    wait_for("the helper's answer taken", 10, || {
+        log_has(&log, "deploy hook \"/bin/sh\" succeeded")
+    });
+    let (code, out, _) = run(&dir, &["status", "--check"]).await;
+    assert_eq!(code, 0, "{out}");
     stop(child);
 }
