@@ -670,6 +670,51 @@ impl Daemon {
         }
     }
 
+    /// What a stop waits for, in words (`None`: nothing): the cycle or collection under way,
+    /// the Jira workflow's poll, the commands being carried out, and the SCM calls in flight.
+    async fn under_way(
+        store: &SharedStore,
+        commands: &JoinSet<()>,
+        poll: Option<&JoinHandle<()>>,
+        pass: bool,
+    ) -> Option<String> {
+        let mut parts = Vec::new();
+        if pass {
+            parts.push("the renewal pass under way".to_string());
+        }
+        if poll.is_some_and(|p| !p.is_finished()) {
+            parts.push("the Jira workflow's poll".to_string());
+        }
+        if !commands.is_empty() {
+            parts.push(sectigo_core::text::count(
+                commands.len() as u64,
+                "command",
+                "commands",
+            ));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let calls: Vec<String> = blocking(store, |s| s.in_flight())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| matches!(r.state, sectigo_model::CertState::RenewRequested { .. }))
+            .map(|r| {
+                format!(
+                    "the renewal of {} ({})",
+                    sectigo_core::text::Escaped(&r.subject_cn),
+                    r.id
+                )
+            })
+            .collect();
+        let mut what = parts.join(", ");
+        if !calls.is_empty() {
+            what.push_str(&format!(": SCM's answer to {}", calls.join(", ")));
+        }
+        Some(what)
+    }
+
     /// Stops in order: no new work (scheduler, control socket, metrics), then the work under
     /// way finishes its SCM calls (their answers must be recorded), then Jira delivery, then
     /// the connector stops (notify commands finish, the store is flushed).
@@ -684,25 +729,25 @@ impl Daemon {
         {
             t.stop(grace).await;
         }
-        if tokio::time::timeout(grace, async {
-            while self.in_progress.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
+        // The work under way finishes its SCM calls (their answers must be recorded); none
+        // starts. What it waits for is said at once, and again while it lasts.
+        let mut commands = std::mem::take(&mut self.in_progress);
+        let (poll, pass) = (self.poll.take(), self.pass.take());
+        if let Some(what) =
+            Self::under_way(self.conn.store(), &commands, poll.as_ref(), pass.is_some()).await
         {
-            warn!("commands still running after {}s; stopping anyway (a renewal in flight will show an unknown outcome)", grace.as_secs());
-        }
-        if let Some(p) = self.poll.take() {
-            // A poll under way finishes its SCM call; none starts.
-            if tokio::time::timeout(grace, p).await.is_err() {
-                warn!("the Jira workflow poll is still running after {}s; stopping anyway (an enrollment in flight will show an unknown outcome)", grace.as_secs());
-            }
-        }
-        if let Some(task) = self.pass.take() {
-            // Renewal calls already sent finish; no new ones start.
-            info!("waiting up to {}s for SCM calls in flight", grace.as_secs());
-            if tokio::time::timeout(grace, task).await.is_err() {
-                warn!("SCM calls still in flight after {}s; stopping anyway (their certificates will show an unknown outcome)", grace.as_secs());
+            info!("stopping: waiting up to {}s for {what}", grace.as_secs());
+            let all = async {
+                while commands.join_next().await.is_some() {}
+                if let Some(p) = poll {
+                    let _ = p.await;
+                }
+                if let Some(p) = pass {
+                    let _ = p.await;
+                }
+            };
+            if !wait_saying(&what, grace, all).await {
+                warn!("{what}: still running after {}s; stopping anyway (a renewal or enrollment in flight will show an unknown outcome)", grace.as_secs());
             }
         }
         for t in self
@@ -717,6 +762,32 @@ impl Daemon {
         info!("stopped");
         notify::flush();
         Ok(())
+    }
+}
+
+/// Awaits `fut` for at most `grace` (false when it did not end); while it lasts, from two
+/// seconds on, says every five what it waits for.
+async fn wait_saying(
+    what: &str,
+    grace: Duration,
+    fut: impl std::future::Future<Output = ()>,
+) -> bool {
+    let start = tokio::time::Instant::now();
+    tokio::pin!(fut);
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut remind =
+        tokio::time::interval_at(start + Duration::from_secs(2), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut fut => return true,
+            _ = &mut deadline => return false,
+            _ = remind.tick() => info!(
+                "stopping: still waiting for {what} ({}s of at most {}s)",
+                start.elapsed().as_secs(),
+                grace.as_secs()
+            ),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! `certs deploy`, and certificates named by their NAME.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::common::{signal, wait_bounded, Env};
 use crate::daemon::{cli, import, log_has, spawn, wait_for, LogOnPanic};
@@ -611,4 +612,95 @@ async fn the_root_helpers_answer_is_taken_at_once() {
     let (code, out, _) = run(&dir, &["status", "--check"]).await;
     assert_eq!(code, 0, "{out}");
     stop(child);
+}
+
+/// SIGTERM with a renewal in flight: the daemon says at once what it waits for (SCM's answer
+/// to that renewal), and again while it lasts, instead of seconds of silence; the answer is
+/// recorded before it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_says_what_it_waits_for() {
+    let (env, dir, id) = crate::daemon::one_due_certificate().await;
+    quiet_schedule(&env);
+    let (mut child, log) = start_daemon(&env);
+    let _show = LogOnPanic(&log);
+    env.sim.set_faults(sectigo_sim::Faults {
+        latency: Duration::from_secs(4),
+        ..Default::default()
+    });
+    let renew = std::process::Command::new(crate::daemon::EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["renew", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the renewal in flight", 15, || {
+        log_has(&log, "renewing due.example.com")
+    });
+    signal(&child, "TERM");
+    let status = tokio::task::spawn_blocking(move || wait_bounded(&mut child, 40))
+        .await
+        .unwrap()
+        .expect("stopped");
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!(
+            "stopping: waiting up to 10s for 1 command: SCM's answer to the renewal of due.example.com ({id})"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("stopping: still waiting for 1 command"),
+        "{text}"
+    );
+    let mut renew = renew;
+    let _ = wait_bounded(&mut renew, 10);
+    env.sim.set_faults(sectigo_sim::Faults::default());
+    let (_, out, _) = run(&dir, &["certs", "show", &id]).await;
+    assert!(
+        out.contains("renewal requested: SCM certificate") && !out.contains("unknown"),
+        "{out}"
+    );
+}
+
+/// A `renew` against a slow SCM, on a terminal: after two seconds the command says what it
+/// waits for, rather than nothing. (`script` gives it a terminal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_renew_on_a_terminal_says_what_it_waits_for() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("no script(1): no terminal to run the command on; skipped");
+        return;
+    }
+    let (env, dir, id) = crate::daemon::one_due_certificate().await;
+    env.sim.set_faults(sectigo_sim::Faults {
+        latency: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let cmd = format!(
+        "{} --config-dir {} renew {id}",
+        crate::daemon::EXE,
+        dir.display()
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        crate::common::run_bounded(
+            std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+            60,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains(&format!("waiting for SCM to answer the renewal of {id}")),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(env.sim.billable_count(&id), 1);
 }
