@@ -41,7 +41,9 @@ pub enum Command {
     /// Run the daemon (foreground; systemd Type=notify): renewal cycles on [schedule] cron,
     /// SIGHUP reloads the configuration, SIGTERM stops.
     Run {
-        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed).
+        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed or
+        /// anything needs a person). While the daemon runs, the daemon runs the cycle now and
+        /// this prints what it did.
         #[arg(long)]
         once: bool,
         /// With --once: decide and report what would be renewed, writing nothing to SCM, Jira
