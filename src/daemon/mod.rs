@@ -462,7 +462,8 @@ impl Daemon {
                 let _ = follow_ups.send(f).await;
             }
             let _ = reply.send(r);
-            let _ = follow_ups.send(FollowUp::CheckHooks).await;
+            // Never waits (a full queue, a stop under way): the next pass looks too.
+            let _ = follow_ups.try_send(FollowUp::CheckHooks);
         });
         // Reap the requests already answered.
         while self.in_progress.try_join_next().is_some() {}
