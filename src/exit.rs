@@ -54,6 +54,15 @@ pub fn for_response(r: &Response) -> Exit {
         Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
         Response::RenewedMany { failed, .. } if !failed.is_empty() => Exit::Failed,
         Response::Reloaded(r) if !r.applied() => Exit::Config,
+        Response::Deployed { deployed, .. }
+            if matches!(
+                deployed.outcome,
+                sectigo_engine::deploy::Redeploy::Failed { .. }
+            ) =>
+        {
+            Exit::Failed
+        }
+        Response::Renamed(r) if r.reload.as_ref().is_some_and(|r| !r.applied()) => Exit::Config,
         Response::DryRun(d) if d.credentials.iter().any(|(_, e)| e.is_some()) => Exit::Failed,
         _ => Exit::Ok,
     }

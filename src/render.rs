@@ -82,6 +82,31 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             None => format!("certificate {id} linked to {key}\n"),
         },
         Response::Resolved(r) => format!("{}: {}\n", r.target, E(&r.outcome.to_string())),
+        Response::Deployed { id, deployed } => {
+            use sectigo_engine::deploy::Redeploy;
+            let dir = deployed.dir.display();
+            match &deployed.outcome {
+                Redeploy::Done if deployed.hook => {
+                    format!("certificate {id} deployed to {dir}; its hook succeeded\n")
+                }
+                Redeploy::Done => format!("certificate {id} deployed to {dir} (no hook)\n"),
+                Redeploy::HookWithHelper => format!(
+                    "certificate {id} deployed to {dir}; its hook was handed to the root helper (sectigo-connector-hooks.path): the log and `status` tell its result\n"
+                ),
+                Redeploy::Failed { error, retry_at } => {
+                    return (
+                        String::new(),
+                        format!(
+                            "certificate {id}: deploy to {dir} failed: {error}; {}\n",
+                            retry_at.map_or("it is tried again".to_string(), |t| format!(
+                                "it is tried again at {}",
+                                ts(t)
+                            ))
+                        ),
+                    )
+                }
+            }
+        }
         Response::Forgotten { id, subject_cn } => format!(
             "stopped tracking certificate {id} ({}); its history was written to the log\n",
             E(subject_cn)
@@ -110,20 +135,53 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             ts(*deadline)
         ),
         Response::Profiles(rows) => profiles(rows),
-        Response::Renamed(r) => format!(
-            "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
-            r.old,
-            r.new,
-            r.from.display(),
-            r.to.display(),
-            plural(r.moved as u64, "certificate", "certificates")
-        ),
+        Response::Renamed(r) => {
+            let n = &r.renamed;
+            let mut out = format!(
+                "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
+                n.old,
+                n.new,
+                n.from.display(),
+                n.to.display(),
+                plural(n.moved as u64, "certificate", "certificates")
+            );
+            if let Some(rl) = &r.reload {
+                out.push_str(&reload(rl));
+            }
+            out
+        }
         Response::Reloaded(r) => reload(r),
         Response::DryRun(d) => dry_run(d),
         Response::DueChange(d) => due_change(d),
+        Response::Cycle(c) => return cycle_run(c),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
     };
     (out, String::new())
+}
+
+/// A cycle that ran (`run --once`): the certificates it acted on, its summary line; the
+/// failures on standard error.
+pub fn cycle_run(c: &crate::api::CycleRun) -> (String, String) {
+    let mut o = String::new();
+    for p in &c.planned {
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<30} expires {}  {}",
+            p.id,
+            p.profile,
+            Escaped(&p.subject_cn),
+            ts(p.not_after),
+            p.action
+        )
+        .ok();
+    }
+    let s = &c.summary;
+    writeln!(o, "cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew).ok();
+    let mut err = String::new();
+    for e in &s.errors {
+        writeln!(err, "failed: {}", Escaped(e)).ok();
+    }
+    (o, err)
 }
 
 fn dry_run(d: &crate::api::DryRunReport) -> String {
@@ -375,7 +433,10 @@ fn status_certificates(s: &StatusReport) -> String {
         .ok();
     }
     for (p, n) in &s.inventory.orphaned {
-        writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
+        match s.unsettled_renames.get(p) {
+            Some(c) => writeln!(o, "orphaned:      {} of profile {p:?}, {}", plural(*n, "certificate", "certificates"), rename_hint(p, c)).ok(),
+            None => writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok(),
+        };
     }
     for (name, f) in &s.force_renewals {
         match f.completed {
@@ -515,6 +576,27 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
 }
 
 /// `status --check`: one line per thing that needs a person (empty: nothing does).
+/// What to run when a profile's file went away while several with its client_id and scm_url
+/// appeared (or several went for one): the exact `profiles rename` for each candidate.
+fn rename_hint(
+    old: &ProfileName,
+    cands: &[ProfileName],
+) -> String {
+    let runs = cands
+        .iter()
+        .map(|c| format!("`sectigo-connector profiles rename {old} {c}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!(
+        "whose file is gone while profiles.d/ gained {} with its client_id and scm_url: if one is its file renamed, run {runs} (nothing was moved: which one could not be told)",
+        cands
+            .iter()
+            .map(|c| format!("{c}.toml"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )
+}
+
 pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
     let mut out = Vec::new();
     if s.daemon.is_none() {
@@ -564,10 +646,17 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
         }
     }
     for (p, n) in &s.inventory.orphaned {
-        out.push(format!(
-            "orphaned: {} of profile {p:?}, which is no longer configured",
-            plural(*n, "certificate", "certificates")
-        ));
+        out.push(match s.unsettled_renames.get(p) {
+            Some(c) => format!(
+                "orphaned: {} of profile {p:?}, {}",
+                plural(*n, "certificate", "certificates"),
+                rename_hint(p, c)
+            ),
+            None => format!(
+                "orphaned: {} of profile {p:?}, which is no longer configured",
+                plural(*n, "certificate", "certificates")
+            ),
+        });
     }
     if s.jira.undeliverable > 0 {
         out.push(format!(
@@ -784,6 +873,7 @@ mod tests {
             last_cycle: None,
             next_cycle: Some(at(10)),
             inventory: Default::default(),
+            unsettled_renames: BTreeMap::new(),
             force_renewals: BTreeMap::new(),
             budgets: BTreeMap::new(),
             outages: vec![],
@@ -892,6 +982,16 @@ mod tests {
         ] {
             assert!(lines.contains(want), "{want}: {lines}");
         }
+        // A rename that could not be told apart names the commands that settle it.
+        s.unsettled_renames.insert(
+            "old".parse().unwrap(),
+            vec!["x".parse().unwrap(), "y".parse().unwrap()],
+        );
+        let lines = needs_a_person(&s).join("\n");
+        assert!(
+            lines.contains("run `sectigo-connector profiles rename old x` or `sectigo-connector profiles rename old y`"),
+            "{lines}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use sectigo_core::config::DEFAULT_CONFIG_DIR;
-use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, CertRef, IssueKey, ProfileName};
 use sectigo_engine::Target;
 
 pub const ABOUT: &str =
@@ -41,7 +41,9 @@ pub enum Command {
     /// Run the daemon (foreground; systemd Type=notify): renewal cycles on [schedule] cron,
     /// SIGHUP reloads the configuration, SIGTERM stops.
     Run {
-        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed).
+        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed or
+        /// anything needs a person). While the daemon runs, the daemon runs the cycle now and
+        /// this prints what it did.
         #[arg(long)]
         once: bool,
         /// With --once: decide and report what would be renewed, writing nothing to SCM, Jira
@@ -90,9 +92,9 @@ pub enum Command {
     /// several, or one not due, are listed with what they would bill and need --yes (or a yes
     /// at the prompt on a terminal).
     Renew {
-        /// SCM certificate ids.
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<CertId>,
+        /// SCM certificate ids, or names (the CN or `--name` of a live certificate).
+        #[arg(required = true, value_name = "ID|NAME")]
+        ids: Vec<CertRef>,
         /// Bill without asking.
         #[arg(long)]
         yes: bool,
@@ -189,7 +191,8 @@ pub enum CertsCommand {
     /// ID is SCM's certificate id, or a name: the CN or `--name` of a live certificate.
     Show {
         /// SCM's certificate id, or the CN or `--name` of a live certificate.
-        id: String,
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
         /// The record (history and next action included) as JSON.
         #[arg(long)]
         json: bool,
@@ -218,11 +221,20 @@ pub enum CertsCommand {
     /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
     /// The files are written by this command, as the user running it.
     Export {
-        /// The SCM certificate id.
-        id: CertId,
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
         /// The directory to write into (default: the current one).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+    },
+    /// Write a certificate's files to its profile's `[deploy] dir` again and run its hook,
+    /// as after a renewal (a certificate renewed before `[deploy]` existed; a server rebuilt).
+    /// Through the daemon while it runs (its hooks go through the root helper, as a renewal's).
+    Deploy {
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
     },
     /// Link a certificate to a Jira issue.
     Link {
@@ -291,7 +303,11 @@ pub enum ProfilesCommand {
     /// certificates tracked and renewed; PAST: superseded and revoked ones, kept for their
     /// history; WINDOW: the expiry window (or "force" during a force renewal); AUTO: auto_renew.
     List,
-    /// Rename a profile: renames profiles.d/OLD.toml and moves its certificates, in one step.
+    /// Rename a profile: renames profiles.d/OLD.toml to NEW.toml (as the user running it: run
+    /// it as the configuration's owner, root in the packages), then its certificates move to
+    /// NEW (through the running daemon, which reloads, or here when none runs). A NEW that
+    /// exists is refused. When OLD.toml was renamed to NEW.toml by hand already, only the
+    /// certificates move (what `status` asks for when such a rename could not be told apart).
     Rename {
         /// The profile's current name (profiles.d/OLD.toml).
         old: ProfileName,

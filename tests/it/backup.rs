@@ -249,6 +249,8 @@ fn populate(s: &SledStore, keys: &KeyStore) {
                 completed: None,
                 cause: "command".into(),
             }),
+            configured: true,
+            rename_candidates: vec![crate::common::pn("www")],
         },
     )
     .unwrap();

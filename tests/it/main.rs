@@ -21,6 +21,7 @@ mod deploy;
 mod disk;
 mod engine;
 mod faults;
+mod first_hour;
 mod hostile;
 mod jira;
 mod layers;

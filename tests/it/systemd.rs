@@ -247,7 +247,9 @@ async fn the_package_under_a_booted_systemd() {
         );
         c.write(
             "/etc/sectigo-connector/profiles.d/web.toml",
-            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 30\n[deploy]\ndir = \"/var/lib/sectigo-connector/certs\"\nhook = [\"systemctl\", \"reload-or-restart\", \"nginx\"]\n"),
+            // A window shorter than the certificates' 5 days: an import does not renew them at
+            // once (a due import through the daemon would), the test's `renew --yes` does.
+            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 3\n[deploy]\ndir = \"/var/lib/sectigo-connector/certs\"\nhook = [\"systemctl\", \"reload-or-restart\", \"nginx\"]\n"),
         );
         c.ok("mkdir -p /etc/systemd/system/sectigo-connector.service.d && printf '[Service]\\nRestartSec=1s\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' > /etc/systemd/system/sectigo-connector.service.d/test.conf && systemctl daemon-reload");
         c.ok("sectigo-connector check-config");
@@ -281,7 +283,7 @@ async fn the_package_under_a_booted_systemd() {
         ));
         assert!(out.contains("imported 1"), "{out}");
         c.ok(&format!("sectigo-connector certs import --profile web --cert-id {other}"));
-        let out = c.ok(&format!("sectigo-connector renew {due}"));
+        let out = c.ok(&format!("sectigo-connector renew {due} --yes"));
         assert!(out.contains("renewed"), "{out}");
         c.wait_until("the Jira comment", 20, |_| {
             jira.issue("CERT-1").is_some_and(|i| !i.comments.is_empty())
@@ -409,9 +411,21 @@ async fn the_package_under_a_booted_systemd() {
         let o = c.sh(&format!("systemctl reload {UNIT}"));
         assert_ne!(o.code, 0, "a refused configuration fails the reload");
         assert_eq!(c.show("ActiveState"), "active", "and the daemon runs on");
+        // The daemon's own record (its PID), not the `reload` command's output (ExecReload=
+        // logs to the unit's journal too, with the same identifier), which may come first.
+        let daemon = main_pid(&c);
+        let refusal = |v: &serde_json::Value| {
+            field(v, "_PID") == daemon
+                && field(v, "SYSLOG_IDENTIFIER") == "sectigo-connector"
+                && field(v, "MESSAGE").contains("configuration reload failed")
+                && field(v, "MESSAGE").contains("bad.toml: key `client_id`")
+        };
+        c.wait_until("the daemon's record of the refusal", 20, |c| {
+            journal_json(c).iter().any(refusal)
+        });
         let refused = journal_json(&c)
             .into_iter()
-            .find(|v| field(v, "MESSAGE").contains("bad.toml: key `client_id`"))
+            .find(|v| refusal(v))
             .expect("the refusal names the file and key");
         assert!(
             ["3", "4"].contains(&field(&refused, "PRIORITY")),
@@ -421,7 +435,12 @@ async fn the_package_under_a_booted_systemd() {
 
         // kill -9: systemd restarts it.
         let (pid, restarts) = (main_pid(&c), c.show("NRestarts"));
-        c.ok(&format!("systemctl kill -s KILL {UNIT}"));
+        // The daemon, not the unit's other processes (a helper of the unit, gone meanwhile,
+        // once failed the kill with EIO). Older systemd spells the option --kill-who=; newer
+        // ones --kill-whom= (and still take the old name): ask its --help which it has.
+        c.ok(&format!(
+            "if systemctl --help | grep -q -- --kill-whom; then w=--kill-whom; else w=--kill-who; fi; systemctl kill \"$w=main\" -s KILL {UNIT}"
+        ));
         let t = Instant::now();
         c.wait_until("the restart after kill -9", 30, |c| {
             c.show("ActiveState") == "active" && main_pid(c) != pid && main_pid(c) != "0"
@@ -448,7 +467,7 @@ async fn the_package_under_a_booted_systemd() {
         let renew = Command::new("nsenter")
             .arg("-t")
             .arg(c.init.to_string())
-            .args(["-a", "--", "sectigo-connector", "renew", &other])
+            .args(["-a", "--", "sectigo-connector", "renew", &other, "--yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
