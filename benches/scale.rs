@@ -640,6 +640,7 @@ fn outage(certs: usize, retry_max: u64, mode: &str, concurrency: usize, rps: f64
 
         // The run during the outage.
         let (log0, billed0, fails0) = (sim.requests().len(), sim.billable_total(), tcp_attempt_fails());
+        let (t0, i0) = (Utc::now(), tokio::time::Instant::now());
         let (code, wall, out, err) = run_once_bounded(&exe, dir, "outage", limit).await;
         let notified_outage = notifications();
         let log = sim.requests();
@@ -676,17 +677,58 @@ fn outage(certs: usize, retry_max: u64, mode: &str, concurrency: usize, rps: f64
         }
         println!("outage run: {:.2} token requests/s, {:.2} API requests/s", token as f64 / secs, api as f64 / secs);
         if code.is_none() {
-            let done = failed.max(by_state.iter().filter(|(s, _)| **s != "active").map(|(_, n)| n).sum());
-            if done > 0 {
-                let k = certs as f64 / done as f64;
-                println!(
-                    "outage run: stopped after {secs:.0} s with {done} of {certs} certificates done: EXTRAPOLATED to all {certs}: {:.0} s ({:.1} h), {} token requests, {} API requests",
-                    secs * k, secs * k / 3600.0,
-                    if mode == "refused" { refused.map_or("N/A".into(), |n| format!("≈{:.0} connection attempts", n as f64 * k)) } else { format!("{:.0}", token as f64 * k) },
-                    if mode == "refused" { "N/A".to_string() } else { format!("{:.0}", api as f64 * k) },
-                );
-            } else {
-                println!("outage run: stopped after {secs:.0} s with no certificate done: nothing to extrapolate from");
+            // Stopped: extrapolate from the certificates done, up to the last one done (the
+            // one under way when it was stopped counts neither its time nor its requests).
+            let done = failed.max(
+                by_state
+                    .iter()
+                    .filter(|(s, _)| **s != "active")
+                    .map(|(_, n)| n)
+                    .sum(),
+            );
+            let last = std::fs::read_to_string(&err)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("sectigo_engine::renew:") && !l.contains(" INFO "))
+                .filter_map(|l| l.split_whitespace().next())
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| (t.with_timezone(&Utc) - t0).to_std().unwrap_or_default())
+                .max();
+            match last {
+                Some(t_last) if done > 0 => {
+                    let upto = i0 + t_last;
+                    let by_then = |f: &dyn Fn(&str) -> bool| {
+                        log[log0..].iter().filter(|q| q.at <= upto && f(&q.path)).count()
+                    };
+                    let (token_by, api_by) = (
+                        by_then(&|p| p == "/auth/token"),
+                        by_then(&|p| p.starts_with("/api/")),
+                    );
+                    let (k, each) = (
+                        certs as f64 / done as f64,
+                        t_last.as_secs_f64() / done as f64,
+                    );
+                    println!(
+                        "outage run: stopped after {secs:.0} s; {done} of {certs} certificates done, the last at {:.0} s ({each:.0} s each; by then {} token and {} API requests)",
+                        t_last.as_secs_f64(),
+                        counts(token_by),
+                        counts(api_by),
+                    );
+                    println!(
+                        "outage run: EXTRAPOLATED (linearly) to all {certs}: {:.0} s ({:.1} h), {} token requests, {} API requests",
+                        each * certs as f64,
+                        each * certs as f64 / 3600.0,
+                        if mode == "refused" {
+                            refused.map_or("N/A".into(), |n| {
+                                format!("≈{:.0} connection attempts refused", n as f64 * t_last.as_secs_f64() / secs * k)
+                            })
+                        } else {
+                            format!("{:.0}", token_by as f64 * k)
+                        },
+                        if mode == "refused" { "N/A".to_string() } else { format!("{:.0}", api_by as f64 * k) },
+                    );
+                }
+                _ => println!("outage run: stopped after {secs:.0} s with no certificate done: nothing to extrapolate from"),
             }
         }
 
