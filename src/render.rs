@@ -578,10 +578,7 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
 /// `status --check`: one line per thing that needs a person (empty: nothing does).
 /// What to run when a profile's file went away while several with its client_id and scm_url
 /// appeared (or several went for one): the exact `profiles rename` for each candidate.
-fn rename_hint(
-    old: &ProfileName,
-    cands: &[ProfileName],
-) -> String {
+fn rename_hint(old: &ProfileName, cands: &[ProfileName]) -> String {
     let runs = cands
         .iter()
         .map(|c| format!("`sectigo-connector profiles rename {old} {c}`"))
