@@ -61,6 +61,9 @@ _sectigo__connector() {
             sectigo__connector__subcmd__certs,apply)
                 cmd="sectigo__connector__subcmd__certs__subcmd__apply"
                 ;;
+            sectigo__connector__subcmd__certs,deploy)
+                cmd="sectigo__connector__subcmd__certs__subcmd__deploy"
+                ;;
             sectigo__connector__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__export"
                 ;;
@@ -93,6 +96,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,apply)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__apply"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,deploy)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__export"
@@ -168,6 +174,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,apply)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__apply"
+                ;;
+            sectigo__connector__subcmd__help__subcmd__certs,deploy)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy"
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__export"
@@ -269,7 +278,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs)
-            opts="-h --config-dir --help list show import export link forget resolve plan apply revoke help"
+            opts="-h --config-dir --help list show import export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -288,6 +297,24 @@ _sectigo__connector() {
             ;;
         sectigo__connector__subcmd__certs__subcmd__apply)
             opts="-h --yes --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__deploy)
+            opts="-h --config-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,7 +372,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help)
-            opts="list show import export link forget resolve plan apply revoke help"
+            opts="list show import export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -359,6 +386,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -765,7 +806,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs)
-            opts="list show import export link forget resolve plan apply revoke"
+            opts="list show import export deploy link forget resolve plan apply revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -779,6 +820,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -242,12 +242,16 @@ impl DeclaredBook {
     }
 
     /// Reconciles: collects what SCM accepted, takes the billable steps `consent` allows,
-    /// collects again. Returns what it did, and the plan it acted on.
-    pub async fn run(&self, consent: Consent) -> Result<(ApplyReport, Vec<PlanItem>), EngineError> {
+    /// collects again. Returns what it did, and the certificates the cycle must not renew
+    /// ([`DeclaredBook::not_renewed`]).
+    pub async fn run(
+        &self,
+        consent: Consent,
+    ) -> Result<(ApplyReport, BTreeSet<CertId>), EngineError> {
         let mut report = ApplyReport::default();
         if self.declared.is_empty() && self.ledger.read(|s| s.declared_records()).await?.is_empty()
         {
-            return Ok((report, Vec::new()));
+            return Ok((report, BTreeSet::new()));
         }
         report.issued += self.collect().await?;
         let g = self.gather().await?;
