@@ -40,7 +40,7 @@ pub struct CycleReport {
     /// Deploys still owed at the end of the cycle.
     pub deploys_owed: u64,
     /// What the declared certificates (`certificates.d/`) needed and got.
-    pub declared: crate::declared::ApplyReport,
+    pub declared: Box<crate::declared::ApplyReport>,
 }
 
 /// At most this many error lines are kept in a cycle's summary.
@@ -122,7 +122,7 @@ impl Cycle {
         let undeclared = match mode {
             Mode::Live => {
                 let (r, held) = self.declared.run(crate::declared::Consent::Daemon).await?;
-                report.declared = r;
+                report.declared = Box::new(r);
                 held
             }
             Mode::DryRun => self.declared.not_renewed().await?,
