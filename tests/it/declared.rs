@@ -524,3 +524,52 @@ async fn a_bad_declaration_is_refused_at_reload_and_the_others_keep_working() {
     crate::common::signal(&child, "TERM");
     crate::common::wait_bounded(&mut child, 30);
 }
+
+#[tokio::test]
+async fn revoking_a_certificate_linked_to_an_issue_tells_jira() {
+    let env = Env::manual(ScmSimConfig::default()).await;
+    env.connector(
+        "[jira]\nurl = \"http://127.0.0.1:9\"\nflavor = \"cloud\"\nemail = \"bot@example.com\"\ntoken = \"t\"\n",
+    );
+    web_profile(&env, "");
+    let engine = env.engine_with(env.store());
+    let id = env.sim_cert("linked.example.com", 80);
+    let s = engine
+        .importer()
+        .import(
+            &crate::common::pn("web"),
+            vec![sectigo_engine::ImportLine {
+                cert_id: id.clone(),
+                issue: Some(crate::common::ik("CERT-9")),
+                name: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.imported.len(), 1);
+    let cfg = env.config();
+    service::execute(
+        Request::CertsRevoke {
+            id: id.clone(),
+            reason: "cessationOfOperation".into(),
+            yes: true,
+        },
+        &engine,
+        &cfg,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(env.sim.revocations(), vec![(id.to_string(), 5)]);
+    let queued = engine.store().outbox(100).unwrap();
+    let told: Vec<_> = queued
+        .iter()
+        .filter(|i| i.issue.as_str() == "CERT-9" && i.event == "revoked")
+        .collect();
+    assert_eq!(told.len(), 1, "{queued:#?}");
+    assert!(
+        told[0].comment.contains("cessationOfOperation"),
+        "{}",
+        told[0].comment
+    );
+}
