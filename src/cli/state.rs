@@ -155,6 +155,10 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
             return Err(e);
         }
     }
+    // Root never opens the service user's state: its owner reads it, root writes the file.
+    if let Some(owner) = super::owner::Owner::of_state(dir) {
+        return owner.reply(dir, &req, out.writer()).await;
+    }
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;

@@ -743,3 +743,39 @@ async fn an_enrollment_from_jira_is_deployed() {
     assert!(!out.path().join("new.example.com/privkey.pem").exists());
     assert_eq!(get(&d.store, &id).deploy, None);
 }
+
+/// A deploy cleans up only its own certificate's old versions: `api`'s second deploy leaves
+/// `api.2024.example.com`'s files (whose name starts with `api.` and a number) in place.
+#[test]
+fn a_deploy_removes_only_its_own_old_versions() {
+    use sectigo_engine::deploy::files::{write_set, FileSet};
+    let t = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["x.example.com".into()]).unwrap();
+    let set = FileSet {
+        cert: c.cert.pem(),
+        chain: c.cert.pem(),
+        key: None,
+    };
+    let cfg = sectigo_core::config::DeployConfig {
+        dir: t.path().to_path_buf(),
+        hook: None,
+        owner: None,
+        group: None,
+        mode: 0o644,
+    };
+    let name = |n: &str| n.parse::<sectigo_core::names::CertName>().unwrap();
+    let id = |n: &str| n.parse::<sectigo_core::names::CertId>().unwrap();
+    write_set(&cfg, &name("api.2024.example.com"), &id("7"), &set, 1).unwrap();
+    write_set(&cfg, &name("api"), &id("8"), &set, 2).unwrap();
+    write_set(&cfg, &name("api"), &id("9"), &set, 3).unwrap();
+    let other = t.path().join("api.2024.example.com").join("fullchain.pem");
+    assert!(other.is_file(), "the other certificate's files went");
+    assert!(t.path().join("api").join("fullchain.pem").is_file());
+    let hidden: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".api."))
+        .collect();
+    assert_eq!(hidden.len(), 2, "one version each: {hidden:?}");
+}
