@@ -3,7 +3,7 @@
 //! and collecting the certificate once SCM issues it (tracked, linked, deployed).
 //!
 //! The one enrollment path: an enrollment asked for from a Jira issue is journaled in its
-//! [`IssueRecord`], one declared in `certificates.d/` in its [`DeclaredRecord`] (which may also
+//! `IssueRecord`, one declared in `certificates.d/` in its `DeclaredRecord` (which may also
 //! ask for SCM's replace of its certificate: the same journal, the same exactly-once rule).
 
 use std::sync::Arc;
@@ -16,10 +16,7 @@ use sectigo_core::names::{CertId, IssueKey, ProfileName};
 use sectigo_core::secret::Secret;
 use sectigo_core::text::ts;
 use sectigo_core::x509::Csr;
-use sectigo_model::{
-    CertOrigin, CertRecord, CertState, DeclaredOp, DeclaredRecord, EnrollState, Event, IssueRecord,
-    Notification,
-};
+use sectigo_model::{CertOrigin, CertState, EnrollState, Event, Notification};
 use sectigo_scm::{EnrollRequest, Reserved, ScmClient, ScmError};
 use sectigo_state::{KeyStore, StoreError};
 
@@ -28,126 +25,11 @@ use crate::clients::ScmClients;
 use crate::collect::{issued_record, scm_status};
 use crate::deploy::{self, Deployer};
 use crate::error::EngineError;
+use crate::journal::Journal;
 use crate::ledger::{Announcement, Ledger};
 use crate::renew::request_id;
 use crate::settings::Tuning;
 use crate::shared::{bump, Counters};
-
-/// What an enrollment is journaled in: the Jira issue that asked for it, or the declaration
-/// in `certificates.d/`.
-pub(crate) trait Journal: Clone + Send + Sync + 'static {
-    /// Who asked, for the log: the issue key, or `declared NAME`.
-    fn who(&self) -> String;
-    fn enroll_state(&self) -> Option<&EnrollState>;
-    fn set_enroll(&mut self, s: Option<EnrollState>);
-    fn set_csr(&mut self, sha256: &str);
-    fn log(&mut self, at: DateTime<Utc>, event: String);
-    fn stall_reported(&self) -> Option<DateTime<Utc>>;
-    fn set_stall_reported(&mut self, at: DateTime<Utc>);
-    /// Nothing reached SCM: the attempt is forgotten (the next poll or cycle tries again).
-    fn not_sent(&mut self) {}
-    /// The Jira issue told of it, if any.
-    fn issue(&self) -> Option<&IssueKey>;
-    /// The certificate the call replaces (SCM's replace), if it is one.
-    fn replaces(&self) -> Option<&CertId>;
-    /// The issued certificate is this journal's: linked to the issue, or named.
-    fn adopt(&mut self, cert: &mut CertRecord);
-    fn into_entry(self) -> Journaled;
-}
-
-/// A journal as the ledger commits it.
-pub(crate) enum Journaled {
-    Issue(IssueRecord),
-    Declared(DeclaredRecord),
-}
-
-impl Journal for IssueRecord {
-    fn who(&self) -> String {
-        self.key.to_string()
-    }
-    fn enroll_state(&self) -> Option<&EnrollState> {
-        self.enroll.as_ref()
-    }
-    fn set_enroll(&mut self, s: Option<EnrollState>) {
-        self.enroll = s;
-    }
-    fn set_csr(&mut self, sha256: &str) {
-        self.csr_sha256 = Some(sha256.to_string());
-    }
-    fn log(&mut self, at: DateTime<Utc>, event: String) {
-        IssueRecord::log(self, at, event);
-    }
-    fn stall_reported(&self) -> Option<DateTime<Utc>> {
-        self.stall_reported
-    }
-    fn set_stall_reported(&mut self, at: DateTime<Utc>) {
-        self.stall_reported = Some(at);
-    }
-    fn not_sent(&mut self) {
-        self.set_handled("enroll", None);
-    }
-    fn issue(&self) -> Option<&IssueKey> {
-        Some(&self.key)
-    }
-    fn replaces(&self) -> Option<&CertId> {
-        None
-    }
-    fn adopt(&mut self, cert: &mut CertRecord) {
-        cert.jira_issue = Some(self.key.clone());
-    }
-    fn into_entry(self) -> Journaled {
-        Journaled::Issue(self)
-    }
-}
-
-impl Journal for DeclaredRecord {
-    fn who(&self) -> String {
-        format!("declared {}", self.name)
-    }
-    fn enroll_state(&self) -> Option<&EnrollState> {
-        self.enroll.as_ref()
-    }
-    fn set_enroll(&mut self, s: Option<EnrollState>) {
-        self.enroll = s;
-    }
-    fn set_csr(&mut self, sha256: &str) {
-        self.csr_sha256 = Some(sha256.to_string());
-    }
-    fn log(&mut self, at: DateTime<Utc>, event: String) {
-        DeclaredRecord::log(self, at, event);
-    }
-    fn stall_reported(&self) -> Option<DateTime<Utc>> {
-        self.stall_reported
-    }
-    fn set_stall_reported(&mut self, at: DateTime<Utc>) {
-        self.stall_reported = Some(at);
-    }
-    fn not_sent(&mut self) {
-        self.op = None;
-    }
-    fn issue(&self) -> Option<&IssueKey> {
-        None
-    }
-    fn replaces(&self) -> Option<&CertId> {
-        match &self.op {
-            Some(DeclaredOp::Replace { old }) => Some(old),
-            _ => None,
-        }
-    }
-    fn adopt(&mut self, cert: &mut CertRecord) {
-        cert.name = Some(self.name.clone());
-        self.cert_id = Some(cert.id.clone());
-        self.op = None;
-        self.consent_told = None;
-        if !self.asked_names.is_empty() {
-            self.names = std::mem::take(&mut self.asked_names);
-            self.key_type = std::mem::take(&mut self.asked_key_type);
-        }
-    }
-    fn into_entry(self) -> Journaled {
-        Journaled::Declared(self)
-    }
-}
 
 /// The billable call an enrollment makes.
 pub(crate) enum Call<'a> {

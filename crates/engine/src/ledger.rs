@@ -136,15 +136,15 @@ impl Ledger {
 
     /// Records, a journal (an issue's or a declaration's) and what they announce, in one
     /// transaction, durably.
-    pub(crate) async fn commit_journal<J: crate::enroll::Journal>(
+    pub(crate) async fn commit_journal<J: crate::journal::Journal>(
         &self,
         recs: Vec<CertRecord>,
         journal: J,
         news: Announcement,
     ) -> Result<(), EngineError> {
         match journal.into_entry() {
-            crate::enroll::Journaled::Issue(i) => self.commit_all(recs, vec![i], news).await,
-            crate::enroll::Journaled::Declared(d) => {
+            crate::journal::Journaled::Issue(i) => self.commit_all(recs, vec![i], news).await,
+            crate::journal::Journaled::Declared(d) => {
                 self.commit_declared(recs, vec![d], vec![], news).await
             }
         }

@@ -8,6 +8,8 @@
 //! - [`deploy::Deployer`]: a certificate's files and its hook;
 //! - [`enroll::Enroller`]: one enrollment, journaled, and its collection;
 //! - [`requests::Requests`]: what Jira issues ask for (enroll, renew, revoke);
+//! - [`declared::DeclaredBook`]: certificates declared in `certificates.d/` (enrolled,
+//!   replaced, revoked; its pure [`declared::plan`]);
 //! - [`settle::Settler`]: unknown outcomes settled after the operator checked SCM;
 //! - [`import::Importer`], [`operator::Operator`], [`profile_state::ProfileBook`]: onboarding,
 //!   the operator's other changes, the profiles as the state remembers them.
@@ -28,6 +30,7 @@ pub mod enroll;
 pub mod error;
 pub mod import;
 pub mod inventory;
+mod journal;
 mod ledger;
 pub mod notify;
 pub mod operator;
