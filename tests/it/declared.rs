@@ -573,3 +573,37 @@ async fn revoking_a_certificate_linked_to_an_issue_tells_jira() {
         told[0].comment
     );
 }
+
+#[tokio::test]
+async fn a_declared_certificate_is_renewed_in_its_window_with_a_key_of_its_declared_type() {
+    let env = Env::manual(ScmSimConfig::default()).await;
+    web_profile(&env, "key_rotation = \"new\"\nkey_type = \"rsa-2048\"");
+    declare(
+        &env,
+        "ec",
+        "profile = \"web\"\nnames = [\"ec.example.com\"]\nenroll = \"auto\"\n",
+    );
+    let engine = env.engine_with(env.store());
+    let cancel = CancellationToken::new();
+    engine.cycle().run(Mode::Live, &cancel).await.unwrap();
+    let key = env.path().join("deploy/ec/privkey.pem");
+    let first = std::fs::read_to_string(&key).unwrap();
+    env.advance(Duration::days(70));
+    let plan = engine.declared().plan().await.unwrap();
+    assert_eq!(action(&plan, "ec"), Action::Renew, "{plan:#?}");
+    let old = plan[0].cert_id.clone().unwrap();
+    engine.cycle().run(Mode::Live, &cancel).await.unwrap();
+    assert_eq!(env.sim.renewals_of(old.as_str()).len(), 1, "renewed once");
+    let renewed = std::fs::read_to_string(&key).unwrap();
+    assert_ne!(first, renewed, "a fresh key (key_rotation = \"new\")");
+    // An EC P-256 key (PKCS#8, about 240 bytes), not the profile's RSA 2048 (about 1700).
+    assert!(renewed.len() < 400, "{} bytes", renewed.len());
+    let plan = engine.declared().plan().await.unwrap();
+    assert_eq!(action(&plan, "ec"), Action::Ok, "{plan:#?}");
+    assert_ne!(
+        plan[0].cert_id.as_ref(),
+        Some(&old),
+        "its renewal is its certificate now"
+    );
+    assert_eq!(env.sim.enrollments().len(), 1);
+}

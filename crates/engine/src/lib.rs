@@ -139,6 +139,7 @@ impl Engine {
             counters: counters.clone(),
             budget: budget.clone(),
             refused: shared.refused.clone(),
+            declared: deployer.declared.clone(),
         };
         let collector = Collector {
             ledger: ledger.clone(),
