@@ -114,6 +114,42 @@ pub async fn revoke(engine: &Engine, id: CertId, reason: String, yes: bool) -> R
     })
 }
 
+/// `certs resolve NAME` for a declaration whose enroll or replace answer was lost (and no
+/// tracked certificate has that id). `None`: not a declaration's; the settler decides.
+pub async fn resolve(
+    engine: &Engine,
+    target: &sectigo_engine::Target,
+    renewed_as: Option<&CertId>,
+) -> Result<Option<Response>, sectigo_engine::EngineError> {
+    let sectigo_engine::Target::Cert(id) = target else {
+        return Ok(None);
+    };
+    let Ok(name) = sectigo_core::names::CertName::parse(id.as_str()) else {
+        return Ok(None);
+    };
+    if !engine.declared().declarations().contains_key(&name)
+        || engine.operator().certificate(id).await.is_ok()
+    {
+        return Ok(None);
+    }
+    if let Some(new) = renewed_as {
+        let profile = &engine.declared().declarations()[&name].profile;
+        return Err(sectigo_engine::EngineError::Invalid(format!(
+            "to adopt the certificate SCM issued for declared certificate {name}, import it under the declaration's name: `sectigo-connector certs import --profile {profile} --cert-id {new} --name {name}`"
+        )));
+    }
+    Ok(engine
+        .declared()
+        .resolve_not_done(&name)
+        .await?
+        .map(|outcome| {
+            Response::Resolved(sectigo_engine::Resolved {
+                target: name.to_string(),
+                outcome,
+            })
+        }))
+}
+
 /// `certs plan` as text: one line per declaration.
 pub fn plan_text(items: &[PlanItem]) -> String {
     use std::fmt::Write as _;

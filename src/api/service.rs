@@ -154,6 +154,10 @@ async fn plain(
             })
         }
         Request::CertsResolve { target, renewed_as } => {
+            // A declared certificate's lost enroll or replace (`certs resolve NAME`).
+            if let Some(r) = super::declared::resolve(engine, &target, renewed_as.as_ref()).await? {
+                return Ok(r);
+            }
             let finding = renewed_as.map_or(Finding::NotRenewed, Finding::RenewedAs);
             engine
                 .settler()

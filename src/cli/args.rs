@@ -257,8 +257,9 @@ pub enum CertsCommand {
         yes: bool,
     },
     /// Settle an `outcome-unknown` renewal (ID: the certificate) or enrollment (ID: its Jira
-    /// issue key) after checking SCM: the request id to search SCM's comments for is in `certs
-    /// show`. Goes through the daemon while it runs.
+    /// issue key, or with --not-renewed a declared certificate's NAME) after checking SCM:
+    /// the request id to search SCM's comments for is in `certs show` (`certs plan`). Goes
+    /// through the daemon while it runs.
     Resolve {
         /// The certificate id, or the issue key of an enrollment from Jira.
         id: Target,

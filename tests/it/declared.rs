@@ -607,3 +607,68 @@ async fn a_declared_certificate_is_renewed_in_its_window_with_a_key_of_its_decla
     );
     assert_eq!(env.sim.enrollments().len(), 1);
 }
+
+#[tokio::test]
+async fn a_lost_enrollment_is_never_sent_again_until_the_operator_resolves_it() {
+    let env = Env::manual(ScmSimConfig::default()).await;
+    web_profile(&env, "");
+    declare(
+        &env,
+        "lost",
+        "profile = \"web\"\nnames = [\"lost.example.com\"]\nenroll = \"auto\"\n",
+    );
+    let store = env.store();
+    // The journal a kill -9 leaves between the intent and the answer.
+    let mut rec =
+        sectigo_model::DeclaredRecord::new(&"lost".parse().unwrap(), &crate::common::pn("web"));
+    rec.op = Some(sectigo_model::DeclaredOp::Enroll);
+    rec.enroll = Some(sectigo_model::EnrollState::Requested {
+        profile: crate::common::pn("web"),
+        at: env.now(),
+        request: Some("r-0123456789".into()),
+    });
+    store.commit_declared(&[], &[rec], &[], &[]).unwrap();
+    let engine = env.engine_with(store);
+    assert_eq!(engine.recover().await.unwrap(), 1);
+    let cancel = CancellationToken::new();
+    for _ in 0..2 {
+        engine.cycle().run(Mode::Live, &cancel).await.unwrap();
+        let plan = engine.declared().plan().await.unwrap();
+        assert_eq!(action(&plan, "lost"), Action::Unknown, "{plan:#?}");
+        assert!(
+            plan[0].detail.contains("r-0123456789"),
+            "{}",
+            plan[0].detail
+        );
+    }
+    let cfg = env.config();
+    let r = service::execute(Request::CertsApply { yes: true }, &engine, &cfg, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Response::Applied(ref a) if a.enrolled.is_empty()),
+        "{r:?}"
+    );
+    assert!(
+        env.sim.enrollments().is_empty(),
+        "an unknown outcome is never sent again"
+    );
+
+    // The operator checked SCM: nothing. Resolved, it is enrolled again (auto).
+    let r = service::execute(
+        Request::CertsResolve {
+            target: "lost".parse().unwrap(),
+            renewed_as: None,
+        },
+        &engine,
+        &cfg,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r, Response::Resolved(_)), "{r:?}");
+    engine.cycle().run(Mode::Live, &cancel).await.unwrap();
+    assert_eq!(env.sim.enrollments().len(), 1);
+    let plan = engine.declared().plan().await.unwrap();
+    assert_eq!(action(&plan, "lost"), Action::Ok, "{plan:#?}");
+}

@@ -474,8 +474,9 @@ impl Enroller {
                     cert_id: String::new(),
                     profile: profile.to_string(),
                     message: format!(
-                        "Needs a human: the outcome of the enrollment for {who} is unknown ({reason}). SCM may have enrolled, and billed, it; it is not sent again. Check SCM for request {}: adopt its certificate with `sectigo-connector certs import --profile {profile} --cert-id ID --name NAME`, or, if SCM holds none, `sectigo-connector certs resolve NAME --not-renewed`.",
-                        request.as_deref().unwrap_or("?")
+                        "Needs a human: the outcome of the enrollment for {who} is unknown ({reason}). SCM may have enrolled, and billed, it; it is not sent again. Check SCM for request {}: adopt its certificate with `sectigo-connector certs import --profile {profile} --cert-id ID --name {name}`, or, if SCM holds none, `sectigo-connector certs resolve {name} --not-renewed`.",
+                        request.as_deref().unwrap_or("?"),
+                        name = who.trim_start_matches("declared ")
                     ),
                 });
                 Announcement::default()

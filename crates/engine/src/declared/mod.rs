@@ -450,6 +450,42 @@ impl DeclaredBook {
         Ok(n)
     }
 
+    /// `certs resolve NAME --not-renewed` for a declaration whose enroll or replace call's
+    /// answer was lost: the operator checked SCM, which holds nothing for its request. The
+    /// journal is cleared; the declaration is enrolled (replaced) again when consented.
+    /// `None`: no declaration of that name has an unknown outcome.
+    pub async fn resolve_not_done(&self, name: &CertName) -> Result<Option<String>, EngineError> {
+        let Some(_claim) = self.claims.claim(ClaimKey::Declared(name.clone())) else {
+            return Err(EngineError::Invalid(format!(
+                "declared certificate {name} is being worked on; try again in a minute"
+            )));
+        };
+        let n = name.clone();
+        let Some(mut rec) = self.ledger.read(move |s| s.declared_record(&n)).await? else {
+            return Ok(None);
+        };
+        let Some(EnrollState::OutcomeUnknown { request, .. }) = rec.enroll.clone() else {
+            return Ok(None);
+        };
+        let now = self.ledger.now();
+        let request = request.unwrap_or_else(|| "?".into());
+        rec.enroll = None;
+        rec.op = None;
+        rec.asked_names.clear();
+        rec.asked_key_type.clear();
+        rec.log(
+            now,
+            format!("resolved by the operator: SCM holds nothing for request {request}; asked for again when applied"),
+        );
+        info!(profile = %rec.profile, "declared certificate {name}: the lost request {request} resolved as not done by the operator");
+        self.ledger
+            .commit_declared(vec![], vec![rec], vec![], Default::default())
+            .await?;
+        Ok(Some(format!(
+            "resolved as not done: `certs plan` shows what it needs again (request {request})"
+        )))
+    }
+
     /// Revokes a tracked certificate in SCM (`certs revoke`): it shows as revoked and is no
     /// longer renewed; its Jira issue, when linked, is told. Revoking is not billable; a
     /// certificate SCM already shows revoked counts as done.

@@ -206,10 +206,11 @@ fn decide(
                 return (
                     Action::Unknown,
                     format!(
-                        "the answer to its {} call was lost: SCM may have issued (and billed) it, so it is not sent again; search SCM for request {}, then `certs import --profile {} --cert-id ID --name {}` if it did",
+                        "the answer to its {} call was lost: SCM may have issued (and billed) it, so it is not sent again; search SCM for request {}, then `certs import --profile {} --cert-id ID --name {}` if it did, `certs resolve {} --not-renewed` if not",
                         what(r),
                         request.as_deref().unwrap_or("?"),
                         d.profile,
+                        d.name,
                         d.name
                     ),
                 )
