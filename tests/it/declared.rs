@@ -357,6 +357,12 @@ async fn confirm_never_enrolls_on_its_own_and_auto_enrolls_within_the_budget() {
             .any(|l| l.starts_with("declared asked (web): enroll waits for `certs apply`")),
         "{lines:#?}"
     );
+    // And `status` shows the one that waits.
+    let (text, _) = sectigo::render::text(&Response::Status(s.clone()), env.now());
+    assert!(
+        text.contains("problem:       declared asked (web): enroll waits for `certs apply`"),
+        "{text}"
+    );
     // [notify] told once.
     engine
         .shared()
