@@ -396,6 +396,33 @@ async fn a_hostile_name_in_a_record_or_an_import_line_is_refused() {
         let o = cli(&db, &["certs", "list", "--json"]);
         assert_eq!(o.stdout.trim(), "[]", "nothing imported: {}", o.stderr);
 
+        // A key line whose name leaves the keys directory: refused before anything is
+        // written, so the clean file imports afterwards (no restore left unfinished).
+        let mut lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut end = lines.pop().unwrap();
+        end["end"]["keys"] = 1.into();
+        let pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        lines.push(serde_json::json!({"key": {"name": "../x", "pem": pem}}));
+        lines.push(end);
+        let forged_key: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&forged, forged_key).unwrap();
+        let o = cli(&db, &["state", "import", forged.to_str().unwrap()]);
+        assert_ne!(o.code, 0, "{}", o.stdout);
+        assert!(o.stderr.contains("not a key name"), "{}", o.stderr);
+        let o = cli(&db, &["certs", "list", "--json"]);
+        assert_eq!(o.stdout.trim(), "[]", "nothing imported: {}", o.stderr);
+        let o = cli(&db, &["status"]);
+        assert!(!o.stdout.contains("restore"), "{}", o.stdout);
+        let o = cli(&db, &["state", "import", backup.to_str().unwrap()]);
+        assert_eq!(
+            o.code, 0,
+            "the clean file after a refused one: {}",
+            o.stderr
+        );
+
         // A record in the state itself.
         {
             let db = sled::open(da.join("state").join("db")).unwrap();

@@ -116,7 +116,7 @@ pub enum Line {
     Declared(Box<DeclaredRecord>),
     /// A private key the daemon made, under its certificate's (or request's) id.
     Key {
-        name: String,
+        name: crate::keys::KeyName,
         pem: KeyPem,
     },
     End(Counts),
@@ -307,6 +307,8 @@ fn export_keys(
             continue; // removed since it was listed (a `certs forget` of its certificate,
                       // whose record is then not in this snapshot either)
         };
+        let name =
+            crate::keys::KeyName::parse(&name).map_err(io(format!("the private key {name:?}")))?;
         let line = Line::Key {
             name,
             pem: KeyPem(pem.expose().to_string()),
@@ -365,7 +367,7 @@ pub fn import<R: BufRead>(
             Line::Declared(d) => Record::Declared(d),
             Line::Key { name, pem } => {
                 return keys
-                    .put(&name, &sectigo_core::secret::Secret::new(pem.0))
+                    .put(name.as_str(), &sectigo_core::secret::Secret::new(pem.0))
                     .map_err(io(format!("writing the private key {name}")));
             }
             Line::End(_) => return Ok(()),

@@ -14,6 +14,37 @@ pub struct KeyStore {
     dir: PathBuf,
 }
 
+/// A key's name (a certificate id or a request id), checked where it is decoded: a state
+/// export's key line with a name that is no key name does not decode, so the import refuses
+/// the file before it writes anything.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(name: &str) -> std::io::Result<KeyName> {
+        valid(name)?;
+        Ok(KeyName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyName, D::Error> {
+        let s = String::deserialize(d)?;
+        KeyName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 fn valid(name: &str) -> std::io::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
