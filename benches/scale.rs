@@ -90,6 +90,7 @@ fn populate(dir: &Path, n: usize) -> Duration {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         });
         if batch.len() == 1000 {
             store.put(&batch).unwrap();

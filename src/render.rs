@@ -646,6 +646,17 @@ fn cert(c: &CertDetail) -> String {
         s => s.name().to_string(),
     };
     writeln!(o, "state:        {state}").ok();
+    if let (CertState::OutcomeUnknown { .. }, Some(e)) = (&r.state, &r.last_error) {
+        writeln!(o, "found:        {e}").ok();
+    }
+    if r.scm_auto_renew {
+        writeln!(
+            o,
+            "warning:      {}",
+            sectigo_engine::inventory::SCM_AUTO_RENEW
+        )
+        .ok();
+    }
     writeln!(
         o,
         "jira issue:   {}",

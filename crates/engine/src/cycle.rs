@@ -53,6 +53,8 @@ pub struct Cycle {
     pub(crate) tuning: Tuning,
     pub(crate) budget: Budget,
     pub(crate) shared: Shared,
+    /// Unknown outcomes settled from SCM's records (profiles with `[admin]`).
+    pub(crate) settle: crate::settle_auto::AutoSettle,
 }
 
 /// One renewal to send: the certificate, why, and its budget's ticket (taken in expiry
@@ -79,6 +81,11 @@ impl Cycle {
                 request: request.clone(),
             };
             rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
+            rec.last_error = Some(crate::settle_auto::unknown_note(
+                request.as_deref(),
+                self.settle.admin(&rec.profile),
+                self.tuning.renewal.settle_after_minutes,
+            ));
             // It may have been billed: the budget counts it.
             if let Some(r) = &request {
                 let entry = sectigo_model::BillingEntry {
@@ -110,6 +117,14 @@ impl Cycle {
         let mut report = CycleReport::default();
         report.summary.started = Some(now);
         if mode == Mode::Live {
+            // Unknown outcomes SCM's records settle (with `[admin]`), before anything is due.
+            let settled = self.settle.run().await?;
+            if settled != Default::default() {
+                info!(
+                    "unknown outcomes from SCM's records: {} adopted, {} declared not renewed, {} still waiting",
+                    settled.adopted, settled.declared, settled.waiting
+                );
+            }
             let c = self.collector.collect_pending().await?;
             report.summary.renewed += c.renewed;
             report.summary.failed += c.failed;

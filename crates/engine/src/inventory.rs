@@ -94,6 +94,15 @@ impl Inventory {
                 last_error: job.last_error.clone(),
             });
         }
+        if r.scm_auto_renew && live {
+            self.problems.push(Problem {
+                id: r.id.clone(),
+                profile: r.profile.clone(),
+                state: "scm-auto-renew".to_string(),
+                failures: 0,
+                last_error: Some(SCM_AUTO_RENEW.to_string()),
+            });
+        }
         let stalled = matches!(r.state, CertState::Collecting { .. }) && r.stall_reported.is_some();
         self.stalled += u64::from(stalled);
         if stalled
@@ -113,6 +122,9 @@ impl Inventory {
         }
     }
 }
+
+/// The warning for a certificate SCM also renews by itself (`[admin]` saw it).
+pub const SCM_AUTO_RENEW: &str = "SCM's own auto-renewal is on for it: SCM and the daemon would both renew (and bill) it; turn auto-renewal off for it in SCM";
 
 /// Sees every certificate, with its decision, in the inventory's pass.
 pub trait Visit: Send + 'static {
@@ -180,6 +192,7 @@ mod tests {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         }
     }
 

@@ -30,11 +30,13 @@ mod ledger;
 pub mod notify;
 pub mod operator;
 pub mod policy;
+pub mod prebill;
 pub mod profile_state;
 pub mod renew;
 pub mod requests;
 pub mod settings;
 pub mod settle;
+pub mod settle_auto;
 pub mod shared;
 
 use std::sync::Arc;
@@ -120,6 +122,12 @@ impl Engine {
             default_limit: cfg.connector.renewal.max_per_day,
             windows: shared.budget.clone(),
         };
+        let settler = Settler {
+            ledger: ledger.clone(),
+            scm: scm.clone(),
+            claims: claims.clone(),
+            deployer: deployer.clone(),
+        };
         let renewer = Renewer {
             ledger: ledger.clone(),
             scm: scm.clone(),
@@ -130,6 +138,11 @@ impl Engine {
             counters: counters.clone(),
             budget: budget.clone(),
             refused: shared.refused.clone(),
+            prebill: prebill::PreBill {
+                ledger: ledger.clone(),
+                scm: scm.clone(),
+                settler: settler.clone(),
+            },
         };
         let collector = Collector {
             ledger: ledger.clone(),
@@ -156,6 +169,15 @@ impl Engine {
                 tuning: tuning.clone(),
                 budget: budget.clone(),
                 shared: shared.clone(),
+                settle: settle_auto::AutoSettle {
+                    ledger: ledger.clone(),
+                    scm: scm.clone(),
+                    claims: claims.clone(),
+                    settler: settler.clone(),
+                    settle_after: chrono::Duration::minutes(
+                        cfg.connector.renewal.settle_after_minutes as i64,
+                    ),
+                },
             },
             requests: Requests {
                 ledger: ledger.clone(),
@@ -166,12 +188,7 @@ impl Engine {
                 renewer: renewer.clone(),
                 enroller,
             },
-            settler: Settler {
-                ledger: ledger.clone(),
-                scm: scm.clone(),
-                claims,
-                deployer: deployer.clone(),
-            },
+            settler,
             importer: Importer {
                 ledger: ledger.clone(),
                 scm: scm.clone(),

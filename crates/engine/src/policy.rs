@@ -329,6 +329,7 @@ mod tests {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         }
     }
 

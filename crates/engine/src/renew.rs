@@ -51,6 +51,10 @@ pub enum Skip {
     State(&'static str),
     #[error("shutting down")]
     ShuttingDown,
+    /// SCM's records (`[admin]`), read before billing, say not to: renewed already, expired,
+    /// or a person must decide. Nothing was sent.
+    #[error("SCM's records: {0}")]
+    InScm(String),
 }
 
 /// Why a renewal failed with nothing billed.
@@ -142,6 +146,8 @@ pub struct Renewer {
     pub(crate) counters: Arc<Counters>,
     pub(crate) budget: Budget,
     pub(crate) refused: Refusals,
+    /// SCM's records read before the billable call (with `[admin]`).
+    pub(crate) prebill: crate::prebill::PreBill,
 }
 
 impl Renewer {
@@ -163,7 +169,7 @@ impl Renewer {
         let Some(_claim) = self.claims.claim(ClaimKey::Cert(id.clone())) else {
             return Ok(RenewOutcome::Skipped(Skip::Busy));
         };
-        let rec = self.ledger.cert(id).await?;
+        let mut rec = self.ledger.cert(id).await?;
         let profile = self
             .profiles
             .get(&rec.profile)
@@ -187,6 +193,11 @@ impl Renewer {
             },
             None => self.budget.take_consented(&rec.profile).await?,
         };
+        // SCM's own record first (with `[admin]`): renewed already, revoked or expired there
+        // is never billed again. The ticket goes back unspent when nothing is sent.
+        if let Some(outcome) = self.prebill.check(&mut rec, reason).await? {
+            return Ok(outcome);
+        }
         let p = match self.prepare(rec, &profile, ticket, reason).await? {
             Ok(p) => p,
             Err(failure) => return Ok(RenewOutcome::Failed(failure)),
@@ -458,7 +469,14 @@ impl Renewer {
             at,
             request: Some(request.to_string()),
         };
-        rec.last_error = Some(e.to_string());
+        rec.last_error = Some(format!(
+            "{e}; {}",
+            crate::settle_auto::unknown_note(
+                Some(request),
+                self.scm.admin(&rec.profile).is_some(),
+                self.tuning.renewal.settle_after_minutes,
+            )
+        ));
         rec.log(at, format!("renewal outcome unknown: {e}"));
         let news = self.ledger.announce(Event::OutcomeUnknown {
             cert: rec,
