@@ -31,6 +31,7 @@ mod pem;
 mod scm;
 mod scm_answers;
 mod secrets;
+mod settle_auto;
 mod state;
 mod systemd;
 mod untrusted;
