@@ -115,6 +115,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         Response::DryRun(d) => dry_run(d),
         Response::DueChange(d) => due_change(d),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
+        Response::Tracked(ids) => ids.iter().map(|i| format!("{i}\n")).collect(),
     };
     (out, String::new())
 }

@@ -40,6 +40,10 @@ pub enum Request {
     CertsImport {
         profile: ProfileName,
         lines: Vec<ImportLine>,
+        /// Those SCM's own auto-renewal is on for (`certs discover --import`): imported with
+        /// the warning.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scm_auto_renew: Vec<CertId>,
     },
     CertsLink {
         id: CertId,
@@ -102,6 +106,10 @@ pub enum Request {
     /// the running configuration when a daemon answers (`check-config`), with nothing when
     /// none runs (what a first start would renew).
     DueChange,
+    /// Which of these ids are tracked (`certs discover`, page by page).
+    CertsTracked {
+        ids: Vec<CertId>,
+    },
 }
 
 /// What a request produced.
@@ -164,6 +172,8 @@ pub enum Response {
         #[serde(skip)]
         spool: Spool,
     },
+    /// The ids of a `certs-tracked` request that are tracked.
+    Tracked(Vec<CertId>),
 }
 
 /// What a dry run found.

@@ -18,6 +18,7 @@ mod contract;
 mod crash;
 mod daemon;
 mod deploy;
+mod discover;
 mod disk;
 mod engine;
 mod faults;

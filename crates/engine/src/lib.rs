@@ -22,6 +22,7 @@ pub mod collect;
 mod cost;
 pub mod cycle;
 pub mod deploy;
+pub mod discover;
 pub mod enroll;
 pub mod error;
 pub mod import;
