@@ -210,6 +210,12 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         sectigo_core::clock::system(),
     )?;
     let redeploy = runtime()?.block_on(engine.deployer().owe_missing_deploys())?;
+    // What the daemon may have renewed after the backup waits for a person (without [admin]).
+    let backup = std::fs::File::open(file)
+        .map_err(ExportError::from)
+        .and_then(|f| sectigo_state::export::header(std::io::BufReader::new(f)))
+        .map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
+    let held = runtime()?.block_on(engine.hold_after_restore(backup.exported_at))?;
     drop(engine);
     let owner = give_to_owner(&cfg.connector.state.dir)
         .map_err(|e| CliError::failed(format!("{}: {e}", cfg.connector.state.dir.display())))?;
@@ -223,6 +229,13 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         println!(
             "{} not in the deploy directory: the daemon deploys them (files and hook) when it starts",
             render::plural(redeploy, "certificate whose files are", "certificates whose files are")
+        );
+    }
+    if !held.is_empty() {
+        println!(
+            "{} held: due now, and the backup is from {}, so the daemon may have renewed them after it. Nothing renews them until a person checks SCM and confirms (`renew ID --yes`, or `certs resolve ID --renewed-as NEW_ID` / `--not-renewed`); `status --check` lists them",
+            render::plural(held.len() as u64, "renewal", "renewals"),
+            sectigo_core::text::ts(backup.exported_at)
         );
     }
     Ok(Exit::Ok.code())

@@ -29,6 +29,7 @@ mod man;
 mod online;
 mod outage;
 mod pem;
+mod restore_hold;
 mod scm;
 mod scm_answers;
 mod secrets;

@@ -35,6 +35,7 @@ pub mod prebill;
 pub mod profile_state;
 pub mod renew;
 pub mod requests;
+pub mod restore;
 pub mod settings;
 pub mod settle;
 pub mod settle_auto;
