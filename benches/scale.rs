@@ -3,6 +3,7 @@
 //!   cargo bench --bench scale -- selection 10000 100000 1000000
 //!   cargo bench --bench scale -- daemon 100000
 //!   cargo bench --bench scale -- throughput 1000 50 8 100
+//!   cargo bench --bench scale -- outage 1000 10 token-down
 //!
 //! `selection N...`: due selection over N tracked certificates, 0.1% of them due: time per
 //! selection (the index range scan plus the policy over what it returns) and memory.
@@ -15,6 +16,13 @@
 //! the simulator answering after LATENCY_MS: wall time against the ideal
 //! (calls × latency / concurrency, or calls / rate, whichever binds), and the most requests
 //! seen in any one second.
+//! `outage CERTS RETRY_MAX_SECS MODE [MAX_CONCURRENT [MAX_RPS]]` (defaults 4 and 5, as shipped):
+//! one `run --once` of the real binary over CERTS due certificates while SCM is out (MODE
+//! `token-down`: its token endpoint answers 503; `refused`: nothing listens at its host;
+//! `api-5xx`: tokens are issued, every API call answers 5xx), then one more once it is back:
+//! wall time, requests to the token endpoint and to the API, billable calls, exit code,
+//! "needs a person" lines, and how many certificates got their own failure and backoff.
+//! Each run is stopped after `OUTAGE_TIMEOUT_SECS` (default 900) and reported as far as it got.
 
 // The tests (and the benchmarks) drive the real binary, which reads the wall clock, and the
 // simulators beside it; where time must move faster, a test takes `Env::manual`'s clock.
@@ -440,6 +448,337 @@ fn backup_one(n: usize) {
     );
 }
 
+/// One `run --once` of the real binary, bounded: stdout and stderr to files, killed (TERM, then
+/// KILL) when it outlives `limit`. Returns the exit code (`None`: killed) and the wall time.
+async fn run_once_bounded(
+    exe: &Path,
+    dir: &Path,
+    tag: &str,
+    limit: Duration,
+) -> (Option<i32>, Duration, PathBuf, PathBuf) {
+    let (out, err) = (
+        dir.join(format!("{tag}.stdout")),
+        dir.join(format!("{tag}.stderr")),
+    );
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["run", "--once"])
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() >= limit {
+            eprintln!(
+                "outage: {tag}: still running after {} s: stopping it",
+                limit.as_secs()
+            );
+            terminate(child.id());
+            let grace = Instant::now();
+            while child.try_wait().unwrap().is_none() && grace.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = child.kill();
+            child.wait().unwrap();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    (code, start.elapsed(), out, err)
+}
+
+/// The kernel's count of TCP connections that failed from SYN-SENT (a refused connect), for
+/// the whole network namespace.
+fn tcp_attempt_fails() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "AttemptFails")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// What a run left in the state.
+struct Left {
+    by_state: std::collections::BTreeMap<&'static str, usize>,
+    /// Records with a failure count.
+    failed: usize,
+    /// Records with a next attempt set (their own backoff).
+    with_next: usize,
+    /// The earliest and the latest next attempt.
+    spread: Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)>,
+}
+
+fn outage_state(state: &Path) -> Left {
+    let store = SledStore::open(state, 64).unwrap();
+    let recs = store.by_profile(&"bench".parse().unwrap()).unwrap();
+    let mut by_state = std::collections::BTreeMap::new();
+    for r in &recs {
+        *by_state.entry(r.state.name()).or_insert(0) += 1;
+    }
+    let next: Vec<_> = recs.iter().filter_map(|r| r.next_attempt).collect();
+    Left {
+        by_state,
+        failed: recs.iter().filter(|r| r.failures > 0).count(),
+        with_next: next.len(),
+        spread: next
+            .iter()
+            .min()
+            .zip(next.iter().max())
+            .map(|(a, b)| (*a, *b)),
+    }
+}
+
+/// Lines of a run's stderr: (all, ERROR, WARN, "needs a person", "SCM call failed, retrying").
+fn outage_lines(err: &Path) -> (usize, usize, usize, usize, usize) {
+    let text = std::fs::read_to_string(err).unwrap_or_default();
+    let count = |pat: &str| text.lines().filter(|l| l.contains(pat)).count();
+    (
+        text.lines().count(),
+        count(" ERROR "),
+        count(" WARN "),
+        count("needs a person"),
+        count("SCM call failed, retrying"),
+    )
+}
+
+/// `outage CERTS RETRY_MAX_SECS MODE [MAX_CONCURRENT [MAX_RPS]]`: one `run --once` of the real
+/// binary over CERTS due certificates while SCM is out, then one more once it is back.
+/// MODE: `token-down` (the token endpoint answers 503), `refused` (nothing listens at SCM's
+/// host: a closed loopback port), `api-5xx` (tokens are issued, every API call answers 5xx).
+/// Each run is stopped after `OUTAGE_TIMEOUT_SECS` (default 900); a stopped run is reported
+/// as far as it got, with an extrapolation to all CERTS.
+fn outage(certs: usize, retry_max: u64, mode: &str, concurrency: usize, rps: f64) {
+    assert!(
+        matches!(mode, "token-down" | "refused" | "api-5xx"),
+        "MODE is token-down, refused or api-5xx"
+    );
+    let exe = daemon_exe();
+    let limit = Duration::from_secs(
+        std::env::var("OUTAGE_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(900),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let sim = ScmSim::start(ScmSimConfig::default()).await.unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let state = dir.join("state");
+        // `[notify] command`: one line per event that would page someone.
+        let notified = dir.join("notified");
+        let notifications = || std::fs::read_to_string(&notified).map_or(0, |t| t.lines().count());
+        std::fs::create_dir_all(dir.join("profiles.d")).unwrap();
+        std::fs::write(
+            dir.join("connector.toml"),
+            format!("[state]\ndir = {state:?}\n[scm]\nmax_concurrent = {concurrency}\nmax_requests_per_second = {rps}\nretry_max_secs = {retry_max}\n[control]\nsocket = {:?}\n[log]\nformat = \"text\"\n[notify]\ncommand = [\"sh\", \"-c\", \"echo \\\"$SECTIGO_EVENT $SECTIGO_CERT_ID\\\" >> {}\"]\n", dir.join("sock"), notified.display()),
+        )
+        .unwrap();
+        let profile = |url: &str, token_url: &str| {
+            let file = dir.join("profiles.d/bench.toml");
+            std::fs::write(
+                &file,
+                format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{url}\"\ntoken_url = \"{token_url}\"\n"),
+            )
+            .unwrap();
+            // Not readable by others: the daemon would warn about the secret (a line per run).
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        };
+        eprintln!("outage: {certs} certificates, {mode}, retry_max_secs {retry_max}: working in {}", dir.display());
+        if mode == "refused" {
+            // A port that was free a moment ago and is closed now: every connect is refused.
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            profile(&format!("http://127.0.0.1:{port}"), &format!("http://127.0.0.1:{port}/auth/token"));
+        } else {
+            profile(&sim.url(), &sim.token_url());
+        }
+        // CERTS certificates the simulator knows (so that renewing them works once SCM is
+        // back), tracked in the state directly, all inside the 30-day window (1 to 29 days).
+        let now = Utc::now();
+        {
+            let store = SledStore::open(&state, 64).unwrap();
+            let mut batch = Vec::with_capacity(1000);
+            for i in 0..certs {
+                let cn = format!("host{i}.example.com");
+                let (nb, na) = (now - CDuration::days(360), now + CDuration::days(1 + (i % 29) as i64));
+                let id = sim.add_certificate(&cn, &[&cn], nb, na);
+                batch.push(CertRecord {
+                    id: id.clone(),
+                    profile: "bench".parse().unwrap(),
+                    subject_cn: cn.clone(),
+                    sans: vec![cn],
+                    serial: format!("{:016X}", id.parse::<u64>().unwrap()),
+                    not_before: nb,
+                    not_after: na,
+                    state: CertState::Active,
+                    jira_issue: None,
+                    origin: CertOrigin::Imported { at: now },
+                    failures: 0,
+                    next_attempt: None,
+                    last_error: None,
+                    reported_no_auto_renew: None,
+                    stall_reported: None,
+                    history: vec![],
+                    name: None,
+                    deploy: None,
+                    scm_auto_renew: false,
+                });
+                if batch.len() == 1000 {
+                    store.put(&batch).unwrap();
+                    batch.clear();
+                }
+            }
+            store.put(&batch).unwrap();
+            store.flush().unwrap();
+        }
+        sim.set_faults(match mode {
+            "token-down" => Faults { token_endpoint_down: true, ..Default::default() },
+            "api-5xx" => Faults { error_5xx: 1.0, ..Default::default() },
+            _ => Faults::default(),
+        });
+
+        // The run during the outage.
+        let (log0, billed0, fails0) = (sim.requests().len(), sim.billable_total(), tcp_attempt_fails());
+        let (t0, i0) = (Utc::now(), tokio::time::Instant::now());
+        let (code, wall, out, err) = run_once_bounded(&exe, dir, "outage", limit).await;
+        let notified_outage = notifications();
+        let log = sim.requests();
+        let token = log[log0..].iter().filter(|q| q.path == "/auth/token").count();
+        let api = log[log0..].iter().filter(|q| q.path.starts_with("/api/")).count();
+        let billed = sim.billable_total() - billed0;
+        let refused = tcp_attempt_fails().zip(fails0).map(|(b, a)| b - a);
+        let Left {
+            by_state,
+            failed,
+            with_next,
+            spread,
+        } = outage_state(&state);
+        let (lines, errors, warns, needs, retrying) = outage_lines(&err);
+        let cycle = std::fs::read_to_string(&out).unwrap_or_default().lines().filter(|l| l.starts_with("cycle:")).collect::<Vec<_>>().join(" ");
+        let secs = wall.as_secs_f64();
+        let counts = |n: usize| if mode == "refused" { "N/A".to_string() } else { n.to_string() };
+        println!("| certificates | retry_max_secs | mode | max_concurrent | max rps | wall time | exit | token requests | API requests | billable | stderr: \"needs a person\" | notify commands | own failure count | own next_attempt |");
+        println!("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {certs} | {retry_max} | {mode} | {concurrency} | {rps} | {secs:.1} s | {} | {} | {} | {billed} | {needs} | {notified_outage} | {failed} | {with_next} |",
+            code.map_or(format!("killed at {} s", limit.as_secs()), |c| c.to_string()),
+            counts(token),
+            counts(api),
+        );
+        println!();
+        println!("outage run: states after {by_state:?}; stdout {cycle:?}");
+        if let Some((a, b)) = spread {
+            println!("outage run: next attempts from {} to {} ({:.0} to {:.0} min after the run started)", a.format("%H:%M:%S"), b.format("%H:%M:%S"), (a - now).num_seconds() as f64 / 60.0, (b - now).num_seconds() as f64 / 60.0);
+        }
+        println!("outage run: stderr {lines} lines: {errors} ERROR, {warns} WARN, {needs} \"needs a person\", {retrying} \"SCM call failed, retrying\"");
+        if mode == "refused" {
+            println!("outage run: the simulator saw {} requests (nothing listens where the profile points); connections refused meanwhile (kernel TCP AttemptFails, the whole machine): {}", token + api, refused.map_or("unknown".into(), |n| n.to_string()));
+        }
+        println!("outage run: {:.2} token requests/s, {:.2} API requests/s", token as f64 / secs, api as f64 / secs);
+        if code.is_none() {
+            // Stopped: extrapolate from the certificates done, up to the last one done (the
+            // one under way when it was stopped counts neither its time nor its requests).
+            let done = failed.max(
+                by_state
+                    .iter()
+                    .filter(|(s, _)| **s != "active")
+                    .map(|(_, n)| n)
+                    .sum(),
+            );
+            let last = std::fs::read_to_string(&err)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("sectigo_engine::renew:") && !l.contains(" INFO "))
+                .filter_map(|l| l.split_whitespace().next())
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| (t.with_timezone(&Utc) - t0).to_std().unwrap_or_default())
+                .max();
+            match last {
+                Some(t_last) if done > 0 => {
+                    let upto = i0 + t_last;
+                    let by_then = |f: &dyn Fn(&str) -> bool| {
+                        log[log0..].iter().filter(|q| q.at <= upto && f(&q.path)).count()
+                    };
+                    let (token_by, api_by) = (
+                        by_then(&|p| p == "/auth/token"),
+                        by_then(&|p| p.starts_with("/api/")),
+                    );
+                    let (k, each) = (
+                        certs as f64 / done as f64,
+                        t_last.as_secs_f64() / done as f64,
+                    );
+                    println!(
+                        "outage run: stopped after {secs:.0} s; {done} of {certs} certificates done, the last at {:.0} s ({each:.0} s each; by then {} token and {} API requests)",
+                        t_last.as_secs_f64(),
+                        counts(token_by),
+                        counts(api_by),
+                    );
+                    println!(
+                        "outage run: EXTRAPOLATED (linearly) to all {certs}: {:.0} s ({:.1} h), {} token requests, {} API requests",
+                        each * certs as f64,
+                        each * certs as f64 / 3600.0,
+                        if mode == "refused" {
+                            refused.map_or("N/A".into(), |n| {
+                                format!("≈{:.0} connection attempts refused", n as f64 * t_last.as_secs_f64() / secs * k)
+                            })
+                        } else {
+                            format!("{:.0}", token_by as f64 * k)
+                        },
+                        if mode == "refused" { "N/A".to_string() } else { format!("{:.0}", api_by as f64 * k) },
+                    );
+                }
+                _ => println!("outage run: stopped after {secs:.0} s with no certificate done: nothing to extrapolate from"),
+            }
+        }
+
+        // SCM is back: the next cycle.
+        sim.set_faults(Faults::default());
+        if mode == "refused" {
+            profile(&sim.url(), &sim.token_url());
+        }
+        let (log0, billed0) = (sim.requests().len(), sim.billable_total());
+        let (code, wall, out, err) = run_once_bounded(&exe, dir, "after", limit).await;
+        let notified_after = notifications() - notified_outage;
+        let log = sim.requests();
+        let token = log[log0..].iter().filter(|q| q.path == "/auth/token").count();
+        let api = log[log0..].iter().filter(|q| q.path.starts_with("/api/")).count();
+        let billed = sim.billable_total() - billed0;
+        let Left {
+            by_state,
+            with_next,
+            ..
+        } = outage_state(&state);
+        let (_, _, _, needs, _) = outage_lines(&err);
+        let cycle = std::fs::read_to_string(&out).unwrap_or_default().lines().filter(|l| l.starts_with("cycle:")).collect::<Vec<_>>().join(" ");
+        println!();
+        println!("| next cycle, SCM back | wall time | exit | token requests | API requests | renew calls | renewed | still waiting out their backoff | stderr: \"needs a person\" | notify commands |");
+        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {certs} certificates | {:.1} s | {} | {token} | {api} | {billed} | {} | {with_next} | {needs} | {notified_after} |",
+            wall.as_secs_f64(),
+            code.map_or(format!("killed at {} s", limit.as_secs()), |c| c.to_string()),
+            by_state.get("superseded").copied().unwrap_or(0),
+        );
+        println!();
+        println!("next cycle: states after {by_state:?}; stdout {cycle:?}");
+        if std::env::var_os("OUTAGE_KEEP").is_some() {
+            let kept = tmp.keep();
+            println!("kept: {}", kept.display());
+        }
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -469,7 +808,17 @@ fn main() {
             let n = nums(1);
             throughput(n.first().copied().unwrap_or(1000), n.get(1).copied().unwrap_or(50) as u64, n.get(2).copied().unwrap_or(8), n.get(3).copied().unwrap_or(100) as f64)
         }
-        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | backup N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS"),
+        Some("outage") => {
+            let n = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
+            outage(
+                n(1).unwrap_or(1000),
+                n(2).unwrap_or(10) as u64,
+                args.get(3).map_or("token-down", String::as_str),
+                n(4).unwrap_or(4),
+                args.get(5).and_then(|a| a.parse().ok()).unwrap_or(5.0),
+            )
+        }
+        _ => eprintln!("usage: cargo bench --bench scale -- selection N... | backup N... | daemon N | workflow N... | throughput CERTS LATENCY_MS MAX_CONCURRENT MAX_RPS | outage CERTS RETRY_MAX_SECS token-down|refused|api-5xx [MAX_CONCURRENT [MAX_RPS]]"),
     }
 }
 

@@ -373,7 +373,9 @@ impl Demo {
             .map(|r| r.id);
         if let Some(id) = &renewed {
             println!("\n$ sectigo-connector certs show {id}");
-            let show = Request::CertsShow { id: id.to_string() };
+            let show = Request::CertsShow {
+                id: id.clone().into(),
+            };
             print!("{}", operator(self.engine(), &cfg, show).await);
         }
         Ok(renewed)

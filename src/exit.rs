@@ -54,6 +54,15 @@ pub fn for_response(r: &Response) -> Exit {
         Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
         Response::RenewedMany { failed, .. } if !failed.is_empty() => Exit::Failed,
         Response::Reloaded(r) if !r.applied() => Exit::Config,
+        Response::Deployed { deployed, .. }
+            if matches!(
+                deployed.outcome,
+                sectigo_engine::deploy::Redeploy::Failed { .. }
+            ) =>
+        {
+            Exit::Failed
+        }
+        Response::Renamed(r) if r.reload.as_ref().is_some_and(|r| !r.applied()) => Exit::Config,
         Response::DryRun(d) if d.credentials.iter().any(|(_, e)| e.is_some()) => Exit::Failed,
         _ => Exit::Ok,
     }
@@ -117,6 +126,20 @@ impl From<crate::logging::LogError> for CliError {
 impl From<sectigo_jira::ClientError> for CliError {
     fn from(e: sectigo_jira::ClientError) -> Self {
         CliError::new(Exit::Config, e)
+    }
+}
+
+impl From<crate::api::client::ClientError> for CliError {
+    fn from(e: crate::api::client::ClientError) -> Self {
+        use crate::api::client::ClientError as C;
+        let exit = match &e {
+            // The daemon may come back, or answer next time.
+            C::Io { .. } => Exit::TempFail,
+            // The configuration names a socket another configuration's daemon serves.
+            C::OtherState { .. } => Exit::Config,
+            C::Untrusted { .. } | C::Malformed { .. } => Exit::Failed,
+        };
+        CliError::new(exit, e)
     }
 }
 

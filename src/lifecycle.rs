@@ -181,19 +181,7 @@ impl Connector {
         every: Duration,
         limit: Duration,
     ) -> Result<CollectReport, EngineError> {
-        let until = tokio::time::Instant::now() + limit;
-        let mut total = CollectReport::default();
-        loop {
-            let c = self.engine.collector().collect_pending().await?;
-            total.renewed += c.renewed;
-            total.failed += c.failed;
-            total.deploys_owed = c.deploys_owed;
-            total.pending = self.engine.in_flight().await?;
-            if total.pending == 0 || tokio::time::Instant::now() + every > until {
-                return Ok(total);
-            }
-            tokio::time::sleep(every).await;
-        }
+        collect_until_settled(&self.engine, every, limit, &CancellationToken::new()).await
     }
 
     /// One poll of the Jira workflow, when it is on.
@@ -212,15 +200,13 @@ impl Connector {
     pub async fn once(&self) -> Result<OnceReport, EngineError> {
         let cancel = CancellationToken::new();
         let mut cycle = self.cycle(Mode::Live, &cancel).await?;
-        let every = Duration::from_secs(self.cfg.connector.renewal.collect_poll_secs.min(10));
-        let limit = Duration::from_secs(self.cfg.connector.renewal.collect_poll_secs * 2);
-        if cycle.summary.pending > 0 {
-            tokio::time::sleep(every.min(limit)).await;
-            let c = self.collect_until_settled(every, limit).await?;
-            cycle.summary.renewed += c.renewed;
-            cycle.summary.failed += c.failed;
-            cycle.summary.pending = c.pending;
-        }
+        settle(
+            &self.engine,
+            &mut cycle,
+            self.cfg.connector.renewal.collect_poll_secs,
+            &cancel,
+        )
+        .await?;
         let poll = self.poll().await;
         if let Some(r) = &poll {
             cycle.summary.failed += r.unknown as u64;
@@ -241,4 +227,56 @@ impl Connector {
         sectigo_state::blocking(&store, |s| s.flush()).await?;
         Ok(())
     }
+}
+
+/// Collects renewals in flight, polling every `every`, until none is pending, `limit` has
+/// passed or `cancel`. Returns what the passes collected, and how many are still pending.
+pub async fn collect_until_settled(
+    engine: &Engine,
+    every: Duration,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<CollectReport, EngineError> {
+    let until = tokio::time::Instant::now() + limit;
+    let mut total = CollectReport::default();
+    loop {
+        let c = engine.collector().collect_pending().await?;
+        total.renewed += c.renewed;
+        total.failed += c.failed;
+        total.deploys_owed = c.deploys_owed;
+        total.pending = engine.in_flight().await?;
+        if total.pending == 0 || tokio::time::Instant::now() + every > until {
+            return Ok(total);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(total),
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// After a cycle that `run --once` asked for (here or through the daemon): a short wait for
+/// the renewals SCM has not issued yet (up to twice `[renewal] collect_poll_secs`, polling at
+/// most every 10 s), so that its summary says what was renewed.
+pub async fn settle(
+    engine: &Engine,
+    cycle: &mut CycleReport,
+    collect_poll_secs: u64,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
+    if cycle.summary.pending == 0 {
+        return Ok(());
+    }
+    let every = Duration::from_secs(collect_poll_secs.min(10));
+    let limit = Duration::from_secs(collect_poll_secs * 2);
+    tokio::select! {
+        _ = cancel.cancelled() => return Ok(()),
+        _ = tokio::time::sleep(every.min(limit)) => {}
+    }
+    let c = collect_until_settled(engine, every, limit, cancel).await?;
+    cycle.summary.renewed += c.renewed;
+    cycle.summary.failed += c.failed;
+    cycle.summary.pending = c.pending;
+    cycle.deploys_owed = c.deploys_owed;
+    Ok(())
 }

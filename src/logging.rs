@@ -73,6 +73,22 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
+/// Whether this process may append to the daily files in `dir`: any user but root may (it can
+/// write only where it is allowed to); root only into a directory of its own, not a link and
+/// writable by nobody else (or one it makes). The daemon's log directory belongs to the
+/// service user, who could plant a link at the next day's file name: root's commands (a
+/// `certs list` while the daemon is stopped, say) then log to standard error only.
+fn root_may_write(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if !rustix::process::geteuid().is_root() {
+        return true;
+    }
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) => m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// Installs the global subscriber. Call once per process.
 pub fn init(cfg: &LogConfig) -> Result<Logging, LogError> {
     init_with(cfg, true)
@@ -112,7 +128,14 @@ pub fn init_with(cfg: &LogConfig, stderr: bool) -> Result<Logging, LogError> {
     }
 
     let mut guard = None;
-    if let Some(dir) = &cfg.file {
+    let mut skipped = None;
+    if let Some(dir) = cfg.file.as_ref().filter(|d| {
+        let ok = root_may_write(d);
+        if !ok {
+            skipped = Some(d.to_path_buf());
+        }
+        ok
+    }) {
         std::fs::create_dir_all(dir).map_err(|source| LogError::FileDir {
             dir: dir.clone(),
             source,
@@ -125,6 +148,7 @@ pub fn init_with(cfg: &LogConfig, stderr: bool) -> Result<Logging, LogError> {
         } else {
             Box::new(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(escaped_fields())
                     .with_ansi(false)
                     .with_writer(writer),
             )
@@ -137,6 +161,12 @@ pub fn init_with(cfg: &LogConfig, stderr: bool) -> Result<Logging, LogError> {
         .with(layers)
         .try_init()
         .map_err(|_| LogError::AlreadyInstalled)?;
+    if let Some(d) = skipped {
+        tracing::debug!(
+            "[log] file {}: not written by this command, run as root: the directory is not root's own",
+            d.display()
+        );
+    }
     Ok(Logging {
         _file_guard: guard,
         filter: handle,
@@ -159,9 +189,34 @@ fn syslog_priorities() -> tracing_journald::PriorityMappings {
 fn text_layer() -> BoxedLayer {
     Box::new(
         tracing_subscriber::fmt::layer()
+            .fmt_fields(escaped_fields())
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal()),
     )
+}
+
+/// The fields of a text line (the message too), `name=value` as tracing-subscriber writes them,
+/// with every control character escaped: a certificate's CN, an SCM or Jira message or a
+/// hook's output logged anywhere can neither start a forged line nor reach the terminal as an
+/// escape sequence. (JSON escapes them itself; the journal keeps fields apart.)
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let name = field.name();
+        if name.starts_with("log.") {
+            // The log crate's target, file and line, as the default leaves them out.
+            return Ok(());
+        }
+        let text = format!("{value:?}");
+        let text = sectigo_core::text::Escaped(&text);
+        if name == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{name}={text}")
+        }
+    })
+    .delimited(" ")
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! How replies look: text for a person at a terminal, or, with `--json`, the serialization of
 //! the reply's own type. Pure functions of the reply (and `now`, for ages).
+//!
+//! Text that comes from SCM or Jira (a certificate's CN and SANs, its serial, error messages,
+//! history entries, which quote them) is shown through [`E`] (`Escaped`): a control character
+//! in it can neither start a line of its own nor reach the terminal as an escape sequence.
+//! (`--json` escapes them as JSON does.)
 
 use std::fmt::Write as _;
 
@@ -16,6 +21,7 @@ use sectigo_core::names::ProfileName;
 use sectigo_engine::policy::DueChange;
 
 pub use sectigo_core::text::ts;
+use sectigo_core::text::Escaped as E;
 
 /// `n thing` or `n things`.
 pub use sectigo_core::text::count as plural;
@@ -50,7 +56,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         Response::Imported(s) => {
             let mut err = String::new();
             for (id, e) in &s.failed {
-                writeln!(err, "failed: {id}: {e}").ok();
+                writeln!(err, "failed: {id}: {}", E(e)).ok();
             }
             return (
                 format!(
@@ -75,9 +81,35 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             Some(b) => format!("certificate {id} linked to {key} (was {b})\n"),
             None => format!("certificate {id} linked to {key}\n"),
         },
-        Response::Resolved(r) => format!("{}: {}\n", r.target, r.outcome),
+        Response::Resolved(r) => format!("{}: {}\n", r.target, E(&r.outcome.to_string())),
+        Response::Deployed { id, deployed } => {
+            use sectigo_engine::deploy::Redeploy;
+            let dir = deployed.dir.display();
+            match &deployed.outcome {
+                Redeploy::Done if deployed.hook => {
+                    format!("certificate {id} deployed to {dir}; its hook succeeded\n")
+                }
+                Redeploy::Done => format!("certificate {id} deployed to {dir} (no hook)\n"),
+                Redeploy::HookWithHelper => format!(
+                    "certificate {id} deployed to {dir}; its hook was handed to the root helper (sectigo-connector-hooks.path): the log and `status` tell its result\n"
+                ),
+                Redeploy::Failed { error, retry_at } => {
+                    return (
+                        String::new(),
+                        format!(
+                            "certificate {id}: deploy to {dir} failed: {error}; {}\n",
+                            retry_at.map_or("it is tried again".to_string(), |t| format!(
+                                "it is tried again at {}",
+                                ts(t)
+                            ))
+                        ),
+                    )
+                }
+            }
+        }
         Response::Forgotten { id, subject_cn } => format!(
-            "stopped tracking certificate {id} ({subject_cn}); its history was written to the log\n"
+            "stopped tracking certificate {id} ({}); its history was written to the log\n",
+            E(subject_cn)
         ),
         Response::Renewed { id, new_id, issued } => format!(
             "certificate {id} renewed: new certificate {new_id} ({})\n",
@@ -94,7 +126,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             }
             let mut err = String::new();
             for (id, e) in failed {
-                writeln!(err, "certificate {id}: {e}").ok();
+                writeln!(err, "certificate {id}: {}", E(e)).ok();
             }
             return (out, err);
         }
@@ -103,21 +135,54 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
             ts(*deadline)
         ),
         Response::Profiles(rows) => profiles(rows),
-        Response::Renamed(r) => format!(
-            "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
-            r.old,
-            r.new,
-            r.from.display(),
-            r.to.display(),
-            plural(r.moved as u64, "certificate", "certificates")
-        ),
+        Response::Renamed(r) => {
+            let n = &r.renamed;
+            let mut out = format!(
+                "profile {:?} renamed to {:?} ({} -> {}); {} moved\n",
+                n.old,
+                n.new,
+                n.from.display(),
+                n.to.display(),
+                plural(n.moved as u64, "certificate", "certificates")
+            );
+            if let Some(rl) = &r.reload {
+                out.push_str(&reload(rl));
+            }
+            out
+        }
         Response::Reloaded(r) => reload(r),
         Response::DryRun(d) => dry_run(d),
         Response::DueChange(d) => due_change(d),
+        Response::Cycle(c) => return cycle_run(c),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
         Response::Tracked(ids) => ids.iter().map(|i| format!("{i}\n")).collect(),
     };
     (out, String::new())
+}
+
+/// A cycle that ran (`run --once`): the certificates it acted on, its summary line; the
+/// failures on standard error.
+pub fn cycle_run(c: &crate::api::CycleRun) -> (String, String) {
+    let mut o = String::new();
+    for p in &c.planned {
+        writeln!(
+            o,
+            "{:<12} {:<16} {:<30} expires {}  {}",
+            p.id,
+            p.profile,
+            Escaped(&p.subject_cn),
+            ts(p.not_after),
+            p.action
+        )
+        .ok();
+    }
+    let s = &c.summary;
+    writeln!(o, "cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew).ok();
+    let mut err = String::new();
+    for e in &s.errors {
+        writeln!(err, "failed: {}", Escaped(e)).ok();
+    }
+    (o, err)
 }
 
 fn dry_run(d: &crate::api::DryRunReport) -> String {
@@ -128,9 +193,9 @@ fn dry_run(d: &crate::api::DryRunReport) -> String {
             "{:<12} {:<16} {:<30} expires {}  {}",
             p.id,
             p.profile,
-            p.subject_cn,
+            E(&p.subject_cn).to_string(),
             ts(p.not_after),
-            p.action
+            E(&p.action)
         )
         .ok();
     }
@@ -142,7 +207,8 @@ fn dry_run(d: &crate::api::DryRunReport) -> String {
             ),
             Some(e) => writeln!(
                 o,
-                "dry run: profile {p}: credentials REFUSED: {e}; its renewals would fail"
+                "dry run: profile {p}: credentials REFUSED: {}; its renewals would fail",
+                E(e)
             ),
         }
         .ok();
@@ -243,7 +309,7 @@ fn reload(r: &ReloadReport) -> String {
             r.config_dir.display()
         );
         for e in &r.errors {
-            writeln!(o, "  {e}").ok();
+            writeln!(o, "  {}", E(e)).ok();
         }
         o
     }
@@ -273,7 +339,7 @@ fn status_daemon(s: &StatusReport) -> String {
         let verdict = if r.applied() {
             "applied".to_string()
         } else {
-            format!("refused: {}", r.errors.join("; "))
+            format!("refused: {}", E(&r.errors.join("; ")))
         };
         writeln!(o, "last reload:   {} ({}): {verdict}", ts(r.at), r.cause).ok();
     }
@@ -368,7 +434,10 @@ fn status_certificates(s: &StatusReport) -> String {
         .ok();
     }
     for (p, n) in &s.inventory.orphaned {
-        writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok();
+        match s.unsettled_renames.get(p) {
+            Some(c) => writeln!(o, "orphaned:      {} of profile {p:?}, {}", plural(*n, "certificate", "certificates"), rename_hint(p, c)).ok(),
+            None => writeln!(o, "orphaned:      {} of profile {p:?}, which is no longer configured (restore profiles.d/{p}.toml, or `certs forget` them)", plural(*n, "certificate", "certificates")).ok(),
+        };
     }
     for (name, f) in &s.force_renewals {
         match f.completed {
@@ -394,7 +463,7 @@ fn status_certificates(s: &StatusReport) -> String {
             p.id,
             p.profile,
             p.state,
-            p.last_error.as_deref().unwrap_or("-")
+            E(p.last_error.as_deref().unwrap_or("-"))
         )
         .ok();
     }
@@ -494,7 +563,7 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
             ts(r.not_after),
             (r.not_after - now).num_days(),
             r.jira_issue.as_deref().unwrap_or("-"),
-            r.subject_cn
+            E(&r.subject_cn)
         )
         .ok();
     }
@@ -508,6 +577,24 @@ fn certs_list(l: &CertList, now: DateTime<Utc>) -> String {
 }
 
 /// `status --check`: one line per thing that needs a person (empty: nothing does).
+/// What to run when a profile's file went away while several with its client_id and scm_url
+/// appeared (or several went for one): the exact `profiles rename` for each candidate.
+fn rename_hint(old: &ProfileName, cands: &[ProfileName]) -> String {
+    let runs = cands
+        .iter()
+        .map(|c| format!("`sectigo-connector profiles rename {old} {c}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!(
+        "whose file is gone while profiles.d/ gained {} with its client_id and scm_url: if one is its file renamed, run {runs} (nothing was moved: which one could not be told)",
+        cands
+            .iter()
+            .map(|c| format!("{c}.toml"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )
+}
+
 pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
     let mut out = Vec::new();
     if s.daemon.is_none() {
@@ -518,7 +605,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "configuration: the last reload ({}, {}) was refused: {}",
             r.cause,
             ts(r.at),
-            r.errors.join("; ")
+            E(&r.errors.join("; "))
         ));
     }
     for p in &s.inventory.problems {
@@ -539,7 +626,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "certificate {} ({}): {what}: {}",
             p.id,
             p.profile,
-            p.last_error.as_deref().unwrap_or("-")
+            E(p.last_error.as_deref().unwrap_or("-"))
         ));
     }
     if s.inventory.stalled > 0 {
@@ -557,10 +644,17 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
         }
     }
     for (p, n) in &s.inventory.orphaned {
-        out.push(format!(
-            "orphaned: {} of profile {p:?}, which is no longer configured",
-            plural(*n, "certificate", "certificates")
-        ));
+        out.push(match s.unsettled_renames.get(p) {
+            Some(c) => format!(
+                "orphaned: {} of profile {p:?}, {}",
+                plural(*n, "certificate", "certificates"),
+                rename_hint(p, c)
+            ),
+            None => format!(
+                "orphaned: {} of profile {p:?}, which is no longer configured",
+                plural(*n, "certificate", "certificates")
+            ),
+        });
     }
     if s.jira.undeliverable > 0 {
         out.push(format!(
@@ -582,18 +676,18 @@ fn cert(c: &CertDetail) -> String {
     let mut o = String::new();
     writeln!(o, "certificate:  {}", r.id).ok();
     writeln!(o, "profile:      {}", r.profile).ok();
-    writeln!(o, "subject:      CN={}", r.subject_cn).ok();
+    writeln!(o, "subject:      CN={}", E(&r.subject_cn)).ok();
     writeln!(
         o,
         "SANs:         {}",
         if r.sans.is_empty() {
             "-".into()
         } else {
-            r.sans.join(", ")
+            E(&r.sans.join(", ")).to_string()
         }
     )
     .ok();
-    writeln!(o, "serial:       {}", r.serial).ok();
+    writeln!(o, "serial:       {}", E(&r.serial)).ok();
     writeln!(
         o,
         "valid:        {} .. {}",
@@ -613,9 +707,10 @@ fn cert(c: &CertDetail) -> String {
         match (&j.last_error, j.next_attempt) {
             (Some(e), Some(t)) => writeln!(
                 o,
-                "deploy:       {what} failed {} {} ({e}); next try at {}",
+                "deploy:       {what} failed {} {} ({}); next try at {}",
                 j.attempts,
                 if j.attempts == 1 { "time" } else { "times" },
+                E(e),
                 ts(t)
             ),
             _ => writeln!(o, "deploy:       {what} owed since {}", ts(j.since)),
@@ -628,13 +723,13 @@ fn cert(c: &CertDetail) -> String {
             ts(*at)
         ),
         CertState::Superseded { by, at } => format!("superseded by {by} at {}", ts(*at)),
-        CertState::Failed { reason, at } => format!("failed at {}: {reason}", ts(*at)),
+        CertState::Failed { reason, at } => format!("failed at {}: {}", ts(*at), E(reason)),
         CertState::OutcomeUnknown { at, request, .. } => {
             let find = match request {
                 Some(r) => format!("in SCM, search the certificates' comments for \"{r}\""),
                 None => format!(
                     "in SCM, look for a certificate for CN={} issued after {}",
-                    r.subject_cn,
+                    E(&r.subject_cn),
                     ts(*at)
                 ),
             };
@@ -669,14 +764,14 @@ fn cert(c: &CertDetail) -> String {
             o,
             "failures:     {} (last: {})",
             r.failures,
-            r.last_error.as_deref().unwrap_or("-")
+            E(r.last_error.as_deref().unwrap_or("-"))
         )
         .ok();
     }
-    writeln!(o, "next action:  {}", c.next_action).ok();
+    writeln!(o, "next action:  {}", E(&c.next_action)).ok();
     writeln!(o, "history:").ok();
     for h in &r.history {
-        writeln!(o, "  {}  {}", ts(h.at), h.event).ok();
+        writeln!(o, "  {}  {}", ts(h.at), E(&h.event)).ok();
     }
     o
 }
@@ -787,6 +882,7 @@ mod tests {
             last_cycle: None,
             next_cycle: Some(at(10)),
             inventory: Default::default(),
+            unsettled_renames: BTreeMap::new(),
             force_renewals: BTreeMap::new(),
             budgets: BTreeMap::new(),
             outages: vec![],
@@ -895,6 +991,16 @@ mod tests {
         ] {
             assert!(lines.contains(want), "{want}: {lines}");
         }
+        // A rename that could not be told apart names the commands that settle it.
+        s.unsettled_renames.insert(
+            "old".parse().unwrap(),
+            vec!["x".parse().unwrap(), "y".parse().unwrap()],
+        );
+        let lines = needs_a_person(&s).join("\n");
+        assert!(
+            lines.contains("run `sectigo-connector profiles rename old x` or `sectigo-connector profiles rename old y`"),
+            "{lines}"
+        );
     }
 
     #[test]

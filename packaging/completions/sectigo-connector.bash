@@ -58,6 +58,9 @@ _sectigo__connector() {
             sectigo__connector,status)
                 cmd="sectigo__connector__subcmd__status"
                 ;;
+            sectigo__connector__subcmd__certs,deploy)
+                cmd="sectigo__connector__subcmd__certs__subcmd__deploy"
+                ;;
             sectigo__connector__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__export"
                 ;;
@@ -81,6 +84,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__certs,show)
                 cmd="sectigo__connector__subcmd__certs__subcmd__show"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,deploy)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__export"
@@ -147,6 +153,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__help,status)
                 cmd="sectigo__connector__subcmd__help__subcmd__status"
+                ;;
+            sectigo__connector__subcmd__help__subcmd__certs,deploy)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy"
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__export"
@@ -242,8 +251,26 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs)
-            opts="-h --config-dir --help list show import export link forget resolve help"
+            opts="-h --config-dir --help list show import export deploy link forget resolve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__deploy)
+            opts="-h --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -300,8 +327,22 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help)
-            opts="list show import export link forget resolve help"
+            opts="list show import export deploy link forget resolve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -638,8 +679,22 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs)
-            opts="list show import export link forget resolve"
+            opts="list show import export deploy link forget resolve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

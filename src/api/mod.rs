@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, CertRef, IssueKey, ProfileName};
+use sectigo_engine::deploy::Redeployed;
 use sectigo_engine::policy::DueChange;
 use sectigo_engine::{ImportLine, ImportSummary, Inventory, Renamed, Resolved, Target, Usage};
 use sectigo_model::{CertRecord, CycleSummary, ForceRun, Outage};
@@ -35,7 +36,7 @@ pub enum Request {
         all: bool,
     },
     CertsShow {
-        id: String,
+        id: CertRef,
     },
     CertsImport {
         profile: ProfileName,
@@ -60,9 +61,14 @@ pub enum Request {
     /// private key the daemon made, when `key` (the daemon clears it for a caller that is
     /// neither root nor the service user).
     CertsExport {
-        id: CertId,
+        id: CertRef,
         #[serde(default)]
         key: bool,
+    },
+    /// `certs deploy`: the certificate's files written to its profile's `[deploy] dir` again
+    /// and its hook run, as after a renewal.
+    CertsDeploy {
+        id: CertRef,
     },
     /// Settle an unknown outcome: `renewed_as` the certificate SCM issued, or `None`: SCM did
     /// not act on the lost request.
@@ -73,7 +79,7 @@ pub enum Request {
     /// Renew now (billable). Without `yes`, refused with what it would bill when that is
     /// more than one certificate or one outside its expiry window.
     Renew {
-        ids: Vec<CertId>,
+        ids: Vec<CertRef>,
         #[serde(default)]
         yes: bool,
     },
@@ -85,12 +91,18 @@ pub enum Request {
         yes: bool,
     },
     ProfilesList,
+    /// The state's side of `profiles rename OLD NEW`, once the command has renamed the file
+    /// (it is refused unless profiles.d/OLD.toml is gone and NEW.toml there): OLD's
+    /// certificates move to NEW; the daemon then reloads and reports the verdict.
     ProfilesRename {
         old: ProfileName,
         new: ProfileName,
     },
     /// Re-read the configuration (the daemon only) and report the verdict.
     Reload,
+    /// `run --once` while the daemon runs: the daemon runs one cycle now (after the one under
+    /// way, if any) and answers with what it did.
+    RunOnce,
     /// `run --once --dry-run`: what a cycle would do, decided against the state, with each
     /// renewing profile's credentials proved by a (free) token; nothing billable is sent and
     /// nothing written.
@@ -144,6 +156,11 @@ pub enum Response {
         private_key: Option<String>,
     },
     Resolved(Resolved),
+    /// `certs deploy`: where the files went and what became of the hook.
+    Deployed {
+        id: CertId,
+        deployed: Redeployed,
+    },
     Renewed {
         id: CertId,
         new_id: CertId,
@@ -160,10 +177,12 @@ pub enum Response {
         failed: Vec<(CertId, String)>,
     },
     Profiles(Vec<ProfileRow>),
-    Renamed(Renamed),
+    Renamed(RenameReport),
     Reloaded(ReloadReport),
     DryRun(DryRunReport),
     DueChange(DueChangeReport),
+    /// `run --once` through the daemon: the cycle it ran.
+    Cycle(CycleRun),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
     /// follow the reply line, in-process they are in `spool`.
     StateExported {
@@ -184,6 +203,34 @@ pub struct DryRunReport {
     pub due_no_auto_renew: u64,
     /// Each profile that would renew: `None` when its token endpoint gave a token, else why not.
     pub credentials: Vec<(ProfileName, Option<String>)>,
+}
+
+/// A cycle that ran: what it acted on (in words) and its summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleRun {
+    pub planned: Vec<PlannedRow>,
+    pub summary: CycleSummary,
+}
+
+impl CycleRun {
+    pub fn of(r: &sectigo_engine::CycleReport) -> CycleRun {
+        CycleRun {
+            planned: r.planned.iter().map(PlannedRow::of).collect(),
+            summary: r.summary.clone(),
+        }
+    }
+}
+
+impl PlannedRow {
+    pub fn of(p: &sectigo_engine::Planned) -> PlannedRow {
+        PlannedRow {
+            id: p.id.clone(),
+            profile: p.profile.clone(),
+            subject_cn: p.subject_cn.clone(),
+            not_after: p.not_after,
+            action: sectigo_engine::explain(&p.decision),
+        }
+    }
 }
 
 /// One certificate a cycle would act on, and what it would do, in words.
@@ -252,6 +299,42 @@ impl ApiError {
 
 pub type Reply = Result<Response, ApiError>;
 
+/// The daemon's first line on every control connection, before it reads the request: which
+/// state it serves. A command whose configuration names another state refuses to go on (two
+/// configurations sharing one `[control] socket`), before it has sent anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// `sectigo-connector X.Y.Z`.
+    pub hello: String,
+    /// `[state] dir`, made absolute and free of links where it could be.
+    pub state_dir: PathBuf,
+    /// The directory's device and inode: the same directory, whatever the path it is named by.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Hello {
+    /// What a daemon serving the state in `state_dir` says.
+    pub fn of(state_dir: &std::path::Path) -> Hello {
+        use std::os::unix::fs::MetadataExt as _;
+        let (dev, ino) = std::fs::metadata(state_dir).map_or((0, 0), |m| (m.dev(), m.ino()));
+        Hello {
+            hello: concat!("sectigo-connector ", env!("CARGO_PKG_VERSION")).into(),
+            state_dir: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.into()),
+            dev,
+            ino,
+        }
+    }
+
+    /// Whether this daemon serves the state in `state_dir` (as this process sees it): the
+    /// same directory (device and inode), or the same path.
+    pub fn serves(&self, state_dir: &std::path::Path) -> bool {
+        let mine = Hello::of(state_dir);
+        (mine.ino != 0 && (mine.dev, mine.ino) == (self.dev, self.ino))
+            || mine.state_dir == self.state_dir
+    }
+}
+
 /// What the daemon knows that the state does not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonInfo {
@@ -272,6 +355,10 @@ pub struct StatusReport {
     /// The inventory summary (the same pass `/metrics` and `profiles list` read).
     #[serde(flatten)]
     pub inventory: Inventory,
+    /// Orphaned profiles whose file went away while others with their client_id and scm_url
+    /// appeared, which could not be told apart: the candidates for `profiles rename OLD NEW`.
+    #[serde(default)]
+    pub unsettled_renames: BTreeMap<ProfileName, Vec<ProfileName>>,
     pub force_renewals: BTreeMap<ProfileName, ForceRun>,
     /// Each configured profile's daily budget: renewals in the last 24 hours, and its limit.
     #[serde(default)]
@@ -336,6 +423,17 @@ pub struct ProfileSettings {
     pub expiry_window_days: i64,
     pub auto_renew: bool,
     pub scm_url: String,
+}
+
+/// `profiles rename`: what moved, and the reload that followed (through the daemon).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameReport {
+    #[serde(flatten)]
+    pub renamed: Renamed,
+    /// The daemon's reload after the move; `None` when no daemon runs (the next start reads
+    /// the configuration).
+    #[serde(default)]
+    pub reload: Option<ReloadReport>,
 }
 
 /// The verdict of a configuration reload.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use sectigo_core::config::Config;
-use sectigo_core::names::ProfileName;
+use sectigo_core::names::{CertRef, ProfileName};
 use sectigo_core::schedule::Schedule;
 use sectigo_engine::policy::{self, Decision};
 use sectigo_engine::{explain, Engine, EngineError, Mode};
@@ -38,17 +38,7 @@ pub(super) async fn dry_run(engine: &Engine) -> Result<Response, EngineError> {
         credentials.push((p.name.clone(), refused));
     }
     Ok(Response::DryRun(DryRunReport {
-        planned: report
-            .planned
-            .iter()
-            .map(|p| PlannedRow {
-                id: p.id.clone(),
-                profile: p.profile.clone(),
-                subject_cn: p.subject_cn.clone(),
-                not_after: p.not_after,
-                action: explain(&p.decision),
-            })
-            .collect(),
+        planned: report.planned.iter().map(PlannedRow::of).collect(),
         would_renew: report.summary.requested,
         due_no_auto_renew: report.summary.skipped_no_auto_renew,
         credentials,
@@ -118,6 +108,7 @@ pub(super) async fn status(
         last_cycle: last,
         next_cycle,
         inventory: inv,
+        unsettled_renames: engine.book().unresolved_renames().await?,
         force_renewals: states
             .into_iter()
             .filter_map(|(n, s)| s.force.map(|f| (n, f)))
@@ -195,8 +186,8 @@ pub(super) async fn certs_list(
 }
 
 /// The certificate `id` names: its SCM id, else the CN or `--name` of one live certificate.
-pub(super) async fn find(engine: &Engine, id: &str) -> Result<CertRecord, EngineError> {
-    if let Ok(cert_id) = sectigo_core::names::CertId::parse(id) {
+pub(super) async fn find(engine: &Engine, id: &CertRef) -> Result<CertRecord, EngineError> {
+    if let Some(cert_id) = id.as_id() {
         match engine.operator().certificate(&cert_id).await {
             Err(EngineError::UnknownCert(_)) if !id.chars().all(|c| c.is_ascii_digit()) => {}
             r => return r,
@@ -219,7 +210,7 @@ pub(super) async fn find(engine: &Engine, id: &str) -> Result<CertRecord, Engine
     }
 }
 
-pub(super) async fn certs_show(engine: &Engine, id: &str) -> Result<Response, EngineError> {
+pub(super) async fn certs_show(engine: &Engine, id: &CertRef) -> Result<Response, EngineError> {
     let record = find(engine, id).await?;
     let next_action = match engine.book().explain(&record).await? {
         Some(d) => explain(&d),

@@ -6,9 +6,10 @@
 //! what it would bill, until it is asked again with `yes`.
 
 use sectigo_core::config::Config;
-use sectigo_core::names::{CertId, ProfileName};
+use sectigo_core::names::{CertId, CertRef, ProfileName};
 use sectigo_core::text::{count, ts};
-use sectigo_engine::{Engine, EngineError, Finding, Reason, RenewOutcome};
+use sectigo_engine::policy::{self, Decision};
+use sectigo_engine::{Engine, EngineError, Finding, Mode, Reason, RenewOutcome};
 use sectigo_model::CertState;
 
 use super::queries::{self, is_due};
@@ -33,34 +34,21 @@ pub fn engine_error(e: EngineError) -> ApiError {
 /// not only by the command line.
 pub fn validate(req: &Request) -> Result<(), ApiError> {
     match req {
-        Request::CertsShow { id } => {
-            // an id, or a name (a CN, `*.example.com`, or an import --name)
-            let name_like = !id.is_empty()
-                && id.len() <= 253
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*'));
-            if name_like {
-                Ok(())
-            } else {
-                Err(ApiError::new(
-                    ErrorKind::Usage,
-                    format!(
-                        "{:?} is neither a certificate id nor a certificate's name",
-                        sectigo_core::text::bounded(
-                            &sectigo_core::text::Escaped(id).to_string(),
-                            64
-                        )
-                    ),
-                ))
-            }
-        }
         Request::Renew { ids, .. } if ids.is_empty() => Err(ApiError::new(
             ErrorKind::Usage,
-            "renew: give at least one certificate id",
+            "renew: give at least one certificate id or name",
         )),
         _ => Ok(()),
     }
+}
+
+/// The certificate an operator named (its id, or the CN or `--name` of a live certificate):
+/// resolved once, here, before anything is done with it.
+pub async fn resolve(engine: &Engine, cert: &CertRef) -> Result<CertId, ApiError> {
+    queries::find(engine, cert)
+        .await
+        .map(|r| r.id)
+        .map_err(engine_error)
 }
 
 /// Carries out `req`. `Reload` is the daemon's own; here it is refused.
@@ -72,12 +60,36 @@ pub async fn execute(
 ) -> Reply {
     validate(&req)?;
     match req {
-        Request::Renew { ids, yes } => renew_all(engine, ids, yes).await,
+        Request::Renew { ids, yes } => {
+            // Every name resolved before anything is billed: a typo renews nothing.
+            let mut resolved = Vec::with_capacity(ids.len());
+            for r in &ids {
+                resolved.push(resolve(engine, r).await?);
+            }
+            renew_all(engine, resolved, yes).await
+        }
+        Request::CertsExport { id, key } => {
+            let id = resolve(engine, &id).await?;
+            export(engine, id, key).await.map_err(engine_error)
+        }
+        Request::CertsDeploy { id } => {
+            let id = resolve(engine, &id).await?;
+            let deployed = engine
+                .deployer()
+                .redeploy(&id)
+                .await
+                .map_err(engine_error)?;
+            Ok(Response::Deployed { id, deployed })
+        }
         Request::ForceRenew { profile, yes } => force_renew(engine, profile, yes).await,
         Request::CertsForget { id, yes } => forget(engine, id, yes).await,
         Request::Reload => Err(ApiError::new(
             ErrorKind::TempFail,
             "the daemon is not running: nothing to reload (the next start reads the configuration)",
+        )),
+        Request::RunOnce => Err(ApiError::new(
+            ErrorKind::TempFail,
+            "the daemon is not running: `run --once` runs the cycle itself",
         )),
         other => plain(other, engine, config, daemon)
             .await
@@ -133,7 +145,6 @@ async fn plain(
             .link(&id, &key)
             .await
             .map(|was| Response::Linked { id, key, was }),
-        Request::CertsExport { id, key } => export(engine, id, key).await,
         Request::StateExport { keys } => {
             let s = engine.operator().export_state(keys).await?;
             Ok(Response::StateExported {
@@ -154,14 +165,39 @@ async fn plain(
             .operator()
             .rename_profile(config, &old, &new)
             .await
-            .map(Response::Renamed),
+            .map(|renamed| {
+                Response::Renamed(super::RenameReport {
+                    renamed,
+                    reload: None,
+                })
+            }),
         Request::Renew { .. }
+        | Request::CertsExport { .. }
+        | Request::CertsDeploy { .. }
         | Request::ForceRenew { .. }
         | Request::CertsForget { .. }
+        | Request::RunOnce
         | Request::Reload => Err(EngineError::Invalid(
             "this request needs the operator's consent".into(),
         )),
     }
+}
+
+/// Whether a cycle now would renew one of `ids` (just imported): the daemon then runs one at
+/// once, so that what `certs show` says ("renew now") is true.
+pub async fn any_renewed_now(engine: &Engine, ids: &[CertId]) -> Result<bool, EngineError> {
+    let now = engine.clock().now();
+    let policies = engine.book().policies(Mode::Live, now).await?;
+    for id in ids {
+        let r = engine.operator().certificate(id).await?;
+        if policies
+            .get(&r.profile)
+            .is_some_and(|p| matches!(policy::decide(&r, p, now), Decision::Renew { .. }))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn export(engine: &Engine, id: CertId, key: bool) -> Result<Response, EngineError> {
@@ -171,7 +207,9 @@ async fn export(engine: &Engine, id: CertId, key: bool) -> Result<Response, Engi
         name: rec.dir_name(),
         cert: set.cert,
         chain: set.chain,
-        mode,
+        // An export's copies are never more open than 0644 (the command refuses a reply that
+        // says otherwise); a group-writable [deploy] mode stays the deploy directory's.
+        mode: mode & crate::api::client::MAX_EXPORT_MODE,
         private_key: set.key.filter(|_| key).map(|k| k.expose().to_string()),
     })
 }
@@ -344,30 +382,30 @@ mod tests {
 
     #[test]
     fn requests_are_validated_before_they_touch_the_state() {
-        for bad in [
-            Request::CertsShow { id: "".into() },
-            Request::CertsShow {
-                id: "../../etc/passwd".into(),
-            },
-            Request::Renew {
-                ids: vec![],
-                yes: true,
-            },
-        ] {
-            let e = validate(&bad).unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Usage, "{bad:?}");
-            assert!(!e.message.contains('\n'), "{}", e.message);
-        }
-        // What the types refuse never decodes: an id with a newline, a bad key.
+        let e = validate(&Request::Renew {
+            ids: vec![],
+            yes: true,
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Usage);
+        assert!(!e.message.contains('\n'), "{}", e.message);
+        // What the types refuse never decodes: an id with a newline, a bad key, a name that
+        // is a path.
         for bad in [
             r#"{"cmd":"renew","ids":["1\n2026 INFO forged"],"yes":true}"#,
             r#"{"cmd":"certs-link","id":"1","key":"not a key"}"#,
             r#"{"cmd":"certs-forget","id":"../1"}"#,
+            r#"{"cmd":"certs-show","id":""}"#,
+            r#"{"cmd":"certs-show","id":"../../etc/passwd"}"#,
+            r#"{"cmd":"certs-deploy","id":"a b"}"#,
         ] {
             assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
         }
         let ok: Request =
             serde_json::from_str(r#"{"cmd":"certs-link","id":"12345","key":"CERT-7"}"#).unwrap();
+        assert!(validate(&ok).is_ok());
+        let ok: Request =
+            serde_json::from_str(r#"{"cmd":"certs-export","id":"*.example.com"}"#).unwrap();
         assert!(validate(&ok).is_ok());
     }
 }

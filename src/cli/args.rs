@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use sectigo_core::config::DEFAULT_CONFIG_DIR;
-use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, CertRef, IssueKey, ProfileName};
 use sectigo_engine::Target;
 
 pub const ABOUT: &str =
@@ -41,7 +41,9 @@ pub enum Command {
     /// Run the daemon (foreground; systemd Type=notify): renewal cycles on [schedule] cron,
     /// SIGHUP reloads the configuration, SIGTERM stops.
     Run {
-        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed).
+        /// Run one cycle, wait briefly for renewals to be issued, then exit (1 if any failed or
+        /// anything needs a person). While the daemon runs, the daemon runs the cycle now and
+        /// this prints what it did.
         #[arg(long)]
         once: bool,
         /// With --once: decide and report what would be renewed, writing nothing to SCM, Jira
@@ -56,6 +58,9 @@ pub enum Command {
     },
     /// Run the deploy hooks the daemon asked for through DIR (`run --hooks-via DIR`), each as
     /// its profile configures it, and answer. Run as root by sectigo-connector-hooks.service.
+    /// DIR must be root's or the service user's, not a link, writable by nobody else; only
+    /// regular files are read, what cannot be served is renamed *.rejected. Logs to standard
+    /// error (the unit's journal), never to [log] file.
     RunHooks {
         /// The directory the daemon writes its requests into (`run --hooks-via DIR`).
         #[arg(long, value_name = "DIR")]
@@ -87,9 +92,9 @@ pub enum Command {
     /// several, or one not due, are listed with what they would bill and need --yes (or a yes
     /// at the prompt on a terminal).
     Renew {
-        /// SCM certificate ids.
-        #[arg(required = true, value_name = "ID")]
-        ids: Vec<CertId>,
+        /// SCM certificate ids, or names (the CN or `--name` of a live certificate).
+        #[arg(required = true, value_name = "ID|NAME")]
+        ids: Vec<CertRef>,
         /// Bill without asking.
         #[arg(long)]
         yes: bool,
@@ -186,7 +191,8 @@ pub enum CertsCommand {
     /// ID is SCM's certificate id, or a name: the CN or `--name` of a live certificate.
     Show {
         /// SCM's certificate id, or the CN or `--name` of a live certificate.
-        id: String,
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
         /// The record (history and next action included) as JSON.
         #[arg(long)]
         json: bool,
@@ -236,11 +242,20 @@ pub enum CertsCommand {
     /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
     /// The files are written by this command, as the user running it.
     Export {
-        /// The SCM certificate id.
-        id: CertId,
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
         /// The directory to write into (default: the current one).
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+    },
+    /// Write a certificate's files to its profile's `[deploy] dir` again and run its hook,
+    /// as after a renewal (a certificate renewed before `[deploy]` existed; a server rebuilt).
+    /// Through the daemon while it runs (its hooks go through the root helper, as a renewal's).
+    Deploy {
+        /// SCM's certificate id, or the CN or `--name` of a live certificate.
+        #[arg(value_name = "ID|NAME")]
+        id: CertRef,
     },
     /// Link a certificate to a Jira issue.
     Link {
@@ -281,10 +296,11 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
-    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written as
-    /// FILE.partial and renamed when whole), or to standard output. Goes through the daemon
-    /// while it runs (its work pauses only while the snapshot is spooled); the private keys go
-    /// only to root and the service user, so run it as one of them.
+    /// Write one consistent snapshot of the state as JSON lines to FILE (0600; written under a
+    /// new hidden name beside it, .FILE.RANDOM.partial, and renamed when whole), or to
+    /// standard output. Goes through the daemon while it runs (its work pauses only while the
+    /// snapshot is spooled); the private keys go only to root and the service user, so run it
+    /// as one of them.
     Export {
         /// Where to write (default: standard output, when it is not a terminal).
         #[arg(value_name = "FILE")]
@@ -292,7 +308,9 @@ pub enum StateCommand {
     },
     /// Restore an export into an empty state, with the daemon stopped. The whole file is
     /// checked before anything is written; a file cut short, edited or from another format
-    /// version is refused and nothing is imported.
+    /// version is refused and nothing is imported. Run as root into the service user's state
+    /// directory, it reads FILE as root and then writes as that user (a db/ or keys/ there
+    /// that is a link, or another user's, is refused).
     Import {
         /// A file written by `state export`.
         #[arg(value_name = "FILE")]
@@ -306,7 +324,11 @@ pub enum ProfilesCommand {
     /// certificates tracked and renewed; PAST: superseded and revoked ones, kept for their
     /// history; WINDOW: the expiry window (or "force" during a force renewal); AUTO: auto_renew.
     List,
-    /// Rename a profile: renames profiles.d/OLD.toml and moves its certificates, in one step.
+    /// Rename a profile: renames profiles.d/OLD.toml to NEW.toml (as the user running it: run
+    /// it as the configuration's owner, root in the packages), then its certificates move to
+    /// NEW (through the running daemon, which reloads, or here when none runs). A NEW that
+    /// exists is refused. When OLD.toml was renamed to NEW.toml by hand already, only the
+    /// certificates move (what `status` asks for when such a rename could not be told apart).
     Rename {
         /// The profile's current name (profiles.d/OLD.toml).
         old: ProfileName,

@@ -231,8 +231,8 @@ pub fn check_config(dir: &Path, online: bool, issue: Option<&IssueKey>) -> Resul
 /// Informative: never changes the exit code.
 fn due_change(dir: &Path, cfg: &Config) -> String {
     let ask = async {
-        let socket = Config::control_socket(dir);
-        match crate::api::client::send(&socket, &Request::DueChange).await {
+        let daemon = crate::api::client::Endpoint::of(dir);
+        match crate::api::client::send(&daemon, &Request::DueChange).await {
             Ok(Some(Ok(Response::DueChange(r)))) => return Ok(r),
             Ok(Some(Err(e))) => return Err(e.message),
             Ok(Some(Ok(_))) => return Err("the daemon gave another answer".into()),

@@ -29,7 +29,7 @@ use super::output::write_out;
 /// Where the tracked ids are asked and the finds imported: the running daemon, or the state
 /// opened here.
 enum Backend {
-    Daemon(std::path::PathBuf),
+    Daemon(crate::api::client::Endpoint),
     Local(Box<Engine>, Box<Config>),
 }
 
@@ -111,7 +111,7 @@ pub fn discover(dir: &Path, args: Args) -> Result<i32, CliError> {
         ));
     };
     super::runtime()?.block_on(async move {
-        let socket = Config::control_socket(dir);
+        let socket = crate::api::client::Endpoint::of(dir);
         let daemon = crate::api::client::send(&socket, &Request::CertsTracked { ids: vec![] })
             .await
             .ok()

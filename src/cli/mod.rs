@@ -11,6 +11,7 @@ mod check;
 mod discover;
 mod online;
 pub mod output;
+mod profiles;
 mod run;
 mod state;
 
@@ -44,7 +45,12 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sectigo-connector: {:#}", e.error);
+            // The error may quote SCM, Jira or a file: no terminal escape gets through.
+            let text = format!("{:#}", e.error);
+            eprintln!(
+                "sectigo-connector: {}",
+                sectigo_core::text::EscapedLines(&text)
+            );
             e.exit.code()
         }
     }
@@ -88,6 +94,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ..
         } => return run::once(&dir),
         Command::RunHooks { from } => return run::hooks(&dir, &from),
+        Command::Profiles {
+            command: ProfilesCommand::Rename { old, new },
+        } => return profiles::rename(&dir, old, new),
         Command::State {
             command: StateCommand::Export { file },
         } => return state::export(&dir, file.as_deref()),
@@ -144,9 +153,6 @@ fn simple_request(c: Command) -> Request {
         Command::Profiles {
             command: ProfilesCommand::List,
         } => Request::ProfilesList,
-        Command::Profiles {
-            command: ProfilesCommand::Rename { old, new },
-        } => Request::ProfilesRename { old, new },
         // The others were dispatched before.
         _ => Request::Status,
     }
@@ -172,6 +178,7 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
             Show { json, ..plain() },
         ),
         CertsCommand::Show { id, json } => (Request::CertsShow { id }, Show { json, ..plain() }),
+        CertsCommand::Deploy { id } => (Request::CertsDeploy { id }, plain()),
         CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, plain()),
         CertsCommand::Forget { id, yes } => (Request::CertsForget { id, yes }, plain()),
         CertsCommand::Export { id, out } => (
@@ -261,35 +268,80 @@ fn shown(reply: Reply, show: &Show) -> i32 {
     )
 }
 
+/// Awaits `fut`, the carrying out of `request`; on a terminal, a wait over two seconds says
+/// what it waits for (a slow SCM, the daemon's cycle), so that a command never looks hung.
+pub(crate) async fn waiting<T>(request: &Request, fut: impl std::future::Future<Output = T>) -> T {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return fut.await;
+    }
+    tokio::pin!(fut);
+    tokio::select! {
+        r = &mut fut => return r,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+    }
+    eprintln!("sectigo-connector: waiting for {} ...", waits_for(request));
+    fut.await
+}
+
+/// What carrying out `request` may wait for, in words.
+fn waits_for(request: &Request) -> String {
+    let list = |ids: &[sectigo_core::names::CertRef]| {
+        ids.iter()
+            .map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match request {
+        Request::Renew { ids, .. } => format!(
+            "SCM to answer the renewal of {} (a billable call: its answer is recorded, so let it finish)",
+            list(ids)
+        ),
+        Request::RunOnce => {
+            "the daemon's cycle (renewals, then a short wait for SCM to issue them)".into()
+        }
+        Request::DryRun => "the token endpoints (the dry run asks each profile for a token)".into(),
+        Request::CertsImport { lines, .. } => format!(
+            "SCM: downloading {}",
+            sectigo_core::text::count(lines.len() as u64, "certificate", "certificates")
+        ),
+        Request::CertsExport { id, .. } => format!("SCM: downloading certificate {id}"),
+        Request::CertsDeploy { id } => {
+            format!("the deploy of {id} (downloaded from SCM, the files written, its hook run)")
+        }
+        Request::CertsResolve { target, .. } => format!("SCM, to settle {target}"),
+        Request::ForceRenew { .. } => "the state".into(),
+        Request::Reload => "the daemon to read the configuration again".into(),
+        Request::ProfilesRename { .. } => {
+            "the daemon to move the certificates and read the configuration again".into()
+        }
+        Request::StateExport { .. } => "the daemon's snapshot of the state".into(),
+        _ => "the daemon's answer (it may be busy with a cycle)".into(),
+    }
+}
+
 /// Carries out `request`: through the running daemon, or against the state when none runs.
 /// A request that needs consent is asked again with `yes` after a yes at a terminal.
 fn ask(dir: &Path, request: Request, show: Show) -> Result<i32, CliError> {
-    let socket = Config::control_socket(dir);
+    let daemon = crate::api::client::Endpoint::of(dir);
     runtime()?.block_on(async move {
         let mut request = request;
-        let mut reply = crate::api::client::send(&socket, &request).await;
+        let mut reply = waiting(&request, crate::api::client::send(&daemon, &request)).await;
         if let Ok(Some(Err(e))) = &reply {
             if e.kind == ErrorKind::Confirm {
                 if let Some(yes) = confirmed(&request, &e.message) {
                     request = yes;
-                    reply = crate::api::client::send(&socket, &request).await;
+                    reply = waiting(&request, crate::api::client::send(&daemon, &request)).await;
                 }
             }
         }
-        match reply {
-            Ok(Some(reply)) => return Ok(shown(reply, &show)),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(CliError::temp(format!(
-                    "cannot talk to the daemon through {}: {e}",
-                    socket.display()
-                )))
-            }
+        if let Some(reply) = reply? {
+            return Ok(shown(reply, &show));
         }
         if request == Request::Reload {
             return Err(CliError::temp(format!(
                 "no daemon is running (no control socket at {}): nothing to reload; `check-config` validates the files",
-                socket.display()
+                daemon.socket.display()
             )));
         }
         let reply = locally(dir, request).await?;
@@ -308,11 +360,15 @@ async fn locally(dir: &Path, request: Request) -> Result<Reply, CliError> {
         Shared::new(&cfg),
         sectigo_core::clock::system(),
     )?;
-    let mut reply = service::execute(request.clone(), &engine, &cfg, None).await;
+    let mut reply = waiting(
+        &request,
+        service::execute(request.clone(), &engine, &cfg, None),
+    )
+    .await;
     if let Err(e) = &reply {
         if e.kind == ErrorKind::Confirm {
             if let Some(yes) = confirmed(&request, &e.message) {
-                reply = service::execute(yes, &engine, &cfg, None).await;
+                reply = waiting(&yes, service::execute(yes.clone(), &engine, &cfg, None)).await;
             }
         }
     }

@@ -109,173 +109,225 @@ fn token_verdict(
     }
 }
 
+/// What `check-config --online` found so far: each line printed as it comes, and the worst
+/// verdict (the exit code).
+struct Report {
+    worst: Verdict,
+}
+
+impl Report {
+    fn say(&mut self, v: Verdict, line: String) {
+        self.worst = self.worst.max(v);
+        write_out(&format!("{line}\n"));
+    }
+}
+
 /// `check-config --online`: each profile's token endpoints, and Jira's authentication.
 pub fn check_online(cfg: &Config, issue: Option<&IssueKey>) -> Result<i32, CliError> {
     let worst = runtime()?.block_on(async {
-        let mut worst = Verdict::Ok;
-        let mut say = |v: Verdict, line: String| {
-            worst = worst.max(v);
-            write_out(&format!("{line}\n"));
-        };
-        // SCM clients alone: the state (which a running daemon holds) is not opened.
+        let mut report = Report { worst: Verdict::Ok };
         let clock = sectigo_core::clock::system();
-        let limits = std::sync::Arc::new(sectigo_scm::Limits::new(
-            cfg.connector.scm.max_concurrent,
-            cfg.connector.scm.max_requests_per_second,
-        ));
-        let settings = ScmClients::settings(cfg, clock.clone()).interactive();
-        // The request timeout, the retries of a transient answer, and a margin.
-        let limit = settings.timeout + settings.retry_max + Duration::from_secs(2);
-        let clients = ScmClients::with_settings(cfg, limits.clone(), settings.clone())?;
-        let http = sectigo_scm::http_client(&settings)
-            .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("{e}")))?;
-        for p in cfg.profiles.values() {
-            let client = clients.get(&p.name)?;
-            let what = format!("profile {}'s token endpoint {}", p.name, p.token_url);
-            let answer = waited(&what, limit, client.reserve())
-                .await
-                .map(|r| r.map(|_| ()));
-            let fix = refused_fix(&p.file, "", &p.client_secret_from);
-            let (v, line) = token_verdict(
-                &format!("profile {}", p.name),
-                (&p.token_url, "token_url", &p.file),
-                answer,
-                &fix,
-                limit,
-            );
-            say(v, line);
-            let (Some(a), Some(creds)) = (&p.admin, AdminCreds::from_profile(p)) else {
-                continue;
-            };
-            let admin = AdminClient::new(http.clone(), creds, settings.clone(), limits.clone());
-            let what = format!("profile {}'s [admin] token endpoint {}", p.name, a.token_url);
-            let answer = waited(&what, limit, admin.check_token()).await;
-            let fix = refused_fix(&p.file, "[admin] ", &a.client_secret_from);
-            let (v, line) = token_verdict(
-                &format!("profile {} [admin]", p.name),
-                (&a.token_url, "[admin] token_url", &p.file),
-                answer,
-                &fix,
-                limit,
-            );
-            say(v, line);
-        }
+        scm_endpoints(cfg, clock.clone(), &mut report).await?;
         if let Some(jc) = &cfg.connector.jira {
-            let file = cfg.dir.join(sectigo_core::config::CONNECTOR_FILE);
-            let client = sectigo_jira::JiraClient::new(jc, clock.clone())
+            let client = sectigo_jira::JiraClient::new(jc, clock)
                 .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("[jira]: {e}")))?;
-            let limit = Duration::from_secs(jc.timeout_secs) + Duration::from_secs(2);
-            let what = format!("Jira at {}", jc.url);
-            match waited(&what, limit, client.myself()).await {
-                Some(Ok((name, account))) => say(
-                    Verdict::Ok,
-                    format!(
-                        "online: jira {}: credentials taken, for {name} ({account})",
-                        jc.url
-                    ),
-                ),
-                Some(Err(e @ sectigo_jira::JiraError::Auth)) => say(
-                    Verdict::Refused,
-                    format!(
-                        "online: jira {}: REFUSED: {e}; fix [jira] {}{} in {}",
-                        jc.url,
-                        if jc.email.is_some() { "`email` or " } else { "" },
-                        jc.token_from.describe("token"),
-                        file.display()
-                    ),
-                ),
-                Some(Err(e @ sectigo_jira::JiraError::Permanent { .. })) => say(
-                    Verdict::Refused,
-                    format!(
-                        "online: jira {}: REFUSED: {e}; check [jira] `url` and `flavor` in {}",
-                        jc.url,
-                        file.display()
-                    ),
-                ),
-                Some(Err(e)) => say(
-                    Verdict::Unreachable,
-                    format!(
-                        "online: jira {}: UNREACHABLE: {e} (exit 75: try again later)",
-                        jc.url
-                    ),
-                ),
-                None => say(
-                    Verdict::Unreachable,
-                    format!(
-                        "online: jira {}: UNREACHABLE: no answer within {}s",
-                        jc.url,
-                        limit.as_secs()
-                    ),
-                ),
-            }
-            let mut configured: Vec<(String, String)> = jc
-                .transitions
-                .iter()
-                .map(|(ev, name)| (format!("[jira.transitions] {ev}"), name.clone()))
-                .collect();
-            if let Some(w) = &jc.workflow {
-                configured.extend(
-                    w.transitions()
-                        .iter()
-                        .map(|(ev, name)| (format!("[jira.workflow] {ev}"), name.to_string())),
-                );
-            }
-            match issue {
-                _ if configured.is_empty() => {}
-                None => say(
-                    Verdict::Ok,
-                    format!(
-                        "online: jira: the {} configured transitions are not checked: which Jira offers depends on an issue's status; `--issue KEY` checks them against one issue",
-                        configured.len()
-                    ),
-                ),
-                Some(key) => match waited(&what, limit, client.transitions(key)).await {
-                    Some(Ok(offered)) => {
-                        let names: Vec<String> = offered
-                            .iter()
-                            .map(|t| format!("{:?} (to {:?})", t.name, t.to))
-                            .collect();
-                        say(
-                            Verdict::Ok,
-                            format!(
-                                "online: jira: {key} offers {}",
-                                if names.is_empty() {
-                                    "no transition".to_string()
-                                } else {
-                                    names.join(", ")
-                                }
-                            ),
-                        );
-                        for (what, name) in &configured {
-                            let ok = offered.iter().any(|t| t.answers_to(name));
-                            say(
-                                Verdict::Ok,
-                                format!(
-                                    "online: jira: {what} = {name:?}: {}",
-                                    if ok {
-                                        format!("offered on {key}")
-                                    } else {
-                                        format!("NOT offered on {key} in its status (a typo, or offered only from another status)")
-                                    }
-                                ),
-                            );
-                        }
-                    }
-                    Some(Err(e)) => say(
-                        Verdict::Failed,
-                        format!("online: jira: {key}: REFUSED: {e}"),
-                    ),
-                    None => say(
-                        Verdict::Unreachable,
-                        format!(
-                            "online: jira: {key}: no answer within {}s",
-                            limit.as_secs()
-                        ),
-                    ),
-                },
-            }
+            jira(cfg, jc, &client, issue, &mut report).await;
         }
-        Ok::<Verdict, CliError>(worst)
+        Ok::<Verdict, CliError>(report.worst)
     })?;
     Ok(worst.exit())
+}
+
+/// Each profile's token endpoint, and its `[admin]` one.
+async fn scm_endpoints(
+    cfg: &Config,
+    clock: sectigo_core::clock::SharedClock,
+    report: &mut Report,
+) -> Result<(), CliError> {
+    let mut say = |v: Verdict, line: String| report.say(v, line);
+    // SCM clients alone: the state (which a running daemon holds) is not opened.
+    let limits = std::sync::Arc::new(sectigo_scm::Limits::new(
+        cfg.connector.scm.max_concurrent,
+        cfg.connector.scm.max_requests_per_second,
+    ));
+    let settings = ScmClients::settings(cfg, clock.clone()).interactive();
+    // The request timeout, the retries of a transient answer, and a margin.
+    let limit = settings.timeout + settings.retry_max + Duration::from_secs(2);
+    let clients = ScmClients::with_settings(cfg, limits.clone(), settings.clone())?;
+    let http = sectigo_scm::http_client(&settings)
+        .map_err(|e| CliError::new(Exit::Config, anyhow::anyhow!("{e}")))?;
+    for p in cfg.profiles.values() {
+        let client = clients.get(&p.name)?;
+        let what = format!("profile {}'s token endpoint {}", p.name, p.token_url);
+        let answer = waited(&what, limit, client.reserve())
+            .await
+            .map(|r| r.map(|_| ()));
+        let fix = refused_fix(&p.file, "", &p.client_secret_from);
+        let (v, line) = token_verdict(
+            &format!("profile {}", p.name),
+            (&p.token_url, "token_url", &p.file),
+            answer,
+            &fix,
+            limit,
+        );
+        say(v, line);
+        let (Some(a), Some(creds)) = (&p.admin, AdminCreds::from_profile(p)) else {
+            continue;
+        };
+        let admin = AdminClient::new(http.clone(), creds, settings.clone(), limits.clone());
+        let what = format!(
+            "profile {}'s [admin] token endpoint {}",
+            p.name, a.token_url
+        );
+        let answer = waited(&what, limit, admin.check_token()).await;
+        let fix = refused_fix(&p.file, "[admin] ", &a.client_secret_from);
+        let (v, line) = token_verdict(
+            &format!("profile {} [admin]", p.name),
+            (&a.token_url, "[admin] token_url", &p.file),
+            answer,
+            &fix,
+            limit,
+        );
+        say(v, line);
+    }
+    Ok(())
+}
+
+/// Jira's authentication, and the configured transitions against one issue.
+async fn jira(
+    cfg: &Config,
+    jc: &sectigo_core::config::JiraConfig,
+    client: &sectigo_jira::JiraClient,
+    issue: Option<&IssueKey>,
+    report: &mut Report,
+) {
+    let mut say = |v: Verdict, line: String| report.say(v, line);
+    let file = cfg.dir.join(sectigo_core::config::CONNECTOR_FILE);
+    let limit = Duration::from_secs(jc.timeout_secs) + Duration::from_secs(2);
+    let what = format!("Jira at {}", jc.url);
+    match waited(&what, limit, client.myself()).await {
+        Some(Ok((name, account))) => say(
+            Verdict::Ok,
+            format!(
+                "online: jira {}: credentials taken, for {name} ({account})",
+                jc.url
+            ),
+        ),
+        Some(Err(e @ sectigo_jira::JiraError::Auth)) => say(
+            Verdict::Refused,
+            format!(
+                "online: jira {}: REFUSED: {e}; fix [jira] {}{} in {}",
+                jc.url,
+                if jc.email.is_some() {
+                    "`email` or "
+                } else {
+                    ""
+                },
+                jc.token_from.describe("token"),
+                file.display()
+            ),
+        ),
+        Some(Err(e @ sectigo_jira::JiraError::Permanent { .. })) => say(
+            Verdict::Refused,
+            format!(
+                "online: jira {}: REFUSED: {e}; check [jira] `url` and `flavor` in {}",
+                jc.url,
+                file.display()
+            ),
+        ),
+        Some(Err(e)) => say(
+            Verdict::Unreachable,
+            format!(
+                "online: jira {}: UNREACHABLE: {e} (exit 75: try again later)",
+                jc.url
+            ),
+        ),
+        None => say(
+            Verdict::Unreachable,
+            format!(
+                "online: jira {}: UNREACHABLE: no answer within {}s",
+                jc.url,
+                limit.as_secs()
+            ),
+        ),
+    }
+    transitions(jc, client, issue, limit, &what, report).await;
+}
+
+/// Each configured transition name against what Jira offers on `issue`.
+async fn transitions(
+    jc: &sectigo_core::config::JiraConfig,
+    client: &sectigo_jira::JiraClient,
+    issue: Option<&IssueKey>,
+    limit: Duration,
+    what: &str,
+    report: &mut Report,
+) {
+    let mut say = |v: Verdict, line: String| report.say(v, line);
+    let mut configured: Vec<(String, String)> = jc
+        .transitions
+        .iter()
+        .map(|(ev, name)| (format!("[jira.transitions] {ev}"), name.clone()))
+        .collect();
+    if let Some(w) = &jc.workflow {
+        configured.extend(
+            w.transitions()
+                .iter()
+                .map(|(ev, name)| (format!("[jira.workflow] {ev}"), name.to_string())),
+        );
+    }
+    match issue {
+        _ if configured.is_empty() => {}
+        None => say(
+            Verdict::Ok,
+            format!(
+                "online: jira: the {} configured transitions are not checked: which Jira offers depends on an issue's status; `--issue KEY` checks them against one issue",
+                configured.len()
+            ),
+        ),
+        Some(key) => match waited(what, limit, client.transitions(key)).await {
+            Some(Ok(offered)) => {
+                let names: Vec<String> = offered
+                    .iter()
+                    .map(|t| format!("{:?} (to {:?})", t.name, t.to))
+                    .collect();
+                say(
+                    Verdict::Ok,
+                    format!(
+                        "online: jira: {key} offers {}",
+                        if names.is_empty() {
+                            "no transition".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+                for (what, name) in &configured {
+                    let ok = offered.iter().any(|t| t.answers_to(name));
+                    say(
+                        Verdict::Ok,
+                        format!(
+                            "online: jira: {what} = {name:?}: {}",
+                            if ok {
+                                format!("offered on {key}")
+                            } else {
+                                format!("NOT offered on {key} in its status (a typo, or offered only from another status)")
+                            }
+                        ),
+                    );
+                }
+            }
+            Some(Err(e)) => say(
+                Verdict::Failed,
+                format!("online: jira: {key}: REFUSED: {e}"),
+            ),
+            None => say(
+                Verdict::Unreachable,
+                format!(
+                    "online: jira: {key}: no answer within {}s",
+                    limit.as_secs()
+                ),
+            ),
+        },
+    }
 }

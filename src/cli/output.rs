@@ -6,6 +6,12 @@ use crate::exit::{self, Exit};
 
 use crate::render;
 
+/// `s` for a terminal: no control character but newlines and tabs (what SCM or Jira said is
+/// escaped where it is shown, by `render`; this is the last guard).
+fn for_terminal(s: &str) -> String {
+    sectigo_core::text::EscapedLines(s).to_string()
+}
+
 /// Writes to standard output. A reader that went away (`| head -1`) ends the command quietly,
 /// as it does for cat or grep, instead of a panic.
 pub fn write_out(s: &str) {
@@ -27,13 +33,13 @@ pub fn emit(reply: Reply, json: bool) -> i32 {
                 write_out(&render::json(&r));
             } else {
                 let (out, err) = render::text(&r, super::now());
-                write_out(&out);
-                eprint!("{err}");
+                write_out(&for_terminal(&out));
+                eprint!("{}", for_terminal(&err));
             }
             exit::for_response(&r).code()
         }
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            eprintln!("error: {}", for_terminal(&e.message));
             Exit::from(e.kind).code()
         }
     }
@@ -48,7 +54,9 @@ pub fn emit_check(reply: Reply) -> i32 {
                 write_out("OK: nothing needs a person\n");
                 Exit::Ok.code()
             } else {
-                write_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+                write_out(&for_terminal(
+                    &lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+                ));
                 Exit::Failed.code()
             }
         }

@@ -4,23 +4,40 @@
 use std::path::{Path, PathBuf};
 
 use sectigo_core::config::Config;
-use sectigo_engine::{explain, Shared};
+use sectigo_engine::Shared;
 
+use super::output::{emit, write_out};
 use super::runtime;
-use crate::api::{service, Request, Response};
+use crate::api::{service, CycleRun, Reply, Request, Response};
 use crate::exit::{CliError, Exit};
 use crate::lifecycle::{Connector, OnceReport};
 use crate::render;
 
-/// `run-hooks --from DIR`: exit 1 when any hook failed (the count in its last line).
+/// `run-hooks --from DIR`: exit 1 when any hook failed or a request was refused (the counts
+/// in its last line), or DIR itself was refused.
 pub fn hooks(dir: &Path, from: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log)?;
-    let s = runtime()?.block_on(crate::hooks::serve(from, &cfg));
-    if s.ran > 0 {
-        tracing::info!("deploy hooks: {} run, {} failed", s.ran, s.failed);
+    // Root's helper logs to its unit's journal (or standard error) only: never into the
+    // daemon's `[log] file` directory, which the service user controls.
+    let mut log = cfg.connector.log.clone();
+    log.file = None;
+    let _log = crate::logging::init(&log)?;
+    let s = runtime()?
+        .block_on(crate::hooks::serve(from, &cfg))
+        .map_err(CliError::failed)?;
+    if s.ran > 0 || s.rejected > 0 {
+        tracing::info!(
+            "deploy hooks: {} run, {} failed; {} refused",
+            s.ran,
+            s.failed,
+            sectigo_core::text::count(s.rejected as u64, "request", "requests")
+        );
     }
-    Ok(if s.failed > 0 { Exit::Failed.code() } else { 0 })
+    Ok(if s.failed > 0 || s.rejected > 0 {
+        Exit::Failed.code()
+    } else {
+        0
+    })
 }
 
 pub fn daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {
@@ -37,9 +54,28 @@ pub fn daemon(dir: &Path, hooks_via: Option<PathBuf>) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// `run --once`: one cycle, one Jira poll and delivery, against the state (the daemon must
-/// not run). (`--dry-run` is a request: it goes through the daemon when one runs.)
+/// `run --once`: one cycle, one Jira poll and delivery, against the state; while the daemon
+/// runs, the daemon runs the cycle now and this prints what it did (the same exit codes).
+/// (`--dry-run` is a request: it goes through the daemon when one runs.)
 pub fn once(dir: &Path) -> Result<i32, CliError> {
+    let daemon = crate::api::client::Endpoint::of(dir);
+    let through_daemon = runtime()?.block_on(async {
+        let reply = super::waiting(
+            &Request::RunOnce,
+            crate::api::client::send(&daemon, &Request::RunOnce),
+        )
+        .await?;
+        Ok::<_, CliError>(match reply {
+            None => None,
+            Some(r) => {
+                let status = crate::api::client::send(&daemon, &Request::Status).await;
+                Some((r, status.ok().flatten()))
+            }
+        })
+    })?;
+    if let Some((reply, status)) = through_daemon {
+        return Ok(once_through_daemon(reply, status));
+    }
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;
@@ -50,25 +86,52 @@ pub fn once(dir: &Path) -> Result<i32, CliError> {
         let report = conn.once().await?;
         print_once(&report, conn.config().connector.jira.is_some());
         conn.stop().await?;
-        // Anything that needs a person (this run's failures, and what earlier runs left:
-        // unknown outcomes, failing deploys, stalls) makes the exit 1, for cron and CI.
-        let needs =
-            match service::execute(Request::Status, conn.engine(), conn.config(), None).await {
-                Ok(Response::Status(st)) => render::needs_a_person(&st)
-                    .into_iter()
-                    .filter(|l| !l.starts_with("daemon:"))
-                    .collect(),
-                _ => Vec::new(),
-            };
-        for l in &needs {
-            eprintln!("needs a person: {l}");
-        }
-        Ok(if report.cycle.summary.failed > 0 || !needs.is_empty() {
-            Exit::Failed.code()
-        } else {
-            0
-        })
+        let status = service::execute(Request::Status, conn.engine(), conn.config(), None).await;
+        Ok(once_exit(report.cycle.summary.failed, status.ok()))
     })
+}
+
+/// `run --once`'s exit: 1 when the cycle failed somewhere or anything needs a person (this
+/// run's failures, and what earlier runs left: unknown outcomes, failing deploys, stalls), for
+/// cron and CI; each such thing on standard error.
+fn once_exit(failed: u64, status: Option<Response>) -> i32 {
+    let needs: Vec<String> = match status {
+        Some(Response::Status(st)) => render::needs_a_person(&st)
+            .into_iter()
+            .filter(|l| !l.starts_with("daemon:"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for l in &needs {
+        eprintln!("needs a person: {l}");
+    }
+    if failed > 0 || !needs.is_empty() {
+        Exit::Failed.code()
+    } else {
+        0
+    }
+}
+
+/// `run --once` answered by the running daemon: its cycle, then what the daemon's status
+/// says about Jira and about what needs a person.
+fn once_through_daemon(reply: Reply, status: Option<Reply>) -> i32 {
+    let c = match reply {
+        Ok(Response::Cycle(c)) => c,
+        other => return emit(other, false),
+    };
+    let (out, err) = render::cycle_run(&c);
+    write_out(&out);
+    eprint!("{err}");
+    let status = status.and_then(Result::ok);
+    if let Some(Response::Status(st)) = &status {
+        if st.jira.configured {
+            println!(
+                "jira: {} updates queued (the daemon delivers them)",
+                st.jira.pending
+            );
+        }
+    }
+    once_exit(c.summary.failed, status)
 }
 
 fn print_once(report: &OnceReport, jira: bool) {
@@ -78,25 +141,13 @@ fn print_once(report: &OnceReport, jira: bool) {
             eprintln!("jira workflow: {e}");
         }
     }
-    for p in &report.cycle.planned {
-        println!(
-            "{:<12} {:<16} {:<30} expires {}  {}",
-            p.id,
-            p.profile,
-            sectigo_core::text::Escaped(&p.subject_cn),
-            sectigo_core::text::ts(p.not_after),
-            explain(&p.decision)
-        );
-    }
-    let s = &report.cycle.summary;
-    println!("cycle: {} renewed, {} renewal requests, {} failed, {} still pending collection, {} due without auto-renew", s.renewed, s.requested, s.failed, s.pending, s.skipped_no_auto_renew);
+    let (out, err) = render::cycle_run(&CycleRun::of(&report.cycle));
+    write_out(&out);
     if jira {
         let (delivered, pending) = report.jira.unwrap_or_default();
         println!("jira: {delivered} updates delivered, {pending} still queued (delivered by the daemon, or the next run)");
     }
-    for e in &s.errors {
-        eprintln!("failed: {}", sectigo_core::text::Escaped(e));
-    }
+    eprint!("{err}");
 }
 
 #[cfg(feature = "demo")]

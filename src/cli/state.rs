@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt as _;
 
 use sectigo_core::config::Config;
+use sectigo_engine::safe_fs::Dir;
 use sectigo_engine::{Engine, Shared};
 use sectigo_state::ExportError;
 
@@ -13,11 +14,15 @@ use crate::api::{service, Reply, Request, Response};
 use crate::exit::{CliError, Exit};
 use crate::render;
 
-/// Where an export goes: FILE (written as `FILE.partial`, 0600, fsynced, then renamed, so FILE
-/// is a whole export or the one before), or standard output.
+/// Where an export goes: FILE, or standard output. FILE is written under a new name beside it
+/// (`.FILE.RANDOM.partial`, created `O_EXCL|O_NOFOLLOW` and made 0600 through its descriptor:
+/// nothing planted in FILE's directory is opened, truncated or left readable), fsynced, then
+/// renamed onto FILE, so FILE is a whole export or the one before.
 enum Output {
     File {
-        partial: PathBuf,
+        dir: Dir,
+        partial: String,
+        name: String,
         file: PathBuf,
         w: tokio::fs::File,
     },
@@ -29,28 +34,35 @@ impl Output {
         let Some(file) = file else {
             return Ok(Output::Stdout(tokio::io::stdout()));
         };
-        let mut partial = file.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let w = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .await
-            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", partial.display())))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            CliError::failed(format!("cannot write {}: {e}", file.display()))
+        };
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| cannot(&"not a file name (UTF-8, not a directory)"))?
+            .to_string();
+        let parent = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = Dir::open_named(parent).map_err(|e| cannot(&e))?;
+        let (partial, w) = dir
+            .create_temp(&format!(".{name}"), "partial", 0o600)
+            .map_err(|e| cannot(&e))?;
         Ok(Output::File {
+            dir,
             partial,
+            name,
             file: file.to_path_buf(),
-            w,
+            w: tokio::fs::File::from_std(w),
         })
     }
 
     /// Where it goes, for an error.
     fn name(&self) -> String {
         match self {
-            Output::File { partial, .. } => partial.display().to_string(),
+            Output::File { dir, partial, .. } => dir.show(partial).display().to_string(),
             Output::Stdout(_) => "standard output".into(),
         }
     }
@@ -71,7 +83,9 @@ impl Output {
                 Ok(None)
             }
             Output::File {
+                dir,
                 partial,
+                name,
                 file,
                 mut w,
             } => {
@@ -79,20 +93,16 @@ impl Output {
                 w.flush().await.map_err(fail)?;
                 w.sync_all().await.map_err(fail)?;
                 drop(w);
-                tokio::fs::rename(&partial, &file).await.map_err(fail)?;
-                if let Some(d) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::File::open(d)
-                        .and_then(|d| d.sync_all())
-                        .map_err(fail)?;
-                }
+                dir.rename(&partial, &name).map_err(fail)?;
+                dir.sync().map_err(fail)?;
                 Ok(Some(file))
             }
         }
     }
 
     fn discard(self) {
-        if let Output::File { partial, .. } = self {
-            let _ = std::fs::remove_file(partial);
+        if let Output::File { dir, partial, .. } = self {
+            let _ = dir.unlink(&partial);
         }
     }
 }
@@ -133,18 +143,16 @@ pub fn export(dir: &Path, file: Option<&Path>) -> Result<i32, CliError> {
 
 /// The export, through the daemon when it runs (it holds the state), else from the state.
 async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
-    let socket = Config::control_socket(dir);
+    let daemon = crate::api::client::Endpoint::of(dir);
     // Asks for the keys; the daemon gives them only to root and its own user.
     let req = Request::StateExport { keys: true };
-    match crate::api::client::send_to(&socket, &req, out.writer()).await {
+    match crate::api::client::send_to(&daemon, &req, out.writer()).await {
         Ok(Some(reply)) => return Ok(reply),
         Ok(None) => {}
         Err(e) => {
-            return Err(CliError::temp(format!(
-                "state export through the daemon ({}) into {}: {e}",
-                socket.display(),
-                out.name()
-            )))
+            let mut e = CliError::from(e);
+            e.error = e.error.context(format!("state export into {}", out.name()));
+            return Err(e);
         }
     }
     let cfg = Config::load(dir)?;
@@ -173,8 +181,22 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
 }
 
 /// `state import FILE`.
+///
+/// Run as root into a state directory another user owns (the service user's), the import
+/// refuses a `db` or `keys` there that is a link or another user's, and then runs as that
+/// user ([`as_owner_of`]): whatever that user planted in its directory, the import writes
+/// nowhere that user could not, and what it makes (the database, the keys) is that user's.
 pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     let cfg = Config::load(dir)?;
+    // Opened as the caller: root may read a file the service user may not.
+    let source = std::fs::File::open(file)
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let bytes = source
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let state_dir = cfg.connector.state.dir.clone();
+    let owner = as_owner_of(&state_dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = match sectigo_state::open_for_restore(&cfg.connector.state) {
         Err(e) if e.is_temporary() => {
@@ -184,12 +206,22 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         }
         r => r?,
     };
-    let keys = sectigo_state::KeyStore::new(&cfg.connector.state.dir);
-    let bytes = std::fs::metadata(file)
-        .map(|m| m.len())
-        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", file.display())))?;
+    let keys = sectigo_state::KeyStore::new(&state_dir);
+    // Read twice (checked, then restored): from the start of the file opened above; a pipe
+    // (`/dev/stdin`) cannot go back, and is opened again as before.
+    let mut again = false;
     let counts = sectigo_state::export::import(&*store, &keys, &mut || {
-        std::fs::File::open(file).map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+        use std::io::Seek as _;
+        let mut f = source.try_clone()?;
+        if std::mem::replace(&mut again, true) {
+            match f.rewind() {
+                Err(e) if e.raw_os_error() == Some(29) => f = std::fs::File::open(file)?,
+                r => {
+                    r?;
+                }
+            }
+        }
+        Ok(std::io::BufReader::with_capacity(1 << 20, f))
     })
     .map_err(|e| match e {
         ExportError::Store(s) if s.is_temporary() => CliError::from(s),
@@ -217,12 +249,10 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         .map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
     let held = runtime()?.block_on(engine.hold_after_restore(backup.exported_at))?;
     drop(engine);
-    let owner = give_to_owner(&cfg.connector.state.dir)
-        .map_err(|e| CliError::failed(format!("{}: {e}", cfg.connector.state.dir.display())))?;
     println!(
         "state imported from {} into {}{owner}: {}",
         file.display(),
-        cfg.connector.state.dir.display(),
+        state_dir.display(),
         render::exported(&counts, bytes)
     );
     if redeploy > 0 {
@@ -241,29 +271,76 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     Ok(Exit::Ok.code())
 }
 
-/// Run as root into a state directory another user owns (the service user's), what the import
-/// created (the database and the keys) is given to that user: the daemon must be able to open
-/// it. Nothing else in the directory (deployed files, say) is touched.
-fn give_to_owner(dir: &Path) -> std::io::Result<String> {
+/// Root importing into `dir`, a state directory another user owns: refuses a `db` or `keys`
+/// entry there that is a link, not a directory, or not that user's; then this thread (the
+/// only one yet: every thread the import starts is started by it) takes that user's uid and
+/// gid, for good. Returns what to say about it. Nothing to do for another caller, or for a
+/// directory of root's.
+fn as_owner_of(dir: &Path) -> Result<String, CliError> {
     use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(dir)?;
-    if !rustix::process::geteuid().is_root() || meta.uid() == 0 {
+    if !rustix::process::geteuid().is_root() {
         return Ok(String::new());
     }
-    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-        if std::fs::symlink_metadata(p)?.is_dir() {
-            for e in std::fs::read_dir(p)? {
-                walk(&e?.path(), uid, gid)?;
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(CliError::failed(format!("{}: {e}", dir.display()))),
+    };
+    let (uid, gid) = (meta.uid(), meta.gid());
+    for entry in ["db", "keys"] {
+        let p = dir.join(entry);
+        let why = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => "a symbolic link".to_string(),
+            Ok(m) if !m.is_dir() => "not a directory".to_string(),
+            Ok(m) if m.uid() != uid => {
+                format!(
+                    "owned by uid {}, not by the directory's owner (uid {uid})",
+                    m.uid()
+                )
             }
-        }
+            _ => continue,
+        };
+        return Err(CliError::failed(format!(
+            "{}: {why}: refused, nothing was imported (move it away: an import goes into an empty state)",
+            p.display()
+        )));
+    }
+    if uid == 0 {
+        return Ok(String::new());
+    }
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_string()))
+        });
+    if threads.as_deref() != Some("1") {
+        return Err(CliError::failed(format!(
+            "state import as root: cannot take uid {uid} (the owner of {}) with {} threads running; nothing was imported",
+            dir.display(),
+            threads.unwrap_or_else(|| "several".into())
+        )));
+    }
+    use rustix::fs::{Gid, Uid};
+    let become_owner = || -> std::io::Result<()> {
+        rustix::thread::set_thread_groups(&[Gid::from_raw(gid)])?;
+        rustix::thread::set_thread_res_gid(
+            Gid::from_raw(gid),
+            Gid::from_raw(gid),
+            Gid::from_raw(gid),
+        )?;
+        rustix::thread::set_thread_res_uid(
+            Uid::from_raw(uid),
+            Uid::from_raw(uid),
+            Uid::from_raw(uid),
+        )?;
         Ok(())
-    }
-    for made in ["db", "keys"] {
-        let p = dir.join(made);
-        if p.exists() {
-            walk(&p, meta.uid(), meta.gid())?;
-        }
-    }
-    Ok(format!(" (owned by uid {}, as the directory)", meta.uid()))
+    };
+    become_owner().map_err(|e| {
+        CliError::failed(format!(
+            "state import as root: cannot take uid {uid} (the owner of {}): {e}; nothing was imported",
+            dir.display()
+        ))
+    })?;
+    Ok(format!(" (as uid {uid}, the directory's owner)"))
 }

@@ -250,6 +250,8 @@ fn populate(s: &SledStore, keys: &KeyStore) {
                 completed: None,
                 cause: "command".into(),
             }),
+            configured: true,
+            rename_candidates: vec![crate::common::pn("www")],
         },
     )
     .unwrap();
@@ -711,7 +713,13 @@ mod cli {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::metadata(&bk).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "the export may hold private keys");
-            assert!(!da.join("backup.jsonl.partial").exists());
+            assert!(
+                !std::fs::read_dir(&da)
+                    .unwrap()
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".partial")),
+                "no partial file is left"
+            );
             assert!(std::fs::read_to_string(&log)
                 .unwrap()
                 .contains("state exported: 3 certificates"));
@@ -809,7 +817,14 @@ mod cli {
                 err.contains("would not restore") && err.contains("line"),
                 "{err}"
             );
-            assert!(!file.exists() && !d.join("backup.jsonl.partial").exists());
+            assert!(!file.exists());
+            assert!(
+                !std::fs::read_dir(&d)
+                    .unwrap()
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".partial")),
+                "no partial file is left"
+            );
         })
         .await
         .unwrap();

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use crate::common::{run_bounded, signal, wait_bounded, Env};
 use sectigo_sim::ScmSimConfig;
 
-const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
+pub(crate) const EXE: &str = env!("CARGO_BIN_EXE_sectigo-connector");
 
 /// Runs one command; a command still running after a minute fails the test.
-fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let o = run_bounded(
         Command::new(EXE).arg("--config-dir").arg(dir).args(args),
         60,
@@ -22,7 +22,7 @@ fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// Prints the daemon's log when the test fails, so that a failure in CI shows what the daemon
 /// was doing.
-struct LogOnPanic<'a>(&'a Path);
+pub(crate) struct LogOnPanic<'a>(pub(crate) &'a Path);
 impl Drop for LogOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -35,7 +35,7 @@ impl Drop for LogOnPanic<'_> {
     }
 }
 
-fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
+pub(crate) fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
     let mut c = Command::new(EXE);
     c.arg("--config-dir")
         .arg(dir)
@@ -49,7 +49,7 @@ fn spawn(dir: &Path, log: &Path, notify: Option<&Path>) -> Child {
 }
 
 /// `certs import` of one certificate into `profile`; it must succeed.
-fn import(dir: &Path, profile: &str, id: &str) {
+pub(crate) fn import(dir: &Path, profile: &str, id: &str) {
     let (code, out, err) = cli(
         dir,
         &["certs", "import", "--profile", profile, "--cert-id", id],
@@ -59,7 +59,7 @@ fn import(dir: &Path, profile: &str, id: &str) {
 
 /// An environment whose profile "web" (a 30-day window) tracks one certificate 5 days from
 /// expiry: (the environment, its directory, the certificate's id).
-async fn one_due_certificate() -> (Env, std::path::PathBuf, String) {
+pub(crate) async fn one_due_certificate() -> (Env, std::path::PathBuf, String) {
     let env = Env::new(ScmSimConfig::default()).await;
     env.profile("web", "expiry_window_days = 30");
     let id = env.sim_cert("due.example.com", 5).to_string();
@@ -72,7 +72,7 @@ async fn one_due_certificate() -> (Env, std::path::PathBuf, String) {
 }
 
 /// Polls `f` until it is true or the deadline passes.
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         if f() {
@@ -83,7 +83,7 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-fn log_has(log: &Path, s: &str) -> bool {
+pub(crate) fn log_has(log: &Path, s: &str) -> bool {
     std::fs::read_to_string(log).unwrap_or_default().contains(s)
 }
 
@@ -101,10 +101,27 @@ async fn start_commands_reload_and_stop() {
     let env = Env::new(ScmSimConfig::default()).await;
     // Port 0: the daemon binds a free port and logs it (a port picked here and released could
     // be taken by another test's server before the daemon binds it).
-    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    env.connector("[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_at_start = false\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     env.profile("web", "expiry_window_days = 30");
     let cert = env.sim_cert("due.example.com", 5);
     let later = env.sim_cert("later.example.com", 200);
+    // Imported before the daemon starts (with the daemon running, a due import is renewed at
+    // once: `first_hour` tests that); `renew` renews it through the daemon below.
+    let (code, out, err) = cli(
+        env.path(),
+        &[
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--cert-id",
+            &cert,
+            "--issue",
+            "CERT-7",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 1"), "{out}");
     let log = env.path().join("daemon.log");
     let _show = LogOnPanic(&log);
     let notify_path = env.path().join("notify.sock");
@@ -146,29 +163,8 @@ async fn start_commands_reload_and_stop() {
 
     // Commands go through the running daemon (it holds the state).
     let d = dir.clone();
-    let c = cert.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        cli(
-            &d,
-            &[
-                "certs",
-                "import",
-                "--profile",
-                "web",
-                "--cert-id",
-                &c,
-                "--issue",
-                "CERT-7",
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("imported 1"), "{out}");
-    let d = dir.clone();
     let l = later.clone();
-    tokio::task::spawn_blocking(move || {
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
         cli(
             &d,
             &["certs", "import", "--profile", "web", "--cert-id", &l],
@@ -176,6 +172,8 @@ async fn start_commands_reload_and_stop() {
     })
     .await
     .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("imported 1"), "{out}");
     let d = dir.clone();
     let (code, out, _) = tokio::task::spawn_blocking(move || cli(&d, &["status"]))
         .await

@@ -73,6 +73,10 @@ async fn an_api_outage_costs_one_probe_whatever_the_number_of_certificates() {
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let took = started.elapsed();
     let sent = api_calls(&env.sim) - api_before;
+    eprintln!(
+        "measured: API outage, 200 due: cycle {took:?}, {sent} API requests, billed {}",
+        env.sim.billable_total()
+    );
     assert!(took < Duration::from_secs(8), "the cycle took {took:?}");
     assert!(sent <= 10, "{sent} API requests during the outage");
     assert_eq!(env.sim.billable_total(), 0);
@@ -185,6 +189,11 @@ async fn refused_credentials_are_one_problem_not_one_per_certificate() {
     let tokens_before = token_calls(&env.sim);
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let tokens = token_calls(&env.sim) - tokens_before;
+    eprintln!(
+        "measured: refused credentials, 50 due: {tokens} token requests, {} problem(s), billed {}",
+        r.summary.outages.len(),
+        env.sim.billable_total()
+    );
     assert!(tokens <= 2, "{tokens} token requests for 50 certificates");
     assert_eq!(env.sim.billable_total(), 0);
     assert_eq!(r.summary.failed, 0);
@@ -307,6 +316,10 @@ async fn a_window_typo_or_a_clock_ahead_bills_at_most_the_budget() {
     env.profile("web", "expiry_window_days = 300");
     let engine = env.engine_with(store.clone());
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
+    eprintln!(
+        "measured: window 30 -> 300 over 40 certificates, max_per_day 5: {} renewed, {:?} held",
+        r.summary.requested, r.summary.held
+    );
     assert_eq!(r.summary.requested, 5);
     assert_eq!(r.summary.held.get(&pn("web")).copied(), Some(35));
     assert_eq!(env.sim.billable_total(), 5);
@@ -317,6 +330,12 @@ async fn a_window_typo_or_a_clock_ahead_bills_at_most_the_budget() {
     ahead.set(env.now() + CDuration::days(400));
     let engine = env.engine_on(store.clone(), ahead.shared());
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
+    eprintln!(
+        "measured: clock +400 days: {} renewed, {:?} held, billed in all {}",
+        r.summary.requested,
+        r.summary.held,
+        env.sim.billable_total()
+    );
     assert!(
         r.summary.requested <= 5,
         "{} renewals sent",

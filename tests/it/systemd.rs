@@ -187,6 +187,7 @@ fn main_pid(c: &Container) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root, systemd-nspawn, a Debian root (SECTIGO_NSPAWN_ROOT) and the .deb (SECTIGO_DEB): run by .ci/run"]
 async fn the_package_under_a_booted_systemd() {
+    let _one = ONE_CONTAINER.lock().await;
     let root = PathBuf::from(std::env::var("SECTIGO_NSPAWN_ROOT").expect("SECTIGO_NSPAWN_ROOT"));
     let deb = PathBuf::from(std::env::var("SECTIGO_DEB").expect("SECTIGO_DEB"));
     let sim = ScmSim::start(ScmSimConfig::default()).await.unwrap();
@@ -247,7 +248,9 @@ async fn the_package_under_a_booted_systemd() {
         );
         c.write(
             "/etc/sectigo-connector/profiles.d/web.toml",
-            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 30\n[deploy]\ndir = \"/var/lib/sectigo-connector/certs\"\nhook = [\"systemctl\", \"reload-or-restart\", \"nginx\"]\n"),
+            // A window shorter than the certificates' 5 days: an import does not renew them at
+            // once (a due import through the daemon would), the test's `renew --yes` does.
+            &format!("client_id = \"sim-client\"\nclient_secret = \"sim-secret\"\nscm_url = \"{scm_url}\"\ntoken_url = \"{token_url}\"\nexpiry_window_days = 3\n[deploy]\ndir = \"/var/lib/sectigo-connector/certs\"\nhook = [\"systemctl\", \"reload-or-restart\", \"nginx\"]\n"),
         );
         c.ok("mkdir -p /etc/systemd/system/sectigo-connector.service.d && printf '[Service]\\nRestartSec=1s\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' > /etc/systemd/system/sectigo-connector.service.d/test.conf && systemctl daemon-reload");
         c.ok("sectigo-connector check-config");
@@ -281,7 +284,7 @@ async fn the_package_under_a_booted_systemd() {
         ));
         assert!(out.contains("imported 1"), "{out}");
         c.ok(&format!("sectigo-connector certs import --profile web --cert-id {other}"));
-        let out = c.ok(&format!("sectigo-connector renew {due}"));
+        let out = c.ok(&format!("sectigo-connector renew {due} --yes"));
         assert!(out.contains("renewed"), "{out}");
         c.wait_until("the Jira comment", 20, |_| {
             jira.issue("CERT-1").is_some_and(|i| !i.comments.is_empty())
@@ -409,9 +412,21 @@ async fn the_package_under_a_booted_systemd() {
         let o = c.sh(&format!("systemctl reload {UNIT}"));
         assert_ne!(o.code, 0, "a refused configuration fails the reload");
         assert_eq!(c.show("ActiveState"), "active", "and the daemon runs on");
+        // The daemon's own record (its PID), not the `reload` command's output (ExecReload=
+        // logs to the unit's journal too, with the same identifier), which may come first.
+        let daemon = main_pid(&c);
+        let refusal = |v: &serde_json::Value| {
+            field(v, "_PID") == daemon
+                && field(v, "SYSLOG_IDENTIFIER") == "sectigo-connector"
+                && field(v, "MESSAGE").contains("configuration reload failed")
+                && field(v, "MESSAGE").contains("bad.toml: key `client_id`")
+        };
+        c.wait_until("the daemon's record of the refusal", 20, |c| {
+            journal_json(c).iter().any(refusal)
+        });
         let refused = journal_json(&c)
             .into_iter()
-            .find(|v| field(v, "MESSAGE").contains("bad.toml: key `client_id`"))
+            .find(|v| refusal(v))
             .expect("the refusal names the file and key");
         assert!(
             ["3", "4"].contains(&field(&refused, "PRIORITY")),
@@ -421,7 +436,12 @@ async fn the_package_under_a_booted_systemd() {
 
         // kill -9: systemd restarts it.
         let (pid, restarts) = (main_pid(&c), c.show("NRestarts"));
-        c.ok(&format!("systemctl kill -s KILL {UNIT}"));
+        // The daemon, not the unit's other processes (a helper of the unit, gone meanwhile,
+        // once failed the kill with EIO). Older systemd spells the option --kill-who=; newer
+        // ones --kill-whom= (and still take the old name): ask its --help which it has.
+        c.ok(&format!(
+            "if systemctl --help | grep -q -- --kill-whom; then w=--kill-whom; else w=--kill-who; fi; systemctl kill \"$w=main\" -s KILL {UNIT}"
+        ));
         let t = Instant::now();
         c.wait_until("the restart after kill -9", 30, |c| {
             c.show("ActiveState") == "active" && main_pid(c) != pid && main_pid(c) != "0"
@@ -448,7 +468,7 @@ async fn the_package_under_a_booted_systemd() {
         let renew = Command::new("nsenter")
             .arg("-t")
             .arg(c.init.to_string())
-            .args(["-a", "--", "sectigo-connector", "renew", &other])
+            .args(["-a", "--", "sectigo-connector", "renew", &other, "--yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -496,4 +516,105 @@ async fn the_package_under_a_booted_systemd() {
     for f in steps {
         println!("systemd figure: {f}");
     }
+}
+
+/// One container at a time: two booted systemds side by side would share the host's CPUs and
+/// make each step's deadline a race.
+static ONE_CONTAINER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The README's quick start (its first `sh` block), as a person types it, in a fresh booted
+/// Debian: from `apt install` of the .deb to the first renewal, with nothing done beforehand.
+/// What differs from a person's session is said here, and only that: the .deb's download
+/// directory is /mnt/host; `$EDITOR` is a script that makes the edits the comments ask for
+/// (the simulator's URLs and its account, where a person types SCM's); the placeholder
+/// certificate id is the simulator's; `journalctl -f` is stopped after 3 s (a person's
+/// Ctrl-C). Every command must succeed; the transcript is printed (docs/first-hour.md is one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root, systemd-nspawn, a Debian root (SECTIGO_NSPAWN_ROOT) and the .deb (SECTIGO_DEB): run by .ci/run"]
+async fn the_readme_quick_start_as_typed() {
+    let _one = ONE_CONTAINER.lock().await;
+    let root = PathBuf::from(std::env::var("SECTIGO_NSPAWN_ROOT").expect("SECTIGO_NSPAWN_ROOT"));
+    let deb = PathBuf::from(std::env::var("SECTIGO_DEB").expect("SECTIGO_DEB"));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let commands = quick_start(&readme);
+    assert!(
+        commands.len() >= 8 && commands[0].starts_with("apt install"),
+        "the quick start's commands: {commands:?}"
+    );
+    let sim = ScmSim::start(ScmSimConfig::default()).await.unwrap();
+    let now = chrono::Utc::now();
+    // SCM's certificate, due (its window is the example's 30 days).
+    let id = sim.add_certificate(
+        "shop.example.com",
+        &["shop.example.com"],
+        now - chrono::Duration::days(360),
+        now + chrono::Duration::days(10),
+    );
+    let (scm_url, token_url) = (sim.url(), sim.token_url());
+    let deb_name = deb.file_name().unwrap().to_string_lossy().into_owned();
+
+    let (transcript, billed) = tokio::task::spawn_blocking(move || {
+        let c = Container::boot(&root, &deb);
+        if deb_name != "sectigo-connector.deb" {
+            std::fs::copy(&deb, c.host_dir.path().join(&deb_name)).unwrap();
+        }
+        // The person's editor, and apt's "yes" (a person answers its prompt).
+        let editor = format!(
+            "#!/bin/sh\nset -e\ncase \"$1\" in\n*.toml) sed -i -e 's|^client_id = .*|client_id = \"sim-client\"|' -e 's|^scm_url = .*|scm_url = \"{scm_url}\"|' -e 's|^token_url = .*|token_url = \"{token_url}\"|' -e 's|^client_secret_file = .*|client_secret_file = \"web.secret\"|' \"$1\" ;;\n*.secret) printf 'sim-secret\\n' > \"$1\" ;;\n*) exit 1 ;;\nesac\n"
+        );
+        std::fs::write(c.host_dir.path().join("editor"), editor).unwrap();
+        c.ok("install -m 0755 /mnt/host/editor /usr/local/bin/person-edits");
+        c.ok("echo 'APT::Get::Assume-Yes \"true\";' > /etc/apt/apt.conf.d/90person-says-yes");
+        let mut transcript = String::new();
+        let mut cwd = "/mnt/host".to_string();
+        for cmd in &commands {
+            let typed = cmd.replace("1234567", id.as_ref());
+            let follow = typed.starts_with("journalctl") && typed.ends_with(" -f");
+            let script = format!(
+                "cd {cwd} && export EDITOR=person-edits TERM=dumb && {}{typed}",
+                if follow { "timeout 3 " } else { "" }
+            );
+            let o = c.sh_bounded(&script, 120);
+            transcript.push_str(&format!("# {typed}\n{}{}", o.stdout, o.stderr));
+            let ok = o.code == 0 || (follow && o.code == 124);
+            assert!(
+                ok,
+                "the quick start failed at `{typed}` (exit {}):\n{transcript}\n{}",
+                o.code,
+                c.journal()
+            );
+            if let Some(dir) = typed.strip_prefix("cd ") {
+                cwd = dir.trim().to_string();
+            }
+        }
+        // The first renewal: the imported certificate was due, so the daemon renewed it.
+        c.wait_until("the first renewal", 30, |_| sim.billable_count(&id) == 1);
+        let shown = c.ok(&format!("sectigo-connector certs show {id}"));
+        transcript.push_str(&format!("# sectigo-connector certs show {id}\n{shown}"));
+        (transcript, sim.billable_count(&id))
+    })
+    .await
+    .unwrap();
+    println!("the quick start, as typed:\n{transcript}");
+    assert_eq!(billed, 1, "renewed once");
+}
+
+/// The commands of the README's quick start: the first `sh` block after its heading, without
+/// comments.
+fn quick_start(readme: &str) -> Vec<String> {
+    let section = readme
+        .split("## Quick start")
+        .nth(1)
+        .expect("a quick start in the README");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block in the quick start");
+    block
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
 }

@@ -9,6 +9,7 @@
 //!   starting with `.` (hidden files are not profiles).
 //! - [`CertName`]: a certificate's directory name under `[deploy] dir`: letters, digits, `-`,
 //!   `_`, `.`; 1 to 128; not starting with `.` (it can never be `..` or a hidden file).
+//! - [`CertRef`]: a certificate as an operator names it: its id, or its CN or `--name`.
 //!
 //! Each is (de)serialized as a plain string and refused when it breaks its rule, so a state
 //! record, a socket reply or an import line holding a bad one does not decode.
@@ -203,6 +204,29 @@ name_type!(
     "1 to 128 letters, digits, '.', '-' or '_', not starting with '.'",
     |s| plain(s, 128, &['-', '_', '.']) && !s.starts_with('.')
 );
+
+name_type!(
+    /// A certificate as an operator names it: SCM's certificate id, or the name of a live
+    /// certificate (its CN, `*.example.com`, or its `certs import --name`). Resolved to one
+    /// certificate once, by the service that carries the request out.
+    CertRef,
+    "a certificate id or name",
+    "SCM's certificate id, or the CN or --name of a live certificate: at most 253 letters, digits, '.', '-', '_' or '*'",
+    |s| plain(s, 253, &['.', '-', '_', '*'])
+);
+
+impl CertRef {
+    /// The id it is, when it can be one (a name may look like an id).
+    pub fn as_id(&self) -> Option<CertId> {
+        CertId::parse(&self.0).ok()
+    }
+}
+
+impl From<CertId> for CertRef {
+    fn from(id: CertId) -> CertRef {
+        CertRef(id.0)
+    }
+}
 
 /// `PROJECT-123`: a project key (an upper-case letter, then upper-case letters, digits or
 /// `_`), `-`, a number; at most 255 characters.

@@ -1,6 +1,7 @@
-//! Text from outside (Jira fields, CSR subjects, SCM messages) made safe for where it goes:
-//! a log line (no control characters, so no forged lines or terminal escapes) or a comment
-//! (bounded length).
+//! Text from outside (Jira fields, CSR subjects, SCM messages, certificates' CNs) made safe for
+//! where it goes: a log line or a terminal (no control characters, so no forged lines or
+//! terminal escapes), a message of several lines ([`EscapedLines`]), or a comment (bounded
+//! length).
 
 use std::fmt;
 
@@ -12,6 +13,24 @@ impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
             if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_fmt(format_args!("{c}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Displays `s` with every control character escaped but newlines and tabs: text of several
+/// lines (a message, a command's output) that keeps its lines but can carry no terminal escape,
+/// carriage return or NUL.
+pub struct EscapedLines<'a>(pub &'a str);
+
+impl fmt::Display for EscapedLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() && c != '\n' && c != '\t' {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 f.write_fmt(format_args!("{c}"))?;
@@ -59,6 +78,12 @@ mod tests {
         assert!(!out.contains('\n') && !out.contains('\x1b'), "{out}");
         assert!(out.starts_with("web\\n2026"), "{out}");
         assert_eq!(Escaped("plain é").to_string(), "plain é");
+    }
+
+    #[test]
+    fn lines_keep_their_newlines_only() {
+        let out = EscapedLines("a\nb\tc\r\u{1b}[2J\0").to_string();
+        assert_eq!(out, "a\nb\tc\\r\\u{1b}[2J\\u{0}");
     }
 
     #[test]

@@ -113,7 +113,10 @@ impl Enroller {
         };
         let result = client.enroll_reserved(Some(reserved), &req).await;
         let at = self.ledger.now();
-        if result.as_ref().map_or_else(ScmError::maybe_billed, |_| true) {
+        if result
+            .as_ref()
+            .map_or_else(ScmError::maybe_billed, |_| true)
+        {
             let entry = sectigo_model::BillingEntry {
                 profile: profile.name.clone(),
                 at,

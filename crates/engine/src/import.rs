@@ -174,8 +174,9 @@ impl Importer {
         Ok(summary)
     }
 
-    /// The profile's identity, so that its file renamed by hand before any daemon ran is
-    /// still recognised (by `run --once` as by the daemon).
+    /// The profile's identity, and that the configuration this import ran with has it, so
+    /// that its file renamed by hand before any daemon ran is still recognised (by `run
+    /// --once` as by the daemon).
     async fn remember_identity(&self, profile: &ProfileName) -> Result<(), EngineError> {
         let Some(p) = self.profiles.get(profile) else {
             return Ok(());
@@ -186,9 +187,11 @@ impl Importer {
                 let mut st = s.profile_state(&name)?.unwrap_or_default();
                 if (st.client_id.as_str(), st.scm_url.as_str())
                     != (client_id.as_str(), scm_url.as_str())
+                    || !st.configured
                 {
                     st.client_id = client_id;
                     st.scm_url = scm_url;
+                    st.configured = true;
                     s.put_profile_state(&name, &st)?;
                 }
                 Ok(())

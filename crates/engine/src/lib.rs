@@ -15,6 +15,7 @@
 //! Under them: the pure [`policy`] (what is due, when to retry), the ledger (the one way to the
 //! state: store, clock, events), the SCM clients and the claims that keep two tasks off one
 //! certificate. Imports inside the crate point down this list; none points back here.
+//! [`safe_fs`]: files in directories another user may control, never through a link.
 
 pub mod budget;
 pub mod clients;
@@ -36,6 +37,7 @@ pub mod profile_state;
 pub mod renew;
 pub mod requests;
 pub mod restore;
+pub mod safe_fs;
 pub mod settings;
 pub mod settle;
 pub mod settle_auto;

@@ -15,6 +15,16 @@ use tracing::{error, info};
 
 /// A notify command that runs longer is killed (and the failure logged).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest value put in the command's environment, in characters (the kernel refuses
+/// one string over 128 KiB, and the command would not start).
+const MAX_VALUE: usize = 16 * 1024;
+
+/// A value of the command's environment: its control characters escaped but newlines and
+/// tabs (a NUL, from a certificate's CN say, would keep the command from starting at all),
+/// and bounded.
+fn env_value(s: &str) -> String {
+    sectigo_core::text::bounded(&sectigo_core::text::EscapedLines(s).to_string(), MAX_VALUE)
+}
 
 /// Runs the notify command; clones share the command (a reload replaces it) and the
 /// commands under way.
@@ -53,9 +63,9 @@ impl Notifier {
             let child = tokio::process::Command::new(prog)
                 .args(args)
                 .env("SECTIGO_EVENT", n.event)
-                .env("SECTIGO_CERT_ID", &n.cert_id)
-                .env("SECTIGO_PROFILE", &n.profile)
-                .env("SECTIGO_MESSAGE", &n.message)
+                .env("SECTIGO_CERT_ID", env_value(&n.cert_id))
+                .env("SECTIGO_PROFILE", env_value(&n.profile))
+                .env("SECTIGO_MESSAGE", env_value(&n.message))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())

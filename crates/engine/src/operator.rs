@@ -197,41 +197,47 @@ impl Operator {
         Ok(r)
     }
 
-    /// Renames profile `old` to `new`: its file in `profiles.d/`, then its certificates in the
-    /// state. The caller reloads the configuration afterwards.
+    /// The state's side of a profile rename (`profiles rename OLD NEW`): the command, as the
+    /// configuration's owner (root in the packaged layout, where the daemon cannot write to
+    /// `/etc`), has renamed `profiles.d/OLD.toml` to `NEW.toml`; this moves OLD's
+    /// certificates to NEW. It is refused unless the files say so (OLD.toml gone, NEW.toml
+    /// there), so the state never moves apart from the files. NEW may be known to the state
+    /// already (a file renamed by hand that was taken for a new profile): the certificates
+    /// join it. The caller reloads the configuration afterwards.
     pub async fn rename_profile(
         &self,
         config: &Config,
         old: &ProfileName,
         new: &ProfileName,
     ) -> Result<Renamed, EngineError> {
-        let Some(p) = config.profiles.get(old) else {
-            return Err(EngineError::unknown_profile(old));
-        };
-        let to = config.dir.join(PROFILES_DIR).join(format!("{new}.toml"));
-        if to.exists()
-            || config
-                .profiles
-                .keys()
-                .any(|n| n.eq_ignore_ascii_case(new) && n != old)
-        {
+        let dir = config.dir.join(PROFILES_DIR);
+        let (from, to) = (
+            dir.join(format!("{old}.toml")),
+            dir.join(format!("{new}.toml")),
+        );
+        if old == new {
             return Err(EngineError::Invalid(format!(
-                "{} already exists",
+                "profiles rename {old} {new}: the names are the same"
+            )));
+        }
+        if from.exists() {
+            return Err(EngineError::Invalid(format!(
+                "{} is still there: rename the file first (`sectigo-connector profiles rename {old} {new}`, run as the owner of {}, does both)",
+                from.display(),
+                dir.display()
+            )));
+        }
+        if !to.exists() {
+            return Err(EngineError::Invalid(format!(
+                "{} does not exist: `profiles rename {old} {new}` renames profiles.d/{old}.toml to it",
                 to.display()
             )));
         }
-        // The file first, then the state: if we stop in between, the next start recognises the
-        // rename by client_id and scm_url and moves the state then.
-        std::fs::rename(&p.file, &to).map_err(|error| EngineError::Rename {
-            from: p.file.clone(),
-            to: to.clone(),
-            error,
-        })?;
         let (o, n) = (old.clone(), new.clone());
         let moved = self
             .ledger
             .read(move |s| {
-                let m = s.rename_profile(&o, &n)?;
+                let m = s.merge_profile(&o, &n)?;
                 s.flush()?;
                 Ok(m)
             })
@@ -240,7 +246,7 @@ impl Operator {
         Ok(Renamed {
             old: old.clone(),
             new: new.clone(),
-            from: p.file.clone(),
+            from,
             to,
             moved,
         })

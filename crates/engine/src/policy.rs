@@ -194,42 +194,70 @@ pub fn force_complete(certs: &[CertRecord], run: &ForceRun) -> bool {
 /// How the configured profiles relate to the ones the state remembers.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProfileChanges {
-    /// (old, new): a file renamed by hand, recognised by its client_id and scm_url.
+    /// (old, new): a file renamed by hand. `old` was in the last configuration applied and is
+    /// gone from this one; `new` is new to the state; they share client_id and scm_url, and
+    /// neither shares it with another profile that went or came.
     pub renamed: Vec<(ProfileName, ProfileName)>,
-    /// Remembered, no longer configured: its certificates are orphaned.
+    /// Gone from the last configuration while profiles with its client_id and scm_url
+    /// appeared, but which one is its new name cannot be told: nothing moves, and the
+    /// operator is asked to run `profiles rename OLD NEW`. (old, the candidates.)
+    pub ambiguous: Vec<(ProfileName, Vec<ProfileName>)>,
+    /// Remembered, no longer configured, not renamed: its certificates are orphaned.
     pub vanished: Vec<ProfileName>,
-    /// Configured, not yet remembered.
+    /// Configured, not yet remembered (and not a rename's new name).
     pub added: Vec<ProfileName>,
 }
 
-/// Compares configured profiles (name → identity) with the remembered ones.
+/// Compares the configured profiles (name → identity: client_id, scm_url) with the remembered
+/// ones. A rename is a profile of the last applied configuration (`configured` in its state)
+/// that is gone, while exactly one profile new to the state, with the same identity, appeared:
+/// what `mv OLD.toml NEW.toml` between two reloads (or a stop and a start) looks like. A
+/// profile removed earlier is never taken for one, nor is a name the state already knows.
 pub fn profile_changes(
     configured: &BTreeMap<ProfileName, (String, String)>,
     remembered: &BTreeMap<ProfileName, ProfileState>,
 ) -> ProfileChanges {
-    let mut ch = ProfileChanges::default();
-    let mut new_names: Vec<&ProfileName> = configured
+    let identity = |st: &ProfileState| (st.client_id.clone(), st.scm_url.clone());
+    let appeared: Vec<&ProfileName> = configured
         .keys()
         .filter(|n| !remembered.contains_key(*n))
         .collect();
-    for (old, st) in remembered {
-        if configured.contains_key(old) {
-            continue;
-        }
-        let id = (st.client_id.clone(), st.scm_url.clone());
-        let matches: Vec<usize> = new_names
+    let gone: Vec<&ProfileName> = remembered
+        .iter()
+        .filter(|(n, st)| st.configured && !configured.contains_key(*n))
+        .map(|(n, _)| n)
+        .collect();
+    let candidates = |old: &ProfileName| -> Vec<ProfileName> {
+        let id = identity(&remembered[old]);
+        appeared
             .iter()
-            .enumerate()
-            .filter(|(_, n)| configured[**n] == id)
-            .map(|(i, _)| i)
-            .collect();
-        if let [i] = matches[..] {
-            ch.renamed.push((old.clone(), new_names.remove(i).clone()));
-        } else {
-            ch.vanished.push(old.clone());
+            .filter(|n| configured[**n] == id)
+            .map(|n| (*n).clone())
+            .collect()
+    };
+    let claimants = |new: &ProfileName| -> usize {
+        gone.iter()
+            .filter(|o| identity(&remembered[**o]) == configured[new])
+            .count()
+    };
+    let mut ch = ProfileChanges::default();
+    for old in &gone {
+        match &candidates(old)[..] {
+            [] => {}
+            [new] if claimants(new) == 1 => ch.renamed.push(((*old).clone(), new.clone())),
+            many => ch.ambiguous.push(((*old).clone(), many.to_vec())),
         }
     }
-    ch.added = new_names.into_iter().cloned().collect();
+    ch.vanished = remembered
+        .keys()
+        .filter(|n| !configured.contains_key(*n) && !ch.renamed.iter().any(|(o, _)| o == *n))
+        .cloned()
+        .collect();
+    ch.added = appeared
+        .into_iter()
+        .filter(|n| !ch.renamed.iter().any(|(_, m)| m == *n))
+        .cloned()
+        .collect();
     ch
 }
 
@@ -592,35 +620,115 @@ mod tests {
     fn profile_changes_table() {
         let n = |s: &str| ProfileName::parse(s).unwrap();
         let id = |c: &str| (c.to_string(), "https://scm".to_string());
-        let st = |c: &str| ProfileState {
+        // Remembered: `configured` says whether the last applied configuration had it.
+        let st = |c: &str, configured: bool| ProfileState {
             client_id: c.into(),
             scm_url: "https://scm".into(),
+            configured,
             ..Default::default()
         };
-        let configured: BTreeMap<ProfileName, (String, String)> = [
-            (n("web2"), id("a")),
-            (n("db"), id("b")),
-            (n("new"), id("n")),
-        ]
-        .into();
-        let remembered: BTreeMap<ProfileName, ProfileState> = [
-            (n("web"), st("a")),
-            (n("db"), st("b")),
-            (n("gone"), st("z")),
-        ]
-        .into();
-        let ch = profile_changes(&configured, &remembered);
-        assert_eq!(ch.renamed, vec![(n("web"), n("web2"))]);
-        assert_eq!(ch.vanished, vec![n("gone")]);
-        assert_eq!(ch.added, vec![n("new")]);
-
-        // Two candidates with the same identity: ambiguous, so not a rename.
-        let configured: BTreeMap<ProfileName, (String, String)> =
-            [(n("x"), id("a")), (n("y"), id("a"))].into();
-        let remembered: BTreeMap<ProfileName, ProfileState> = [(n("web"), st("a"))].into();
-        let ch = profile_changes(&configured, &remembered);
-        assert!(ch.renamed.is_empty());
-        assert_eq!(ch.vanished, vec![n("web")]);
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, &'a str)>,       // configured now: name, client_id
+            Vec<(&'a str, &'a str, bool)>, // remembered: name, client_id, configured
+            ProfileChanges,
+        );
+        let names = |v: &[&str]| v.iter().map(|s| n(s)).collect::<Vec<_>>();
+        let cases: Vec<Case> = vec![
+            (
+                "a rename, an orphan, a new profile",
+                vec![("web2", "a"), ("db", "b"), ("new", "n")],
+                vec![("web", "a", true), ("db", "b", true), ("gone", "z", true)],
+                ProfileChanges {
+                    renamed: vec![(n("web"), n("web2"))],
+                    vanished: names(&["gone"]),
+                    added: names(&["new"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                // The case: `db` (same client_id and scm_url) was removed by an
+                // earlier reload; `mv web.toml frontend.toml` is web's rename, not db's.
+                "a profile removed earlier is never taken for a rename",
+                vec![("frontend", "a")],
+                vec![("db", "a", false), ("web", "a", true)],
+                ProfileChanges {
+                    renamed: vec![(n("web"), n("frontend"))],
+                    vanished: names(&["db"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "only a profile removed earlier: not a rename",
+                vec![("frontend", "a"), ("web", "a")],
+                vec![("db", "a", false), ("web", "a", true)],
+                ProfileChanges {
+                    vanished: names(&["db"]),
+                    added: names(&["frontend"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "two candidates: nothing moves",
+                vec![("x", "a"), ("y", "a")],
+                vec![("web", "a", true)],
+                ProfileChanges {
+                    ambiguous: vec![(n("web"), names(&["x", "y"]))],
+                    vanished: names(&["web"]),
+                    added: names(&["x", "y"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "two vanished for one candidate: nothing moves",
+                vec![("frontend", "a")],
+                vec![("db", "a", true), ("web", "a", true)],
+                ProfileChanges {
+                    ambiguous: vec![
+                        (n("db"), names(&["frontend"])),
+                        (n("web"), names(&["frontend"])),
+                    ],
+                    vanished: names(&["db", "web"]),
+                    added: names(&["frontend"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "another identity is not a rename",
+                vec![("frontend", "b")],
+                vec![("web", "a", true)],
+                ProfileChanges {
+                    vanished: names(&["web"]),
+                    added: names(&["frontend"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                // A name the state knows (a profile that returns) is its own profile.
+                "a returning profile is not a rename's new name",
+                vec![("db", "a")],
+                vec![("db", "a", false), ("web", "a", true)],
+                ProfileChanges {
+                    vanished: names(&["web"]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "nothing changed",
+                vec![("web", "a")],
+                vec![("web", "a", true)],
+                ProfileChanges::default(),
+            ),
+        ];
+        for (what, configured, remembered, want) in cases {
+            let configured: BTreeMap<ProfileName, (String, String)> =
+                configured.iter().map(|(p, c)| (n(p), id(c))).collect();
+            let remembered: BTreeMap<ProfileName, ProfileState> = remembered
+                .iter()
+                .map(|(p, c, on)| (n(p), st(c, *on)))
+                .collect();
+            assert_eq!(profile_changes(&configured, &remembered), want, "{what}");
+        }
     }
 
     #[test]

@@ -36,8 +36,11 @@ impl ProfileBook {
     }
 
     /// Brings the remembered profiles in line with the configured ones: renames recognised
-    /// by client_id and scm_url, orphans reported, force renewals started on off → on.
-    /// Returns true when a force renewal started (the daemon then runs a cycle at once).
+    /// ([`policy::profile_changes`]: a profile of the last applied configuration gone, one
+    /// with its client_id and scm_url new), renames that cannot be told apart reported (with
+    /// the `profiles rename` to run), orphans reported, force renewals started on off → on;
+    /// then remembers which profiles this configuration has. Returns true when a force
+    /// renewal started (the daemon then runs a cycle at once).
     pub async fn sync(&self) -> Result<bool, EngineError> {
         let now = self.ledger.now();
         let remembered = self.ledger.read(|s| s.profile_states()).await?;
@@ -52,15 +55,32 @@ impl ProfileBook {
             let moved = self.ledger.read(move |s| s.rename_profile(&o, &n)).await?;
             info!(profile = %new, "profile file renamed by hand: {old:?} is now {new:?} (same client_id and scm_url); moved its {moved} certificates");
         }
-        for old in &ch.vanished {
+        let live_of = |old: &ProfileName| {
             let o = old.clone();
-            let n = self
-                .ledger
-                .read(move |s| s.by_profile(&o))
-                .await?
+            async move {
+                let n = self
+                    .ledger
+                    .read(move |s| s.by_profile(&o))
+                    .await?
+                    .iter()
+                    .filter(|c| c.state.is_live())
+                    .count();
+                Ok::<usize, EngineError>(n)
+            }
+        };
+        let mut candidates: BTreeMap<&ProfileName, &Vec<ProfileName>> = BTreeMap::new();
+        for (old, cands) in &ch.ambiguous {
+            candidates.insert(old, cands);
+            let n = live_of(old).await?;
+            let list = cands
                 .iter()
-                .filter(|c| c.state.is_live())
-                .count();
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            warn!(profile = %old, "profile {old:?} is no longer configured while {list} appeared with its client_id and scm_url: which one is its file renamed cannot be told, so its {n} certificates are not moved; run `sectigo-connector profiles rename {old} NEW` with NEW its new name");
+        }
+        for old in ch.vanished.iter().filter(|o| !candidates.contains_key(o)) {
+            let n = live_of(old).await?;
             if n > 0 {
                 warn!(profile = %old, "profile {old:?} is no longer configured: its {n} certificates are orphaned and will not be renewed; restore its file, or `certs forget` them");
             }
@@ -78,6 +98,8 @@ impl ProfileBook {
                 force_started = true;
             }
             st.force_setting_seen = p.force_renewal;
+            st.configured = true;
+            st.rename_candidates.clear();
             if st != before {
                 let name = p.name.clone();
                 self.ledger
@@ -85,8 +107,56 @@ impl ProfileBook {
                     .await?;
             }
         }
+        // The profiles this configuration does not have: not taken for a rename again.
+        for (name, mut st) in states {
+            let before = st.clone();
+            st.configured = false;
+            if let Some(c) = candidates.get(&name) {
+                st.rename_candidates = (*c).clone();
+            }
+            if st != before {
+                self.ledger
+                    .read(move |s| s.put_profile_state(&name, &st))
+                    .await?;
+            }
+        }
         self.ledger.flush().await?;
         Ok(force_started)
+    }
+
+    /// Profiles whose file went away while others with their client_id and scm_url appeared,
+    /// that could not be told apart: (old, the candidates still configured), for the ones
+    /// that still hold live certificates. What `status` asks the operator to settle with
+    /// `profiles rename OLD NEW`.
+    pub async fn unresolved_renames(
+        &self,
+    ) -> Result<BTreeMap<ProfileName, Vec<ProfileName>>, EngineError> {
+        let states = self.ledger.read(|s| s.profile_states()).await?;
+        let mut out = BTreeMap::new();
+        for (name, st) in states {
+            if self.profiles.contains_key(&name) {
+                continue;
+            }
+            let cands: Vec<ProfileName> = st
+                .rename_candidates
+                .into_iter()
+                .filter(|c| self.profiles.contains_key(c))
+                .collect();
+            if cands.is_empty() {
+                continue;
+            }
+            let n = name.clone();
+            let live = self
+                .ledger
+                .read(move |s| s.by_profile(&n))
+                .await?
+                .iter()
+                .any(|c| c.state.is_live());
+            if live {
+                out.insert(name, cands);
+            }
+        }
+        Ok(out)
     }
 
     /// Starts a force renewal of one profile now (the `force-renew` command).
@@ -106,6 +176,7 @@ impl ProfileBook {
         st.client_id = p.client_id.clone();
         st.scm_url = p.identity().1;
         st.force_setting_seen = p.force_renewal;
+        st.configured = true;
         let run = policy::new_force_run(self.ledger.now(), "command");
         let deadline = run.deadline;
         st.force = Some(run);

@@ -18,7 +18,7 @@ use crate::budget::{Budget, Ticket, Usage};
 use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::{Announcement, Ledger};
-use crate::policy::{self, Reason};
+use crate::policy::{self, Reason, RenewPolicy};
 use crate::settings::{Profiles, Tuning};
 use crate::shared::{bump, ClaimKey, Claims, Counters, Refusals};
 
@@ -198,11 +198,28 @@ impl Renewer {
         if let Some(outcome) = self.prebill.check(&mut rec, reason).await? {
             return Ok(outcome);
         }
+        let pol = self.policy(&rec, &profile).await?;
         let p = match self.prepare(rec, &profile, ticket, reason).await? {
             Ok(p) => p,
             Err(failure) => return Ok(RenewOutcome::Failed(failure)),
         };
-        self.send(p).await
+        self.send(p, &pol).await
+    }
+
+    /// The renewal policy the certificate's profile gives it now (its force run included):
+    /// what decides when it is due, and what the log says of its next attempt.
+    async fn policy(
+        &self,
+        rec: &CertRecord,
+        profile: &Profile,
+    ) -> Result<RenewPolicy, EngineError> {
+        let name = rec.profile.clone();
+        let st = self.ledger.read(move |s| s.profile_state(&name)).await?;
+        Ok(RenewPolicy {
+            expiry_window_days: profile.expiry_window_days,
+            auto_renew: profile.auto_renew,
+            force: st.and_then(|s| s.force).filter(|r| r.completed.is_none()),
+        })
     }
 
     /// The request: a request id, the profile's fields, and a new key when the profile
@@ -253,7 +270,7 @@ impl Renewer {
     }
 
     /// Waits for the rate limit and a token, journals, sends, records the answer.
-    async fn send(&self, p: Prepared) -> Result<RenewOutcome, EngineError> {
+    async fn send(&self, p: Prepared, pol: &RenewPolicy) -> Result<RenewOutcome, EngineError> {
         let Prepared {
             mut rec,
             client,
@@ -264,6 +281,14 @@ impl Renewer {
             reason,
         } = p;
         let due = rec.not_after;
+        // Asked for by hand before the certificate is due: a failure with nothing billed is
+        // the asker's answer, not the certificate's state (its scheduled renewal decides).
+        let by_hand_early = match policy::due(&rec, pol, self.ledger.now()) {
+            policy::Due::NotBefore(at) if reason == Reason::Operator => {
+                Some((at, rec.state.clone()))
+            }
+            _ => None,
+        };
         // The slot and the token before journaling: a crash while waiting then leaves nothing
         // unknown behind. Failing to get them defers the renewal: nothing sent or journaled.
         let reserved = match client.reserve().await {
@@ -305,7 +330,10 @@ impl Renewer {
             Err(e @ ScmError::Refused { code: -130, .. }) if matches!(client.status(&rec.id).await, Ok(s) if s.eq_ignore_ascii_case("revoked")) => {
                 self.revoked_in_scm(&mut rec, &e, at)
             }
-            Err(e) => self.failed(&mut rec, e, at),
+            Err(e) => match by_hand_early {
+                Some((due_at, before)) => self.refused_by_hand(&mut rec, e, before, due_at, at),
+                None => self.failed(&mut rec, e, at, pol),
+            },
         };
         let (outcome, news) = outcome;
         self.ledger.commit(vec![rec], news).await?;
@@ -509,12 +537,42 @@ impl Renewer {
         (RenewOutcome::Failed(RenewFailure::RevokedInScm), news)
     }
 
+    /// A renewal asked for by hand (`renew ID --yes`) of a certificate not due yet failed,
+    /// with nothing billed: the person who asked hears it (the command fails) and its history
+    /// keeps it; the certificate stays as it was (no backoff, no problem for `status
+    /// --check`): its scheduled renewal, when due, decides.
+    fn refused_by_hand(
+        &self,
+        rec: &mut CertRecord,
+        e: ScmError,
+        before: CertState,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> (RenewOutcome, Announcement) {
+        rec.state = before;
+        rec.log(
+            at,
+            format!(
+                "renewal asked for by hand not made: {e}; not due before {}, when the scheduled renewal decides",
+                ts(due_at)
+            ),
+        );
+        warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} asked for by hand not made: {e}; nothing changes for it: it is not due before {}, when the scheduled renewal decides", rec.subject_cn, ts(due_at));
+        let outcome = if e.is_transient() {
+            RenewOutcome::Deferred(e)
+        } else {
+            RenewOutcome::Failed(RenewFailure::Scm(e))
+        };
+        (outcome, Announcement::default())
+    }
+
     /// A failure with nothing billed: refused for good, or retried on the backoff.
     fn failed(
         &self,
         rec: &mut CertRecord,
         e: ScmError,
         at: DateTime<Utc>,
+        pol: &RenewPolicy,
     ) -> (RenewOutcome, Announcement) {
         if let ScmError::Permanent { .. } = e {
             rec.state = CertState::Failed {
@@ -533,17 +591,19 @@ impl Renewer {
             bump(&self.counters.failed);
             return (RenewOutcome::Failed(RenewFailure::Scm(e)), news);
         }
-        let (next, news) = self.retry_later(rec, at, &e);
+        let (_, news) = self.retry_later(rec, at, &e);
         let attempt = rec.failures;
         let refused = matches!(e, ScmError::Refused { .. });
+        // What happens next, as `certs show` says it: one source, the record and the policy.
+        let next = crate::explain(&policy::decide(rec, pol, at));
         // A refusal needs a person in SCM; a failure that repeats needs one too (ERROR). Once
         // is a blip (WARN).
         if refused || attempt >= 2 {
             error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-                "renewal of {} {} (attempt {attempt}): {e}; next attempt at {}", rec.subject_cn,
-                if refused { "refused by SCM" } else { "failed again" }, ts(next));
+                "renewal of {} {} (attempt {attempt}): {e}; next action: {next}", rec.subject_cn,
+                if refused { "refused by SCM" } else { "failed again" });
         } else {
-            warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {attempt}): {e}; next attempt at {}", rec.subject_cn, ts(next));
+            warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} failed (attempt {attempt}): {e}; next action: {next}", rec.subject_cn);
         }
         if refused {
             bump(&self.counters.refused);

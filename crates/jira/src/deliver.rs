@@ -131,6 +131,28 @@ impl Deliverer {
         }
     }
 
+    /// Makes every queued update that waits for its retry time (after a refused token, Jira
+    /// down) due now: what a reload does, when the operator may have fixed the cause. Returns
+    /// how many. Updates Jira can never take (dead) stay as they are.
+    pub async fn retry_now(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let items = blocking(&self.store, |s| s.outbox(10_000)).await?;
+        let mut n = 0;
+        for mut item in items {
+            if item.dead.is_some() || item.next_attempt.is_none_or(|at| at <= now) {
+                continue;
+            }
+            item.next_attempt = None;
+            let it = item.clone();
+            blocking(&self.store, move |s| s.update_outbox(&it)).await?;
+            n += 1;
+        }
+        if n > 0 {
+            blocking(&self.store, |s| s.flush()).await?;
+        }
+        Ok(n)
+    }
+
     async fn save(&self, item: &OutboxItem) -> Result<(), StoreError> {
         let it = item.clone();
         blocking(&self.store, move |s| {

@@ -211,6 +211,19 @@ pub struct ProfileState {
     pub force_setting_seen: bool,
     #[serde(default)]
     pub force: Option<ForceRun>,
+    /// The last configuration applied to the state (a start, a reload, `run --once`, or the
+    /// command that imported into it) had this profile. Only such a profile, gone from the
+    /// next configuration, can be taken for a file renamed by hand: one removed earlier never
+    /// is. (Absent in states written before it: no profile is taken for a rename until the
+    /// first configuration is applied.)
+    #[serde(default)]
+    pub configured: bool,
+    /// Its file went away while these profiles, with its client_id and scm_url, appeared,
+    /// and which one is its new name could not be told (two candidates, or another vanished
+    /// profile with the same identity): nothing was moved. `status` names the
+    /// `profiles rename` to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rename_candidates: Vec<ProfileName>,
 }
 
 /// One force renewal of a whole profile: every certificate not renewed since `started` is

@@ -121,6 +121,10 @@ pub trait Store: Send + Sync + 'static {
     fn profile_states(&self) -> StoreResult<BTreeMap<ProfileName, ProfileState>>;
     /// Moves a profile's persisted state and all its certificates to a new name, atomically.
     fn rename_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize>;
+    /// Moves all the certificates of `old` to `new`, which the state may know already (a
+    /// profile renamed by hand that the daemon took for a new one): `new`'s persisted state
+    /// stays when it has one (else `old`'s moves), `old`'s is dropped. Atomic.
+    fn merge_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize>;
     fn last_cycle(&self) -> StoreResult<Option<CycleSummary>>;
     fn put_last_cycle(&self, c: &CycleSummary) -> StoreResult<()>;
     /// Records a billable call in the billing log.

@@ -582,6 +582,33 @@ impl Store for SledStore {
             .map_err(tx_err)
     }
 
+    fn merge_profile(&self, old: &ProfileName, new: &ProfileName) -> StoreResult<usize> {
+        let _w = self.writing();
+        let recs = self.by_profile(old)?;
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+            &self.deploys,
+            &self.profiles,
+        )
+            .transaction(|(c, na, inf, byp, dep, prof)| {
+                if let Some(st) = prof.remove(old.as_bytes())? {
+                    if prof.get(new.as_bytes())?.is_none() {
+                        prof.insert(new.as_bytes(), st)?;
+                    }
+                }
+                for r in &recs {
+                    let mut r = r.clone();
+                    r.profile = new.clone();
+                    Self::put_tx(c, na, inf, byp, dep, &r)?;
+                }
+                Ok(recs.len())
+            })
+            .map_err(tx_err)
+    }
+
     fn last_cycle(&self) -> StoreResult<Option<CycleSummary>> {
         match self.meta.get("last_cycle")? {
             Some(v) => Ok(Some(decode(b"last_cycle", &v)?)),

@@ -317,6 +317,15 @@ impl Config {
             .and_then(|mut r| r.opt::<PathBuf>("control.socket"))
             .unwrap_or_else(|| PathBuf::from(connector::DEFAULT_CONTROL_SOCKET))
     }
+
+    /// `[state] dir`, read as [`Config::control_socket`] is: a command checks that the daemon
+    /// answering on the socket serves this state, even while some other file is broken.
+    pub fn state_dir(dir: &Path) -> PathBuf {
+        let mut errors = Vec::new();
+        KeyReader::open(&dir.join(CONNECTOR_FILE), true, true, &mut errors)
+            .and_then(|mut r| r.opt::<PathBuf>("state.dir"))
+            .unwrap_or_else(|| PathBuf::from(connector::DEFAULT_STATE_DIR))
+    }
 }
 
 /// The secret files the profiles (and `[jira]`) name: `client_secret_file`, `[admin]

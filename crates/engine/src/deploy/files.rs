@@ -5,12 +5,14 @@
 //! directory `dir/.NAME.ID.N/`, and `dir/NAME` is a symbolic link renamed onto it, so a reader
 //! (or a crash) sees either the old set or the new one, never a mix.
 //!
+//! Nothing in the directory is trusted (root's `certs export --out DIR` writes here too, and
+//! DIR may be one the service user can write): see [`write_set`] and [`crate::safe_fs`].
+//!
 //! `privkey.pem` is 0600 (the owner only) unless `[deploy] group` is set: then 0640, readable
 //! by that group only, whatever `[deploy] mode` says. The service's own group never reads a
 //! key by default (`certs export` and `state export` withhold keys from it too).
 
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use sectigo_core::config::DeployConfig;
@@ -19,6 +21,7 @@ use sectigo_core::secret::Secret;
 use sectigo_core::x509::pem::{split_bundle, PemError};
 
 use super::DeployError;
+use crate::safe_fs::{self, Dir};
 
 /// The files of one certificate, as PEM text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,12 +125,14 @@ fn io(dir: &Path, what: &'static str, path: &Path) -> impl FnOnce(std::io::Error
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Writes `set` as `cfg.dir/name/` (see the module's comment); returns that path. `stamp`
 /// makes the version directory's name unique (the time, in nanoseconds).
+///
+/// `cfg.dir` (the operator's choice) is opened once; everything below is made relative to it,
+/// created new (`O_EXCL|O_NOFOLLOW`, temporary names with a random part) and given its owner
+/// and mode through its descriptor, so nothing planted in `cfg.dir` (a link at a temporary
+/// name, a directory swapped for a link while the set is written) is followed: root's
+/// `certs export --out DIR` and the daemon's deploy share this.
 pub fn write_set(
     cfg: &DeployConfig,
     name: &CertName,
@@ -137,113 +142,129 @@ pub fn write_set(
 ) -> Result<PathBuf, DeployError> {
     let dir = &cfg.dir;
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create", dir))?;
+    // The directory the operator named (a link there is the operator's choice).
+    let d = Dir::open_named(dir).map_err(io(dir, "cannot open the directory", dir))?;
     let ids = owner_ids(cfg)?;
     let version = format!(".{name}.{id}.{stamp}");
-    let staging = dir.join(format!("{version}.tmp"));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(io(dir, "cannot create", &staging))?;
+    let staging = format!("{version}.{}.tmp", safe_fs::random_hex());
+    let at = |n: &str| d.show(n);
+    d.mkdir(&staging, 0o700)
+        .map_err(io(dir, "cannot create", &at(&staging)))?;
+    let s = d
+        .open_dir(&staging)
+        .map_err(io(dir, "cannot open", &at(&staging)))?;
+    let made = s.stat().map_err(io(dir, "cannot read", &at(&staging)))?;
     for (file, text, private) in set.files() {
         let mode = if private { key_mode(cfg) } else { cfg.mode };
-        write_file(dir, &staging.join(file), &text, mode, ids)?;
+        write_file(dir, &s, file, &text, mode, ids)?;
     }
     // The directory is as open as the files, plus x.
     let dir_mode = cfg.mode | ((cfg.mode & 0o444) >> 2);
-    set_owner_and_mode(dir, &staging, dir_mode, ids)?;
-    sync_dir(&staging).map_err(io(dir, "cannot sync", &staging))?;
-    let final_dir = dir.join(&version);
-    std::fs::rename(&staging, &final_dir).map_err(io(dir, "cannot rename", &staging))?;
-    sync_dir(dir).map_err(io(dir, "cannot sync", dir))?;
-    let link = switch_link(dir, name, &version, stamp)?;
-    remove_old_versions(dir, name, &version);
-    Ok(link)
+    s.set_owner_and_mode(dir_mode, ids.0, ids.1).map_err(io(
+        dir,
+        "cannot give the owner, group and mode of [deploy] to",
+        &at(&staging),
+    ))?;
+    s.sync().map_err(io(dir, "cannot sync", &at(&staging)))?;
+    d.rename(&staging, &version)
+        .map_err(io(dir, "cannot rename", &at(&staging)))?;
+    // What now bears the version's name is the directory written above, not something put in
+    // its place meanwhile.
+    let ours = d
+        .lstat(&version)
+        .ok()
+        .flatten()
+        .is_some_and(|v| (v.st_dev, v.st_ino) == (made.st_dev, made.st_ino));
+    if !ours {
+        return Err(
+            io(dir, "was replaced while it was written:", &at(&version))(std::io::Error::other(
+                "another process changed the directory",
+            )),
+        );
+    }
+    d.sync().map_err(io(dir, "cannot sync", dir))?;
+    switch_link(&d, name, &version, stamp)?;
+    remove_old_versions(&d, name, &version);
+    Ok(dir.join(name))
 }
 
-/// One file of the set, created (never opened through a link) with 0600, then given its
-/// owner and mode.
+/// One file of the set, created new in the staging directory (never opened through a link or
+/// a file that was there), written, then given its owner and mode.
 fn write_file(
     dir: &Path,
-    p: &Path,
+    s: &Dir,
+    file: &str,
     text: &str,
-    mode: u32,
-    ids: (Option<u32>, Option<u32>),
-) -> Result<(), DeployError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(p)
-        .map_err(io(dir, "cannot create", p))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io(dir, "cannot write", p))?;
-    set_owner_and_mode(dir, p, mode, ids)
-}
-
-fn set_owner_and_mode(
-    dir: &Path,
-    p: &Path,
     mode: u32,
     (uid, gid): (Option<u32>, Option<u32>),
 ) -> Result<(), DeployError> {
-    if uid.is_some() || gid.is_some() {
-        std::os::unix::fs::lchown(p, uid, gid).map_err(io(
-            dir,
-            "cannot give the owner and group of [deploy] to",
-            p,
-        ))?;
-    }
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(io(
+    let p = s.show(file);
+    let mut f = s
+        .create(file, 0o600)
+        .map_err(io(dir, "cannot create", &p))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io(dir, "cannot write", &p))?;
+    safe_fs::set_owner_and_mode(&f, mode, uid, gid).map_err(io(
         dir,
-        "cannot set the mode of",
-        p,
+        "cannot give the owner, group and mode of [deploy] to",
+        &p,
     ))
 }
 
-/// Points `dir/name` at `version`: a new link renamed over the old one. A directory (or file)
-/// made by hand under that name is kept aside, once.
-fn switch_link(
-    dir: &Path,
-    name: &CertName,
-    version: &str,
-    stamp: i64,
-) -> Result<PathBuf, DeployError> {
-    let link = dir.join(name);
-    if let Ok(m) = std::fs::symlink_metadata(&link) {
-        if !m.file_type().is_symlink() {
-            let aside = dir.join(format!(".{name}.before-sectigo-connector.{stamp}"));
-            std::fs::rename(&link, &aside).map_err(io(dir, "cannot move aside", &link))?;
+/// Points `dir/name` at `version`: a new link (at a random temporary name) renamed over the
+/// old one. A directory (or file) made by hand under that name is kept aside, once.
+fn switch_link(d: &Dir, name: &CertName, version: &str, stamp: i64) -> Result<(), DeployError> {
+    let dir = d.path();
+    let link = d.show(name);
+    if let Some(m) = d.lstat(name).map_err(io(dir, "cannot read", &link))? {
+        if safe_fs::file_type(&m) != rustix::fs::FileType::Symlink {
+            let aside = format!(".{name}.before-sectigo-connector.{stamp}");
+            d.rename(name, &aside)
+                .map_err(io(dir, "cannot move aside", &link))?;
             tracing::warn!(
                 "{} was not a link made by sectigo-connector: moved to {}",
                 link.display(),
-                aside.display()
+                d.show(&aside).display()
             );
         }
     }
-    let tmp_link = dir.join(format!(".{name}.link.tmp"));
-    let _ = std::fs::remove_file(&tmp_link);
-    std::os::unix::fs::symlink(version, &tmp_link).map_err(io(dir, "cannot create", &tmp_link))?;
-    std::fs::rename(&tmp_link, &link).map_err(io(dir, "cannot switch", &link))?;
-    sync_dir(dir).map_err(io(dir, "cannot sync", dir))?;
-    Ok(link)
+    let tmp_link = format!(".{name}.link.{}.tmp", safe_fs::random_hex());
+    d.symlink(version, &tmp_link)
+        .map_err(io(dir, "cannot create", &d.show(&tmp_link)))?;
+    d.rename(&tmp_link, name)
+        .map_err(io(dir, "cannot switch", &link))?;
+    d.sync().map_err(io(dir, "cannot sync", dir))?;
+    Ok(())
 }
 
-/// Older versions of `name` go (best effort: a reader holding one open keeps its files).
-fn remove_old_versions(dir: &Path, name: &CertName, current: &str) {
+/// Older versions of `name` go, and temporary entries a crash left (best effort: a reader
+/// holding one open keeps its files). Removed through the directory's descriptor, never
+/// through a link.
+fn remove_old_versions(d: &Dir, name: &CertName, current: &str) {
     let prefix = format!(".{name}.");
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = d.entries() else {
         return;
     };
-    for e in entries.flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        let old_version = n.starts_with(&prefix)
-            && n != current
+    for n in entries {
+        let Some(n) = n.to_str() else {
+            continue;
+        };
+        let Some(rest) = n.strip_prefix(&prefix) else {
+            continue;
+        };
+        let old_version = n != current
             && !n.contains(".before-sectigo-connector.")
-            && n[prefix.len()..]
+            && rest
                 .split('.')
                 .next()
                 .is_some_and(|i| i.chars().all(|c| c.is_ascii_digit()));
-        if old_version {
-            let _ = std::fs::remove_dir_all(e.path());
+        let stale_link = rest
+            .strip_prefix("link.")
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .is_some_and(|h| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        if old_version || stale_link {
+            let _ = d.remove_tree(n);
         }
     }
 }

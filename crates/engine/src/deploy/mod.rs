@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use tracing::{error, info};
 
 use sectigo_core::config::{DeployConfig, DEFAULT_DEPLOY_MODE};
@@ -68,6 +69,30 @@ pub enum Deployed {
     Owed,
 }
 
+/// What `certs deploy` came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redeployed {
+    /// `DIR/NAME`, where the files are.
+    pub dir: PathBuf,
+    /// The profile has a `[deploy] hook`.
+    pub hook: bool,
+    pub outcome: Redeploy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Redeploy {
+    /// Files in place, hook run (if any).
+    Done,
+    /// Files in place; the hook was handed to the root helper, whose answer the daemon takes.
+    HookWithHelper,
+    /// The attempt failed; retried on the deploy backoff, as after a renewal.
+    Failed {
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
 /// Writes certificates' files and runs their hooks; journals each job in its record.
 #[derive(Clone)]
 pub struct Deployer {
@@ -95,6 +120,15 @@ impl Deployer {
         let Some(_claim) = self.claims.claim(ClaimKey::Deploy(id.clone())) else {
             return Ok(Deployed::Owed);
         };
+        self.deploy_claimed(id, pem).await
+    }
+
+    /// [`Deployer::deploy`], the certificate's deploy claim held by the caller.
+    async fn deploy_claimed(
+        &self,
+        id: &CertId,
+        pem: Option<&str>,
+    ) -> Result<Deployed, EngineError> {
         let Some(mut rec) = self.ledger.get(id).await? else {
             return Ok(Deployed::Done);
         };
@@ -233,6 +267,59 @@ impl Deployer {
                 id: id.to_string(),
                 error,
             })
+    }
+
+    /// `certs deploy`: the certificate's files written to its profile's `[deploy] dir` again
+    /// and its hook run, as after a renewal (a certificate renewed before `[deploy]` existed;
+    /// a server rebuilt). A new job replaces one still owed (its backoff too), so it runs now;
+    /// a failure is journaled and retried like any deploy's.
+    pub async fn redeploy(&self, id: &CertId) -> Result<Redeployed, EngineError> {
+        let Some(_claim) = self.claims.claim(ClaimKey::Deploy(id.clone())) else {
+            return Err(EngineError::Busy(id.clone()));
+        };
+        let mut rec = self.ledger.cert(id).await?;
+        if !rec.state.is_live() {
+            return Err(EngineError::Invalid(format!(
+                "certificate {id} is {}: only a live certificate is deployed (see `certs list`)",
+                rec.state.name()
+            )));
+        }
+        let Some(profile) = self.profiles.get(&rec.profile) else {
+            return Err(EngineError::Invalid(format!(
+                "certificate {id} belongs to profile {:?}, which is not configured: nothing says where to deploy it",
+                rec.profile
+            )));
+        };
+        let Some(cfg) = profile.deploy.clone() else {
+            return Err(EngineError::Invalid(format!(
+                "profile {:?} has no [deploy] section: add one to {} (`dir`, and a `hook` if a server must reload), then `reload`",
+                rec.profile,
+                profile.file.display()
+            )));
+        };
+        let now = self.ledger.now();
+        rec.deploy = job_for(Some(&cfg), None, now);
+        rec.log(now, "deploy asked for by the operator");
+        info!(profile = %rec.profile, cert_id = %rec.id, "deploying {} again, as asked", rec.subject_cn);
+        let dir = cfg.dir.join(rec.dir_name());
+        self.ledger.commit(vec![rec], Default::default()).await?;
+        let done = self.deploy_claimed(id, None).await?;
+        let job = self.ledger.cert(id).await?.deploy;
+        let outcome = match (done, job) {
+            (Deployed::Done, _) | (Deployed::Owed, None) => Redeploy::Done,
+            (Deployed::Owed, Some(j)) => match j.last_error {
+                Some(e) if j.attempts > 0 => Redeploy::Failed {
+                    error: e,
+                    retry_at: j.next_attempt,
+                },
+                _ => Redeploy::HookWithHelper,
+            },
+        };
+        Ok(Redeployed {
+            dir,
+            hook: cfg.hook.is_some(),
+            outcome,
+        })
     }
 
     /// A tracked certificate's files, downloaded from SCM now, with the profile's file mode.
