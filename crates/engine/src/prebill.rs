@@ -28,9 +28,19 @@ use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::Ledger;
 use crate::policy::Reason;
-use crate::renew::{RenewFailure, RenewOutcome, Skip};
 use crate::settle::{By, Settler};
 use sectigo_core::text::Escaped;
+
+/// Why the pre-bill check sent nothing (the renewal maps it to its outcome).
+#[derive(Debug, Clone)]
+pub enum Stopped {
+    /// The Admin API could not be asked: deferred like an outage.
+    Deferred(ScmError),
+    /// Revoked in SCM: no longer renewed.
+    Revoked,
+    /// Renewed already, expired, or a person must decide: what SCM's records said.
+    InScm(String),
+}
 
 /// What the pre-bill check found about a renewed certificate's successor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +104,7 @@ impl PreBill {
         &self,
         rec: &mut CertRecord,
         reason: Reason,
-    ) -> Result<Option<RenewOutcome>, EngineError> {
+    ) -> Result<Option<Stopped>, EngineError> {
         let Some(admin) = self.scm.admin(&rec.profile) else {
             return Ok(None);
         };
@@ -157,14 +167,14 @@ impl PreBill {
         &self,
         rec: &mut CertRecord,
         e: ScmError,
-    ) -> Result<RenewOutcome, EngineError> {
+    ) -> Result<Stopped, EngineError> {
         let note = "deferred: SCM's Admin API cannot be reached; nothing is billed before SCM's records are checked";
         warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} deferred: SCM's Admin API cannot be asked whether it was renewed already ({e}); nothing billed, the next cycle tries again", rec.subject_cn);
         if rec.history.last().is_none_or(|h| h.event != note) {
             rec.log(self.ledger.now(), note);
         }
         self.ledger.commit(vec![rec.clone()], Default::default()).await?;
-        Ok(RenewOutcome::Deferred(e))
+        Ok(Stopped::Deferred(e))
     }
 
     async fn revoked(
@@ -172,7 +182,7 @@ impl PreBill {
         rec: &mut CertRecord,
         d: &CertDetails,
         at: DateTime<Utc>,
-    ) -> Result<RenewOutcome, EngineError> {
+    ) -> Result<Stopped, EngineError> {
         rec.state = CertState::Revoked { at };
         rec.next_attempt = None;
         let when = d.revoked.map(|r| format!(" on {r}")).unwrap_or_default();
@@ -185,7 +195,7 @@ impl PreBill {
         error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
             "{} ({}) is revoked in SCM{when}, not by the connector: not renewed, no longer renewed", rec.id, rec.subject_cn);
         self.ledger.commit(vec![rec.clone()], news).await?;
-        Ok(RenewOutcome::Failed(RenewFailure::RevokedInScm))
+        Ok(Stopped::Revoked)
     }
 
     async fn expired(
@@ -193,7 +203,7 @@ impl PreBill {
         rec: &mut CertRecord,
         d: &CertDetails,
         at: DateTime<Utc>,
-    ) -> Result<RenewOutcome, EngineError> {
+    ) -> Result<Stopped, EngineError> {
         let when = d.expires.map(|e| format!(" on {e}")).unwrap_or_default();
         let msg = format!(
             "expired in SCM{when}: not renewed automatically, nothing billed; `renew {} --yes` renews it if it is still needed, `certs forget {}` if not",
@@ -212,7 +222,7 @@ impl PreBill {
         });
         error!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(), "{} ({}) {msg}", rec.id, rec.subject_cn);
         self.ledger.commit(vec![rec.clone()], news).await?;
-        Ok(RenewOutcome::Skipped(Skip::InScm(msg)))
+        Ok(Stopped::InScm(msg))
     }
 
     /// SCM marks it renewed (or replaced): no call. Its successor adopted, waited for, or left
@@ -223,7 +233,7 @@ impl PreBill {
         admin: &AdminClient,
         d: &CertDetails,
         now: DateTime<Utc>,
-    ) -> Result<RenewOutcome, EngineError> {
+    ) -> Result<Stopped, EngineError> {
         let when = d
             .renewed_date
             .map(|r| format!(" on {r}"))
@@ -251,9 +261,9 @@ impl PreBill {
                     .adopt_renewal(rec.clone(), &new_id, By::Outside)
                     .await
                 {
-                    Ok(_) => Ok(RenewOutcome::Skipped(Skip::InScm(format!(
+                    Ok(_) => Ok(Stopped::InScm(format!(
                         "{what}: nothing billed; SCM's certificate {new_id} adopted as its renewal"
-                    )))),
+                    ))),
                     Err(e) => {
                         self.person(rec, format!("{what}, and SCM's certificate {new_id} looks like its renewal but cannot be adopted ({e}): nothing billed; check SCM, then `certs resolve {} --renewed-as NEW_ID`", rec.id)).await
                     }
@@ -270,7 +280,7 @@ impl PreBill {
                 }
                 rec.last_error = Some(note.clone());
                 self.ledger.commit(vec![rec.clone()], Default::default()).await?;
-                Ok(RenewOutcome::Skipped(Skip::InScm(note)))
+                Ok(Stopped::InScm(note))
             }
             Successor::Doubt { issued, pending } => {
                 let seen = if issued.is_empty() && pending.is_empty() {
@@ -311,7 +321,7 @@ impl PreBill {
         &self,
         rec: &mut CertRecord,
         msg: String,
-    ) -> Result<RenewOutcome, EngineError> {
+    ) -> Result<Stopped, EngineError> {
         let now = self.ledger.now();
         rec.state = CertState::OutcomeUnknown {
             due: rec.not_after,
@@ -332,7 +342,7 @@ impl PreBill {
             message: msg.clone(),
         });
         self.ledger.commit(vec![rec.clone()], news).await?;
-        Ok(RenewOutcome::Skipped(Skip::InScm(msg)))
+        Ok(Stopped::InScm(msg))
     }
 }
 

@@ -18,6 +18,7 @@ use crate::budget::{Budget, Ticket, Usage};
 use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::{Announcement, Ledger};
+use crate::prebill::Stopped;
 use crate::policy::{self, Reason, RenewPolicy};
 use crate::settings::{Profiles, Tuning};
 use crate::shared::{bump, ClaimKey, Claims, Counters, Refusals};
@@ -195,8 +196,12 @@ impl Renewer {
         };
         // SCM's own record first (with `[admin]`): renewed already, revoked or expired there
         // is never billed again. The ticket goes back unspent when nothing is sent.
-        if let Some(outcome) = self.prebill.check(&mut rec, reason).await? {
-            return Ok(outcome);
+        if let Some(stopped) = self.prebill.check(&mut rec, reason).await? {
+            return Ok(match stopped {
+                Stopped::Deferred(e) => RenewOutcome::Deferred(e),
+                Stopped::Revoked => RenewOutcome::Failed(RenewFailure::RevokedInScm),
+                Stopped::InScm(why) => RenewOutcome::Skipped(Skip::InScm(why)),
+            });
         }
         let pol = self.policy(&rec, &profile).await?;
         let p = match self.prepare(rec, &profile, ticket, reason).await? {

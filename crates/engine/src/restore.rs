@@ -3,7 +3,7 @@
 //! still waiting) may have been renewed, and billed, after the backup; renewing it again
 //! would bill twice.
 //!
-//! - With `[admin]`, nothing is held: the check before every bill ([`crate::prebill`]) reads
+//! - With `[admin]`, nothing is held: the check before every bill (the module `prebill`) reads
 //!   SCM's record and adopts the renewal SCM shows.
 //! - Without, such a renewal is held as an unknown outcome (never renewed automatically) until
 //!   a person confirms: `renew ID --yes` (it was not renewed), or `certs resolve ID

@@ -4,8 +4,8 @@
 //! kept, or it did not, and the certificate is due again (the issue may ask again).
 //!
 //! The same steps serve the daemon when a profile has `[admin]` ([`By::Daemon`], see
-//! [`crate::settle_auto`]), and the pre-bill check that finds a certificate renewed outside
-//! the daemon ([`By::Outside`], see [`crate::prebill`]).
+//! the module `settle_auto`), and the pre-bill check that finds a certificate renewed outside
+//! the daemon ([`By::Outside`], see the module `prebill`).
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
