@@ -61,6 +61,9 @@ _sectigo__connector() {
             sectigo__connector__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__deploy"
                 ;;
+            sectigo__connector__subcmd__certs,discover)
+                cmd="sectigo__connector__subcmd__certs__subcmd__discover"
+                ;;
             sectigo__connector__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__export"
                 ;;
@@ -87,6 +90,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,discover)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__discover"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__export"
@@ -156,6 +162,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy"
+                ;;
+            sectigo__connector__subcmd__help__subcmd__certs,discover)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__discover"
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__export"
@@ -251,7 +260,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs)
-            opts="-h --config-dir --help list show import export deploy link forget resolve help"
+            opts="-h --config-dir --help list show import discover export deploy link forget resolve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,6 +284,36 @@ _sectigo__connector() {
                 return 0
             fi
             case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__discover)
+            opts="-h --profile --cn --expiring-within --json --import --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiring-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -327,7 +366,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help)
-            opts="list show import export deploy link forget resolve help"
+            opts="list show import discover export deploy link forget resolve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,6 +380,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__discover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -679,7 +732,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs)
-            opts="list show import export deploy link forget resolve"
+            opts="list show import discover export deploy link forget resolve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -693,6 +746,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__discover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
