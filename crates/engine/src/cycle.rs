@@ -366,7 +366,14 @@ pub fn outages(shared: &Shared, book: &ProfileBook, s: &CycleSummary) -> Vec<Out
         let waiting = book
             .profiles()
             .values()
-            .filter(|p| host_of(&p.scm_url) == h.host || host_of(&p.token_url) == h.host)
+            .filter(|p| {
+                host_of(&p.scm_url) == h.host
+                    || host_of(&p.token_url) == h.host
+                    // `[admin]`: its renewals wait for SCM's records too.
+                    || p.admin.as_ref().is_some_and(|a| {
+                        host_of(&a.url) == h.host || host_of(&a.token_url) == h.host
+                    })
+            })
             .map(|p| s.deferred.get(&p.name).copied().unwrap_or(0))
             .sum();
         out.push(Outage {
