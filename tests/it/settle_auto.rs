@@ -281,3 +281,59 @@ async fn no_certificate_after_settle_after_minutes_is_due_again_and_renewed_once
     assert_eq!(env.sim.billable_count(&ids[0]), 1);
     assert_eq!(env.sim.billable_total(), 1);
 }
+
+/// An enrollment from Jira whose answer was lost: found by its marker and adopted (tracked,
+/// linked to its issue); another, with no certificate in SCM after the wait, declared not
+/// enrolled (the issue may ask again).
+#[tokio::test]
+async fn lost_enrollments_are_settled_from_the_marker() {
+    use sectigo_model::{EnrollState, IssueRecord};
+    let env = manual_env().await;
+    admin_profile(&env, "");
+    let store = env.store();
+    let engine = env.engine_with(store.clone());
+    engine.book().sync().await.unwrap();
+    let now = env.now();
+    let made = env.sim_cert("enrolled.example.com", 90);
+    env.sim.set_admin_fields(
+        &made,
+        sectigo_sim::AdminFields {
+            comments: Some(sectigo_scm::comments_with_request("", "r-00000000e1")),
+            ..Default::default()
+        },
+    );
+    let mut issues = Vec::new();
+    for (key, cn, request) in [
+        ("CERT-1", "enrolled.example.com", "r-00000000e1"),
+        ("CERT-2", "never.example.com", "r-00000000e2"),
+    ] {
+        let mut rec = IssueRecord::new(&crate::common::ik(key));
+        rec.log(now, format!("enrollment of {cn} started (profile web)"));
+        rec.enroll = Some(EnrollState::OutcomeUnknown {
+            profile: crate::common::pn("web"),
+            at: now,
+            request: Some(request.into()),
+        });
+        issues.push(rec);
+    }
+    store.commit_all(&[], &issues, &[]).unwrap();
+
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
+    let one = store.issue(&crate::common::ik("CERT-1")).unwrap().unwrap();
+    assert!(
+        matches!(one.enroll, Some(EnrollState::Issued { ref cert_id, .. }) if cert_id.to_string() == made.to_string()),
+        "{:?}",
+        one.enroll
+    );
+    assert_eq!(
+        get(&store, &made).jira_issue.as_deref(),
+        Some("CERT-1")
+    );
+    // Nothing for the other yet; after settle_after_minutes, declared not enrolled.
+    let two = || store.issue(&crate::common::ik("CERT-2")).unwrap().unwrap().enroll;
+    assert!(matches!(two(), Some(EnrollState::OutcomeUnknown { .. })));
+    env.advance(Duration::minutes(31));
+    engine.cycle().run(Mode::Live, &never()).await.unwrap();
+    assert!(matches!(two(), Some(EnrollState::Rejected { .. })), "{:?}", two());
+    assert_eq!(env.sim.billable_total(), 0);
+}
