@@ -122,8 +122,16 @@ pub fn discover(dir: &Path, args: Args) -> Result<i32, CliError> {
         } else {
             let log = crate::logging::init(&cfg.connector.log)?;
             let store = sectigo_state::open(&cfg.connector.state)?;
-            let engine = Engine::new(&cfg, store, Shared::new(&cfg), sectigo_core::clock::system())?;
-            (Backend::Local(Box::new(engine), Box::new(cfg.clone())), Some(log))
+            let engine = Engine::new(
+                &cfg,
+                store,
+                Shared::new(&cfg),
+                sectigo_core::clock::system(),
+            )?;
+            (
+                Backend::Local(Box::new(engine), Box::new(cfg.clone())),
+                Some(log),
+            )
         };
         let clock = sectigo_core::clock::system();
         let limits = Arc::new(Limits::new(
@@ -182,7 +190,11 @@ async fn run(
             Ok(None) => break,
             Err(e) => {
                 return Err(CliError::new(
-                    if e.is_transient() { Exit::TempFail } else { Exit::Failed },
+                    if e.is_transient() {
+                        Exit::TempFail
+                    } else {
+                        Exit::Failed
+                    },
                     anyhow::anyhow!("SCM's Admin API list: {e}"),
                 ))
             }
@@ -275,7 +287,8 @@ async fn run(
             progress.found, progress.listed, progress.tracked
         ));
         if args.import {
-            let (out, err) = crate::render::text(&Response::Imported(summary.clone()), super::now());
+            let (out, err) =
+                crate::render::text(&Response::Imported(summary.clone()), super::now());
             write_out(&out);
             eprint!("{err}");
         }

@@ -196,7 +196,9 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
             plain(),
         ),
         CertsCommand::Discover { .. } => {
-            return Err(CliError::usage("certs discover runs where the command runs"))
+            return Err(CliError::usage(
+                "certs discover runs where the command runs",
+            ))
         }
         CertsCommand::Import {
             profile,

@@ -109,12 +109,7 @@ async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool)
 }
 
 /// [`run_until`], waiting `secs` at most.
-async fn run_until_within(
-    dir: &Path,
-    log: &Path,
-    secs: u64,
-    done: fn(&serde_json::Value) -> bool,
-) {
+async fn run_until_within(dir: &Path, log: &Path, secs: u64, done: fn(&serde_json::Value) -> bool) {
     let mut child = spawn(dir, log);
     let d = dir.to_path_buf();
     let status = move || -> serde_json::Value {
@@ -493,7 +488,11 @@ async fn kill_9_with_admin_settles_every_unknown_outcome_without_a_person() {
         .map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25))
         .collect();
     let list = env.path().join("import.txt");
-    std::fs::write(&list, due.iter().map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &list,
+        due.iter().map(|i| format!("{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let dir = env.path().to_path_buf();
     let out = Command::new(EXE)
         .arg("--config-dir")
@@ -502,7 +501,11 @@ async fn kill_9_with_admin_settles_every_unknown_outcome_without_a_person() {
         .arg(&list)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let log = env.path().join("daemon.log");
     kill_repeatedly(&dir, &log, kills, 400, &mut rng).await;
@@ -533,12 +536,16 @@ async fn kill_9_with_admin_settles_every_unknown_outcome_without_a_person() {
         );
         assert_eq!(env.sim.billable_count(id), 1, "{id}");
         for h in &rec.history {
-            if h.event.starts_with("outcome settled by the daemon from SCM's records: renewed as")
-                || h.event.contains("settled by the daemon from SCM's records: request")
+            if h.event
+                .starts_with("outcome settled by the daemon from SCM's records: renewed as")
+                || h.event
+                    .contains("settled by the daemon from SCM's records: request")
             {
                 adopted += 1;
             }
-            if h.event.starts_with("outcome settled by the daemon from SCM's records: SCM did not renew it") {
+            if h.event.starts_with(
+                "outcome settled by the daemon from SCM's records: SCM did not renew it",
+            ) {
                 declared += 1;
             }
         }

@@ -51,10 +51,16 @@ async fn discovers_every_page_within_the_profiles_scope_and_leaves_tracked_ones_
     admin_profile(&env, "");
     // 430 in the profile's organisation, 10 in another, 5 revoked, 5 expiring soon.
     let mine: Vec<String> = (0..430)
-        .map(|i| env.sim_cert(&format!("host{i}.example.com"), 200).to_string())
+        .map(|i| {
+            env.sim_cert(&format!("host{i}.example.com"), 200)
+                .to_string()
+        })
         .collect();
     let other: Vec<String> = (0..10)
-        .map(|i| env.sim_cert(&format!("other{i}.example.com"), 200).to_string())
+        .map(|i| {
+            env.sim_cert(&format!("other{i}.example.com"), 200)
+                .to_string()
+        })
         .collect();
     for id in &other {
         env.sim.set_admin_fields(
@@ -69,21 +75,42 @@ async fn discovers_every_page_within_the_profiles_scope_and_leaves_tracked_ones_
         env.sim.revoke_in_ui(id);
     }
     let soon: Vec<String> = (0..5)
-        .map(|i| env.sim_cert(&format!("shop{i}.example.com"), 10).to_string())
+        .map(|i| {
+            env.sim_cert(&format!("shop{i}.example.com"), 10)
+                .to_string()
+        })
         .collect();
     env.sim.set_auto_renew(&soon[0], true);
     // Two tracked already.
     let out = Command::new(EXE)
         .arg("--config-dir")
         .arg(env.path())
-        .args(["certs", "import", "--profile", "web", "--cert-id", &mine[10]])
+        .args([
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--cert-id",
+            &mine[10],
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Command::new(EXE)
         .arg("--config-dir")
         .arg(env.path())
-        .args(["certs", "import", "--profile", "web", "--cert-id", &mine[11]])
+        .args([
+            "certs",
+            "import",
+            "--profile",
+            "web",
+            "--cert-id",
+            &mine[11],
+        ])
         .output()
         .unwrap();
 
@@ -110,8 +137,14 @@ async fn discovers_every_page_within_the_profiles_scope_and_leaves_tracked_ones_
     assert!(rows
         .iter()
         .any(|r| r.starts_with(&format!("{}\t", soon[0])) && r.contains("both would bill")));
-    assert!(out.contains("5 not tracked, 1 with SCM's own auto-renewal on"), "{out}");
-    let (_, out, _) = discover(&env, &["--cn", "host1*", "--expiring-within", "30", "--json"]);
+    assert!(
+        out.contains("5 not tracked, 1 with SCM's own auto-renewal on"),
+        "{out}"
+    );
+    let (_, out, _) = discover(
+        &env,
+        &["--cn", "host1*", "--expiring-within", "30", "--json"],
+    );
     assert!(found_ids(&out).is_empty());
 }
 

@@ -29,7 +29,10 @@ fn run(env: &Env, args: &[&str]) -> (i32, String, String) {
 /// backup restored. Returns the certificate's id and `state import`'s output.
 fn renewed_after_the_backup(env: &Env) -> (String, String) {
     let id = env.sim_cert("restored.example.com", 3).to_string();
-    let (code, _, err) = run(env, &["certs", "import", "--profile", "web", "--cert-id", &id]);
+    let (code, _, err) = run(
+        env,
+        &["certs", "import", "--profile", "web", "--cert-id", &id],
+    );
     assert_eq!(code, 0, "{err}");
     let backup = env.path().join("backup.jsonl");
     let (code, _, err) = run(env, &["state", "export", backup.to_str().unwrap()]);
@@ -56,13 +59,19 @@ async fn without_admin_a_stale_restore_holds_the_renewal_until_a_person_confirms
     assert_eq!(env.sim.billable_count(&id), 1, "the restore billed twice");
     let (code, out, _) = run(&env, &["status", "--check"]);
     assert_eq!(code, 1);
-    assert!(out.contains(&id) && out.contains("held after `state import`"), "{out}");
+    assert!(
+        out.contains(&id) && out.contains("held after `state import`"),
+        "{out}"
+    );
     // The person finds it renewed in SCM and says so: nothing billed, the renewal adopted.
     let new = env.sim.renewals_of(&id)[0].clone();
     let (code, _, err) = run(&env, &["certs", "resolve", &id, "--renewed-as", &new]);
     assert_eq!(code, 0, "{err}");
     let store = env.store();
-    assert!(matches!(get(&store, &id).state, CertState::Superseded { .. }));
+    assert!(matches!(
+        get(&store, &id).state,
+        CertState::Superseded { .. }
+    ));
     assert_eq!(env.sim.billable_total(), 1);
 }
 

@@ -50,7 +50,11 @@ async fn a_web_ui_renewal_is_adopted_and_never_billed_again() {
 
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(r.summary.requested, 0, "{:?}", r.summary);
-    assert_eq!(env.sim.billable_total(), 0, "the daemon billed a renewal made in the web UI");
+    assert_eq!(
+        env.sim.billable_total(),
+        0,
+        "the daemon billed a renewal made in the web UI"
+    );
     assert_eq!(successor_of(&store, &ids[0]), ui);
     let new = get(&store, &ui);
     assert_eq!(new.state, CertState::Active);
@@ -61,7 +65,11 @@ async fn a_web_ui_renewal_is_adopted_and_never_billed_again() {
     // The next cycles leave both alone, and an operator's `renew` of the old one bills nothing.
     engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert!(!matches!(
-        engine.renewer().renew(&ids[0], Reason::Operator).await.unwrap(),
+        engine
+            .renewer()
+            .renew(&ids[0], Reason::Operator)
+            .await
+            .unwrap(),
         RenewOutcome::Requested { .. }
     ));
     assert_eq!(env.sim.billable_total(), 0);
@@ -173,7 +181,12 @@ async fn an_unreachable_admin_api_defers_the_renewal_and_bills_nothing() {
     let ids = env.seed(&engine, "web", &[3]).await;
     let r = engine.cycle().run(Mode::Live, &never()).await.unwrap();
     assert_eq!(env.sim.billable_total(), 0);
-    assert_eq!(r.summary.deferred.values().sum::<u64>(), 1, "{:?}", r.summary);
+    assert_eq!(
+        r.summary.deferred.values().sum::<u64>(),
+        1,
+        "{:?}",
+        r.summary
+    );
     let rec = get(&store, &ids[0]);
     assert_eq!(rec.state, CertState::Active);
     assert_eq!(rec.failures, 0);
@@ -268,7 +281,10 @@ async fn no_certificate_after_settle_after_minutes_is_due_again_and_renewed_once
     let rec = get(&store, &ids[0]);
     assert!(matches!(rec.state, CertState::OutcomeUnknown { .. }));
     assert!(
-        rec.last_error.as_deref().unwrap().contains("declares it not renewed"),
+        rec.last_error
+            .as_deref()
+            .unwrap()
+            .contains("declares it not renewed"),
         "{:?}",
         rec.last_error
     );
@@ -325,15 +341,22 @@ async fn lost_enrollments_are_settled_from_the_marker() {
         "{:?}",
         one.enroll
     );
-    assert_eq!(
-        get(&store, &made).jira_issue.as_deref(),
-        Some("CERT-1")
-    );
+    assert_eq!(get(&store, &made).jira_issue.as_deref(), Some("CERT-1"));
     // Nothing for the other yet; after settle_after_minutes, declared not enrolled.
-    let two = || store.issue(&crate::common::ik("CERT-2")).unwrap().unwrap().enroll;
+    let two = || {
+        store
+            .issue(&crate::common::ik("CERT-2"))
+            .unwrap()
+            .unwrap()
+            .enroll
+    };
     assert!(matches!(two(), Some(EnrollState::OutcomeUnknown { .. })));
     env.advance(Duration::minutes(31));
     engine.cycle().run(Mode::Live, &never()).await.unwrap();
-    assert!(matches!(two(), Some(EnrollState::Rejected { .. })), "{:?}", two());
+    assert!(
+        matches!(two(), Some(EnrollState::Rejected { .. })),
+        "{:?}",
+        two()
+    );
     assert_eq!(env.sim.billable_total(), 0);
 }

@@ -179,11 +179,17 @@ mod tests {
             cn: Some("*.example.com".into()),
             expiring_within_days: Some(30),
         };
-        let f = w.found(&d("Issued", "12/20/2026", "Scheduled"), now).unwrap();
+        let f = w
+            .found(&d("Issued", "12/20/2026", "Scheduled"), now)
+            .unwrap();
         assert_eq!((f.id, f.scm_auto_renew), (9, true));
         assert_eq!(f.expires.as_deref(), Some("2026-12-20"));
-        assert!(w.found(&d("Issued", "2027-02-01", "Not scheduled"), now).is_none());
-        assert!(w.found(&d("Revoked", "2026-12-20", "Not scheduled"), now).is_none());
+        assert!(w
+            .found(&d("Issued", "2027-02-01", "Not scheduled"), now)
+            .is_none());
+        assert!(w
+            .found(&d("Revoked", "2026-12-20", "Not scheduled"), now)
+            .is_none());
         assert!(Wanted::default()
             .found(&d("Issued", "2027-02-01", "Not scheduled"), now)
             .is_some());

@@ -138,8 +138,8 @@ impl PreBill {
         if d.renewed || d.status == CertStatus::Replaced {
             return self.renewed_outside(rec, &admin, &d, now).await.map(Some);
         }
-        let expired = d.status == CertStatus::Expired
-            || d.expires.is_some_and(|e| e.latest() <= now);
+        let expired =
+            d.status == CertStatus::Expired || d.expires.is_some_and(|e| e.latest() <= now);
         if expired && reason != Reason::Operator {
             return self.expired(rec, &d, now).await.map(Some);
         }
@@ -163,17 +163,15 @@ impl PreBill {
     }
 
     /// The Admin API could not be asked: deferred like an outage, nothing billed.
-    async fn unchecked(
-        &self,
-        rec: &mut CertRecord,
-        e: ScmError,
-    ) -> Result<Stopped, EngineError> {
+    async fn unchecked(&self, rec: &mut CertRecord, e: ScmError) -> Result<Stopped, EngineError> {
         let note = "deferred: SCM's Admin API cannot be reached; nothing is billed before SCM's records are checked";
         warn!(profile = %rec.profile, cert_id = %rec.id, "renewal of {} deferred: SCM's Admin API cannot be asked whether it was renewed already ({e}); nothing billed, the next cycle tries again", rec.subject_cn);
         if rec.history.last().is_none_or(|h| h.event != note) {
             rec.log(self.ledger.now(), note);
         }
-        self.ledger.commit(vec![rec.clone()], Default::default()).await?;
+        self.ledger
+            .commit(vec![rec.clone()], Default::default())
+            .await?;
         Ok(Stopped::Deferred(e))
     }
 
@@ -187,7 +185,12 @@ impl PreBill {
         rec.next_attempt = None;
         let when = d.revoked.map(|r| format!(" on {r}")).unwrap_or_default();
         rec.last_error = Some(format!("revoked in SCM{when}"));
-        rec.log(at, format!("found revoked in SCM{when} before renewing: no longer renewed, nothing billed"));
+        rec.log(
+            at,
+            format!(
+                "found revoked in SCM{when} before renewing: no longer renewed, nothing billed"
+            ),
+        );
         let news = self.ledger.announce(Event::RevokedInScm {
             cert: rec,
             detail: "SCM's records show it revoked: it was not renewed",
@@ -279,7 +282,9 @@ impl PreBill {
                     rec.log(now, note.clone());
                 }
                 rec.last_error = Some(note.clone());
-                self.ledger.commit(vec![rec.clone()], Default::default()).await?;
+                self.ledger
+                    .commit(vec![rec.clone()], Default::default())
+                    .await?;
                 Ok(Stopped::InScm(note))
             }
             Successor::Doubt { issued, pending } => {
@@ -305,8 +310,7 @@ impl PreBill {
     ) -> Result<Vec<CertDetails>, ScmError> {
         let mut out = Vec::new();
         for s in admin.list_all(filter).await? {
-            if s.ssl_id == old.ssl_id || !s.common_name.eq_ignore_ascii_case(&old.common_name)
-            {
+            if s.ssl_id == old.ssl_id || !s.common_name.eq_ignore_ascii_case(&old.common_name) {
                 continue;
             }
             out.push(admin.details(s.ssl_id).await?);
@@ -317,11 +321,7 @@ impl PreBill {
     /// Nothing billed, and a person must decide: the renewal waits as an unknown outcome (never
     /// renewed automatically; `certs resolve` settles it), told to the log, Jira and
     /// `[notify]`.
-    async fn person(
-        &self,
-        rec: &mut CertRecord,
-        msg: String,
-    ) -> Result<Stopped, EngineError> {
+    async fn person(&self, rec: &mut CertRecord, msg: String) -> Result<Stopped, EngineError> {
         let now = self.ledger.now();
         rec.state = CertState::OutcomeUnknown {
             due: rec.not_after,
@@ -398,14 +398,17 @@ mod tests {
         ];
         assert!(matches!(successor(&old(), &two), Successor::Doubt { .. }));
         assert!(matches!(successor(&old(), &[]), Successor::Doubt { .. }));
-        let pending = vec![details(2, "a.example.com", "Applied", 5, Some("2026-05-10"))];
+        let pending = vec![details(
+            2,
+            "a.example.com",
+            "Applied",
+            5,
+            Some("2026-05-10"),
+        )];
         assert_eq!(successor(&old(), &pending), Successor::Pending(vec![2]));
         // No renewedDate: nothing can be told.
         let mut o = old();
         o.renewed_date = None;
-        assert!(matches!(
-            successor(&o, &two[..1]),
-            Successor::Doubt { .. }
-        ));
+        assert!(matches!(successor(&o, &two[..1]), Successor::Doubt { .. }));
     }
 }

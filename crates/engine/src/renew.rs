@@ -18,8 +18,8 @@ use crate::budget::{Budget, Ticket, Usage};
 use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::{Announcement, Ledger};
-use crate::prebill::Stopped;
 use crate::policy::{self, Reason, RenewPolicy};
+use crate::prebill::Stopped;
 use crate::settings::{Profiles, Tuning};
 use crate::shared::{bump, ClaimKey, Claims, Counters, Refusals};
 

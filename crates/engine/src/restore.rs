@@ -31,8 +31,7 @@ pub fn held_note(backup: DateTime<Utc>, expires: DateTime<Utc>) -> String {
 /// Whether a restored certificate is held: live and active, its profile without `[admin]`,
 /// and due (or waiting out a retry) at `now`. Pure.
 pub fn holds(rec: &CertRecord, d: &Decision) -> bool {
-    rec.state == CertState::Active
-        && matches!(d, Decision::Renew { .. } | Decision::Backoff { .. })
+    rec.state == CertState::Active && matches!(d, Decision::Renew { .. } | Decision::Backoff { .. })
 }
 
 impl crate::Engine {

@@ -251,7 +251,10 @@ impl Settler {
         };
         old.log(
             now,
-            format!("outcome settled by {}: renewed as {new_id}{request}", by.who()),
+            format!(
+                "outcome settled by {}: renewed as {new_id}{request}",
+                by.who()
+            ),
         );
         info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
             "{} settled by {}: renewed as {new_id}, valid until {}", old.id, by.who(), ts(new.not_after));
@@ -303,7 +306,10 @@ impl Settler {
             rec.set_handled("enroll", None);
             rec.log(
                 now,
-                format!("outcome settled by {}: not enrolled{request}; the issue may ask again", by.who()),
+                format!(
+                    "outcome settled by {}: not enrolled{request}; the issue may ask again",
+                    by.who()
+                ),
             );
             warn!(jira_key = %key, "enrollment of {key} declared not enrolled by {}: the issue may ask again", by.who());
             self.ledger
@@ -326,7 +332,10 @@ impl Settler {
         cert.deploy = deploy::job_for(self.deployer.config_of(&profile), None, now);
         cert.log(
             now,
-            format!("adopted by {} as the enrollment of {key}{request}", by.who()),
+            format!(
+                "adopted by {} as the enrollment of {key}{request}",
+                by.who()
+            ),
         );
         rec.enroll = Some(EnrollState::Issued {
             cert_id: cert_id.clone(),
@@ -334,7 +343,10 @@ impl Settler {
         });
         rec.log(
             now,
-            format!("outcome settled by {}: enrolled as {cert_id}{request}", by.who()),
+            format!(
+                "outcome settled by {}: enrolled as {cert_id}{request}",
+                by.who()
+            ),
         );
         info!(jira_key = %key, cert_id = %cert_id, "enrollment of {key} settled: certificate {cert_id}, valid until {}", ts(cert.not_after));
         let news = self.ledger.announce(Event::Enrolled {

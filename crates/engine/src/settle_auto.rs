@@ -264,12 +264,7 @@ impl AutoSettle {
     }
 
     /// Left to a person: the record says what was found and what to do (once).
-    async fn person(
-        &self,
-        rec: CertRecord,
-        request: &str,
-        why: String,
-    ) -> Result<(), EngineError> {
+    async fn person(&self, rec: CertRecord, request: &str, why: String) -> Result<(), EngineError> {
         let msg = format!(
             "outcome of renew request {request} unknown, and SCM's records do not settle it: {why}. Check SCM, then `certs resolve {} --renewed-as NEW_ID` or `--not-renewed`",
             rec.id
@@ -319,7 +314,10 @@ impl AutoSettle {
         };
         let now = self.ledger.now();
         match verdict(&found, None, at, self.settle_after, now) {
-            Verdict::Found { ssl_id, issued: true } => {
+            Verdict::Found {
+                ssl_id,
+                issued: true,
+            } => {
                 let id = CertId::parse(&ssl_id.to_string())
                     .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 match self
@@ -400,7 +398,13 @@ mod tests {
             Verdict::Person(_)
         ));
         assert!(matches!(
-            verdict(&[d(7, "Issued"), d(8, "Issued")], Some(false), t, wait, t + wait),
+            verdict(
+                &[d(7, "Issued"), d(8, "Issued")],
+                Some(false),
+                t,
+                wait,
+                t + wait
+            ),
             Verdict::Person(_)
         ));
     }
