@@ -337,7 +337,7 @@ async fn lost_enrollments_are_settled_from_the_marker() {
     engine.cycle().run(Mode::Live, &never()).await.unwrap();
     let one = store.issue(&crate::common::ik("CERT-1")).unwrap().unwrap();
     assert!(
-        matches!(one.enroll, Some(EnrollState::Issued { ref cert_id, .. }) if cert_id.to_string() == made.to_string()),
+        matches!(one.enroll, Some(EnrollState::Issued { ref cert_id, .. }) if *cert_id == made),
         "{:?}",
         one.enroll
     );
