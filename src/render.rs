@@ -613,6 +613,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "outcome-unknown" => {
                 "outcome unknown: check SCM, then `renew` it or `certs resolve` it".to_string()
             }
+            "settling" => "outcome unknown, being settled by the daemon".to_string(),
             "failed" => "failed: a person must fix it in SCM or here".to_string(),
             "deploy-failed" => format!("not deployed ({} attempts)", p.failures),
             _ if p.failures > 0 => format!(

@@ -112,16 +112,28 @@ impl Inventory {
             )
             || r.failures > 0
         {
+            let settling = matches!(r.state, CertState::OutcomeUnknown { .. })
+                && r.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(SETTLING));
             self.problems.push(Problem {
                 id: r.id.clone(),
                 profile: r.profile.clone(),
-                state: r.state.name().to_string(),
+                state: if settling {
+                    "settling".to_string()
+                } else {
+                    r.state.name().to_string()
+                },
                 failures: r.failures,
                 last_error: r.last_error.clone(),
             });
         }
     }
 }
+
+/// How the last error of an unknown outcome the daemon settles itself (`[admin]`) begins: the
+/// inventory shows its state as `settling`, not `outcome-unknown`.
+pub const SETTLING: &str = "settling from SCM's records: ";
 
 /// The warning for a certificate SCM also renews by itself (`[admin]` saw it).
 pub const SCM_AUTO_RENEW: &str = "SCM's own auto-renewal is on for it: SCM and the daemon would both renew (and bill) it; turn auto-renewal off for it in SCM";

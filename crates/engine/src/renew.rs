@@ -503,7 +503,7 @@ impl Renewer {
             request: Some(request.to_string()),
         };
         rec.last_error = Some(format!(
-            "{e}; {}",
+            "{} (the call: {e})",
             crate::settle_auto::unknown_note(
                 Some(request),
                 self.scm.admin(&rec.profile).is_some(),

@@ -29,6 +29,7 @@ use sectigo_scm::ScmError;
 
 use crate::clients::ScmClients;
 use crate::error::EngineError;
+use crate::inventory::SETTLING;
 use crate::ledger::Ledger;
 use crate::settle::{By, Finding, Settler};
 use crate::shared::{ClaimKey, Claims};
@@ -93,7 +94,7 @@ pub fn verdict(
 pub fn unknown_note(request: Option<&str>, admin: bool, settle_after_minutes: u64) -> String {
     match (request, admin) {
         (Some(r), true) => format!(
-            "the answer to renew request {r} was lost: SCM may have renewed (and billed) it. The daemon settles it from SCM's records: it adopts the certificate carrying {r}, or renews again if SCM shows none {settle_after_minutes} minutes after the call. Nothing to do unless this stays"
+            "{SETTLING}the answer to renew request {r} was lost: SCM may have renewed (and billed) it. The daemon settles it from SCM's records: it adopts the certificate carrying {r}, or renews again if SCM shows none {settle_after_minutes} minutes after the call. Nothing to do unless this stays"
         ),
         (Some(r), false) => format!(
             "the answer to renew request {r} was lost: SCM may have renewed (and billed) it. Look in SCM for a certificate whose comments carry {r}, then `certs resolve ID --renewed-as NEW_ID`, or `--not-renewed` if there is none (add [admin] to have the daemon do this)"
@@ -228,7 +229,7 @@ impl AutoSettle {
             }
             Verdict::Wait { until } => {
                 let note = format!(
-                    "the answer to renew request {request} was lost: SCM may have renewed (and billed) it. SCM shows no certificate carrying {request} yet: the daemon adopts it when SCM shows it, or declares it not renewed (due again) at {} if SCM still shows none. Nothing to do unless this stays",
+                    "{SETTLING}the answer to renew request {request} was lost: SCM may have renewed (and billed) it. SCM shows no certificate carrying {request} yet: the daemon adopts it when SCM shows it, or declares it not renewed (due again) at {} if SCM still shows none. Nothing to do unless this stays",
                     ts(until)
                 );
                 self.note(rec, note).await?;
