@@ -170,7 +170,9 @@ async fn run(
     // The previous page's finds, imported while this page's details are read.
     let mut to_import: Vec<Found> = Vec::new();
     loop {
-        let page = pages.next_page();
+        // This page's list, tracked ids and details while the previous page's finds are
+        // imported (two hosts, two rate limits).
+        let fetch = fetch_page(&mut pages, backend, admin, &args.wanted, concurrency, now);
         let import = async {
             if args.import && !to_import.is_empty() {
                 Some(backend.import(&args.profile, &to_import).await)
@@ -178,60 +180,22 @@ async fn run(
                 None
             }
         };
-        let (page, imported) = tokio::join!(page, import);
+        let (fetched, imported) = tokio::join!(fetch, import);
         if let Some(s) = imported {
             let s = s?;
             progress.imported += s.imported.len() as u64;
             merge(&mut summary, s);
         }
         to_import.clear();
-        let page = match page {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(CliError::new(
-                    if e.is_transient() {
-                        Exit::TempFail
-                    } else {
-                        Exit::Failed
-                    },
-                    anyhow::anyhow!("SCM's Admin API list: {e}"),
-                ))
-            }
+        let Some(page) = fetched? else {
+            break;
         };
-        progress.listed += page.len() as u64;
+        progress.listed += page.listed;
         progress.total = pages.total();
-        let fits: Vec<CertSummary> = page
-            .into_iter()
-            .filter(|s| args.wanted.name_fits(&s.common_name))
-            .collect();
-        let ids: Vec<CertId> = fits
-            .iter()
-            .filter_map(|s| CertId::parse(&s.ssl_id.to_string()).ok())
-            .collect();
-        let tracked = backend.tracked(ids).await?;
-        progress.tracked += tracked.len() as u64;
-        let tracked: std::collections::HashSet<String> =
-            tracked.iter().map(|t| t.to_string()).collect();
-        let untracked: Vec<i64> = fits
-            .iter()
-            .map(|s| s.ssl_id)
-            .filter(|id| !tracked.contains(&id.to_string()))
-            .collect();
-        let details = sectigo_engine::discover::details_of(admin, untracked, concurrency).await;
-        let mut page_found = Vec::new();
-        for (id, d) in details {
-            progress.detailed += 1;
-            match d {
-                Ok(d) => {
-                    if let Some(f) = args.wanted.found(&d, now) {
-                        page_found.push(f);
-                    }
-                }
-                Err(e) => failed_details.push((id, e.to_string())),
-            }
-        }
-        page_found.sort_by_key(|f| f.id);
+        progress.tracked += page.tracked;
+        progress.detailed += page.detailed;
+        failed_details.extend(page.failed);
+        let page_found = page.found;
         progress.found += page_found.len() as u64;
         auto_on += page_found.iter().filter(|f| f.scm_auto_renew).count() as u64;
         if !args.json {
@@ -301,6 +265,74 @@ async fn run(
     } else {
         Exit::Failed.code()
     })
+}
+
+/// One page: what it listed, how many were tracked already, the details read, what was found
+/// and the details that could not be read.
+struct Fetched {
+    listed: u64,
+    tracked: u64,
+    detailed: u64,
+    found: Vec<Found>,
+    failed: Vec<(i64, String)>,
+}
+
+/// The next page, its tracked ids left out, the others' details read; `None` after the last.
+async fn fetch_page(
+    pages: &mut sectigo_scm::admin::Pages<'_>,
+    backend: &Backend,
+    admin: &AdminClient,
+    wanted: &Wanted,
+    concurrency: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Fetched>, CliError> {
+    let page = match pages.next_page().await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(CliError::new(
+                if e.is_transient() {
+                    Exit::TempFail
+                } else {
+                    Exit::Failed
+                },
+                anyhow::anyhow!("SCM's Admin API list: {e}"),
+            ))
+        }
+    };
+    let listed = page.len() as u64;
+    let fits: Vec<CertSummary> = page
+        .into_iter()
+        .filter(|s| wanted.name_fits(&s.common_name))
+        .collect();
+    let ids: Vec<CertId> = fits
+        .iter()
+        .filter_map(|s| CertId::parse(&s.ssl_id.to_string()).ok())
+        .collect();
+    let tracked = backend.tracked(ids).await?;
+    let tracked: std::collections::HashSet<String> =
+        tracked.iter().map(|t| t.to_string()).collect();
+    let untracked: Vec<i64> = fits
+        .iter()
+        .map(|s| s.ssl_id)
+        .filter(|id| !tracked.contains(&id.to_string()))
+        .collect();
+    let details = sectigo_engine::discover::details_of(admin, untracked, concurrency).await;
+    let mut out = Fetched {
+        listed,
+        tracked: tracked.len() as u64,
+        detailed: details.len() as u64,
+        found: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (id, d) in details {
+        match d {
+            Ok(d) => out.found.extend(wanted.found(&d, now)),
+            Err(e) => out.failed.push((id, e.to_string())),
+        }
+    }
+    out.found.sort_by_key(|f| f.id);
+    Ok(Some(out))
 }
 
 fn merge(into: &mut ImportSummary, s: ImportSummary) {
