@@ -243,11 +243,22 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
     )?;
     let redeploy = runtime()?.block_on(engine.deployer().owe_missing_deploys())?;
     // What the daemon may have renewed after the backup waits for a person (without [admin]).
-    let backup = std::fs::File::open(file)
-        .map_err(ExportError::from)
-        .and_then(|f| sectigo_state::export::header(std::io::BufReader::new(f)))
-        .map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
-    let held = runtime()?.block_on(engine.hold_after_restore(backup.exported_at))?;
+    // The backup's time, from the file opened above (as the caller); a pipe is read again
+    // as the import read it. Unreadable now: the renewals due are held all the same.
+    let backup_at = {
+        use std::io::Seek as _;
+        source
+            .try_clone()
+            .and_then(|mut f| match f.rewind() {
+                Err(e) if e.raw_os_error() == Some(29) => std::fs::File::open(file),
+                r => r.map(|()| f),
+            })
+            .map_err(ExportError::from)
+            .and_then(|f| sectigo_state::export::header(std::io::BufReader::new(f)))
+            .map(|h| h.exported_at)
+            .unwrap_or_else(|_| super::now())
+    };
+    let held = runtime()?.block_on(engine.hold_after_restore(backup_at))?;
     drop(engine);
     println!(
         "state imported from {} into {}{owner}: {}",
@@ -265,7 +276,7 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         println!(
             "{} held: due now, and the backup is from {}, so the daemon may have renewed them after it. Nothing renews them until a person checks SCM and confirms (`renew ID --yes`, or `certs resolve ID --renewed-as NEW_ID` / `--not-renewed`); `status --check` lists them",
             render::plural(held.len() as u64, "renewal", "renewals"),
-            sectigo_core::text::ts(backup.exported_at)
+            sectigo_core::text::ts(backup_at)
         );
     }
     Ok(Exit::Ok.code())
