@@ -343,7 +343,7 @@ fn throughput(certs: usize, latency_ms: u64, concurrency: usize, rps: f64) {
         std::fs::create_dir_all(tmp.path().join("profiles.d")).unwrap();
         std::fs::write(
             tmp.path().join("connector.toml"),
-            format!("[state]\ndir = {:?}\n[scm]\nmax_concurrent = {concurrency}\nmax_requests_per_second = {rps}\n[log]\nlevel = \"warn\"\n", tmp.path().join("state")),
+            format!("[state]\ndir = {:?}\n[scm]\nmax_concurrent = {concurrency}\nmax_requests_per_second = {rps}\n[renewal]\nmax_per_day = 0\n[log]\nlevel = \"warn\"\n", tmp.path().join("state")),
         )
         .unwrap();
         std::fs::write(
@@ -582,7 +582,7 @@ fn outage(certs: usize, retry_max: u64, mode: &str, concurrency: usize, rps: f64
         std::fs::create_dir_all(dir.join("profiles.d")).unwrap();
         std::fs::write(
             dir.join("connector.toml"),
-            format!("[state]\ndir = {state:?}\n[scm]\nmax_concurrent = {concurrency}\nmax_requests_per_second = {rps}\nretry_max_secs = {retry_max}\n[control]\nsocket = {:?}\n[log]\nformat = \"text\"\n[notify]\ncommand = [\"sh\", \"-c\", \"echo \\\"$SECTIGO_EVENT $SECTIGO_CERT_ID\\\" >> {}\"]\n", dir.join("sock"), notified.display()),
+            format!("[state]\ndir = {state:?}\n[scm]\nmax_concurrent = {concurrency}\nmax_requests_per_second = {rps}\nretry_max_secs = {retry_max}\n[renewal]\nmax_per_day = 0\n[control]\nsocket = {:?}\n[log]\nformat = \"text\"\n[notify]\ncommand = [\"sh\", \"-c\", \"echo \\\"$SECTIGO_EVENT $SECTIGO_CERT_ID\\\" >> {}\"]\n", dir.join("sock"), notified.display()),
         )
         .unwrap();
         let profile = |url: &str, token_url: &str| {

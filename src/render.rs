@@ -172,7 +172,7 @@ pub fn cycle_run(c: &crate::api::CycleRun) -> (String, String) {
             p.profile,
             Escaped(&p.subject_cn),
             ts(p.not_after),
-            p.action
+            E(&p.action)
         )
         .ok();
     }
@@ -603,7 +603,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
     if let Some(r) = s.last_reload.as_ref().filter(|r| !r.applied()) {
         out.push(format!(
             "configuration: the last reload ({}, {}) was refused: {}",
-            r.cause,
+            E(&r.cause),
             ts(r.at),
             E(&r.errors.join("; "))
         ));
@@ -619,9 +619,9 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             _ if p.failures > 0 => format!(
                 "{} ({})",
                 plural(u64::from(p.failures), "failed attempt", "failed attempts"),
-                p.state
+                E(&p.state)
             ),
-            other => other.to_string(),
+            other => E(other).to_string(),
         };
         out.push(format!(
             "certificate {} ({}): {what}: {}",

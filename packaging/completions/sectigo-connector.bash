@@ -52,6 +52,9 @@ _sectigo__connector() {
             sectigo__connector,run-hooks)
                 cmd="sectigo__connector__subcmd__run__subcmd__hooks"
                 ;;
+            sectigo__connector,serve-local)
+                cmd="sectigo__connector__subcmd__serve__subcmd__local"
+                ;;
             sectigo__connector,state)
                 cmd="sectigo__connector__subcmd__state"
                 ;;
@@ -154,6 +157,9 @@ _sectigo__connector() {
             sectigo__connector__subcmd__help,run-hooks)
                 cmd="sectigo__connector__subcmd__help__subcmd__run__subcmd__hooks"
                 ;;
+            sectigo__connector__subcmd__help,serve-local)
+                cmd="sectigo__connector__subcmd__help__subcmd__serve__subcmd__local"
+                ;;
             sectigo__connector__subcmd__help,state)
                 cmd="sectigo__connector__subcmd__help__subcmd__state"
                 ;;
@@ -242,7 +248,7 @@ _sectigo__connector() {
 
     case "${cmd}" in
         sectigo__connector)
-            opts="-h -V --config-dir --help --version run run-hooks check-config certs renew profiles force-renew status reload demo state man completions help"
+            opts="-h -V --config-dir --help --version run run-hooks check-config certs renew profiles force-renew status reload demo state serve-local man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -718,7 +724,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help)
-            opts="run run-hooks check-config certs renew profiles force-renew status reload demo state man completions help"
+            opts="run run-hooks check-config certs renew profiles force-renew status reload demo state serve-local man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1053,6 +1059,20 @@ _sectigo__connector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sectigo__connector__subcmd__help__subcmd__serve__subcmd__local)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sectigo__connector__subcmd__help__subcmd__state)
             opts="export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1306,6 +1326,24 @@ _sectigo__connector() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__serve__subcmd__local)
+            opts="-h --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -128,33 +128,71 @@ pub async fn send_to(
     out.push(b'\n');
     w.write_all(&out).await.map_err(io)?;
     w.shutdown().await.map_err(io)?;
-    let mut line = String::new();
-    r.read_line(&mut line).await.map_err(io)?;
-    if line.is_empty() {
-        return Err(io(std::io::Error::other(
+    match read_reply(&mut r, rest).await {
+        Ok(reply) => Ok(Some(reply)),
+        Err(ReplyError::Io(e)) => Err(io(e)),
+        Err(ReplyError::Malformed(what)) => Err(malformed(what)),
+        Err(ReplyError::None) => Err(io(std::io::Error::other(
             "the daemon closed the connection without answering (it stopped or crashed): the request's outcome is unknown; check `status` and the journal (journalctl -u sectigo-connector)",
+        ))),
+    }
+}
+
+/// The longest reply line taken: a million certificates listed is a few hundred MB; anything
+/// longer is no reply this daemon sends, and is not read into memory.
+pub const MAX_REPLY: u64 = 1 << 30;
+
+/// Why no usable reply was read.
+#[derive(Debug)]
+pub enum ReplyError {
+    /// Nothing came: the other side stopped.
+    None,
+    Io(std::io::Error),
+    /// Something came that no daemon sends.
+    Malformed(String),
+}
+
+/// Reads a reply line (bounded by [`MAX_REPLY`]), checks what it may not say, and for a
+/// `state-exported` reply copies the bytes it announces into `rest`: exactly those, no more.
+/// The socket's replies and those of the command run as the state's owner are read alike.
+pub async fn read_reply(
+    r: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send),
+    rest: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+) -> Result<Reply, ReplyError> {
+    let mut line = String::new();
+    (&mut *r)
+        .take(MAX_REPLY)
+        .read_line(&mut line)
+        .await
+        .map_err(ReplyError::Io)?;
+    if line.is_empty() {
+        return Err(ReplyError::None);
+    }
+    if !line.ends_with('\n') && line.len() as u64 >= MAX_REPLY {
+        return Err(ReplyError::Malformed(format!(
+            "a reply longer than {MAX_REPLY} bytes"
         )));
     }
-    let reply: Reply =
-        serde_json::from_str(&line).map_err(|e| malformed(format!("a malformed reply ({e})")))?;
-    check_reply(&reply).map_err(malformed)?;
+    let reply: Reply = serde_json::from_str(&line)
+        .map_err(|e| ReplyError::Malformed(format!("a malformed reply ({e})")))?;
+    check_reply(&reply).map_err(ReplyError::Malformed)?;
     if let Ok(Response::StateExported { bytes, .. }) = &reply {
-        let got = tokio::io::copy(&mut (&mut r).take(*bytes), rest)
+        let got = tokio::io::copy(&mut (&mut *r).take(*bytes), rest)
             .await
-            .map_err(io)?;
+            .map_err(ReplyError::Io)?;
         if got != *bytes {
-            return Err(io(std::io::Error::other(format!(
+            return Err(ReplyError::Io(std::io::Error::other(format!(
                 "the daemon sent {got} of the export's {bytes} bytes (it stopped?): the export is incomplete"
             ))));
         }
-        if r.read(&mut [0u8; 1]).await.map_err(io)? != 0 {
-            return Err(malformed(format!(
+        if r.read(&mut [0u8; 1]).await.map_err(ReplyError::Io)? != 0 {
+            return Err(ReplyError::Malformed(format!(
                 "more than the {bytes} bytes of the export it announced"
             )));
         }
-        rest.flush().await.map_err(io)?;
+        rest.flush().await.map_err(ReplyError::Io)?;
     }
-    Ok(Some(reply))
+    Ok(reply)
 }
 
 /// The socket is served by root, by the service user (the owner of `[state] dir`), or by

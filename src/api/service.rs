@@ -226,7 +226,7 @@ async fn forget(engine: &Engine, id: CertId, yes: bool) -> Reply {
                 ErrorKind::Confirm,
                 format!(
                     "{id} ({}, {}, expires {}) is still tracked and renewed; forgotten, it is never renewed again and its Jira issue is no longer updated (its history goes to the log); run it again with --yes",
-                    r.subject_cn,
+                    sectigo_core::text::Escaped(&r.subject_cn),
                     r.state.name(),
                     ts(r.not_after)
                 ),

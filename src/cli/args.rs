@@ -150,6 +150,10 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Carry out one request read from standard input against the state, its reply on
+    /// standard output: what root's commands run as the state's owner when no daemon runs.
+    #[command(hide = true)]
+    ServeLocal,
     /// Print a manual page (8: the command, 5: the configuration files), for packaging.
     #[command(hide = true)]
     Man {

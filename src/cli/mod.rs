@@ -11,6 +11,7 @@ mod check;
 mod discover;
 mod online;
 pub mod output;
+mod owner;
 mod profiles;
 mod run;
 mod state;
@@ -94,6 +95,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             ..
         } => return run::once(&dir),
         Command::RunHooks { from } => return run::hooks(&dir, &from),
+        Command::ServeLocal => return owner::serve(&dir),
         Command::Profiles {
             command: ProfilesCommand::Rename { old, new },
         } => return profiles::rename(&dir, old, new),
@@ -346,39 +348,82 @@ fn ask(dir: &Path, request: Request, show: Show) -> Result<i32, CliError> {
                 daemon.socket.display()
             )));
         }
+        if let Some(owner) = owner::Owner::of_state(dir) {
+            let mut reply = owner.reply(dir, &request, &mut tokio::io::sink()).await?;
+            if let Err(e) = &reply {
+                if e.kind == ErrorKind::Confirm {
+                    if let Some(yes) = confirmed(&request, &e.message) {
+                        reply = owner.reply(dir, &yes, &mut tokio::io::sink()).await?;
+                    }
+                }
+            }
+            return Ok(shown(reply, &show));
+        }
         let reply = locally(dir, request).await?;
         Ok(shown(reply, &show))
     })
 }
 
+/// The state opened here (no daemon runs), with the configuration and the log it needs.
+pub(crate) struct Here {
+    pub cfg: Config,
+    pub engine: Engine,
+    _log: crate::logging::Logging,
+}
+
+impl Here {
+    pub(crate) fn open(dir: &Path) -> Result<Here, CliError> {
+        let cfg = Config::load(dir)?;
+        let log = crate::logging::init(&cfg.connector.log)?;
+        let store = sectigo_state::open(&cfg.connector.state)?;
+        let engine = Engine::new(
+            &cfg,
+            store,
+            Shared::new(&cfg),
+            sectigo_core::clock::system(),
+        )?;
+        Ok(Here {
+            cfg,
+            engine,
+            _log: log,
+        })
+    }
+
+    async fn execute(&self, request: Request) -> Reply {
+        service::execute(request, &self.engine, &self.cfg, None).await
+    }
+
+    /// Lets the `[notify]` commands this started finish.
+    async fn close(self) {
+        self.engine
+            .shared()
+            .notifier
+            .drain(sectigo_engine::notify::TIMEOUT)
+            .await;
+    }
+}
+
+/// Carries out `request` against the state, opened here, without asking anyone anything
+/// (`serve-local`: the command run as the state's owner for root).
+async fn execute_here(dir: &Path, request: Request) -> Result<Reply, CliError> {
+    let here = Here::open(dir)?;
+    let reply = here.execute(request).await;
+    here.close().await;
+    Ok(reply)
+}
+
 /// Carries out `request` against the state, opened here (no daemon runs).
 async fn locally(dir: &Path, request: Request) -> Result<Reply, CliError> {
-    let cfg = Config::load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log)?;
-    let store = sectigo_state::open(&cfg.connector.state)?;
-    let engine = Engine::new(
-        &cfg,
-        store,
-        Shared::new(&cfg),
-        sectigo_core::clock::system(),
-    )?;
-    let mut reply = waiting(
-        &request,
-        service::execute(request.clone(), &engine, &cfg, None),
-    )
-    .await;
+    let here = Here::open(dir)?;
+    let mut reply = waiting(&request, here.execute(request.clone())).await;
     if let Err(e) = &reply {
         if e.kind == ErrorKind::Confirm {
             if let Some(yes) = confirmed(&request, &e.message) {
-                reply = waiting(&yes, service::execute(yes.clone(), &engine, &cfg, None)).await;
+                reply = waiting(&yes, here.execute(yes.clone())).await;
             }
         }
     }
-    engine
-        .shared()
-        .notifier
-        .drain(sectigo_engine::notify::TIMEOUT)
-        .await;
+    here.close().await;
     Ok(reply)
 }
 

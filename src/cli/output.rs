@@ -73,7 +73,11 @@ pub fn confirmed(request: &Request, what: &str) -> Option<Request> {
         return None;
     }
     let text = what.trim_end_matches("run it again with --yes").trim_end();
-    eprint!("{text}\nProceed? [y/N] ");
+    // The message names certificates (their CN is SCM's text): escaped, one line per line.
+    eprint!(
+        "{}\nProceed? [y/N] ",
+        sectigo_core::text::EscapedLines(text)
+    );
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).ok()?;

@@ -76,6 +76,10 @@ pub fn once(dir: &Path) -> Result<i32, CliError> {
     if let Some((reply, status)) = through_daemon {
         return Ok(once_through_daemon(reply, status));
     }
+    // Root never opens the service user's state: the cycle runs as its owner.
+    if let Some(owner) = super::owner::Owner::of_state(dir) {
+        return owner.rerun(dir, &["run", "--once"]);
+    }
     let cfg = Config::load(dir)?;
     let _log = crate::logging::init(&cfg.connector.log)?;
     let store = sectigo_state::open(&cfg.connector.state)?;

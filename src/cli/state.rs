@@ -155,17 +155,13 @@ async fn export_into(dir: &Path, out: &mut Output) -> Result<Reply, CliError> {
             return Err(e);
         }
     }
-    let cfg = Config::load(dir)?;
-    let _log = crate::logging::init(&cfg.connector.log)?;
-    let store = sectigo_state::open(&cfg.connector.state)?;
-    let engine = Engine::new(
-        &cfg,
-        store,
-        Shared::new(&cfg),
-        sectigo_core::clock::system(),
-    )?;
+    // Root never opens the service user's state: its owner reads it, root writes the file.
+    if let Some(owner) = super::owner::Owner::of_state(dir) {
+        return owner.reply(dir, &req, out.writer()).await;
+    }
+    let here = super::Here::open(dir)?;
     // Here the file system decides who reads the keys.
-    let mut reply = service::execute(req, &engine, &cfg, None).await;
+    let mut reply = service::execute(req, &here.engine, &here.cfg, None).await;
     if let Ok(Response::StateExported { spool, bytes, .. }) = &mut reply {
         let file = spool.take().expect("an in-process export holds its spool");
         let copied = tokio::io::copy(&mut tokio::fs::File::from_std(file), out.writer())

@@ -1306,3 +1306,82 @@ async fn the_sockets_group_never_gets_a_private_key() {
     .await
     .unwrap();
 }
+
+/// Root's commands never open the service user's state themselves when no daemon runs: the
+/// service user can plant links in it that the store follows (sled opens `db/conf` for writing
+/// before it takes its lock). They run as the state's owner instead (`serve-local`): `certs
+/// list` and `run --once` work and show the state; `state export` is still written by root,
+/// 0600; and a link planted at `db/conf` makes none of them create root's file.
+#[test]
+fn root_never_opens_the_service_users_state() {
+    use crate::common::Env;
+    if !root_or_skip("root_never_opens_the_service_users_state") {
+        return;
+    }
+    let (uid, gid) = test_user("sectest-svc");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(sectigo_sim::ScmSimConfig::default()));
+    env.profile("web", "");
+    let id = env.sim_cert("web.example.com", 100);
+    let dir = env.path().to_path_buf();
+    let o = cli(
+        &dir,
+        &["certs", "import", "--profile", "web", "--cert-id", &id],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // The packaged layout: the configuration root's and readable by the service user's
+    // group, the state the service user's.
+    let ok = Command::new("chmod")
+        .args(["-R", "go+rX"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let state = dir.join("state");
+    chown_tree(&state, uid, gid);
+    let root_dir = dir.join("root-only");
+    std::fs::create_dir(&root_dir).unwrap();
+    std::fs::set_permissions(&root_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let o = cli(&dir, &["certs", "list"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains(id.as_str()), "{}", o.stdout);
+    let backup = root_dir.join("backup.jsonl");
+    let o = cli(&dir, &["state", "export", backup.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let m = std::fs::metadata(&backup).unwrap();
+    assert_eq!((m.uid(), m.permissions().mode() & 0o777), (0, 0o600));
+    assert!(std::fs::read_to_string(&backup)
+        .unwrap()
+        .contains(id.as_str()));
+    let o = cli(&dir, &["run", "--once"]);
+    assert!(o.code == 0 || o.code == 1, "{}", o.stderr);
+    let find = Command::new("find")
+        .arg(&state)
+        .args(["!", "-uid", &uid.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&find.stdout), "", "root made these");
+
+    // The planted link: a file root would create, in a directory only root can write.
+    let target = root_dir.join("planted");
+    let conf = state.join("db").join("conf");
+    std::fs::remove_file(&conf).unwrap();
+    std::os::unix::fs::symlink(&target, &conf).unwrap();
+    std::os::unix::fs::lchown(&conf, Some(uid), Some(gid)).unwrap();
+    for args in [
+        &["certs", "list"][..],
+        &["run", "--once"],
+        &[
+            "state",
+            "export",
+            root_dir.join("b2.jsonl").to_str().unwrap(),
+        ],
+    ] {
+        let _ = cli(&dir, args);
+        assert!(
+            !target.exists(),
+            "{args:?} made root write through the link"
+        );
+    }
+}

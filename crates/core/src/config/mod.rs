@@ -72,46 +72,8 @@ impl Config {
             None => None,
         };
 
-        let mut profiles = BTreeMap::new();
-        let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut skipped = Vec::new();
-        for path in profile_files(&dir.join(PROFILES_DIR), &mut skipped, &mut errors) {
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
-            let name = match ProfileName::parse(stem) {
-                Ok(n) => n,
-                Err(e) => {
-                    errors.push(ConfigError::file(
-                        &path,
-                        format!(
-                            "the file's stem {} is not a profile name ({})",
-                            e.value, e.rule
-                        ),
-                    ));
-                    continue;
-                }
-            };
-            if let Some(other) = lower_names.insert(name.to_lowercase(), path.clone()) {
-                errors.push(ConfigError::file(
-                    &path,
-                    format!(
-                        "two profiles with one name: {} and {} differ only in case; rename one",
-                        other.display(),
-                        path.display()
-                    ),
-                ));
-            }
-            let Some(mut r) = KeyReader::open(&path, false, false, &mut errors) else {
-                continue;
-            };
-            let p = Profile::read(&name, &mut r, creds);
-            r.finish();
-            if let Some(p) = p.filter(|_| errors.is_empty()) {
-                profiles.insert(name, p);
-            }
-        }
+        let profiles = read_profiles(dir, creds, &mut skipped, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -120,79 +82,8 @@ impl Config {
         // A file a profile names (its secret files) is that profile's, not a stray file.
         let named = named_files(&profiles, connector.jira.as_ref());
         skipped.retain(|p| !named.iter().any(|n| same_file(n, p)));
-        let service = access::service_user(&connector.state.dir).map(|s| s.account);
-        let private_fix = |f: &Path| match &service {
-            Some(a) => a.private_fix(f),
-            None => format!("chmod o-r {}", f.display()),
-        };
-        let mut warnings: Vec<String> = skipped
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: skipped: only regular files named NAME.toml in {PROFILES_DIR}/ are profiles",
-                    p.display()
-                )
-            })
-            .collect();
-        for p in profiles.values() {
-            if let Some(f) = &p.secret_readable_by_others {
-                warnings.push(format!(
-                    "{}: holds profile {:?}'s client_secret and is readable by other users; run `{}` or use a systemd credential",
-                    f.display(),
-                    p.name,
-                    private_fix(f)
-                ));
-            }
-            if let Some(w) = token_url_warning(p) {
-                warnings.push(w);
-            }
-            for w in placeholder_warnings(p) {
-                warnings.push(w);
-            }
-            warnings.extend(admin_warnings(p, &private_fix));
-        }
-        if let Some(f) = connector
-            .jira
-            .as_ref()
-            .and_then(|j| j.token_readable_by_others.as_ref())
-        {
-            warnings.push(format!(
-                "{}: holds the Jira token and is readable by other users; run `{}` or use a systemd credential (jira.token)",
-                f.display(),
-                private_fix(f)
-            ));
-        }
-        let mut by_identity: BTreeMap<(String, String), &str> = BTreeMap::new();
-        for p in profiles.values() {
-            if let Some(other) = by_identity.insert(p.identity(), &p.name) {
-                warnings.push(format!(
-                    "profiles {other:?} and {:?} use the same client_id and scm_url; a renamed profile file cannot be told apart from them",
-                    p.name
-                ));
-            }
-        }
-        if let Some(w) = connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) {
-            let unknown: Vec<&String> = w
-                .profiles
-                .iter()
-                .flatten()
-                .filter(|p| !profiles.contains_key(p.as_str()))
-                .collect();
-            if !unknown.is_empty() {
-                return Err(ConfigErrors(vec![ConfigError::key(
-                    Origin::File(dir.join(CONNECTOR_FILE)),
-                    "jira.workflow.profiles",
-                    format!(
-                        "no profile named {} is configured (profiles are the files in profiles.d/)",
-                        unknown
-                            .iter()
-                            .map(|p| format!("{p:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )]));
-            }
-        }
+        let mut warnings = warnings(&connector, &profiles, &skipped);
+        check_workflow_profiles(dir, &connector, &profiles)?;
         if let Some(j) = connector.jira.as_ref().filter(|j| j.workflow.is_some()) {
             if !j.transitions.contains_key("renewal_started") {
                 warnings.push(format!(
@@ -208,6 +99,146 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Each `profiles.d/NAME.toml`; what is not a profile file goes to `skipped`.
+fn read_profiles(
+    dir: &Path,
+    creds: Option<&Path>,
+    skipped: &mut Vec<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<ProfileName, Profile> {
+    let mut profiles = BTreeMap::new();
+    let mut lower_names: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in profile_files(&dir.join(PROFILES_DIR), skipped, errors) {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let name = match ProfileName::parse(stem) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(ConfigError::file(
+                    &path,
+                    format!(
+                        "the file's stem {} is not a profile name ({})",
+                        e.value, e.rule
+                    ),
+                ));
+                continue;
+            }
+        };
+        if let Some(other) = lower_names.insert(name.to_lowercase(), path.clone()) {
+            errors.push(ConfigError::file(
+                &path,
+                format!(
+                    "two profiles with one name: {} and {} differ only in case; rename one",
+                    other.display(),
+                    path.display()
+                ),
+            ));
+        }
+        let Some(mut r) = KeyReader::open(&path, false, false, errors) else {
+            continue;
+        };
+        let p = Profile::read(&name, &mut r, creds);
+        r.finish();
+        if let Some(p) = p.filter(|_| errors.is_empty()) {
+            profiles.insert(name, p);
+        }
+    }
+    profiles
+}
+
+/// What is valid but likely wrong: skipped files, secrets others can read, placeholders.
+fn warnings(
+    connector: &ConnectorConfig,
+    profiles: &BTreeMap<ProfileName, Profile>,
+    skipped: &[PathBuf],
+) -> Vec<String> {
+    let service = access::service_user(&connector.state.dir).map(|s| s.account);
+    let private_fix = |f: &Path| match &service {
+        Some(a) => a.private_fix(f),
+        None => format!("chmod o-r {}", f.display()),
+    };
+    let mut warnings: Vec<String> = skipped
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: skipped: only regular files named NAME.toml in {PROFILES_DIR}/ are profiles",
+                p.display()
+            )
+        })
+        .collect();
+    for p in profiles.values() {
+        if let Some(f) = &p.secret_readable_by_others {
+            warnings.push(format!(
+                "{}: holds profile {:?}'s client_secret and is readable by other users; run `{}` or use a systemd credential",
+                f.display(),
+                p.name,
+                private_fix(f)
+            ));
+        }
+        if let Some(w) = token_url_warning(p) {
+            warnings.push(w);
+        }
+        for w in placeholder_warnings(p) {
+            warnings.push(w);
+        }
+        warnings.extend(admin_warnings(p, &private_fix));
+    }
+    if let Some(f) = connector
+        .jira
+        .as_ref()
+        .and_then(|j| j.token_readable_by_others.as_ref())
+    {
+        warnings.push(format!(
+            "{}: holds the Jira token and is readable by other users; run `{}` or use a systemd credential (jira.token)",
+            f.display(),
+            private_fix(f)
+        ));
+    }
+    let mut by_identity: BTreeMap<(String, String), &str> = BTreeMap::new();
+    for p in profiles.values() {
+        if let Some(other) = by_identity.insert(p.identity(), &p.name) {
+            warnings.push(format!(
+                "profiles {other:?} and {:?} use the same client_id and scm_url; a renamed profile file cannot be told apart from them",
+                p.name
+            ));
+        }
+    }
+    warnings
+}
+
+/// `[jira.workflow] profiles` names configured profiles only.
+fn check_workflow_profiles(
+    dir: &Path,
+    connector: &ConnectorConfig,
+    profiles: &BTreeMap<ProfileName, Profile>,
+) -> Result<(), ConfigErrors> {
+    if let Some(w) = connector.jira.as_ref().and_then(|j| j.workflow.as_ref()) {
+        let unknown: Vec<&String> = w
+            .profiles
+            .iter()
+            .flatten()
+            .filter(|p| !profiles.contains_key(p.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ConfigErrors(vec![ConfigError::key(
+                Origin::File(dir.join(CONNECTOR_FILE)),
+                "jira.workflow.profiles",
+                format!(
+                    "no profile named {} is configured (profiles are the files in profiles.d/)",
+                    unknown
+                        .iter()
+                        .map(|p| format!("{p:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )]));
+        }
+    }
+    Ok(())
 }
 
 /// The values the shipped example profile carries: a profile that still holds one was

@@ -360,39 +360,7 @@ impl Profile {
             &token_url,
             scm_profile_id.filter(|id| *id > 0),
         );
-        let rotation: String = r.or("key_rotation", "reuse".to_string());
-        let key_type: Option<String> = r.opt("key_type");
-        let new_key = match rotation.as_str() {
-            "reuse" => {
-                if key_type.is_some() {
-                    r.error("key_type", "applies only with key_rotation = \"new\"");
-                }
-                None
-            }
-            "new" => {
-                let t = key_type.as_deref().unwrap_or("ec-p256");
-                match crate::x509::keygen::KeyType::parse(t) {
-                    Some(k) => Some(k),
-                    None => {
-                        r.error(
-                            "key_type",
-                            format!(
-                                "{t:?} is not a key type: use {}",
-                                crate::x509::keygen::KeyType::NAMES.join(", ")
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-            other => {
-                r.error(
-                    "key_rotation",
-                    format!("{other:?}: use \"reuse\" (keep the key) or \"new\" (a fresh key each renewal)"),
-                );
-                None
-            }
-        };
+        let new_key = read_key_rotation(r);
         if new_key.is_some() && deploy.is_none() {
             r.error(
                 "key_rotation",
@@ -481,6 +449,45 @@ impl Profile {
             secret_readable_by_others: exposed,
             admin,
         })
+    }
+}
+
+/// `key_rotation` and `key_type`: the type of a fresh key for each renewal, or none (reuse).
+fn read_key_rotation(r: &mut KeyReader<'_>) -> Option<crate::x509::keygen::KeyType> {
+    let rotation: String = r.or("key_rotation", "reuse".to_string());
+    let key_type: Option<String> = r.opt("key_type");
+    match rotation.as_str() {
+        "reuse" => {
+            if key_type.is_some() {
+                r.error("key_type", "applies only with key_rotation = \"new\"");
+            }
+            None
+        }
+        "new" => {
+            let t = key_type.as_deref().unwrap_or("ec-p256");
+            match crate::x509::keygen::KeyType::parse(t) {
+                Some(k) => Some(k),
+                None => {
+                    r.error(
+                        "key_type",
+                        format!(
+                            "{t:?} is not a key type: use {}",
+                            crate::x509::keygen::KeyType::NAMES.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            r.error(
+                "key_rotation",
+                format!(
+                    "{other:?}: use \"reuse\" (keep the key) or \"new\" (a fresh key each renewal)"
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -253,16 +253,22 @@ fn remove_old_versions(d: &Dir, name: &CertName, current: &str) {
         let Some(rest) = n.strip_prefix(&prefix) else {
             continue;
         };
-        let old_version = n != current
-            && !n.contains(".before-sectigo-connector.")
-            && rest
-                .split('.')
-                .next()
-                .is_some_and(|i| i.chars().all(|c| c.is_ascii_digit()));
-        let stale_link = rest
-            .strip_prefix("link.")
-            .and_then(|r| r.strip_suffix(".tmp"))
-            .is_some_and(|h| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        // Exactly `ID.STAMP` (or its staging `ID.STAMP.HEX.tmp`) after the name: another
+        // certificate whose name starts with this one's (`api` and `api.2024.example.com`)
+        // has more segments, and is never taken for an old version of this one.
+        let parts: Vec<&str> = rest.split('.').collect();
+        let stamp = |s: &str| {
+            let digits = s.strip_prefix('-').unwrap_or(s);
+            !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+        };
+        let hex = |h: &str| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit());
+        let versioned = match parts.as_slice() {
+            [id, st] => !id.is_empty() && stamp(st),
+            [id, st, h, "tmp"] => !id.is_empty() && stamp(st) && hex(h),
+            _ => false,
+        };
+        let old_version = n != current && !n.contains(".before-sectigo-connector.") && versioned;
+        let stale_link = matches!(parts.as_slice(), ["link", h, "tmp"] if hex(h));
         if old_version || stale_link {
             let _ = d.remove_tree(n);
         }
