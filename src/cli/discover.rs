@@ -17,11 +17,11 @@ use sectigo_core::config::Config;
 use sectigo_core::names::{CertId, ProfileName};
 use sectigo_core::text::Escaped;
 use sectigo_engine::discover::{Found, Progress, Wanted};
-use sectigo_engine::{Engine, ImportLine, ImportSummary, ScmClients, Shared};
+use sectigo_engine::{ImportLine, ImportSummary, ScmClients};
 use sectigo_scm::admin::{AdminClient, CertSummary, MAX_PAGE_SIZE};
 use sectigo_scm::Limits;
 
-use crate::api::{service, Request, Response};
+use crate::api::{Request, Response};
 use crate::exit::{CliError, Exit};
 
 use super::output::write_out;
@@ -30,7 +30,10 @@ use super::output::write_out;
 /// opened here.
 enum Backend {
     Daemon(crate::api::client::Endpoint),
-    Local(Box<Engine>, Box<Config>),
+    /// Root, and the state is the service user's: each request carried out by the command run
+    /// as the state's owner (root never opens the service user's state).
+    Owner(super::owner::Owner, std::path::PathBuf),
+    Local(Box<super::Here>),
 }
 
 impl Backend {
@@ -40,7 +43,8 @@ impl Backend {
                 .await
                 .map_err(|e| CliError::temp(format!("the daemon stopped answering: {e}")))?
                 .ok_or_else(|| CliError::temp("the daemon stopped answering"))?,
-            Backend::Local(engine, cfg) => service::execute(req, engine, cfg, None).await,
+            Backend::Owner(owner, dir) => owner.reply(dir, &req, &mut tokio::io::sink()).await?,
+            Backend::Local(here) => here.execute(req).await,
         };
         reply.map_err(|e| CliError::new(Exit::from(e.kind), anyhow::anyhow!(e.message)))
     }
@@ -117,21 +121,12 @@ pub fn discover(dir: &Path, args: Args) -> Result<i32, CliError> {
             .ok()
             .flatten()
             .is_some();
-        let (backend, _log) = if daemon {
-            (Backend::Daemon(socket), None)
+        let backend = if daemon {
+            Backend::Daemon(socket)
+        } else if let Some(owner) = super::owner::Owner::of_state(dir) {
+            Backend::Owner(owner, dir.to_path_buf())
         } else {
-            let log = crate::logging::init(&cfg.connector.log)?;
-            let store = sectigo_state::open(&cfg.connector.state)?;
-            let engine = Engine::new(
-                &cfg,
-                store,
-                Shared::new(&cfg),
-                sectigo_core::clock::system(),
-            )?;
-            (
-                Backend::Local(Box::new(engine), Box::new(cfg.clone())),
-                Some(log),
-            )
+            Backend::Local(Box::new(super::Here::open(dir)?))
         };
         let clock = sectigo_core::clock::system();
         let limits = Arc::new(Limits::new(
