@@ -49,6 +49,7 @@ for want in \
   "-rw-r----- /etc/sectigo-connector/connector.toml" \
   "-rw-r----- /etc/sectigo-connector/profiles.d/example.toml" \
   "-rw-r----- /etc/sectigo-connector/profiles.d/example.secret" \
+  "-rw-r----- /etc/sectigo-connector/certificates.d/example.toml.example" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector.service" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.path" \
   "-rw-r--r-- /usr/lib/systemd/system/sectigo-connector-hooks.service" \

@@ -61,6 +61,15 @@ pub fn write_config(dir: &Path, sim: &ScmSim, jira: &JiraSim) -> Result<(), CliE
         &dir.join("profiles.d/rotate.toml"),
         &profile(30, true, true, "key rotation"),
     )?;
+    // A certificate declared in a file: enrolled by `certs apply`, deployed to deploy/shop/.
+    std::fs::create_dir_all(dir.join("certificates.d")).map_err(fail)?;
+    write(
+        &dir.join("certificates.d/shop.toml"),
+        &format!(
+            "profile = \"web\"\nnames = [\"shop.example.com\", \"www.shop.example.com\"]\nkey_type = \"ec-p256\"\nenroll = \"confirm\"\n\n[deploy]\ndir = {:?}\n",
+            dir.join("deploy")
+        ),
+    )?;
     Ok(())
 }
 
@@ -185,6 +194,52 @@ async fn set_up(dir: &Path, verbose: bool) -> Result<(Demo, crate::logging::Logg
 impl Demo {
     fn engine(&self) -> &Engine {
         self.conn.engine()
+    }
+
+    /// The declared certificate: planned, refused without a yes, applied, issued, deployed.
+    async fn declared(&self) -> Result<(), CliError> {
+        let (engine, cfg) = (self.engine(), self.conn.config());
+        println!("\nCertificates declared in files (certificates.d/shop.toml):");
+        println!("\n$ sectigo-connector certs plan");
+        print!("{}", operator(engine, cfg, Request::CertsPlan).await);
+        println!("\n$ sectigo-connector certs apply");
+        print!(
+            "{}",
+            operator(engine, cfg, Request::CertsApply { yes: false }).await
+        );
+        println!("\n$ sectigo-connector certs apply --yes");
+        print!(
+            "{}",
+            operator(engine, cfg, Request::CertsApply { yes: true }).await
+        );
+        // SCM issues it after a moment: each pass collects what was accepted.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let dir = self.dir.join("deploy/shop");
+        while !dir.join("fullchain.pem").exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            engine
+                .declared()
+                .run(sectigo_engine::Consent::Operator)
+                .await
+                .map_err(fail)?;
+        }
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|r| {
+                r.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        println!(
+            "\nIssued and deployed to {}: {}",
+            dir.display(),
+            files.join(", ")
+        );
+        println!("\n$ sectigo-connector certs plan");
+        print!("{}", operator(engine, cfg, Request::CertsPlan).await);
+        Ok(())
     }
 
     fn introduce(&self, verbose: bool) {
@@ -392,6 +447,7 @@ pub async fn run(verbose: bool, keep: bool) -> Result<i32, CliError> {
     demo.import_samples().await?;
     demo.cycles().await?;
     demo.workflow().await?;
+    demo.declared().await?;
     demo.scm_summary()?;
     let renewed = demo.operator_views().await?;
     demo.conn.stop().await.map_err(fail)?;

@@ -53,6 +53,7 @@ pub fn for_response(r: &Response) -> Exit {
         }
         Response::Imported(s) if !s.failed.is_empty() => Exit::Failed,
         Response::RenewedMany { failed, .. } if !failed.is_empty() => Exit::Failed,
+        Response::Applied(r) if !r.failed.is_empty() || !r.unknown.is_empty() => Exit::Failed,
         Response::Reloaded(r) if !r.applied() => Exit::Config,
         Response::Deployed { deployed, .. }
             if matches!(

@@ -4,6 +4,8 @@
 
 const CONNECTOR_TOML: &str = include_str!("../etc/sectigo-connector/connector.toml");
 const EXAMPLE_PROFILE: &str = include_str!("../etc/sectigo-connector/profiles.d/example.toml");
+const EXAMPLE_DECLARED: &str =
+    include_str!("../etc/sectigo-connector/certificates.d/example.toml.example");
 
 /// Escapes text for a roff no-fill block.
 fn roff_literal(text: &str) -> String {
@@ -140,6 +142,10 @@ Global settings; see sectigo-connector.toml(5).
 /etc/sectigo-connector/profiles.d/NAME.toml
 One Sectigo profile per file; NAME is the profile's name.
 .TP
+/etc/sectigo-connector/certificates.d/NAME.toml
+One declared certificate per file, enrolled, replaced and renewed by the daemon (certs plan,
+certs apply); NAME is its name and its deploy directory's.
+.TP
 /var/lib/sectigo-connector/
 The state: certificate inventory, renewal journal, queued Jira updates (sled).
 .TP
@@ -212,6 +218,8 @@ sectigo-connector.toml \- configuration of sectigo-connector
 /etc/sectigo-connector/connector.toml
 .br
 /etc/sectigo-connector/profiles.d/\fINAME\fR.toml
+.br
+/etc/sectigo-connector/certificates.d/\fINAME\fR.toml
 .SH DESCRIPTION
 sectigo-connector reads TOML files from its configuration directory: connector.toml for the
 global settings, and one file per Sectigo profile in profiles.d/, whose stem is the profile's
@@ -248,11 +256,23 @@ Every key; client_id, a secret and scm_url are required:
 .nf
 {profile}
 .fi
+.SH CERTIFICATES.D/NAME.TOML
+One declared certificate per file; NAME (the file's stem) is its name. profile and names are
+required. A bad declaration (unknown key or profile, a name outside the profile's
+allowed_domains, an invalid key_type) is a configuration error like any other:
+\fBcheck-config\fR exits 78 naming the file and the key, and a reload is refused while the
+running configuration (every other declaration) keeps working. A name declared in two files is
+a conflict: neither is enrolled until one file drops it.
+.PP
+.nf
+{declared}
+.fi
 .SH SEE ALSO
 sectigo-connector(8)
 "#,
         version = env!("CARGO_PKG_VERSION"),
         connector = roff_literal(CONNECTOR_TOML),
         profile = roff_literal(EXAMPLE_PROFILE),
+        declared = roff_literal(EXAMPLE_DECLARED),
     )
 }

@@ -41,6 +41,8 @@ pub fn json(r: &Response) -> String {
         Response::Cert(c) => pretty(c),
         Response::Imported(s) => pretty(s),
         Response::Profiles(p) => pretty(p),
+        Response::Plan(p) => pretty(p),
+        Response::Applied(r) => pretty(r),
         Response::Renamed(r) => pretty(r),
         Response::Reloaded(r) => pretty(r),
         other => pretty(other),
@@ -107,6 +109,12 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
                 }
             }
         }
+        Response::Plan(items) => crate::api::declared::plan_text(items),
+        Response::Applied(r) => crate::api::declared::applied_text(r),
+        Response::Revoked { id, subject_cn } => format!(
+            "revoked certificate {id} ({}) in SCM; it is no longer renewed\n",
+            Escaped(subject_cn)
+        ),
         Response::Forgotten { id, subject_cn } => format!(
             "stopped tracking certificate {id} ({}); its history was written to the log\n",
             E(subject_cn)
@@ -668,6 +676,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "enrollment {k}: outcome unknown: check SCM, then `certs resolve {k}`"
         ));
     }
+    out.extend(crate::api::declared::needs_a_person(&s.declared));
     out.extend(outage_lines(s));
     out
 }
@@ -901,6 +910,7 @@ mod tests {
                 enrollment_outcome_unknown: vec![],
             },
             last_reload: None,
+            declared: vec![],
         }
     }
 

@@ -61,6 +61,9 @@ _sectigo__connector() {
             sectigo__connector,status)
                 cmd="sectigo__connector__subcmd__status"
                 ;;
+            sectigo__connector__subcmd__certs,apply)
+                cmd="sectigo__connector__subcmd__certs__subcmd__apply"
+                ;;
             sectigo__connector__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__deploy"
                 ;;
@@ -85,11 +88,20 @@ _sectigo__connector() {
             sectigo__connector__subcmd__certs,list)
                 cmd="sectigo__connector__subcmd__certs__subcmd__list"
                 ;;
+            sectigo__connector__subcmd__certs,plan)
+                cmd="sectigo__connector__subcmd__certs__subcmd__plan"
+                ;;
             sectigo__connector__subcmd__certs,resolve)
                 cmd="sectigo__connector__subcmd__certs__subcmd__resolve"
                 ;;
+            sectigo__connector__subcmd__certs,revoke)
+                cmd="sectigo__connector__subcmd__certs__subcmd__revoke"
+                ;;
             sectigo__connector__subcmd__certs,show)
                 cmd="sectigo__connector__subcmd__certs__subcmd__show"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,apply)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__apply"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy"
@@ -115,8 +127,14 @@ _sectigo__connector() {
             sectigo__connector__subcmd__certs__subcmd__help,list)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__list"
                 ;;
+            sectigo__connector__subcmd__certs__subcmd__help,plan)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__plan"
+                ;;
             sectigo__connector__subcmd__certs__subcmd__help,resolve)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__resolve"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,revoke)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__revoke"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,show)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__show"
@@ -166,6 +184,9 @@ _sectigo__connector() {
             sectigo__connector__subcmd__help,status)
                 cmd="sectigo__connector__subcmd__help__subcmd__status"
                 ;;
+            sectigo__connector__subcmd__help__subcmd__certs,apply)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__apply"
+                ;;
             sectigo__connector__subcmd__help__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy"
                 ;;
@@ -187,8 +208,14 @@ _sectigo__connector() {
             sectigo__connector__subcmd__help__subcmd__certs,list)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__list"
                 ;;
+            sectigo__connector__subcmd__help__subcmd__certs,plan)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__plan"
+                ;;
             sectigo__connector__subcmd__help__subcmd__certs,resolve)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__resolve"
+                ;;
+            sectigo__connector__subcmd__help__subcmd__certs,revoke)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__revoke"
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,show)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__show"
@@ -266,8 +293,26 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs)
-            opts="-h --config-dir --help list show import discover export deploy link forget resolve help"
+            opts="-h --config-dir --help list show import discover export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__apply)
+            opts="-h --yes --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -372,8 +417,22 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help)
-            opts="list show import discover export deploy link forget resolve help"
+            opts="list show import discover export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -497,7 +556,35 @@ _sectigo__connector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sectigo__connector__subcmd__certs__subcmd__help__subcmd__resolve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -607,6 +694,24 @@ _sectigo__connector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sectigo__connector__subcmd__certs__subcmd__plan)
+            opts="-h --json --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sectigo__connector__subcmd__certs__subcmd__resolve)
             opts="-h --renewed-as --not-renewed --config-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -616,6 +721,28 @@ _sectigo__connector() {
             case "${prev}" in
                 --renewed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__revoke)
+            opts="-h --reason --yes --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -W "unspecified keyCompromise affiliationChanged superseded cessationOfOperation" -- "${cur}"))
                     return 0
                     ;;
                 --config-dir)
@@ -738,8 +865,22 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs)
-            opts="list show import discover export deploy link forget resolve"
+            opts="list show import discover export deploy link forget resolve plan apply revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -849,7 +990,35 @@ _sectigo__connector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sectigo__connector__subcmd__help__subcmd__certs__subcmd__resolve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -5,6 +5,7 @@
 //! gives is `exit`'s. [`service`] carries requests out against the engine.
 
 pub mod client;
+pub mod declared;
 mod queries;
 pub mod service;
 
@@ -122,6 +123,21 @@ pub enum Request {
     CertsTracked {
         ids: Vec<CertId>,
     },
+    /// `certs plan`: what each declared certificate (`certificates.d/`) needs.
+    CertsPlan,
+    /// `certs apply`: do it. Without `yes`, billable steps are refused with their list.
+    CertsApply {
+        #[serde(default)]
+        yes: bool,
+    },
+    /// `certs revoke`: SCM's revoke, with an RFC 5280 reason. Without `yes`, refused with what
+    /// it does.
+    CertsRevoke {
+        id: CertId,
+        reason: String,
+        #[serde(default)]
+        yes: bool,
+    },
 }
 
 /// What a request produced.
@@ -181,6 +197,15 @@ pub enum Response {
     Reloaded(ReloadReport),
     DryRun(DryRunReport),
     DueChange(DueChangeReport),
+    /// `certs plan`.
+    Plan(Vec<sectigo_engine::PlanItem>),
+    /// `certs apply`.
+    Applied(sectigo_engine::ApplyReport),
+    /// `certs revoke`.
+    Revoked {
+        id: CertId,
+        subject_cn: String,
+    },
     /// `run --once` through the daemon: the cycle it ran.
     Cycle(CycleRun),
     /// `state export`: what the snapshot holds and its length; through the socket its bytes
@@ -370,6 +395,10 @@ pub struct StatusReport {
     pub workflow: WorkflowStatus,
     #[serde(default)]
     pub last_reload: Option<ReloadReport>,
+    /// The declared certificates that need a person (`certs apply`, a conflict, an unknown
+    /// outcome).
+    #[serde(default)]
+    pub declared: Vec<sectigo_engine::PlanItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

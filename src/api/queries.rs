@@ -123,6 +123,13 @@ pub(super) async fn status(
         },
         workflow: workflow_status(engine, config).await?,
         last_reload: daemon.and_then(|d| d.last_reload.clone()),
+        declared: engine
+            .declared()
+            .plan()
+            .await?
+            .into_iter()
+            .filter(|i| !super::declared::needs_a_person(std::slice::from_ref(i)).is_empty())
+            .collect(),
     })
 }
 

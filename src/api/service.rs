@@ -83,6 +83,11 @@ pub async fn execute(
         }
         Request::ForceRenew { profile, yes } => force_renew(engine, profile, yes).await,
         Request::CertsForget { id, yes } => forget(engine, id, yes).await,
+        Request::CertsPlan => super::declared::plan(engine).await,
+        Request::CertsApply { yes } => super::declared::apply(engine, yes).await,
+        Request::CertsRevoke { id, reason, yes } => {
+            super::declared::revoke(engine, id, reason, yes).await
+        }
         Request::Reload => Err(ApiError::new(
             ErrorKind::TempFail,
             "the daemon is not running: nothing to reload (the next start reads the configuration)",
@@ -154,6 +159,10 @@ async fn plain(
             })
         }
         Request::CertsResolve { target, renewed_as } => {
+            // A declared certificate's lost enroll or replace (`certs resolve NAME`).
+            if let Some(r) = super::declared::resolve(engine, &target, renewed_as.as_ref()).await? {
+                return Ok(r);
+            }
             let finding = renewed_as.map_or(Finding::NotRenewed, Finding::RenewedAs);
             engine
                 .settler()
@@ -176,6 +185,9 @@ async fn plain(
         | Request::CertsDeploy { .. }
         | Request::ForceRenew { .. }
         | Request::CertsForget { .. }
+        | Request::CertsPlan
+        | Request::CertsApply { .. }
+        | Request::CertsRevoke { .. }
         | Request::RunOnce
         | Request::Reload => Err(EngineError::Invalid(
             "this request needs the operator's consent".into(),

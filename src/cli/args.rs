@@ -278,8 +278,9 @@ pub enum CertsCommand {
         yes: bool,
     },
     /// Settle an `outcome-unknown` renewal (ID: the certificate) or enrollment (ID: its Jira
-    /// issue key) after checking SCM: the request id to search SCM's comments for is in `certs
-    /// show`. Goes through the daemon while it runs.
+    /// issue key, or with --not-renewed a declared certificate's NAME) after checking SCM:
+    /// the request id to search SCM's comments for is in `certs show` (`certs plan`). Goes
+    /// through the daemon while it runs.
     Resolve {
         /// The certificate id, or the issue key of an enrollment from Jira.
         id: Target,
@@ -296,6 +297,41 @@ pub enum CertsCommand {
         #[arg(long)]
         not_renewed: bool,
     },
+    /// What each certificate declared in certificates.d/NAME.toml needs: ok, enroll
+    /// (billable), replace (its names or key type changed: SCM's replace, a new key), renew
+    /// (inside its window), waiting (requested, not issued yet), conflict (a name declared in
+    /// two files: neither is enrolled), undeclared (its file was removed: no longer renewed,
+    /// never revoked, listed until `certs forget`), unknown, failed, revoked.
+    Plan {
+        /// The plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Do what `certs plan` shows: enroll and replace declared certificates (billable: the
+    /// steps are listed with their count and need --yes, or a yes at the prompt on a
+    /// terminal), collect and deploy what SCM issued.
+    Apply {
+        /// Take the billable steps without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Revoke a certificate in SCM: it shows as revoked and is no longer renewed; its Jira
+    /// issue, when linked, is told. Needs --yes, or a yes at the prompt on a terminal.
+    Revoke {
+        /// The SCM certificate id.
+        id: CertId,
+        /// Why (RFC 5280).
+        #[arg(long, value_parser = revoke_reason())]
+        reason: String,
+        /// Revoke it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `certs revoke --reason`.
+fn revoke_reason() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::api::declared::REVOKE_REASONS)
 }
 
 #[derive(Debug, Subcommand)]

@@ -183,6 +183,11 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
         CertsCommand::Deploy { id } => (Request::CertsDeploy { id }, plain()),
         CertsCommand::Link { id, key } => (Request::CertsLink { id, key }, plain()),
         CertsCommand::Forget { id, yes } => (Request::CertsForget { id, yes }, plain()),
+        CertsCommand::Plan { json } => (Request::CertsPlan, Show { json, ..plain() }),
+        CertsCommand::Apply { yes } => (Request::CertsApply { yes }, plain()),
+        CertsCommand::Revoke { id, reason, yes } => {
+            (Request::CertsRevoke { id, reason, yes }, plain())
+        }
         CertsCommand::Export { id, out } => (
             Request::CertsExport { id, key: true },
             Show {

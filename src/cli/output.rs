@@ -88,6 +88,12 @@ pub fn confirmed(request: &Request, what: &str) -> Option<Request> {
         Request::Renew { ids, .. } => Some(Request::Renew { ids, yes: true }),
         Request::ForceRenew { profile, .. } => Some(Request::ForceRenew { profile, yes: true }),
         Request::CertsForget { id, .. } => Some(Request::CertsForget { id, yes: true }),
+        Request::CertsApply { .. } => Some(Request::CertsApply { yes: true }),
+        Request::CertsRevoke { id, reason, .. } => Some(Request::CertsRevoke {
+            id,
+            reason,
+            yes: true,
+        }),
         _ => None,
     }
 }

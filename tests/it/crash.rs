@@ -452,6 +452,156 @@ async fn kill_9_during_enrollments_from_jira_never_enrolls_twice() {
     println!("{} issues after {kills} kills: {ok} enrolled once, {unknown} with an unknown outcome reported; {} enroll calls", keys.len(), enrolled.len());
 }
 
+/// `certs plan --json` through the running daemon.
+fn plan_json(dir: &Path) -> serde_json::Value {
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["certs", "plan", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Runs the daemon undisturbed until every declaration is `ok` with `names`, or `unknown`
+/// (60 s at most); returns the plan.
+async fn settle_declared(
+    dir: &Path,
+    log: &Path,
+    names: fn(usize) -> Vec<String>,
+) -> serde_json::Value {
+    let before = count(log, "started:");
+    let mut child = spawn(dir, log);
+    let d = dir.to_path_buf();
+    let l = log.to_path_buf();
+    let (ok, last) = tokio::task::spawn_blocking(move || {
+        assert!(
+            wait_for(10, || count(&l, "started:") > before),
+            "the daemon did not start"
+        );
+        let done = |v: &serde_json::Value| {
+            v.as_array().is_some_and(|items| {
+                !items.is_empty()
+                    && items.iter().all(|i| {
+                        let n: usize = i["name"].as_str().unwrap()[1..].parse().unwrap();
+                        let want: Vec<serde_json::Value> =
+                            names(n).into_iter().map(serde_json::Value::from).collect();
+                        i["action"] == "unknown"
+                            || (i["action"] == "ok" && i["names"].as_array() == Some(&want))
+                    })
+            })
+        };
+        let ok = wait_for(60, || done(&plan_json(&d)));
+        (ok, plan_json(&d))
+    })
+    .await
+    .unwrap();
+    stop(&mut child, log);
+    assert!(ok, "did not converge: {last:#}");
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_declared_enrollments_and_replacements_never_bills_twice() {
+    let (kills, mut rng) = crash_settings(10);
+    let env = Env::new(ScmSimConfig {
+        issue_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    // Every SCM answer takes a while: kills land inside enroll and replace calls.
+    env.sim.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    });
+    env.connector("[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\n");
+    env.profile(
+        "web",
+        &format!("[deploy]\ndir = {:?}\n", env.path().join("deploy")),
+    );
+    let n = 8;
+    let first = |i: usize| vec![format!("d{i}.example.com")];
+    let second = |i: usize| vec![format!("d{i}.example.com"), format!("alt{i}.example.com")];
+    let declare = |names: &dyn Fn(usize) -> Vec<String>| {
+        std::fs::create_dir_all(env.path().join("certificates.d")).unwrap();
+        for i in 0..n {
+            let list: Vec<String> = names(i).iter().map(|s| format!("{s:?}")).collect();
+            std::fs::write(
+                env.path().join(format!("certificates.d/d{i}.toml")),
+                format!(
+                    "profile = \"web\"\nenroll = \"auto\"\nnames = [{}]\n",
+                    list.join(", ")
+                ),
+            )
+            .unwrap();
+        }
+    };
+    let dir = env.path().to_path_buf();
+    let log = env.path().join("daemon.log");
+
+    // Enrollments, killed at random moments; then undisturbed until each is settled.
+    declare(&first);
+    kill_repeatedly(&dir, &log, kills, 1500, &mut rng).await;
+    let plan = settle_declared(&dir, &log, first).await;
+    let enrolled = env.sim.enrollments();
+    for i in 0..n {
+        let billed = enrolled
+            .iter()
+            .filter(|(cn, _)| *cn == format!("d{i}.example.com"))
+            .count();
+        assert!(billed <= 1, "d{i}: enrolled {billed} times");
+    }
+    let unknown_enroll = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "unknown")
+        .count();
+
+    // Their names change: replacements, killed at random moments.
+    declare(&second);
+    kill_repeatedly(&dir, &log, kills, 1500, &mut rng).await;
+    let plan = settle_declared(&dir, &log, |i| {
+        vec![format!("d{i}.example.com"), format!("alt{i}.example.com")]
+    })
+    .await;
+    let replaced = env.sim.replacements();
+    let mut olds: Vec<&String> = replaced.iter().map(|(old, _)| old).collect();
+    olds.sort();
+    let before = olds.len();
+    olds.dedup();
+    assert_eq!(
+        olds.len(),
+        before,
+        "a certificate replaced twice: {replaced:?}"
+    );
+    assert_eq!(
+        env.sim.enrollments().len(),
+        enrolled.len(),
+        "a replacement is no enrollment"
+    );
+    let items = plan.as_array().unwrap();
+    let ok = items.iter().filter(|i| i["action"] == "ok").count();
+    let unknown = items.len() - ok;
+    // Each settled declaration's files are in place.
+    for i in items.iter().filter(|i| i["action"] == "ok") {
+        let name = i["name"].as_str().unwrap();
+        assert!(
+            env.path()
+                .join("deploy")
+                .join(name)
+                .join("privkey.pem")
+                .exists(),
+            "{name}"
+        );
+    }
+    println!(
+        "{n} declarations after {kills} kills during enrollments: {} enroll calls, {unknown_enroll} unknown; after {kills} kills during replacements: {} replace calls, {ok} ok, {unknown} unknown",
+        enrolled.len(),
+        replaced.len()
+    );
+}
+
 /// As [`kill_9_never_bills_twice`], with `[admin]`: every unknown outcome a kill leaves is
 /// settled by the daemon from SCM's records (adopted, or due again after
 /// `settle_after_minutes` and renewed once), none is left to a person, none billed twice.

@@ -565,7 +565,10 @@ fn the_demo_shows_renewals_and_an_enrollment_from_jira() {
         "Every due certificate renewed exactly once.",
         // What an operator would look at.
         "$ sectigo-connector status",
-        "certificates:  13 tracked",
+        // 13, and the one declared in certificates.d/shop.toml (#26).
+        "certificates:  14 tracked",
+        "Issued and deployed to ",
+        "cert.pem, chain.pem, fullchain.pem, privkey.pem",
         "next action:  renew at 20",
         "`demo --keep` keeps it",
     ] {

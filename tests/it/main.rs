@@ -17,6 +17,7 @@ mod config;
 mod contract;
 mod crash;
 mod daemon;
+mod declared;
 mod deploy;
 mod discover;
 mod disk;

@@ -167,7 +167,7 @@ impl Collector {
         // The replacement keeps the directory name, and owes a deploy when the profile
         // deploys: in the same commit as the renewal's record.
         new.name = old.name.clone();
-        new.deploy = deploy::job_for(self.deployer.config_of(&old.profile), Some(&old.id), at);
+        new.deploy = deploy::job_for(self.deployer.config_for(&new), Some(&old.id), at);
         let deploys = new.deploy.is_some();
         new.log(
             at,

@@ -39,6 +39,8 @@ pub struct CycleReport {
     pub planned: Vec<Planned>,
     /// Deploys still owed at the end of the cycle.
     pub deploys_owed: u64,
+    /// What the declared certificates (`certificates.d/`) needed and got.
+    pub declared: Box<crate::declared::ApplyReport>,
 }
 
 /// At most this many error lines are kept in a cycle's summary.
@@ -55,6 +57,7 @@ pub struct Cycle {
     pub(crate) shared: Shared,
     /// Unknown outcomes settled from SCM's records (profiles with `[admin]`).
     pub(crate) settle: crate::settle_auto::AutoSettle,
+    pub(crate) declared: crate::declared::DeclaredBook,
 }
 
 /// One renewal to send: the certificate, why, and its budget's ticket (taken in expiry
@@ -129,8 +132,19 @@ impl Cycle {
             report.summary.renewed += c.renewed;
             report.summary.failed += c.failed;
         }
+        // Declared certificates: enrolled, replaced (as consented); those whose file was
+        // removed are not renewed.
+        let undeclared = match mode {
+            Mode::Live => {
+                let (r, held) = self.declared.run(crate::declared::Consent::Daemon).await?;
+                report.declared = Box::new(r);
+                held
+            }
+            Mode::DryRun => self.declared.not_renewed().await?,
+        };
         let pols = self.book.policies(mode, now).await?;
-        let candidates = candidates(&self.ledger, &[&pols], now).await?;
+        let mut candidates = candidates(&self.ledger, &[&pols], now).await?;
+        candidates.retain(|c| !undeclared.contains(&c.id));
         let to_renew = self.plan(&mut report, candidates, &pols, mode, now).await?;
         let to_renew = self.tickets(&mut report, to_renew, mode).await?;
         if mode == Mode::DryRun {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use sectigo_core::clock::SharedClock;
+use sectigo_core::names::CertName;
 use sectigo_core::names::{CertId, IssueKey};
-use sectigo_model::{CertRecord, Event, IssueRecord, OutboxItem};
+use sectigo_model::{CertRecord, DeclaredRecord, Event, IssueRecord, OutboxItem};
 use sectigo_state::{blocking, SharedStore, Store, StoreResult};
 
 use crate::error::EngineError;
@@ -124,6 +125,44 @@ impl Ledger {
         let wake = !items.is_empty();
         self.read(move |s| {
             s.commit_all(&recs, &issues, &items)?;
+            s.flush()
+        })
+        .await?;
+        if wake {
+            self.outbox.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Records, a journal (an issue's or a declaration's) and what they announce, in one
+    /// transaction, durably.
+    pub(crate) async fn commit_journal<J: crate::journal::Journal>(
+        &self,
+        recs: Vec<CertRecord>,
+        journal: J,
+        news: Announcement,
+    ) -> Result<(), EngineError> {
+        match journal.into_entry() {
+            crate::journal::Journaled::Issue(i) => self.commit_all(recs, vec![i], news).await,
+            crate::journal::Journaled::Declared(d) => {
+                self.commit_declared(recs, vec![d], vec![], news).await
+            }
+        }
+    }
+
+    /// Records, declared certificates' records (and the removal of those named in `drop`)
+    /// and what they announce, in one transaction, durably.
+    pub(crate) async fn commit_declared(
+        &self,
+        recs: Vec<CertRecord>,
+        declared: Vec<DeclaredRecord>,
+        drop: Vec<CertName>,
+        news: Announcement,
+    ) -> Result<(), EngineError> {
+        let items: Vec<OutboxItem> = news.0.into_iter().collect();
+        let wake = !items.is_empty();
+        self.read(move |s| {
+            s.commit_declared(&recs, &declared, &drop, &items)?;
             s.flush()
         })
         .await?;

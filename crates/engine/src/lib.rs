@@ -8,6 +8,8 @@
 //! - [`deploy::Deployer`]: a certificate's files and its hook;
 //! - [`enroll::Enroller`]: one enrollment, journaled, and its collection;
 //! - [`requests::Requests`]: what Jira issues ask for (enroll, renew, revoke);
+//! - [`declared::DeclaredBook`]: certificates declared in `certificates.d/` (enrolled,
+//!   replaced, revoked; its pure [`declared::plan`]);
 //! - [`settle::Settler`]: unknown outcomes settled after the operator checked SCM;
 //! - [`import::Importer`], [`operator::Operator`], [`profile_state::ProfileBook`]: onboarding,
 //!   the operator's other changes, the profiles as the state remembers them.
@@ -22,12 +24,14 @@ pub mod clients;
 pub mod collect;
 mod cost;
 pub mod cycle;
+pub mod declared;
 pub mod deploy;
 pub mod discover;
 pub mod enroll;
 pub mod error;
 pub mod import;
 pub mod inventory;
+mod journal;
 mod ledger;
 pub mod notify;
 pub mod operator;
@@ -53,6 +57,7 @@ pub use budget::{Budget, Ticket, Usage};
 pub use clients::ScmClients;
 pub use collect::{CollectReport, Collector};
 pub use cycle::{Cycle, CycleReport, Planned};
+pub use declared::{Action, ApplyReport, Consent, DeclaredBook, PlanItem};
 pub use deploy::Deployer;
 pub use enroll::Enroller;
 pub use error::EngineError;
@@ -83,6 +88,7 @@ pub struct Engine {
     importer: Importer,
     operator: Operator,
     budget: Budget,
+    declared: DeclaredBook,
 }
 
 impl Engine {
@@ -117,6 +123,7 @@ impl Engine {
             claims: claims.clone(),
             keys: keys.clone(),
             profiles: profiles.clone(),
+            declared: Arc::new(cfg.declared.clone()),
             hook_helper: shared.hook_helper.clone(),
             counters: counters.clone(),
         };
@@ -147,6 +154,7 @@ impl Engine {
                 scm: scm.clone(),
                 settler: settler.clone(),
             },
+            declared: deployer.declared.clone(),
         };
         let collector = Collector {
             ledger: ledger.clone(),
@@ -163,9 +171,21 @@ impl Engine {
             tuning: tuning.clone(),
             counters,
             budget: budget.clone(),
+            keys: keys.clone(),
+        };
+        let declared = DeclaredBook {
+            ledger: ledger.clone(),
+            scm: scm.clone(),
+            profiles: profiles.clone(),
+            declared: deployer.declared.clone(),
+            enroller: enroller.clone(),
+            budget: budget.clone(),
+            book: book.clone(),
+            claims: claims.clone(),
         };
         Ok(Engine {
             cycle: Cycle {
+                declared: declared.clone(),
                 ledger: ledger.clone(),
                 renewer: renewer.clone(),
                 collector: collector.clone(),
@@ -208,6 +228,7 @@ impl Engine {
             ledger,
             scm,
             budget,
+            declared,
             book,
             renewer,
             collector,
@@ -306,6 +327,11 @@ impl Engine {
 
     pub fn operator(&self) -> &Operator {
         &self.operator
+    }
+
+    /// The certificates declared in `certificates.d/`.
+    pub fn declared(&self) -> &DeclaredBook {
+        &self.declared
     }
 }
 

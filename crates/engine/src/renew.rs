@@ -149,6 +149,8 @@ pub struct Renewer {
     pub(crate) refused: Refusals,
     /// SCM's records read before the billable call (with `[admin]`).
     pub(crate) prebill: crate::prebill::PreBill,
+    /// Declared certificates rotate to their own `key_type` (`certificates.d/`).
+    pub(crate) declared: crate::settings::DeclaredSet,
 }
 
 impl Renewer {
@@ -238,7 +240,14 @@ impl Renewer {
     ) -> Result<Result<Prepared, RenewFailure>, EngineError> {
         let client = self.scm.get(&rec.profile)?;
         let request = request_id(&rec.id, self.ledger.now());
-        let (key, csr) = match profile.new_key {
+        // A declared certificate's new key is of its declared type.
+        let declared_type = rec
+            .name
+            .as_ref()
+            .and_then(|n| self.declared.get(n))
+            .filter(|d| d.profile == rec.profile)
+            .map(|d| d.key_type);
+        let (key, csr) = match profile.new_key.map(|k| declared_type.unwrap_or(k)) {
             None => (None, None),
             Some(kind) => {
                 let (cn, sans) = (rec.subject_cn.clone(), rec.sans.clone());

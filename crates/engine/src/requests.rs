@@ -239,7 +239,15 @@ impl Requests {
             .await?;
         let enrolled = self
             .enroller
-            .enroll(&mut rec, &p, csr, &client, reserved, ticket)
+            .enroll(
+                &mut rec,
+                &p,
+                csr,
+                &client,
+                crate::enroll::Call::Enroll(reserved),
+                None,
+                ticket,
+            )
             .await?;
         self.enrolled(rec, &p.name, csr, enrolled).await
     }

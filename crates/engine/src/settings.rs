@@ -12,6 +12,9 @@ use sectigo_core::names::ProfileName;
 /// The configured profiles, by name.
 pub type Profiles = Arc<BTreeMap<ProfileName, Profile>>;
 
+/// The certificates declared in `certificates.d/`, by name.
+pub type DeclaredSet = Arc<BTreeMap<sectigo_core::names::CertName, sectigo_core::config::Declared>>;
+
 /// The limits on requests from Jira issues: who may trigger billable calls, and how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLimits {

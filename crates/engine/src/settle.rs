@@ -234,7 +234,7 @@ impl Settler {
             old.jira_issue.clone(),
         );
         new.name = old.name.clone();
-        new.deploy = deploy::job_for(self.deployer.config_of(&old.profile), Some(&old.id), now);
+        new.deploy = deploy::job_for(self.deployer.config_for(&new), Some(&old.id), now);
         new.log(
             now,
             format!(
@@ -329,7 +329,7 @@ impl Settler {
             CertOrigin::Enrolled { at: now },
             Some(key.clone()),
         );
-        cert.deploy = deploy::job_for(self.deployer.config_of(&profile), None, now);
+        cert.deploy = deploy::job_for(self.deployer.config_for(&cert), None, now);
         cert.log(
             now,
             format!(

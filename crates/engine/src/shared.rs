@@ -168,6 +168,8 @@ pub(crate) enum ClaimKey {
     Cert(CertId),
     Deploy(CertId),
     Request(IssueKey),
+    /// A certificate declared in `certificates.d/`, by name.
+    Declared(sectigo_core::names::CertName),
 }
 
 /// The claims held at this moment, shared by every task and across reloads.

@@ -4,8 +4,10 @@
 //! store (`sectigo-state`) persists the records; the Jira crate renders the events; the engine
 //! makes both.
 
+pub mod declared;
 pub mod event;
 pub mod records;
 
+pub use declared::{DeclaredOp, DeclaredRecord};
 pub use event::{Event, Notification};
 pub use records::*;

@@ -176,6 +176,10 @@ struct Inner {
     tokens: HashMap<String, (DateTime<Utc>, String)>,
     billable: BTreeMap<String, u32>,
     enrolled: Vec<(String, String)>,
+    /// SCM's replace calls: the certificate replaced and its replacement.
+    replaced: Vec<(String, String)>,
+    /// SCM's revoke calls that revoked: the certificate and the reason code.
+    revocations: Vec<(String, i64)>,
     log: Vec<LoggedRequest>,
     comments: Vec<String>,
     profile_ids: Vec<Option<i64>>,
@@ -343,6 +347,8 @@ impl ScmSim {
                 tokens: HashMap::new(),
                 billable: BTreeMap::new(),
                 enrolled: Vec::new(),
+                replaced: Vec::new(),
+                revocations: Vec::new(),
                 log: Vec::new(),
                 comments: Vec::new(),
                 profile_ids: Vec::new(),
@@ -488,6 +494,16 @@ impl ScmSim {
     /// Every enrollment accepted: (subject CN, new certificate id), in order.
     pub fn enrollments(&self) -> Vec<(String, String)> {
         self.sim.inner.lock().unwrap().enrolled.clone()
+    }
+
+    /// SCM's replace calls answered: (the certificate replaced, its replacement).
+    pub fn replacements(&self) -> Vec<(String, String)> {
+        self.sim.inner.lock().unwrap().replaced.clone()
+    }
+
+    /// SCM's revoke calls that revoked: (the certificate, the reason code).
+    pub fn revocations(&self) -> Vec<(String, i64)> {
+        self.sim.inner.lock().unwrap().revocations.clone()
     }
 
     /// The ids a certificate was renewed to.
@@ -1273,11 +1289,39 @@ async fn replace(
                     "csr is required but missing.",
                 ));
             };
-            let (cn, sans, key) = parse_csr(csr)?;
+            let comments = check_comments(&m)?;
+            let (cn, mut sans, key) = parse_csr(csr)?;
+            match m.get("subjAltNames") {
+                None => {}
+                Some(Value::Array(extra)) if extra.iter().all(Value::is_string) => {
+                    sans.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
+                }
+                Some(_) => {
+                    return Err(scm_error(
+                        StatusCode::BAD_REQUEST,
+                        -1,
+                        "subjAltNames must be an array of strings",
+                    ))
+                }
+            }
             let now = sim.now();
             let mut inner = sim.inner.lock().unwrap();
-            if !inner.certs.contains_key(&id) {
-                return Err(wrong_id(&id));
+            match inner.certs.get(&id) {
+                None => return Err(wrong_id(&id)),
+                Some(c) if c.revoked => {
+                    return Err(scm_error(
+                        StatusCode::BAD_REQUEST,
+                        -110,
+                        "Certificate has been revoked and cannot be replaced.",
+                    ))
+                }
+                Some(_) => {}
+            }
+            let names: Vec<&str> = std::iter::once(cn.as_str())
+                .chain(sans.iter().map(String::as_str))
+                .collect();
+            if let Some(r) = Sim::dcv_refusal(&inner, &names) {
+                return Err(r);
             }
             let new_id = sim.new_cert(
                 &mut inner,
@@ -1289,6 +1333,8 @@ async fn replace(
                 Some(&key),
             );
             admin::replaced_through_rest(&mut inner, &id, &new_id, now);
+            inner.replaced.push((id.clone(), new_id.clone()));
+            inner.comments.push(comments.unwrap_or_default());
             Ok((
                 StatusCode::OK,
                 [("content-type", "application/json")],
@@ -1337,6 +1383,15 @@ async fn revoke(
                     "reasonCode must be an integer",
                 ));
             }
+            // RFC 5280 reasons SCM accepts (the spec: "not all reasons will be accepted").
+            let reason = m.get("reasonCode").and_then(Value::as_i64).unwrap_or(0);
+            if ![0, 1, 3, 4, 5].contains(&reason) {
+                return Err(scm_error(
+                    StatusCode::BAD_REQUEST,
+                    -1,
+                    "reasonCode is not an accepted revocation reason",
+                ));
+            }
             let mut inner = sim.inner.lock().unwrap();
             match inner.certs.get_mut(&id) {
                 None => Err(wrong_id(&id)),
@@ -1354,6 +1409,7 @@ async fn revoke(
                 }
                 Some(c) => {
                     c.revoked = true;
+                    inner.revocations.push((id.clone(), reason));
                     Ok(StatusCode::OK.into_response())
                 }
             }

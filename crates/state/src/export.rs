@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Entry, KeyStore, Record, Store, StoreError, SCHEMA_VERSION};
 use sectigo_core::names::{IssueKey, ProfileName};
 use sectigo_model::{
-    BillingEntry, CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+    BillingEntry, CertRecord, CycleSummary, DeclaredRecord, IssueRecord, OutboxItem, ProfileState,
 };
 
 /// The `format` of the header line.
@@ -71,6 +71,9 @@ pub struct Counts {
     /// Entries of the billing log (the daily budget's memory).
     #[serde(default)]
     pub billing: u64,
+    /// Records of declared certificates (`certificates.d/`).
+    #[serde(default)]
+    pub declared: u64,
 }
 
 impl Counts {
@@ -84,6 +87,7 @@ impl Counts {
             + self.keys
             + self.meta
             + self.billing
+            + self.declared
     }
 }
 
@@ -109,6 +113,7 @@ pub enum Line {
     LastCycle(CycleSummary),
     EnrollmentStarts(Vec<DateTime<Utc>>),
     Billing(Box<BillingEntry>),
+    Declared(Box<DeclaredRecord>),
     /// A private key the daemon made, under its certificate's (or request's) id.
     Key {
         name: String,
@@ -249,6 +254,10 @@ pub fn export(
                 counts.billing += 1;
                 w(out, &[b"{\"billing\":", v, b"}"]).map_err(io("writing the export"))
             }
+            Entry::Declared(v) => {
+                counts.declared += 1;
+                w(out, &[b"{\"declared\":", v, b"}"]).map_err(io("writing the export"))
+            }
             // Still alone with the state: the keys belong to the same moment.
             Entry::Done => export_keys(keys, with_keys, out, &mut counts),
         };
@@ -372,6 +381,7 @@ pub fn import<R: BufRead>(
             Line::LastCycle(c) => Record::LastCycle(c),
             Line::EnrollmentStarts(s) => Record::EnrollmentStarts(s),
             Line::Billing(e) => Record::Billing(e),
+            Line::Declared(d) => Record::Declared(d),
             Line::Key { name, pem } => {
                 return keys
                     .put(&name, &sectigo_core::secret::Secret::new(pem.0))
@@ -468,6 +478,7 @@ fn read(
             Line::Marker { .. } => counts.markers += 1,
             Line::LastCycle(_) | Line::EnrollmentStarts(_) => counts.meta += 1,
             Line::Billing(_) => counts.billing += 1,
+            Line::Declared(_) => counts.declared += 1,
             Line::Key { .. } => counts.keys += 1,
             Line::End(c) => end = Some((n, c.clone())),
         }

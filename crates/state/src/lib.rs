@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 pub use export::{Counts, ExportError};
 pub use keys::KeyStore;
 // The records this store keeps are the model's; imported here for the trait's signatures.
-use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
 use sectigo_model::{
-    BillingEntry, CertRecord, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+    BillingEntry, CertRecord, CycleSummary, DeclaredRecord, IssueRecord, OutboxItem, ProfileState,
 };
 pub use sled_store::{SledStore, SCHEMA_VERSION};
 
@@ -143,6 +143,19 @@ pub trait Store: Send + Sync + 'static {
     /// Makes everything written so far durable (fsync).
     fn flush(&self) -> StoreResult<()>;
 
+    /// The records of declared certificates (`certificates.d/`), by name.
+    fn declared_records(&self) -> StoreResult<Vec<DeclaredRecord>>;
+    fn declared_record(&self, name: &CertName) -> StoreResult<Option<DeclaredRecord>>;
+    /// Certificate records, declared records (and the removal of the records named in
+    /// `drop`) and Jira updates in one atomic step.
+    fn commit_declared(
+        &self,
+        recs: &[CertRecord],
+        declared: &[DeclaredRecord],
+        drop: &[CertName],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()>;
+
     /// Visits every record that is not an index, as stored, then [`Entry::Done`]; no write
     /// happens until it returns, so what `f` sees is one consistent moment. `f` must not write
     /// to the store (it would wait for itself).
@@ -186,6 +199,8 @@ pub enum Entry<'a> {
     EnrollmentStarts(&'a [u8]),
     /// One entry of the billing log, as stored.
     Billing(&'a [u8]),
+    /// A declared certificate's record, as stored.
+    Declared(&'a [u8]),
     /// Every record was visited; writers are still held off.
     Done,
 }
@@ -211,6 +226,7 @@ pub enum Record {
     LastCycle(CycleSummary),
     EnrollmentStarts(Vec<DateTime<Utc>>),
     Billing(Box<BillingEntry>),
+    Declared(Box<DeclaredRecord>),
 }
 
 pub type SharedStore = Arc<dyn Store>;

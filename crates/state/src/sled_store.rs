@@ -27,9 +27,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::{Entry, Record, Store, StoreError, StoreResult};
-use sectigo_core::names::{CertId, IssueKey, ProfileName};
+use sectigo_core::names::{CertId, CertName, IssueKey, ProfileName};
 use sectigo_model::{
-    BillingEntry, CertRecord, CertState, CycleSummary, IssueRecord, OutboxItem, ProfileState,
+    BillingEntry, CertRecord, CertState, CycleSummary, DeclaredRecord, IssueRecord, OutboxItem,
+    ProfileState,
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -51,6 +52,8 @@ pub struct SledStore {
     meta: sled::Tree,
     /// The billing log: profile NUL time (8 bytes) request → BillingEntry.
     billing: sled::Tree,
+    /// Declared certificates' records, by name.
+    declared: sled::Tree,
     dir: String,
     gate: std::sync::RwLock<()>,
 }
@@ -179,6 +182,7 @@ impl SledStore {
             issue_handled: db.open_tree("issue_handled")?,
             meta: db.open_tree("meta")?,
             billing: db.open_tree("billing")?,
+            declared: db.open_tree("declared")?,
             db,
             dir: d.clone(),
             gate: std::sync::RwLock::new(()),
@@ -221,8 +225,9 @@ impl SledStore {
     }
 
     /// The trees whose records are not derived from others (the ones a snapshot holds).
-    fn primary_trees(&self) -> [(&'static str, &sled::Tree); 6] {
+    fn primary_trees(&self) -> [(&'static str, &sled::Tree); 7] {
         [
+            ("declared certificates", &self.declared),
             ("certificates", &self.certs),
             ("issues", &self.issues),
             ("CSRs", &self.csrs),
@@ -679,6 +684,66 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn declared_records(&self) -> StoreResult<Vec<DeclaredRecord>> {
+        self.declared
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn declared_record(&self, name: &CertName) -> StoreResult<Option<DeclaredRecord>> {
+        match self.declared.get(name.as_bytes())? {
+            Some(v) => Ok(Some(decode(name.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn commit_declared(
+        &self,
+        recs: &[CertRecord],
+        declared: &[DeclaredRecord],
+        drop: &[CertName],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()> {
+        let _w = self.writing();
+        (
+            &self.certs,
+            &self.by_not_after,
+            &self.in_flight,
+            &self.by_profile,
+            &self.deploys,
+            &self.outbox,
+            &self.outbox_markers,
+            &self.declared,
+        )
+            .transaction(|(c, na, inf, byp, dep, ob, obm, decl)| {
+                for r in recs {
+                    Self::put_tx(c, na, inf, byp, dep, r)?;
+                }
+                for d in declared {
+                    decl.insert(d.name.as_bytes(), encode(d))?;
+                }
+                for n in drop {
+                    decl.remove(n.as_bytes())?;
+                }
+                for item in outbox {
+                    if obm.get(item.marker.as_bytes())?.is_some() {
+                        continue;
+                    }
+                    let seq = ob.generate_id()?;
+                    let mut item = item.clone();
+                    item.seq = seq;
+                    ob.insert(&seq.to_be_bytes(), encode(&item))?;
+                    obm.insert(item.marker.as_bytes(), &seq.to_be_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
     fn snapshot(&self, f: &mut dyn FnMut(Entry<'_>) -> StoreResult<()>) -> StoreResult<()> {
         let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let text = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
@@ -727,6 +792,9 @@ impl Store for SledStore {
         for kv in self.billing.iter() {
             f(Entry::Billing(&kv?.1))?;
         }
+        for kv in self.declared.iter() {
+            f(Entry::Declared(&kv?.1))?;
+        }
         f(Entry::Done)
     }
 
@@ -748,6 +816,7 @@ impl Store for SledStore {
                 &self.issue_work,
                 &self.issue_handled,
                 &self.billing,
+                &self.declared,
             ] {
                 t.clear()?;
             }
@@ -777,6 +846,9 @@ impl Store for SledStore {
         for r in &recs {
             if let Record::Billing(e) = r {
                 self.billing.insert(billing_key(e), encode(&**e))?;
+            }
+            if let Record::Declared(d) = r {
+                self.declared.insert(d.name.as_bytes(), encode(&**d))?;
             }
         }
         let max_seq = recs
@@ -827,8 +899,8 @@ impl Store for SledStore {
                             Record::EnrollmentStarts(s) => {
                                 meta.insert("enrollment_starts", encode(s))?;
                             }
-                            // Written before the transaction (its own tree).
-                            Record::Billing(_) => {}
+                            // Written before the transaction (their own trees).
+                            Record::Billing(_) | Record::Declared(_) => {}
                         }
                     }
                     Ok(())

@@ -189,7 +189,7 @@ struct DaemonRead {
 
 impl super::Config {
     /// The files the daemon reads (connector.toml, profiles.d and each profile, each secret
-    /// file, the Jira token file, the CA bundle) that `user` cannot read, each an error naming
+    /// file, certificates.d and each declaration, the Jira token file, the CA bundle) that `user` cannot read, each an error naming
     /// the file (or the key that names it), the user and the fix. For `check-config` run as
     /// root: the daemon runs as `user`.
     pub fn unreadable_by(&self, user: &ServiceUser) -> Vec<ConfigError> {
@@ -221,6 +221,14 @@ impl super::Config {
             if let Some(f) = p.admin.as_ref().and_then(|x| x.client_secret_from.file()) {
                 add(f, Some((&p.file, "admin.client_secret_file")), false);
             }
+        }
+        // The declared certificates (certificates.d/ and each of its files).
+        let declared_dir = self.dir.join(super::DECLARED_DIR);
+        if declared_dir.exists() {
+            add(&declared_dir, None, true);
+        }
+        for d in self.declared.values() {
+            add(&d.file, None, false);
         }
         let jira_token = self
             .connector

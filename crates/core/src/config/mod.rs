@@ -5,6 +5,7 @@
 
 pub mod access;
 mod connector;
+mod declared;
 mod error;
 mod log_level;
 mod profile;
@@ -14,7 +15,7 @@ mod url_check;
 
 use std::collections::BTreeMap;
 
-use crate::names::ProfileName;
+use crate::names::{CertName, ProfileName};
 use std::path::{Path, PathBuf};
 
 pub use connector::{
@@ -22,6 +23,7 @@ pub use connector::{
     RenewalConfig, ScheduleConfig, ScmConfig, StateConfig, WorkflowConfig, DEFAULT_POLL_CRON,
     JIRA_EVENTS,
 };
+pub use declared::{conflicts, Declared, EnrollMode, DECLARED_DIR};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use log_level::{log_directive, LevelError};
 pub use profile::{
@@ -45,6 +47,8 @@ pub struct Config {
     pub connector: ConnectorConfig,
     /// Profiles by name (the file stem).
     pub profiles: BTreeMap<ProfileName, Profile>,
+    /// Certificates declared in `certificates.d/NAME.toml`, by NAME.
+    pub declared: BTreeMap<CertName, Declared>,
     /// Things worth an operator's attention that do not stop the daemon.
     pub warnings: Vec<String>,
 }
@@ -75,6 +79,11 @@ impl Config {
         let mut skipped = Vec::new();
         let profiles = read_profiles(dir, creds, &mut skipped, &mut errors);
 
+        let mut skipped_declared = Vec::new();
+        let declared_files =
+            profile_files(&dir.join(DECLARED_DIR), &mut skipped_declared, &mut errors);
+        let declared = declared::load(dir, &profiles, declared_files, &mut errors);
+
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -84,6 +93,7 @@ impl Config {
         skipped.retain(|p| !named.iter().any(|n| same_file(n, p)));
         let mut warnings = warnings(&connector, &profiles, &skipped);
         check_workflow_profiles(dir, &connector, &profiles)?;
+        warnings.extend(declared_warnings(&declared, skipped_declared));
         if let Some(j) = connector.jira.as_ref().filter(|j| j.workflow.is_some()) {
             if !j.transitions.contains_key("renewal_started") {
                 warnings.push(format!(
@@ -96,6 +106,7 @@ impl Config {
             dir: dir.to_path_buf(),
             connector,
             profiles,
+            declared,
             warnings,
         })
     }
@@ -239,6 +250,35 @@ fn check_workflow_profiles(
         }
     }
     Ok(())
+}
+
+/// Stray files in certificates.d/ (but the shipped `*.example`, which is documentation) and
+/// names declared in two files.
+fn declared_warnings(
+    declared: &BTreeMap<CertName, Declared>,
+    mut skipped: Vec<PathBuf>,
+) -> Vec<String> {
+    skipped.retain(|p| p.extension().is_none_or(|e| e != "example"));
+    let mut out: Vec<String> = skipped
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: skipped: only regular files named NAME.toml in {DECLARED_DIR}/ declare certificates",
+                p.display()
+            )
+        })
+        .collect();
+    for (name, holders) in conflicts(declared.values()) {
+        let files: Vec<String> = holders
+            .iter()
+            .map(|h| format!("{DECLARED_DIR}/{h}.toml"))
+            .collect();
+        out.push(format!(
+            "{name:?} is declared in {}: neither is enrolled until one file drops it",
+            files.join(" and ")
+        ));
+    }
+    out
 }
 
 /// The values the shipped example profile carries: a profile that still holds one was

@@ -110,7 +110,7 @@ fn parse_mode(text: &str) -> Result<u32, String> {
     Ok(m)
 }
 
-fn read_deploy(r: &mut KeyReader<'_>) -> Option<DeployConfig> {
+pub(crate) fn read_deploy(r: &mut KeyReader<'_>) -> Option<DeployConfig> {
     let dir: Option<PathBuf> = r.opt("deploy.dir");
     let hook: Option<Vec<String>> = r.opt("deploy.hook");
     let owner: Option<String> = r.opt("deploy.owner");

@@ -18,6 +18,14 @@ pub enum KeyType {
 impl KeyType {
     pub const NAMES: [&'static str; 3] = ["ec-p256", "rsa-2048", "rsa-3072"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::EcP256 => "ec-p256",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<KeyType> {
         match s {
             "ec-p256" => Some(KeyType::EcP256),

@@ -101,15 +101,22 @@ pub struct Deployer {
     pub(crate) claims: Claims,
     pub(crate) keys: Arc<KeyStore>,
     pub(crate) profiles: Profiles,
+    /// The declared certificates (their own `[deploy]`).
+    pub(crate) declared: crate::settings::DeclaredSet,
     /// `run --hooks-via DIR`: hooks go to the root helper.
     pub(crate) hook_helper: Option<PathBuf>,
     pub(crate) counters: Arc<Counters>,
 }
 
 impl Deployer {
-    /// The profile's `[deploy]`, if it has one.
-    pub(crate) fn config_of(&self, profile: &str) -> Option<&DeployConfig> {
-        self.profiles.get(profile).and_then(|p| p.deploy.as_ref())
+    /// Where a certificate's files go: a declared certificate's own `[deploy]`, else its
+    /// profile's, if it has one.
+    pub(crate) fn config_for(&self, rec: &CertRecord) -> Option<&DeployConfig> {
+        let profile = self.profiles.get(&rec.profile);
+        match rec.name.as_ref().and_then(|n| self.declared.get(n)) {
+            Some(d) if d.profile == rec.profile => d.deploy_config(profile),
+            _ => profile.and_then(|p| p.deploy.as_ref()),
+        }
     }
 
     /// Deploys `id` now (files, then hook), with `pem` when the caller has it (else it is
@@ -135,7 +142,7 @@ impl Deployer {
         let Some(mut job) = rec.deploy.clone() else {
             return Ok(Deployed::Done);
         };
-        let Some(cfg) = self.config_of(&rec.profile).cloned() else {
+        let Some(cfg) = self.config_for(&rec).cloned() else {
             // The profile no longer deploys: nothing is owed.
             rec.deploy = None;
             self.ledger.commit(vec![rec], Default::default()).await?;
@@ -329,7 +336,7 @@ impl Deployer {
         let mut set = FileSet::from_bundle(&pem).map_err(DeployError::from)?;
         set.key = self.key_of(&rec.id).await?;
         let mode = self
-            .config_of(&rec.profile)
+            .config_for(&rec)
             .map_or(DEFAULT_DEPLOY_MODE, |d| d.mode);
         Ok((rec, set, mode))
     }
