@@ -385,6 +385,10 @@ fn status_certificates(s: &StatusReport) -> String {
     for l in outage_lines(s) {
         writeln!(o, "problem:       {l}").ok();
     }
+    // The declared certificates that need a person (`certs plan` lists them all).
+    for l in crate::api::declared::needs_a_person(&s.declared) {
+        writeln!(o, "problem:       {l}").ok();
+    }
     let budgets: Vec<String> = s
         .budgets
         .iter()

@@ -133,7 +133,7 @@ pub enum Request {
     /// `certs revoke`: SCM's revoke, with an RFC 5280 reason. Without `yes`, refused with what
     /// it does.
     CertsRevoke {
-        id: CertId,
+        id: CertRef,
         reason: String,
         #[serde(default)]
         yes: bool,

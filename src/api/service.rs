@@ -86,6 +86,7 @@ pub async fn execute(
         Request::CertsPlan => super::declared::plan(engine).await,
         Request::CertsApply { yes } => super::declared::apply(engine, yes).await,
         Request::CertsRevoke { id, reason, yes } => {
+            let id = resolve(engine, &id).await?;
             super::declared::revoke(engine, id, reason, yes).await
         }
         Request::Reload => Err(ApiError::new(

@@ -318,8 +318,8 @@ pub enum CertsCommand {
     /// Revoke a certificate in SCM: it shows as revoked and is no longer renewed; its Jira
     /// issue, when linked, is told. Needs --yes, or a yes at the prompt on a terminal.
     Revoke {
-        /// The SCM certificate id.
-        id: CertId,
+        /// The SCM certificate id, or the NAME `certs show` takes (its CN or `--name`).
+        id: CertRef,
         /// Why (RFC 5280).
         #[arg(long, value_parser = revoke_reason())]
         reason: String,

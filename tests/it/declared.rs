@@ -357,6 +357,12 @@ async fn confirm_never_enrolls_on_its_own_and_auto_enrolls_within_the_budget() {
             .any(|l| l.starts_with("declared asked (web): enroll waits for `certs apply`")),
         "{lines:#?}"
     );
+    // And `status` shows the one that waits.
+    let (text, _) = sectigo::render::text(&Response::Status(s.clone()), env.now());
+    assert!(
+        text.contains("problem:       declared asked (web): enroll waits for `certs apply`"),
+        "{text}"
+    );
     // [notify] told once.
     engine
         .shared()
@@ -413,7 +419,7 @@ async fn undeclared_is_never_renewed_nor_revoked_and_revoke_stops_renewals() {
     // Revoke `kept` (needs a yes): revoked in SCM with the reason, no longer renewed.
     let r = service::execute(
         Request::CertsRevoke {
-            id: kept.clone(),
+            id: kept.clone().into(),
             reason: "keyCompromise".into(),
             yes: false,
         },
@@ -426,7 +432,7 @@ async fn undeclared_is_never_renewed_nor_revoked_and_revoke_stops_renewals() {
     assert!(env.sim.revocations().is_empty());
     let r = service::execute(
         Request::CertsRevoke {
-            id: kept.clone(),
+            id: kept.clone().into(),
             reason: "keyCompromise".into(),
             yes: true,
         },
@@ -549,8 +555,9 @@ async fn revoking_a_certificate_linked_to_an_issue_tells_jira() {
     assert_eq!(s.imported.len(), 1);
     let cfg = env.config();
     service::execute(
+        // By its name (its CN), as `certs show` takes it.
         Request::CertsRevoke {
-            id: id.clone(),
+            id: sectigo_core::names::CertRef::parse("linked.example.com").unwrap(),
             reason: "cessationOfOperation".into(),
             yes: true,
         },

@@ -165,7 +165,7 @@ fn checked_names(req: &X509CertificationRequest<'_>) -> Result<(String, Vec<Stri
             _ => continue,
         };
         requests += 1;
-        if requests > 1 {
+        if requests > 1 || !one_value(attr.value) {
             return Err(CsrError::ManyExtensionRequests);
         }
         for e in exts {
@@ -184,6 +184,17 @@ fn checked_names(req: &X509CertificationRequest<'_>) -> Result<(String, Vec<Stri
         }
     }
     Ok((cn, sans))
+}
+
+/// The attribute's SET holds its first value and nothing after it. The parser reads only the
+/// first value of an extensionRequest's SET; a second one could hold names a CA reads and we
+/// would not check. `value` is the SET's header and the value read.
+fn one_value(value: &[u8]) -> bool {
+    use x509_parser::der_parser::asn1_rs::{FromDer as _, Header, Length};
+    match Header::from_der(value) {
+        Ok((first, h)) => h.length() == Length::Definite(first.len()),
+        Err(_) => false,
+    }
 }
 
 /// A subjectAltName entry's kind, in words.
@@ -526,6 +537,22 @@ mod tests {
                 vec![rcgen::Attribute {
                     oid: &[1, 2, 840, 113549, 1, 9, 14],
                     values: tlv(0x31, &tlv(0x30, &san_extension("evil.attacker.com"))),
+                }],
+                CsrError::ManyExtensionRequests,
+            ),
+            (
+                "a second value in the extension request's SET",
+                params(vec![], vec![]),
+                vec![rcgen::Attribute {
+                    oid: &[1, 2, 840, 113549, 1, 9, 14],
+                    values: tlv(
+                        0x31,
+                        &[
+                            tlv(0x30, &san_extension("www.example.com")),
+                            tlv(0x30, &san_extension("evil.attacker.com")),
+                        ]
+                        .concat(),
+                    ),
                 }],
                 CsrError::ManyExtensionRequests,
             ),
