@@ -116,6 +116,7 @@ fn setup(dir: &Path, n: usize, tracked: bool) {
             history: vec![],
             name: Some(name.clone()),
             deploy: None,
+            scm_auto_renew: false,
         });
         let mut d = DeclaredRecord::new(&name, &"bench".parse().unwrap());
         d.names = names;

@@ -98,6 +98,7 @@ fn populate(dir: &Path, n: usize) -> Duration {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         });
         if batch.len() == 1000 {
             store.put(&batch).unwrap();
@@ -631,6 +632,7 @@ fn outage(certs: usize, retry_max: u64, mode: &str, concurrency: usize, rps: f64
                     history: vec![],
                     name: None,
                     deploy: None,
+                    scm_auto_renew: false,
                 });
                 if batch.len() == 1000 {
                     store.put(&batch).unwrap();

@@ -114,6 +114,16 @@ sectigo\-connector certs resolve 1234567 \-\-renewed\-as 7654321
 .RE
 .fi
 .PP
+With a profile's [admin] (SCM's Admin API), the daemon settles such outcomes itself, checks
+SCM's record before every renewal it would bill, and finds what is not tracked yet:
+.PP
+.nf
+.RS
+sectigo\-connector certs discover \-\-profile web \-\-expiring\-within 60
+sectigo\-connector certs discover \-\-profile web \-\-cn '*.shop.example.com' \-\-import
+.RE
+.fi
+.PP
 Back up daily, and restore on a new machine:
 .PP
 .nf

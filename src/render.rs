@@ -163,6 +163,7 @@ pub fn text(r: &Response, now: DateTime<Utc>) -> (String, String) {
         Response::DueChange(d) => due_change(d),
         Response::Cycle(c) => return cycle_run(c),
         Response::StateExported { counts, bytes, .. } => format!("{}\n", exported(counts, *bytes)),
+        Response::Tracked(ids) => ids.iter().map(|i| format!("{i}\n")).collect(),
     };
     (out, String::new())
 }
@@ -624,6 +625,7 @@ pub fn needs_a_person(s: &StatusReport) -> Vec<String> {
             "outcome-unknown" => {
                 "outcome unknown: check SCM, then `renew` it or `certs resolve` it".to_string()
             }
+            "settling" => "outcome unknown, being settled by the daemon".to_string(),
             "failed" => "failed: a person must fix it in SCM or here".to_string(),
             "deploy-failed" => format!("not deployed ({} attempts)", p.failures),
             _ if p.failures > 0 => format!(
@@ -754,6 +756,17 @@ fn cert(c: &CertDetail) -> String {
         s => s.name().to_string(),
     };
     writeln!(o, "state:        {state}").ok();
+    if let (CertState::OutcomeUnknown { .. }, Some(e)) = (&r.state, &r.last_error) {
+        writeln!(o, "found:        {e}").ok();
+    }
+    if r.scm_auto_renew {
+        writeln!(
+            o,
+            "warning:      {}",
+            sectigo_engine::inventory::SCM_AUTO_RENEW
+        )
+        .ok();
+    }
     writeln!(
         o,
         "jira issue:   {}",

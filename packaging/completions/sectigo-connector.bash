@@ -67,6 +67,9 @@ _sectigo__connector() {
             sectigo__connector__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__deploy"
                 ;;
+            sectigo__connector__subcmd__certs,discover)
+                cmd="sectigo__connector__subcmd__certs__subcmd__discover"
+                ;;
             sectigo__connector__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__export"
                 ;;
@@ -102,6 +105,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,deploy)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy"
+                ;;
+            sectigo__connector__subcmd__certs__subcmd__help,discover)
+                cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__discover"
                 ;;
             sectigo__connector__subcmd__certs__subcmd__help,export)
                 cmd="sectigo__connector__subcmd__certs__subcmd__help__subcmd__export"
@@ -183,6 +189,9 @@ _sectigo__connector() {
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,deploy)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy"
+                ;;
+            sectigo__connector__subcmd__help__subcmd__certs,discover)
+                cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__discover"
                 ;;
             sectigo__connector__subcmd__help__subcmd__certs,export)
                 cmd="sectigo__connector__subcmd__help__subcmd__certs__subcmd__export"
@@ -284,7 +293,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs)
-            opts="-h --config-dir --help list show import export deploy link forget resolve plan apply revoke help"
+            opts="-h --config-dir --help list show import discover export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,6 +346,36 @@ _sectigo__connector() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sectigo__connector__subcmd__certs__subcmd__discover)
+            opts="-h --profile --cn --expiring-within --json --import --config-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiring-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sectigo__connector__subcmd__certs__subcmd__export)
             opts="-h --out --config-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -378,7 +417,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help)
-            opts="list show import export deploy link forget resolve plan apply revoke help"
+            opts="list show import discover export deploy link forget resolve plan apply revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -406,6 +445,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__certs__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__certs__subcmd__help__subcmd__discover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -812,7 +865,7 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs)
-            opts="list show import export deploy link forget resolve plan apply revoke"
+            opts="list show import discover export deploy link forget resolve plan apply revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -840,6 +893,20 @@ _sectigo__connector() {
             return 0
             ;;
         sectigo__connector__subcmd__help__subcmd__certs__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sectigo__connector__subcmd__help__subcmd__certs__subcmd__discover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -42,6 +42,10 @@ pub enum Request {
     CertsImport {
         profile: ProfileName,
         lines: Vec<ImportLine>,
+        /// Those SCM's own auto-renewal is on for (`certs discover --import`): imported with
+        /// the warning.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scm_auto_renew: Vec<CertId>,
     },
     CertsLink {
         id: CertId,
@@ -115,6 +119,10 @@ pub enum Request {
     /// the running configuration when a daemon answers (`check-config`), with nothing when
     /// none runs (what a first start would renew).
     DueChange,
+    /// Which of these ids are tracked (`certs discover`, page by page).
+    CertsTracked {
+        ids: Vec<CertId>,
+    },
     /// `certs plan`: what each declared certificate (`certificates.d/`) needs.
     CertsPlan,
     /// `certs apply`: do it. Without `yes`, billable steps are refused with their list.
@@ -208,6 +216,8 @@ pub enum Response {
         #[serde(skip)]
         spool: Spool,
     },
+    /// The ids of a `certs-tracked` request that are tracked.
+    Tracked(Vec<CertId>),
 }
 
 /// What a dry run found.

@@ -136,11 +136,16 @@ async fn plain(
                 due: engine.due_change(&next, against_running).await?,
             }))
         }
-        Request::CertsImport { profile, lines } => engine
+        Request::CertsImport {
+            profile,
+            lines,
+            scm_auto_renew,
+        } => engine
             .importer()
-            .import(&profile, lines)
+            .import_flagged(&profile, lines, &scm_auto_renew)
             .await
             .map(Response::Imported),
+        Request::CertsTracked { ids } => engine.tracked(ids).await.map(Response::Tracked),
         Request::CertsLink { id, key } => engine
             .operator()
             .link(&id, &key)

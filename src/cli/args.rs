@@ -221,6 +221,27 @@ pub enum CertsCommand {
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
     },
+    /// SCM's issued certificates that the profile's [admin] account sees (within its org_id
+    /// and ssl_type_id) and that are not tracked yet: id, CN, expiry, and whether SCM's own
+    /// auto-renewal is on for it (then both would renew, and bill). Free: reads only. With
+    /// --import, they are imported (as `certs import --from`).
+    Discover {
+        /// The profile (it needs an [admin] section).
+        #[arg(long)]
+        profile: ProfileName,
+        /// Only common names matching PATTERN (`*` matches anything; case ignored).
+        #[arg(long, value_name = "PATTERN")]
+        cn: Option<String>,
+        /// Only certificates expiring within DAYS days.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..=3650))]
+        expiring_within: Option<i64>,
+        /// The certificates found (and the import summary) as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Import what is found (as `certs import --from`).
+        #[arg(long)]
+        import: bool,
+    },
     /// Write a certificate's cert.pem, chain.pem and fullchain.pem into OUT/NAME/ (NAME: its
     /// `--name`, or the CN), downloaded from SCM now, switched in atomically as a deploy is.
     /// The files are written by this command, as the user running it.

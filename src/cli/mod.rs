@@ -8,6 +8,7 @@
 mod args;
 mod certs;
 mod check;
+mod discover;
 mod online;
 pub mod output;
 mod owner;
@@ -117,6 +118,28 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 export_to: None,
             },
         ),
+        Command::Certs {
+            command:
+                CertsCommand::Discover {
+                    profile,
+                    cn,
+                    expiring_within,
+                    json,
+                    import,
+                },
+        } => {
+            let wanted = sectigo_engine::discover::Wanted {
+                cn,
+                expiring_within_days: expiring_within,
+            };
+            let args = discover::Args {
+                profile,
+                wanted,
+                json,
+                import,
+            };
+            return discover::discover(&dir, args);
+        }
         Command::Certs { command } => certs_request(command)?,
         other => (simple_request(other), Show::default()),
     };
@@ -179,6 +202,11 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
             },
             plain(),
         ),
+        CertsCommand::Discover { .. } => {
+            return Err(CliError::usage(
+                "certs discover runs where the command runs",
+            ))
+        }
         CertsCommand::Import {
             profile,
             cert_id,
@@ -195,7 +223,14 @@ fn certs_request(command: CertsCommand) -> Result<(Request, Show), CliError> {
                 (None, Some(f)) => certs::read_import_list(&f)?,
                 (None, None) => return Err(CliError::usage("give --cert-id ID or --from FILE")),
             };
-            (Request::CertsImport { profile, lines }, plain())
+            (
+                Request::CertsImport {
+                    profile,
+                    lines,
+                    scm_auto_renew: Vec::new(),
+                },
+                plain(),
+            )
         }
     })
 }

@@ -238,6 +238,23 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         sectigo_core::clock::system(),
     )?;
     let redeploy = runtime()?.block_on(engine.deployer().owe_missing_deploys())?;
+    // What the daemon may have renewed after the backup waits for a person (without [admin]).
+    // The backup's time, from the file opened above (as the caller); a pipe is read again
+    // as the import read it. Unreadable now: the renewals due are held all the same.
+    let backup_at = {
+        use std::io::Seek as _;
+        source
+            .try_clone()
+            .and_then(|mut f| match f.rewind() {
+                Err(e) if e.raw_os_error() == Some(29) => std::fs::File::open(file),
+                r => r.map(|()| f),
+            })
+            .map_err(ExportError::from)
+            .and_then(|f| sectigo_state::export::header(std::io::BufReader::new(f)))
+            .map(|h| h.exported_at)
+            .unwrap_or_else(|_| super::now())
+    };
+    let held = runtime()?.block_on(engine.hold_after_restore(backup_at))?;
     drop(engine);
     println!(
         "state imported from {} into {}{owner}: {}",
@@ -249,6 +266,13 @@ pub fn import(dir: &Path, file: &Path) -> Result<i32, CliError> {
         println!(
             "{} not in the deploy directory: the daemon deploys them (files and hook) when it starts",
             render::plural(redeploy, "certificate whose files are", "certificates whose files are")
+        );
+    }
+    if !held.is_empty() {
+        println!(
+            "{} held: due now, and the backup is from {}, so the daemon may have renewed them after it. Nothing renews them until a person checks SCM and confirms (`renew ID --yes`, or `certs resolve ID --renewed-as NEW_ID` / `--not-renewed`); `status --check` lists them",
+            render::plural(held.len() as u64, "renewal", "renewals"),
+            sectigo_core::text::ts(backup_at)
         );
     }
     Ok(Exit::Ok.code())

@@ -42,6 +42,7 @@ fn cert(id: &str, profile: &str, state: CertState) -> CertRecord {
         }],
         name: None,
         deploy: None,
+        scm_auto_renew: false,
     }
 }
 

@@ -738,6 +738,7 @@ fn shipped_defaults_pass() {
         "retry_max_hours",
         "collect_poll_secs",
         "collect_timeout_hours",
+        "settle_after_minutes",
         "renewal_stalled",
         "revoked_in_scm",
         "socket",

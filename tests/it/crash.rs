@@ -105,6 +105,11 @@ fn stop(child: &mut std::process::Child, log: &Path) {
 /// Runs the daemon undisturbed until `status --json` satisfies `done` (60 s at most), then
 /// stops it with SIGTERM (exit 0). Panics with the last status and the log's warnings if not.
 async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool) {
+    run_until_within(dir, log, 60, done).await
+}
+
+/// [`run_until`], waiting `secs` at most.
+async fn run_until_within(dir: &Path, log: &Path, secs: u64, done: fn(&serde_json::Value) -> bool) {
     let mut child = spawn(dir, log);
     let d = dir.to_path_buf();
     let status = move || -> serde_json::Value {
@@ -117,7 +122,7 @@ async fn run_until(dir: &Path, log: &Path, done: fn(&serde_json::Value) -> bool)
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     };
     let (ok, last) = tokio::task::spawn_blocking(move || {
-        let ok = wait_for(60, || done(&status()));
+        let ok = wait_for(secs, || done(&status()));
         (ok, status())
     })
     .await
@@ -595,4 +600,106 @@ async fn kill_9_during_declared_enrollments_and_replacements_never_bills_twice()
         enrolled.len(),
         replaced.len()
     );
+}
+
+/// As [`kill_9_never_bills_twice`], with `[admin]`: every unknown outcome a kill leaves is
+/// settled by the daemon from SCM's records (adopted, or due again after
+/// `settle_after_minutes` and renewed once), none is left to a person, none billed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_admin_settles_every_unknown_outcome_without_a_person() {
+    let (kills, mut rng) = crash_settings(20);
+    let env = Env::new(ScmSimConfig {
+        issue_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    env.connector("[schedule]\ncron = \"* * * * * *\"\nrun_at_start = true\n");
+    let f = env.path().join("connector.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("[renewal]\n", "[renewal]\nsettle_after_minutes = 1\n");
+    std::fs::write(&f, text).unwrap();
+    env.profile(
+        "web",
+        &format!(
+            "expiry_window_days = 30\n[admin]\nurl = \"{}\"\nclient_id = \"sim-admin\"\nclient_secret = \"sim-admin-secret\"\n",
+            env.sim.admin_url()
+        ),
+    );
+    env.sim.set_faults(Faults {
+        latency: Duration::from_millis(15),
+        ..Default::default()
+    });
+    let certs: i64 = std::env::var("CRASH_CERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let due: Vec<sectigo_core::names::CertId> = (0..certs)
+        .map(|i| env.sim_cert(&format!("due{i}.example.com"), 1 + i % 25))
+        .collect();
+    let list = env.path().join("import.txt");
+    std::fs::write(
+        &list,
+        due.iter().map(|i| format!("{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let dir = env.path().to_path_buf();
+    let out = Command::new(EXE)
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["certs", "import", "--profile", "web", "--from"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let log = env.path().join("daemon.log");
+    kill_repeatedly(&dir, &log, kills, 400, &mut rng).await;
+    let unknown_at_restarts = count(&log, "renewal outcome unknown: the daemon stopped");
+    // Undisturbed, until everything is renewed: unknown outcomes settle within
+    // settle_after_minutes (1) and a cycle.
+    run_until_within(&dir, &log, 150, |v| {
+        v["due"] == 0
+            && v["by_state"].get("collecting").is_none()
+            && v["by_state"].get("renew-requested").is_none()
+            && v["by_state"].get("outcome-unknown").is_none()
+            && v["daemon"].is_object()
+    })
+    .await;
+    let store = env.store();
+    assert!(
+        env.sim.billed_twice().is_empty(),
+        "billed twice: {:?}",
+        env.sim.billed_twice()
+    );
+    let (mut adopted, mut declared) = (0, 0);
+    for id in &due {
+        let rec = store.get(id).unwrap().unwrap();
+        assert!(
+            matches!(rec.state, CertState::Superseded { .. }),
+            "{id} ended {:?}",
+            rec.state
+        );
+        assert_eq!(env.sim.billable_count(id), 1, "{id}");
+        for h in &rec.history {
+            if h.event
+                .starts_with("outcome settled by the daemon from SCM's records: renewed as")
+                || h.event
+                    .contains("settled by the daemon from SCM's records: request")
+            {
+                adopted += 1;
+            }
+            if h.event.starts_with(
+                "outcome settled by the daemon from SCM's records: SCM did not renew it",
+            ) {
+                declared += 1;
+            }
+        }
+    }
+    println!("after {kills} kills: {unknown_at_restarts} unknown outcomes at restarts, settled without a person: {adopted} adopted from the request marker, {declared} declared not renewed and renewed once; {} certificates each billed once", due.len());
+    assert_eq!(adopted + declared, unknown_at_restarts);
 }

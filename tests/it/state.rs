@@ -28,6 +28,7 @@ fn rec(id: &str, profile: &str, expires_in_days: i64) -> CertRecord {
         history: vec![],
         name: None,
         deploy: None,
+        scm_auto_renew: false,
     }
 }
 

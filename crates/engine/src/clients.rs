@@ -1,4 +1,5 @@
-//! One SCM client per profile, sharing one HTTP client and the per-host request limits.
+//! One SCM client per profile, sharing one HTTP client and the per-host request limits; and,
+//! for each profile with `[admin]`, its Admin API client (SCM's own records: reads only, free).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,12 +7,16 @@ use std::sync::Arc;
 use sectigo_core::clock::SharedClock;
 use sectigo_core::config::Config;
 use sectigo_core::names::ProfileName;
+use sectigo_scm::admin::{AdminClient, AdminCreds};
 use sectigo_scm::{ClientSettings, Limits, ProfileCreds, ScmClient};
 
 use crate::error::EngineError;
 
 #[derive(Clone, Default)]
-pub struct ScmClients(Arc<BTreeMap<ProfileName, Arc<ScmClient>>>);
+pub struct ScmClients(
+    Arc<BTreeMap<ProfileName, Arc<ScmClient>>>,
+    Arc<BTreeMap<ProfileName, Arc<AdminClient>>>,
+);
 
 impl ScmClients {
     /// The clients of `cfg`'s profiles; `limits` is shared per host (across reloads too).
@@ -58,7 +63,16 @@ impl ScmClients {
                 (p.name.clone(), Arc::new(c))
             })
             .collect();
-        Ok(ScmClients(Arc::new(clients)))
+        let admins = cfg
+            .profiles
+            .values()
+            .filter_map(|p| {
+                let creds = AdminCreds::from_profile(p)?;
+                let c = AdminClient::new(http.clone(), creds, settings.clone(), limits.clone());
+                Some((p.name.clone(), Arc::new(c)))
+            })
+            .collect();
+        Ok(ScmClients(Arc::new(clients), Arc::new(admins)))
     }
 
     /// The client of a configured profile.
@@ -67,6 +81,11 @@ impl ScmClients {
             .get(profile)
             .cloned()
             .ok_or_else(|| EngineError::unknown_profile(profile))
+    }
+
+    /// The Admin API client of a profile with `[admin]`; `None` without.
+    pub fn admin(&self, profile: &ProfileName) -> Option<Arc<AdminClient>> {
+        self.1.get(profile).cloned()
     }
 
     /// The configured profiles' names.

@@ -64,6 +64,7 @@ pub(crate) fn issued_record(
         history: Vec::new(),
         name: None,
         deploy: None,
+        scm_auto_renew: false,
     }
 }
 

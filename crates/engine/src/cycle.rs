@@ -55,6 +55,8 @@ pub struct Cycle {
     pub(crate) tuning: Tuning,
     pub(crate) budget: Budget,
     pub(crate) shared: Shared,
+    /// Unknown outcomes settled from SCM's records (profiles with `[admin]`).
+    pub(crate) settle: crate::settle_auto::AutoSettle,
     pub(crate) declared: crate::declared::DeclaredBook,
 }
 
@@ -82,6 +84,11 @@ impl Cycle {
                 request: request.clone(),
             };
             rec.log(now, "renewal outcome unknown (daemon stopped mid-call)");
+            rec.last_error = Some(crate::settle_auto::unknown_note(
+                request.as_deref(),
+                self.settle.admin(&rec.profile),
+                self.tuning.renewal.settle_after_minutes,
+            ));
             // It may have been billed: the budget counts it.
             if let Some(r) = &request {
                 let entry = sectigo_model::BillingEntry {
@@ -113,6 +120,14 @@ impl Cycle {
         let mut report = CycleReport::default();
         report.summary.started = Some(now);
         if mode == Mode::Live {
+            // Unknown outcomes SCM's records settle (with `[admin]`), before anything is due.
+            let settled = self.settle.run().await?;
+            if settled != Default::default() {
+                info!(
+                    "unknown outcomes from SCM's records: {} adopted, {} declared not renewed, {} still waiting",
+                    settled.adopted, settled.declared, settled.waiting
+                );
+            }
             let c = self.collector.collect_pending().await?;
             report.summary.renewed += c.renewed;
             report.summary.failed += c.failed;
@@ -365,7 +380,14 @@ pub fn outages(shared: &Shared, book: &ProfileBook, s: &CycleSummary) -> Vec<Out
         let waiting = book
             .profiles()
             .values()
-            .filter(|p| host_of(&p.scm_url) == h.host || host_of(&p.token_url) == h.host)
+            .filter(|p| {
+                host_of(&p.scm_url) == h.host
+                    || host_of(&p.token_url) == h.host
+                    // `[admin]`: its renewals wait for SCM's records too.
+                    || p.admin.as_ref().is_some_and(|a| {
+                        host_of(&a.url) == h.host || host_of(&a.token_url) == h.host
+                    })
+            })
             .map(|p| s.deferred.get(&p.name).copied().unwrap_or(0))
             .sum();
         out.push(Outage {

@@ -92,6 +92,19 @@ impl Importer {
         profile: &ProfileName,
         lines: Vec<ImportLine>,
     ) -> Result<ImportSummary, EngineError> {
+        self.import_flagged(profile, lines, &[]).await
+    }
+
+    /// [`Importer::import`], with the certificates SCM's own auto-renewal is on for (seen by
+    /// `certs discover`): each is imported with the warning that both would renew, and bill.
+    pub async fn import_flagged(
+        &self,
+        profile: &ProfileName,
+        lines: Vec<ImportLine>,
+        scm_auto_renew: &[CertId],
+    ) -> Result<ImportSummary, EngineError> {
+        let auto: std::collections::HashSet<&CertId> = scm_auto_renew.iter().collect();
+        let auto = &auto;
         let client = self.scm.get(profile)?;
         let now = self.ledger.now();
         let mut summary = ImportSummary::default();
@@ -120,6 +133,10 @@ impl Importer {
                             );
                             rec.name = l.name.clone();
                             rec.log(now, "imported");
+                            if auto.contains(&l.cert_id) {
+                                rec.scm_auto_renew = true;
+                                rec.log(now, "SCM's own auto-renewal is on for it: both would renew (and bill); turn it off in SCM");
+                            }
                             rec
                         });
                         (l, r)
@@ -134,6 +151,9 @@ impl Importer {
                 Ok(rec) => {
                     info!(profile = %profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
                         "imported {} (expires {})", rec.subject_cn, ts(rec.not_after));
+                    if rec.scm_auto_renew {
+                        warn!(profile = %profile, cert_id = %rec.id, "SCM's own auto-renewal is on for {} ({}): SCM and the daemon would both renew (and bill) it; turn it off in SCM", rec.id, rec.subject_cn);
+                    }
                     summary.imported.push(rec.id.clone());
                     batch.push(rec);
                 }

@@ -94,6 +94,15 @@ impl Inventory {
                 last_error: job.last_error.clone(),
             });
         }
+        if r.scm_auto_renew && live {
+            self.problems.push(Problem {
+                id: r.id.clone(),
+                profile: r.profile.clone(),
+                state: "scm-auto-renew".to_string(),
+                failures: 0,
+                last_error: Some(SCM_AUTO_RENEW.to_string()),
+            });
+        }
         let stalled = matches!(r.state, CertState::Collecting { .. }) && r.stall_reported.is_some();
         self.stalled += u64::from(stalled);
         if stalled
@@ -103,16 +112,31 @@ impl Inventory {
             )
             || r.failures > 0
         {
+            let settling = matches!(r.state, CertState::OutcomeUnknown { .. })
+                && r.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(SETTLING));
             self.problems.push(Problem {
                 id: r.id.clone(),
                 profile: r.profile.clone(),
-                state: r.state.name().to_string(),
+                state: if settling {
+                    "settling".to_string()
+                } else {
+                    r.state.name().to_string()
+                },
                 failures: r.failures,
                 last_error: r.last_error.clone(),
             });
         }
     }
 }
+
+/// How the last error of an unknown outcome the daemon settles itself (`[admin]`) begins: the
+/// inventory shows its state as `settling`, not `outcome-unknown`.
+pub const SETTLING: &str = "settling from SCM's records: ";
+
+/// The warning for a certificate SCM also renews by itself (`[admin]` saw it).
+pub const SCM_AUTO_RENEW: &str = "SCM's own auto-renewal is on for it: SCM and the daemon would both renew (and bill) it; turn auto-renewal off for it in SCM";
 
 /// Sees every certificate, with its decision, in the inventory's pass.
 pub trait Visit: Send + 'static {
@@ -180,6 +204,7 @@ mod tests {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         }
     }
 

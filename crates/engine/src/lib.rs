@@ -26,6 +26,7 @@ mod cost;
 pub mod cycle;
 pub mod declared;
 pub mod deploy;
+pub mod discover;
 pub mod enroll;
 pub mod error;
 pub mod import;
@@ -35,12 +36,15 @@ mod ledger;
 pub mod notify;
 pub mod operator;
 pub mod policy;
+pub mod prebill;
 pub mod profile_state;
 pub mod renew;
 pub mod requests;
+pub mod restore;
 pub mod safe_fs;
 pub mod settings;
 pub mod settle;
+pub mod settle_auto;
 pub mod shared;
 
 use std::sync::Arc;
@@ -129,6 +133,12 @@ impl Engine {
             default_limit: cfg.connector.renewal.max_per_day,
             windows: shared.budget.clone(),
         };
+        let settler = Settler {
+            ledger: ledger.clone(),
+            scm: scm.clone(),
+            claims: claims.clone(),
+            deployer: deployer.clone(),
+        };
         let renewer = Renewer {
             ledger: ledger.clone(),
             scm: scm.clone(),
@@ -139,6 +149,11 @@ impl Engine {
             counters: counters.clone(),
             budget: budget.clone(),
             refused: shared.refused.clone(),
+            prebill: prebill::PreBill {
+                ledger: ledger.clone(),
+                scm: scm.clone(),
+                settler: settler.clone(),
+            },
             declared: deployer.declared.clone(),
         };
         let collector = Collector {
@@ -178,6 +193,15 @@ impl Engine {
                 tuning: tuning.clone(),
                 budget: budget.clone(),
                 shared: shared.clone(),
+                settle: settle_auto::AutoSettle {
+                    ledger: ledger.clone(),
+                    scm: scm.clone(),
+                    claims: claims.clone(),
+                    settler: settler.clone(),
+                    settle_after: chrono::Duration::minutes(
+                        cfg.connector.renewal.settle_after_minutes as i64,
+                    ),
+                },
             },
             requests: Requests {
                 ledger: ledger.clone(),
@@ -188,12 +212,7 @@ impl Engine {
                 renewer: renewer.clone(),
                 enroller,
             },
-            settler: Settler {
-                ledger: ledger.clone(),
-                scm: scm.clone(),
-                claims,
-                deployer: deployer.clone(),
-            },
+            settler,
             importer: Importer {
                 ledger: ledger.clone(),
                 scm: scm.clone(),

@@ -357,6 +357,7 @@ mod tests {
             history: vec![],
             name: None,
             deploy: None,
+            scm_auto_renew: false,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::clients::ScmClients;
 use crate::error::EngineError;
 use crate::ledger::{Announcement, Ledger};
 use crate::policy::{self, Reason, RenewPolicy};
+use crate::prebill::Stopped;
 use crate::settings::{Profiles, Tuning};
 use crate::shared::{bump, ClaimKey, Claims, Counters, Refusals};
 
@@ -51,6 +52,10 @@ pub enum Skip {
     State(&'static str),
     #[error("shutting down")]
     ShuttingDown,
+    /// SCM's records (`[admin]`), read before billing, say not to: renewed already, expired,
+    /// or a person must decide. Nothing was sent.
+    #[error("SCM's records: {0}")]
+    InScm(String),
 }
 
 /// Why a renewal failed with nothing billed.
@@ -142,6 +147,8 @@ pub struct Renewer {
     pub(crate) counters: Arc<Counters>,
     pub(crate) budget: Budget,
     pub(crate) refused: Refusals,
+    /// SCM's records read before the billable call (with `[admin]`).
+    pub(crate) prebill: crate::prebill::PreBill,
     /// Declared certificates rotate to their own `key_type` (`certificates.d/`).
     pub(crate) declared: crate::settings::DeclaredSet,
 }
@@ -165,7 +172,7 @@ impl Renewer {
         let Some(_claim) = self.claims.claim(ClaimKey::Cert(id.clone())) else {
             return Ok(RenewOutcome::Skipped(Skip::Busy));
         };
-        let rec = self.ledger.cert(id).await?;
+        let mut rec = self.ledger.cert(id).await?;
         let profile = self
             .profiles
             .get(&rec.profile)
@@ -189,6 +196,15 @@ impl Renewer {
             },
             None => self.budget.take_consented(&rec.profile).await?,
         };
+        // SCM's own record first (with `[admin]`): renewed already, revoked or expired there
+        // is never billed again. The ticket goes back unspent when nothing is sent.
+        if let Some(stopped) = self.prebill.check(&mut rec, reason).await? {
+            return Ok(match stopped {
+                Stopped::Deferred(e) => RenewOutcome::Deferred(e),
+                Stopped::Revoked => RenewOutcome::Failed(RenewFailure::RevokedInScm),
+                Stopped::InScm(why) => RenewOutcome::Skipped(Skip::InScm(why)),
+            });
+        }
         let pol = self.policy(&rec, &profile).await?;
         let p = match self.prepare(rec, &profile, ticket, reason).await? {
             Ok(p) => p,
@@ -495,7 +511,14 @@ impl Renewer {
             at,
             request: Some(request.to_string()),
         };
-        rec.last_error = Some(e.to_string());
+        rec.last_error = Some(format!(
+            "{} (the call: {e})",
+            crate::settle_auto::unknown_note(
+                Some(request),
+                self.scm.admin(&rec.profile).is_some(),
+                self.tuning.renewal.settle_after_minutes,
+            )
+        ));
         rec.log(at, format!("renewal outcome unknown: {e}"));
         let news = self.ledger.announce(Event::OutcomeUnknown {
             cert: rec,

@@ -2,6 +2,10 @@
 //! certificate id) or an enrollment from Jira (by issue key) whose billable call's answer was
 //! lost. Either SCM did issue a certificate, which is adopted with its history and Jira link
 //! kept, or it did not, and the certificate is due again (the issue may ask again).
+//!
+//! The same steps serve the daemon when a profile has `[admin]` ([`By::Daemon`], see
+//! the module `settle_auto`), and the pre-bill check that finds a certificate renewed outside
+//! the daemon ([`By::Outside`], see the module `prebill`).
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -66,6 +70,29 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// Who settles an outcome, as the history and the log say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// `certs resolve`, after a person checked SCM.
+    Operator,
+    /// The daemon, from SCM's records (`[admin]`): the certificate carrying the request's
+    /// marker, or none long enough after the call.
+    Daemon,
+    /// The daemon's pre-bill check: SCM shows the certificate renewed outside the daemon, and
+    /// exactly one certificate that can be its successor.
+    Outside,
+}
+
+impl By {
+    fn who(self) -> &'static str {
+        match self {
+            By::Operator => "the operator",
+            By::Daemon => "the daemon from SCM's records",
+            By::Outside => "the daemon (renewed outside it, found in SCM's records)",
+        }
+    }
+}
+
 /// What `resolve` did, in words for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
@@ -103,7 +130,7 @@ impl Settler {
             Target::Issue(key) => {
                 if let Some(rec) = self.ledger.issue(key).await? {
                     if matches!(rec.enroll, Some(EnrollState::OutcomeUnknown { .. })) {
-                        return self.resolve_enrollment(rec, finding).await;
+                        return self.resolve_enrollment(rec, finding, By::Operator).await;
                     }
                 }
                 return Err(EngineError::Invalid(format!(
@@ -123,22 +150,30 @@ impl Settler {
             )));
         }
         match finding {
-            Finding::NotRenewed => self.declare_not_renewed(rec).await,
-            Finding::RenewedAs(new_id) => self.adopt_renewal(rec, &new_id).await,
+            Finding::NotRenewed => self.declare_not_renewed(rec, By::Operator).await,
+            Finding::RenewedAs(new_id) => self.adopt_renewal(rec, &new_id, By::Operator).await,
         }
     }
 
-    async fn declare_not_renewed(&self, mut rec: CertRecord) -> Result<Resolved, EngineError> {
+    /// Declares `rec`'s renewal not made: active, due again. The caller holds its claim.
+    pub(crate) async fn declare_not_renewed(
+        &self,
+        mut rec: CertRecord,
+        by: By,
+    ) -> Result<Resolved, EngineError> {
         rec.state = CertState::Active;
         rec.failures = 0;
         rec.next_attempt = None;
         rec.last_error = None;
         rec.log(
             self.ledger.now(),
-            "outcome settled by the operator: SCM did not renew it; due again",
+            format!(
+                "outcome settled by {}: SCM did not renew it; due again",
+                by.who()
+            ),
         );
         warn!(profile = %rec.profile, cert_id = %rec.id, jira_key = rec.jira_issue.as_deref(),
-            "{} declared not renewed by the operator: it is renewed again when due", rec.id);
+            "{} declared not renewed by {}: it is renewed again when due", rec.id, by.who());
         let target = rec.id.to_string();
         self.ledger.commit(vec![rec], Default::default()).await?;
         Ok(Resolved {
@@ -162,10 +197,13 @@ impl Settler {
         Ok(())
     }
 
-    async fn adopt_renewal(
+    /// Adopts `new_id` as `old`'s renewal (downloaded, names checked, history and Jira link
+    /// kept, Jira told, deployed). The caller holds `old`'s claim.
+    pub(crate) async fn adopt_renewal(
         &self,
         mut old: CertRecord,
         new_id: &CertId,
+        by: By,
     ) -> Result<Resolved, EngineError> {
         self.check_new(Some(&old.id), new_id).await?;
         let d = self.scm.get(&old.profile)?.download(new_id).await?;
@@ -200,7 +238,8 @@ impl Settler {
         new.log(
             now,
             format!(
-                "adopted by the operator as the renewal of {}{request} ({} until {})",
+                "adopted by {} as the renewal of {}{request} ({} until {})",
+                by.who(),
                 old.id,
                 new.subject_cn,
                 ts(new.not_after)
@@ -212,10 +251,13 @@ impl Settler {
         };
         old.log(
             now,
-            format!("outcome settled by the operator: renewed as {new_id}{request}"),
+            format!(
+                "outcome settled by {}: renewed as {new_id}{request}",
+                by.who()
+            ),
         );
         info!(profile = %old.profile, cert_id = %old.id, new_cert_id = %new_id, jira_key = old.jira_issue.as_deref(),
-            "{} settled: renewed as {new_id}, valid until {}", old.id, ts(new.not_after));
+            "{} settled by {}: renewed as {new_id}, valid until {}", old.id, by.who(), ts(new.not_after));
         let news = self.ledger.announce(Event::Renewed {
             old: &old,
             new: &new,
@@ -235,10 +277,12 @@ impl Settler {
         })
     }
 
-    async fn resolve_enrollment(
+    /// Settles an issue's enrollment whose outcome is unknown.
+    pub(crate) async fn resolve_enrollment(
         &self,
         mut rec: IssueRecord,
         finding: Finding,
+        by: By,
     ) -> Result<Resolved, EngineError> {
         let Some(EnrollState::OutcomeUnknown {
             profile, request, ..
@@ -256,15 +300,18 @@ impl Settler {
         let now = self.ledger.now();
         let Finding::RenewedAs(cert_id) = finding else {
             rec.enroll = Some(EnrollState::Rejected {
-                reason: "the operator found that SCM did not enroll it".into(),
+                reason: format!("{} found that SCM did not enroll it", by.who()),
                 at: now,
             });
             rec.set_handled("enroll", None);
             rec.log(
                 now,
-                format!("outcome settled by the operator: not enrolled{request}; the issue may ask again"),
+                format!(
+                    "outcome settled by {}: not enrolled{request}; the issue may ask again",
+                    by.who()
+                ),
             );
-            warn!(jira_key = %key, "enrollment of {key} declared not enrolled by the operator: the issue may ask again");
+            warn!(jira_key = %key, "enrollment of {key} declared not enrolled by {}: the issue may ask again", by.who());
             self.ledger
                 .commit_all(vec![], vec![rec], Default::default())
                 .await?;
@@ -285,7 +332,10 @@ impl Settler {
         cert.deploy = deploy::job_for(self.deployer.config_for(&cert), None, now);
         cert.log(
             now,
-            format!("adopted by the operator as the enrollment of {key}{request}"),
+            format!(
+                "adopted by {} as the enrollment of {key}{request}",
+                by.who()
+            ),
         );
         rec.enroll = Some(EnrollState::Issued {
             cert_id: cert_id.clone(),
@@ -293,7 +343,10 @@ impl Settler {
         });
         rec.log(
             now,
-            format!("outcome settled by the operator: enrolled as {cert_id}{request}"),
+            format!(
+                "outcome settled by {}: enrolled as {cert_id}{request}",
+                by.who()
+            ),
         );
         info!(jira_key = %key, cert_id = %cert_id, "enrollment of {key} settled: certificate {cert_id}, valid until {}", ts(cert.not_after));
         let news = self.ledger.announce(Event::Enrolled {

@@ -50,6 +50,10 @@ pub struct CertRecord {
     /// that made it active, so a crash before the files are in place finishes them at restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeployJob>,
+    /// SCM's own auto-renewal is on for it (seen through `[admin]`): SCM and the daemon would
+    /// both renew, and bill. A warning in `status` and `certs show` until it is off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scm_auto_renew: bool,
 }
 
 /// A deployment not yet done (or whose hook failed): retried on a backoff; never a renewal.

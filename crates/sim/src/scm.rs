@@ -204,6 +204,9 @@ struct Sim {
     token_url: String,
     active: AtomicUsize,
     max_active: AtomicUsize,
+    /// REST API answers still to be lost after the request was carried out
+    /// ([`ScmSim::lose_answers`]).
+    lose_answers: AtomicUsize,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -359,6 +362,7 @@ impl ScmSim {
             token_url: format!("http://{addr}/auth/token"),
             active: AtomicUsize::new(0),
             max_active: AtomicUsize::new(0),
+            lose_answers: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/auth/token", post(token))
@@ -589,6 +593,13 @@ impl ScmSim {
     pub fn max_requests_in_since(&self, window: Duration, from: usize) -> usize {
         let mut log = self.requests();
         max_in(log.split_off(from.min(log.len())), window)
+    }
+
+    /// The next `n` successful REST API answers are lost: the request is carried out (a renew
+    /// renews and bills), then the connection drops before the answer (a crash or a network
+    /// cut at the worst moment).
+    pub fn lose_answers(&self, n: usize) {
+        self.sim.lose_answers.store(n, Ordering::SeqCst);
     }
 
     /// The most requests the simulator was handling at once.
@@ -842,6 +853,12 @@ macro_rules! api {
                 Ok(()) => $body,
             },
         };
+        let lose = resp.status().is_success()
+            && sim
+                .lose_answers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        let resp = if lose { dropped() } else { resp };
         record_status(sim, &resp);
         resp
     }};

@@ -323,6 +323,25 @@ fn export_keys(
     Ok(())
 }
 
+/// The header (first line) of an export: when it was taken (`state import` holds the
+/// renewals that fell due since).
+pub fn header<R: BufRead>(r: R) -> Result<Header, ExportError> {
+    let first = sectigo_core::lines::capped(r, MAX_LINE)
+        .next()
+        .ok_or_else(|| ExportError::Format {
+            line: 1,
+            message: "empty: not a sectigo-connector state export".into(),
+        })?
+        .map_err(|e| ExportError::Format {
+            line: 1,
+            message: format!("not a sectigo-connector state export ({e:?})"),
+        })?;
+    serde_json::from_str(&first).map_err(|e| ExportError::Format {
+        line: 1,
+        message: format!("not a sectigo-connector state export (no header: {e})"),
+    })
+}
+
 /// Reads a whole export from `open()` (called twice: once to check every line, once to
 /// restore) into `store` and `keys`, which must track nothing. Nothing is written when the
 /// file is refused.

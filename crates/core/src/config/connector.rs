@@ -94,6 +94,9 @@ pub struct RenewalConfig {
     /// Per profile, in a rolling 24 h: scheduled renewals beyond this many wait (0: no
     /// limit). A profile's `max_renewals_per_day` overrides it.
     pub max_per_day: u32,
+    /// With a profile's `[admin]`: an outcome-unknown renewal or enrollment that SCM shows no
+    /// certificate for this many minutes after the call is declared not renewed by the daemon.
+    pub settle_after_minutes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,7 +261,14 @@ impl ConnectorConfig {
             collect_poll_secs: r.or("renewal.collect_poll_secs", 60u64),
             collect_timeout_hours: r.or("renewal.collect_timeout_hours", 24u64),
             max_per_day: r.or("renewal.max_per_day", 100u32),
+            settle_after_minutes: r.or("renewal.settle_after_minutes", 30u64),
         };
+        if !(1..=7 * 24 * 60).contains(&renewal.settle_after_minutes) {
+            r.error(
+                "renewal.settle_after_minutes",
+                "must be between 1 and 10080 minutes (7 days)",
+            );
+        }
         if !(1..=1440).contains(&renewal.retry_initial_mins) {
             r.error(
                 "renewal.retry_initial_mins",

@@ -366,6 +366,7 @@ mod tests {
             history: vec![],
             name: Some(name.parse().unwrap()),
             deploy: None,
+            scm_auto_renew: false,
         }
     }
 
