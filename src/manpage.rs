@@ -22,51 +22,8 @@ fn roff_literal(text: &str) -> String {
         .join("\n")
 }
 
-/// sectigo-connector(8), from the command line's definition `cmd`. The page is the packaged
-/// binary's: `demo`, which only a build from source has (the packages hold no simulators), is
-/// left out of the commands and named in NOTES as a source build's.
-pub fn page8(cmd: clap::Command) -> String {
-    let cmd = if cmd.find_subcommand("demo").is_some() {
-        cmd.mut_subcommand("demo", |c| c.hide(true))
-    } else {
-        cmd
-    };
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .section("8")
-        .render(&mut out)
-        .expect("render");
-    let s = String::from_utf8(out).expect("utf-8");
-    // The subcommands are documented below, in this page, not in pages of their own.
-    let mut s = subcommand_refs(&s);
-    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
-        let mut subs: Vec<(String, clap::Command)> =
-            vec![(sub.get_name().to_string(), sub.clone())];
-        subs.extend(
-            sub.get_subcommands()
-                .map(|c| (format!("{} {}", sub.get_name(), c.get_name()), c.clone())),
-        );
-        for (name, c) in subs {
-            if c.has_subcommands() {
-                continue;
-            }
-            s.push_str(&format!(".SH \"COMMAND: {}\"\n", name.to_uppercase()));
-            let mut buf = Vec::new();
-            let man = clap_mangen::Man::new(c.clone().name(format!("sectigo-connector {name}")));
-            man.render_synopsis_section(&mut buf).expect("render");
-            man.render_description_section(&mut buf).expect("render");
-            if c.get_arguments()
-                .any(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "config_dir")
-            {
-                man.render_options_section(&mut buf).expect("render");
-            }
-            let text = String::from_utf8(buf).expect("utf-8");
-            // Nest the generated sections under this command.
-            s.push_str(&text.replace(".SH ", ".SS "));
-        }
-    }
-    s.push_str(
-        r#".SH EXAMPLES
+/// The end of sectigo-connector(8): examples, files, environment, signals, exit status.
+const PAGE8_END: &str = r#".SH EXAMPLES
 Start managing a certificate of the profile in profiles.d/web.toml, and watch it:
 .PP
 .nf
@@ -176,8 +133,52 @@ engine against its own SCM and Jira simulators on loopback, with sample certific
 packaged binary has no simulators, and no \fBdemo\fR.
 .SH SEE ALSO
 sectigo-connector.toml(5), systemctl(1), journalctl(1)
-"#,
-    );
+"#;
+
+/// sectigo-connector(8), from the command line's definition `cmd`. The page is the packaged
+/// binary's: `demo`, which only a build from source has (the packages hold no simulators), is
+/// left out of the commands and named in NOTES as a source build's.
+pub fn page8(cmd: clap::Command) -> String {
+    let cmd = if cmd.find_subcommand("demo").is_some() {
+        cmd.mut_subcommand("demo", |c| c.hide(true))
+    } else {
+        cmd
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .section("8")
+        .render(&mut out)
+        .expect("render");
+    let s = String::from_utf8(out).expect("utf-8");
+    // The subcommands are documented below, in this page, not in pages of their own.
+    let mut s = subcommand_refs(&s);
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let mut subs: Vec<(String, clap::Command)> =
+            vec![(sub.get_name().to_string(), sub.clone())];
+        subs.extend(
+            sub.get_subcommands()
+                .map(|c| (format!("{} {}", sub.get_name(), c.get_name()), c.clone())),
+        );
+        for (name, c) in subs {
+            if c.has_subcommands() {
+                continue;
+            }
+            s.push_str(&format!(".SH \"COMMAND: {}\"\n", name.to_uppercase()));
+            let mut buf = Vec::new();
+            let man = clap_mangen::Man::new(c.clone().name(format!("sectigo-connector {name}")));
+            man.render_synopsis_section(&mut buf).expect("render");
+            man.render_description_section(&mut buf).expect("render");
+            if c.get_arguments()
+                .any(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "config_dir")
+            {
+                man.render_options_section(&mut buf).expect("render");
+            }
+            let text = String::from_utf8(buf).expect("utf-8");
+            // Nest the generated sections under this command.
+            s.push_str(&text.replace(".SH ", ".SS "));
+        }
+    }
+    s.push_str(PAGE8_END);
     s
 }
 
