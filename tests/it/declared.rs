@@ -319,6 +319,11 @@ async fn confirm_never_enrolls_on_its_own_and_auto_enrolls_within_the_budget() {
     let d = &report.declared;
     assert_eq!(d.enrolled.len(), 2, "within the daily budget of 2: {d:?}");
     assert_eq!(d.held.len(), 1, "{d:?}");
+    // Held as a renewal past the budget is: counted for the profile (status, [notify]).
+    assert_eq!(
+        report.summary.held.get(&crate::common::pn("web")).copied(),
+        Some(1)
+    );
     assert_eq!(d.waiting_consent.len(), 1, "{d:?}");
     assert_eq!(d.waiting_consent[0].as_str(), "asked");
     let enrolled: Vec<String> = env
@@ -372,6 +377,7 @@ async fn confirm_never_enrolls_on_its_own_and_auto_enrolls_within_the_budget() {
     let told = std::fs::read_to_string(&notify).unwrap_or_default();
     assert_eq!(told.matches("declared_waiting").count(), 1, "{told}");
     assert!(told.contains("certs apply"), "{told}");
+    assert_eq!(told.matches("budget_reached").count(), 1, "{told}");
 
     // A day later the budget has room again: the held one goes.
     env.advance(Duration::hours(25));

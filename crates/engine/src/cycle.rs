@@ -137,6 +137,13 @@ impl Cycle {
         let undeclared = match mode {
             Mode::Live => {
                 let (r, held) = self.declared.run(crate::declared::Consent::Daemon).await?;
+                // `enroll = "auto"` declarations the budget holds wait as renewals do: told
+                // in `status` and once to `[notify]` (budget_reached).
+                for name in &r.held {
+                    if let Some(d) = self.declared.declarations().get(name) {
+                        *report.summary.held.entry(d.profile.clone()).or_default() += 1;
+                    }
+                }
                 report.declared = Box::new(r);
                 held
             }
@@ -228,7 +235,7 @@ impl Cycle {
             }
             let u = self.budget.usage(profile).await?;
             let msg = format!(
-                "Needs a human: {n} scheduled renewals of profile {profile} wait: its daily budget is spent ({} renewals in the last 24 hours, limit {}). They go, most urgent first, as the budget allows; if this many are expected, raise {}.",
+                "Needs a human: {n} scheduled renewals (or enrollments of declared certificates) of profile {profile} wait: its daily budget is spent ({} renewals in the last 24 hours, limit {}). They go, most urgent first, as the budget allows; if this many are expected, raise {}.",
                 u.used,
                 u.limit.unwrap_or_default(),
                 self.budget.key_of(profile)
