@@ -354,11 +354,12 @@ fn ask(dir: &Path, request: Request, show: Show) -> Result<i32, CliError> {
             )));
         }
         if let Some(owner) = owner::Owner::of_state(dir) {
-            let mut reply = owner.reply(dir, &request, &mut tokio::io::sink()).await?;
+            let mut sink = tokio::io::sink();
+            let mut reply = waiting(&request, owner.reply(dir, &request, &mut sink)).await?;
             if let Err(e) = &reply {
                 if e.kind == ErrorKind::Confirm {
                     if let Some(yes) = confirmed(&request, &e.message) {
-                        reply = owner.reply(dir, &yes, &mut tokio::io::sink()).await?;
+                        reply = waiting(&yes, owner.reply(dir, &yes, &mut sink)).await?;
                     }
                 }
             }
