@@ -159,18 +159,26 @@ pub async fn read_reply(
     r: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send),
     rest: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
 ) -> Result<Reply, ReplyError> {
+    read_reply_within(r, rest, MAX_REPLY).await
+}
+
+async fn read_reply_within(
+    r: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send),
+    rest: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    max: u64,
+) -> Result<Reply, ReplyError> {
     let mut line = String::new();
     (&mut *r)
-        .take(MAX_REPLY)
+        .take(max)
         .read_line(&mut line)
         .await
         .map_err(ReplyError::Io)?;
     if line.is_empty() {
         return Err(ReplyError::None);
     }
-    if !line.ends_with('\n') && line.len() as u64 >= MAX_REPLY {
+    if !line.ends_with('\n') && line.len() as u64 >= max {
         return Err(ReplyError::Malformed(format!(
-            "a reply longer than {MAX_REPLY} bytes"
+            "a reply longer than {max} bytes"
         )));
     }
     let reply: Reply = serde_json::from_str(&line)
@@ -257,4 +265,32 @@ pub fn check_reply(reply: &Reply) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply line longer than the cap is refused after reading the cap, never whole; one
+    /// within it is read; an export's bytes past what it announced are refused.
+    #[tokio::test]
+    async fn replies_are_bounded() {
+        let forgotten = Response::Forgotten {
+            id: "1".parse().unwrap(),
+            subject_cn: "x.example.com".into(),
+        };
+        let ok = serde_json::to_string(&Ok::<_, crate::api::ApiError>(forgotten)).unwrap();
+        let line = format!("{ok}\n");
+        let mut r = BufReader::new(line.as_bytes());
+        let got = read_reply_within(&mut r, &mut tokio::io::sink(), 1024).await;
+        assert!(matches!(got, Ok(Ok(Response::Forgotten { .. }))), "{got:?}");
+
+        let endless = format!("{}{}", &ok[..ok.len() - 1], " ".repeat(4096));
+        let mut r = BufReader::new(endless.as_bytes());
+        let got = read_reply_within(&mut r, &mut tokio::io::sink(), 1024).await;
+        assert!(
+            matches!(&got, Err(ReplyError::Malformed(m)) if m.contains("longer than 1024")),
+            "{got:?}"
+        );
+    }
 }
